@@ -1,0 +1,160 @@
+package dev.vigil.kafka;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.stream.Collectors;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+/**
+ * Replays a JSONL stream into a topic and reads a topic back whole: what an operator does with a
+ * console producer and a {@code read_committed} console consumer, for the demo and the tests.
+ */
+public final class TopicIO {
+
+    private static final JsonFactory JSON = new JsonFactory();
+
+    private TopicIO() {}
+
+    /**
+     * Produces every line of {@code jsonl} as one record, keyed by its {@code device_id} (so one
+     * device stays in one partition, in order) and stamped with its {@code ts}. Lines that are not
+     * valid JSON are produced too, unkeyed: the job must turn them into dead letters.
+     *
+     * @return the number of records produced
+     */
+    public static long replay(String bootstrapServers, String topic, Path jsonl)
+            throws IOException {
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+        props.put(ProducerConfig.ACKS_CONFIG, "all");
+        props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+        props.put(ProducerConfig.LINGER_MS_CONFIG, "5");
+        props.put(ProducerConfig.BATCH_SIZE_CONFIG, "262144");
+        long count = 0;
+        try (KafkaProducer<byte[], byte[]> producer =
+                        new KafkaProducer<>(
+                                props, new ByteArraySerializer(), new ByteArraySerializer());
+                BufferedReader in = Files.newBufferedReader(jsonl, StandardCharsets.UTF_8)) {
+            String line;
+            while ((line = in.readLine()) != null) {
+                if (line.isEmpty()) {
+                    continue;
+                }
+                byte[] value = line.getBytes(StandardCharsets.UTF_8);
+                Header h = header(value);
+                byte[] key =
+                        h.deviceId == null ? null : h.deviceId.getBytes(StandardCharsets.UTF_8);
+                producer.send(new ProducerRecord<>(topic, null, h.ts, key, value));
+                count++;
+            }
+            producer.flush();
+        }
+        return count;
+    }
+
+    /** The key and timestamp of a line, as far as they can be read; nulls otherwise. */
+    private record Header(String deviceId, Long ts) {}
+
+    private static Header header(byte[] value) {
+        String deviceId = null;
+        Long ts = null;
+        try (JsonParser p = JSON.createParser(value)) {
+            if (p.nextToken() != JsonToken.START_OBJECT) {
+                return new Header(null, null);
+            }
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String field = p.currentName();
+                JsonToken t = p.nextToken();
+                if (field.equals("device_id") && t == JsonToken.VALUE_STRING) {
+                    deviceId = p.getText();
+                } else if (field.equals("ts") && t == JsonToken.VALUE_NUMBER_INT) {
+                    ts = p.getLongValue();
+                } else if (field.equals("ts") && t == JsonToken.VALUE_STRING) {
+                    ts = Instant.parse(p.getText()).toEpochMilli();
+                } else {
+                    p.skipChildren();
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // a malformed line keeps whatever was read before the fault
+        }
+        return new Header(deviceId != null && !deviceId.isEmpty() ? deviceId : null, ts);
+    }
+
+    /**
+     * Every committed record of {@code topic}, read with {@code read_committed} up to the end
+     * offsets at the time of the call, values only, in partition then offset order.
+     */
+    public static List<byte[]> readCommitted(String bootstrapServers, String topic) {
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+        props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "5000");
+        Map<TopicPartition, List<byte[]>> byPartition = new HashMap<>();
+        try (KafkaConsumer<byte[], byte[]> consumer =
+                new KafkaConsumer<>(
+                        props, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            List<PartitionInfo> infos = consumer.partitionsFor(topic, Duration.ofSeconds(30));
+            Set<TopicPartition> partitions =
+                    infos.stream()
+                            .map(i -> new TopicPartition(topic, i.partition()))
+                            .collect(Collectors.toSet());
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            // With read_committed these are the last stable offsets: nothing open is waited for.
+            Map<TopicPartition, Long> end = consumer.endOffsets(partitions);
+            long deadline = System.nanoTime() + Duration.ofMinutes(2).toNanos();
+            while (!reached(consumer, end)) {
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException("timed out reading " + topic + " to " + end);
+                }
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                    byPartition
+                            .computeIfAbsent(
+                                    new TopicPartition(r.topic(), r.partition()),
+                                    k -> new ArrayList<>())
+                            .add(r.value());
+                }
+            }
+        }
+        List<byte[]> all = new ArrayList<>();
+        byPartition.keySet().stream()
+                .sorted((a, b) -> Integer.compare(a.partition(), b.partition()))
+                .forEach(tp -> all.addAll(byPartition.get(tp)));
+        return all;
+    }
+
+    private static boolean reached(
+            KafkaConsumer<byte[], byte[]> consumer, Map<TopicPartition, Long> end) {
+        for (Map.Entry<TopicPartition, Long> e : end.entrySet()) {
+            if (consumer.position(e.getKey()) < e.getValue()) {
+                return false;
+            }
+        }
+        return true;
+    }
+}

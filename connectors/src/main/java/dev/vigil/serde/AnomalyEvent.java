@@ -1,0 +1,52 @@
+package dev.vigil.serde;
+
+/**
+ * One change in a device's anomaly episode: it opened, is still open (update) or closed. The {@link
+ * #eventId} is a pure function of (device, episode start, type, and the step for updates), so a
+ * replay after a failure writes the same ids.
+ */
+public class AnomalyEvent {
+
+    public static final String OPEN = "OPEN";
+    public static final String UPDATE = "UPDATE";
+    public static final String CLOSE = "CLOSE";
+
+    public String eventId;
+
+    /** {@link #OPEN}, {@link #UPDATE} or {@link #CLOSE}. */
+    public String type;
+
+    public String deviceId;
+
+    /** Event time of the step that caused this event. */
+    public long ts;
+
+    /** Event time of the step that opened the episode. */
+    public long episodeStart;
+
+    /** Score of the step that caused this event. */
+    public float score;
+
+    public float threshold;
+    public float peakScore;
+
+    /** Steps in the episode so far, the opening step included. */
+    public int steps;
+
+    /** For CLOSE: event time of the closing step minus the episode start; 0 otherwise. */
+    public long durationMs;
+
+    public String modelVersion;
+
+    /** Features that explain the score (for CLOSE: the whole episode), largest share first. */
+    public String[] topFeatureNames;
+
+    public float[] topFeatureShares;
+
+    public AnomalyEvent() {}
+
+    public static String eventId(String deviceId, long episodeStart, String type, int steps) {
+        String id = deviceId + ":" + episodeStart + ":" + type;
+        return UPDATE.equals(type) ? id + ":" + steps : id;
+    }
+}

@@ -1,0 +1,26 @@
+package dev.vigil.serde;
+
+/** A record that could not be scored, with its reason and the original bytes, losing nothing. */
+public class DeadLetter {
+    public DeadLetterReason reason;
+    public String detail;
+    public byte[] raw;
+    public String topic;
+    public int partition;
+    public long offset;
+
+    /** Processing time (epoch ms) at which it was rejected. */
+    public long at;
+
+    public DeadLetter() {}
+
+    public DeadLetter(DeadLetterReason reason, String detail, RawRecord record, long at) {
+        this.reason = reason;
+        this.detail = detail;
+        this.raw = record.value;
+        this.topic = record.topic;
+        this.partition = record.partition;
+        this.offset = record.offset;
+        this.at = at;
+    }
+}

@@ -1,0 +1,209 @@
+package dev.vigil.serde;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.json.JsonReadFeature;
+import java.io.IOException;
+import java.time.Instant;
+import java.time.OffsetDateTime;
+import java.time.format.DateTimeParseException;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Turns the input contract's JSON into a {@link TelemetryEvent} with the model's features in card
+ * order, or says exactly why it cannot: it never throws on bad input and never fills a missing
+ * feature with a default.
+ */
+public final class TelemetryParser {
+
+    private static final JsonFactory JSON =
+            JsonFactory.builder().enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS).build();
+
+    private final String[] features;
+    private final Map<String, Integer> featureIndex;
+
+    /**
+     * @param features the feature names the model needs, in the model card's order
+     */
+    public TelemetryParser(List<String> features) {
+        this.features = features.toArray(new String[0]);
+        this.featureIndex = new HashMap<>();
+        for (int i = 0; i < this.features.length; i++) {
+            if (featureIndex.put(this.features[i], i) != null) {
+                throw new IllegalArgumentException("duplicate feature name: " + this.features[i]);
+            }
+        }
+    }
+
+    /** Why a record was rejected. */
+    public record Rejection(DeadLetterReason reason, String detail) {}
+
+    /** The outcome of parsing one record: exactly one of the two is set. */
+    public record Result(TelemetryEvent event, Rejection rejection) {
+        static Result reject(DeadLetterReason reason, String detail) {
+            return new Result(null, new Rejection(reason, detail));
+        }
+    }
+
+    public Result parse(byte[] raw) {
+        if (raw == null || raw.length == 0) {
+            return Result.reject(DeadLetterReason.MALFORMED_JSON, "empty record");
+        }
+        try (JsonParser p = JSON.createParser(raw)) {
+            if (p.nextToken() != JsonToken.START_OBJECT) {
+                return Result.reject(DeadLetterReason.MALFORMED_JSON, "not a JSON object");
+            }
+            return parseObject(p);
+        } catch (IOException | RuntimeException e) {
+            return Result.reject(DeadLetterReason.MALFORMED_JSON, firstLine(e.getMessage()));
+        }
+    }
+
+    private Result parseObject(JsonParser p) throws IOException {
+        String deviceId = null;
+        boolean badDeviceId = false;
+        long ts = 0;
+        boolean hasTs = false;
+        String badTs = null;
+        long seq = TelemetryEvent.NO_SEQ;
+        String badSeq = null;
+        float[] values = null;
+        Rejection valuesRejection = null;
+
+        JsonToken t;
+        while ((t = p.nextToken()) == JsonToken.FIELD_NAME) {
+            String field = p.currentName();
+            JsonToken v = p.nextToken();
+            switch (field) {
+                case "device_id" -> {
+                    if (v == JsonToken.VALUE_STRING && !p.getText().isBlank()) {
+                        deviceId = p.getText();
+                    } else {
+                        badDeviceId = true;
+                        p.skipChildren();
+                    }
+                }
+                case "ts" -> {
+                    hasTs = true;
+                    if (v == JsonToken.VALUE_NUMBER_INT) {
+                        ts = p.getLongValue();
+                    } else if (v == JsonToken.VALUE_STRING) {
+                        Long parsed = parseInstant(p.getText());
+                        if (parsed == null) {
+                            badTs = p.getText();
+                        } else {
+                            ts = parsed;
+                        }
+                    } else {
+                        badTs = p.getText();
+                        p.skipChildren();
+                    }
+                }
+                case "seq" -> {
+                    if (v == JsonToken.VALUE_NUMBER_INT && p.getLongValue() >= 0) {
+                        seq = p.getLongValue();
+                    } else if (v != JsonToken.VALUE_NULL) {
+                        badSeq = p.getText();
+                        p.skipChildren();
+                    }
+                }
+                case "values" -> {
+                    if (v == JsonToken.START_OBJECT) {
+                        values = new float[features.length];
+                        valuesRejection = parseValues(p, values);
+                    } else {
+                        p.skipChildren();
+                    }
+                }
+                default -> p.skipChildren();
+            }
+        }
+        if (t != JsonToken.END_OBJECT) {
+            return Result.reject(DeadLetterReason.MALFORMED_JSON, "unexpected " + t);
+        }
+        if (p.nextToken() != null) {
+            return Result.reject(DeadLetterReason.MALFORMED_JSON, "trailing content after object");
+        }
+        if (deviceId == null) {
+            return badDeviceId
+                    ? Result.reject(DeadLetterReason.BAD_DEVICE_ID, "not a non-empty string")
+                    : Result.reject(DeadLetterReason.MISSING_DEVICE_ID, "device_id");
+        }
+        if (!hasTs) {
+            return Result.reject(DeadLetterReason.MISSING_TS, "ts");
+        }
+        if (badTs != null) {
+            return Result.reject(DeadLetterReason.BAD_TS, badTs);
+        }
+        if (badSeq != null) {
+            return Result.reject(DeadLetterReason.BAD_SEQ, badSeq);
+        }
+        if (values == null) {
+            return Result.reject(DeadLetterReason.MISSING_VALUES, "values");
+        }
+        if (valuesRejection != null) {
+            return new Result(null, valuesRejection);
+        }
+        return new Result(new TelemetryEvent(deviceId, ts, seq, values), null);
+    }
+
+    /** Fills {@code out} in card order; returns the first problem, or null. */
+    private Rejection parseValues(JsonParser p, float[] out) throws IOException {
+        boolean[] seen = new boolean[features.length];
+        Rejection first = null;
+        while (p.nextToken() == JsonToken.FIELD_NAME) {
+            Integer i = featureIndex.get(p.currentName());
+            JsonToken v = p.nextToken();
+            if (i == null) {
+                p.skipChildren(); // extra names are ignored
+                continue;
+            }
+            seen[i] = true;
+            if (v == JsonToken.VALUE_NUMBER_INT || v == JsonToken.VALUE_NUMBER_FLOAT) {
+                float f = (float) p.getDoubleValue();
+                if (Float.isFinite(f)) {
+                    out[i] = f;
+                } else if (first == null) {
+                    first = new Rejection(DeadLetterReason.NON_FINITE_FEATURE, features[i]);
+                }
+            } else {
+                if (first == null) {
+                    first = new Rejection(DeadLetterReason.BAD_FEATURE, features[i]);
+                }
+                p.skipChildren();
+            }
+        }
+        if (first != null) {
+            return first;
+        }
+        for (int i = 0; i < seen.length; i++) {
+            if (!seen[i]) {
+                return new Rejection(DeadLetterReason.MISSING_FEATURE, features[i]);
+            }
+        }
+        return null;
+    }
+
+    private static Long parseInstant(String text) {
+        try {
+            return Instant.parse(text).toEpochMilli();
+        } catch (DateTimeParseException e) {
+            try {
+                return OffsetDateTime.parse(text).toInstant().toEpochMilli();
+            } catch (DateTimeParseException e2) {
+                return null;
+            }
+        }
+    }
+
+    private static String firstLine(String message) {
+        if (message == null) {
+            return "unreadable";
+        }
+        int nl = message.indexOf('\n');
+        return nl < 0 ? message : message.substring(0, nl);
+    }
+}

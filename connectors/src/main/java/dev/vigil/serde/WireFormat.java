@@ -1,0 +1,193 @@
+package dev.vigil.serde;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.util.ByteArrayBuilder;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+
+/**
+ * The JSON of Vigil's outputs (anomaly events, dead letters, step scores), written and read in one
+ * place so the job, the demo and the tests agree on every field name (see DESIGN.md, Contracts).
+ */
+public final class WireFormat {
+
+    private static final JsonFactory JSON = new JsonFactory();
+
+    private WireFormat() {}
+
+    @FunctionalInterface
+    private interface Writer {
+        void write(JsonGenerator g) throws IOException;
+    }
+
+    private static byte[] write(Writer writer) {
+        try (ByteArrayBuilder out = new ByteArrayBuilder(256);
+                JsonGenerator g = JSON.createGenerator(out)) {
+            g.writeStartObject();
+            writer.write(g);
+            g.writeEndObject();
+            g.flush();
+            return out.toByteArray();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e); // writing to memory: cannot happen
+        }
+    }
+
+    public static byte[] anomaly(AnomalyEvent e) {
+        return write(
+                g -> {
+                    g.writeStringField("event_id", e.eventId);
+                    g.writeStringField("type", e.type);
+                    g.writeStringField("device_id", e.deviceId);
+                    g.writeNumberField("ts", e.ts);
+                    g.writeNumberField("episode_start", e.episodeStart);
+                    g.writeNumberField("score", e.score);
+                    g.writeNumberField("threshold", e.threshold);
+                    g.writeNumberField("peak_score", e.peakScore);
+                    g.writeNumberField("steps", e.steps);
+                    if (AnomalyEvent.CLOSE.equals(e.type)) {
+                        g.writeNumberField("duration_ms", e.durationMs);
+                    }
+                    g.writeStringField("model_version", e.modelVersion);
+                    g.writeArrayFieldStart("top_features");
+                    for (int i = 0; i < e.topFeatureNames.length; i++) {
+                        g.writeStartObject();
+                        g.writeStringField("name", e.topFeatureNames[i]);
+                        g.writeNumberField("share", e.topFeatureShares[i]);
+                        g.writeEndObject();
+                    }
+                    g.writeEndArray();
+                });
+    }
+
+    public static AnomalyEvent parseAnomaly(byte[] json) {
+        AnomalyEvent e = new AnomalyEvent();
+        List<String> names = new ArrayList<>();
+        List<Float> shares = new ArrayList<>();
+        try (JsonParser p = JSON.createParser(json)) {
+            expect(p.nextToken(), JsonToken.START_OBJECT);
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String field = p.currentName();
+                p.nextToken();
+                switch (field) {
+                    case "event_id" -> e.eventId = p.getText();
+                    case "type" -> e.type = p.getText();
+                    case "device_id" -> e.deviceId = p.getText();
+                    case "ts" -> e.ts = p.getLongValue();
+                    case "episode_start" -> e.episodeStart = p.getLongValue();
+                    case "score" -> e.score = p.getFloatValue();
+                    case "threshold" -> e.threshold = p.getFloatValue();
+                    case "peak_score" -> e.peakScore = p.getFloatValue();
+                    case "steps" -> e.steps = p.getIntValue();
+                    case "duration_ms" -> e.durationMs = p.getLongValue();
+                    case "model_version" -> e.modelVersion = p.getText();
+                    case "top_features" -> {
+                        while (p.nextToken() == JsonToken.START_OBJECT) {
+                            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                                String f = p.currentName();
+                                p.nextToken();
+                                if (f.equals("name")) {
+                                    names.add(p.getText());
+                                } else if (f.equals("share")) {
+                                    shares.add(p.getFloatValue());
+                                } else {
+                                    p.skipChildren();
+                                }
+                            }
+                        }
+                    }
+                    default -> p.skipChildren();
+                }
+            }
+        } catch (IOException ex) {
+            throw new IllegalArgumentException("not an anomaly event: " + ex.getMessage(), ex);
+        }
+        e.topFeatureNames = names.toArray(new String[0]);
+        e.topFeatureShares = new float[shares.size()];
+        for (int i = 0; i < shares.size(); i++) {
+            e.topFeatureShares[i] = shares.get(i);
+        }
+        return e;
+    }
+
+    public static byte[] deadLetter(DeadLetter d) {
+        return write(
+                g -> {
+                    g.writeStringField("reason", d.reason.name());
+                    g.writeStringField("detail", d.detail);
+                    String utf8 = utf8OrNull(d.raw);
+                    if (utf8 != null) {
+                        g.writeStringField("raw", utf8);
+                    } else {
+                        g.writeStringField("raw", Base64.getEncoder().encodeToString(d.raw));
+                        g.writeStringField("raw_encoding", "base64");
+                    }
+                    g.writeStringField("topic", d.topic);
+                    g.writeNumberField("partition", d.partition);
+                    g.writeNumberField("offset", d.offset);
+                    g.writeNumberField("at", d.at);
+                });
+    }
+
+    public static byte[] score(ScoredStep s) {
+        return write(
+                g -> {
+                    g.writeStringField("device_id", s.deviceId);
+                    g.writeNumberField("ts", s.ts);
+                    g.writeNumberField("score", s.score);
+                });
+    }
+
+    public static ScoredStep parseScore(byte[] json) {
+        ScoredStep s = new ScoredStep();
+        try (JsonParser p = JSON.createParser(json)) {
+            expect(p.nextToken(), JsonToken.START_OBJECT);
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String field = p.currentName();
+                p.nextToken();
+                switch (field) {
+                    case "device_id" -> s.deviceId = p.getText();
+                    case "ts" -> s.ts = p.getLongValue();
+                    case "score" -> s.score = p.getFloatValue();
+                    default -> p.skipChildren();
+                }
+            }
+        } catch (IOException ex) {
+            throw new IllegalArgumentException("not a step score: " + ex.getMessage(), ex);
+        }
+        return s;
+    }
+
+    /** The record's text when it is valid UTF-8, else null (it is then written as base64). */
+    static String utf8OrNull(byte[] raw) {
+        if (raw == null) {
+            return "";
+        }
+        try {
+            return StandardCharsets.UTF_8
+                    .newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(raw))
+                    .toString();
+        } catch (CharacterCodingException e) {
+            return null;
+        }
+    }
+
+    private static void expect(JsonToken actual, JsonToken expected) throws IOException {
+        if (actual != expected) {
+            throw new IOException("expected " + expected + " but found " + actual);
+        }
+    }
+}

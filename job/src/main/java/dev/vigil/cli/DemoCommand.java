@@ -1,0 +1,293 @@
+package dev.vigil.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.vigil.alerts.Evaluation;
+import dev.vigil.config.VigilConfig;
+import dev.vigil.config.VigilOptions;
+import dev.vigil.kafka.EmbeddedKafkaBroker;
+import dev.vigil.kafka.TopicIO;
+import dev.vigil.model.ModelBundle;
+import dev.vigil.pipeline.Counters;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.WireFormat;
+import dev.vigil.testdata.FleetGenerator;
+import dev.vigil.testdata.FleetGenerator.Label;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import org.apache.flink.api.common.JobExecutionResult;
+
+/**
+ * {@code vigil demo}: the whole path on this machine. Starts a real Kafka broker in-process,
+ * replays a stream into it, runs the job on a local Flink mini cluster (RocksDB, exactly-once
+ * checkpoints), reads the anomaly topic with read_committed and reports what it found.
+ */
+final class DemoCommand {
+
+    static final String USAGE =
+            "vigil demo [--input FILE.jsonl] [--model DIR] [--labels FILE.csv]"
+                    + " [--anomalies-out FILE] [--scores-out FILE] [--report FILE]"
+                    + " [--parallelism N]";
+
+    private static final String TELEMETRY = "telemetry";
+    private static final String ANOMALIES = "anomalies";
+    private static final String DEAD_LETTERS = "dead-letters";
+    private static final String SCORES = "scores";
+
+    private final PrintStream out;
+    private final Path home;
+
+    DemoCommand(PrintStream out, Path home) {
+        this.out = out;
+        this.home = home;
+    }
+
+    int run(String[] argv) throws Exception {
+        Args args =
+                new Args(
+                        "demo",
+                        argv,
+                        Set.of(
+                                "--input",
+                                "--model",
+                                "--labels",
+                                "--anomalies-out",
+                                "--scores-out",
+                                "--report",
+                                "--parallelism"),
+                        Set.of());
+        long started = System.nanoTime();
+        Path generated = home.resolve("testdata/generated");
+        Path input = args.path("--input");
+        Path labelsFile = args.path("--labels");
+        if (input == null) {
+            input = generated.resolve("test.jsonl");
+            if (!Files.isRegularFile(input)) {
+                out.println("generating the test fleet into " + generated + " ...");
+                new FleetGenerator(FleetGenerator.Spec.defaults()).writeTo(generated);
+            }
+            if (labelsFile == null) {
+                labelsFile = generated.resolve("labels.csv");
+            }
+        }
+        if (!Files.isRegularFile(input)) {
+            throw new Args.UsageException("no input stream at " + input);
+        }
+        Path modelDir = args.path("--model");
+        if (modelDir == null) {
+            modelDir = home.resolve("testdata/model");
+        }
+        ModelBundle bundle = ModelBundle.load(modelDir);
+        List<Label> labels = labelsFile == null ? null : FleetGenerator.readLabels(labelsFile);
+        int parallelism = args.intValue("--parallelism", 2);
+
+        Path work = Files.createTempDirectory("vigil-demo-");
+        out.printf(
+                "model %s (%d features, hidden %d, threshold %.3f)%n",
+                bundle.card().version(),
+                bundle.card().featureCount(),
+                bundle.card().hiddenSize(),
+                bundle.card().threshold());
+        try (EmbeddedKafkaBroker kafka = EmbeddedKafkaBroker.start()) {
+            out.println("kafka broker up at " + kafka.bootstrapServers());
+            kafka.createTopics(4, List.of(TELEMETRY, ANOMALIES, DEAD_LETTERS, SCORES));
+            long produced = TopicIO.replay(kafka.bootstrapServers(), TELEMETRY, input);
+            out.printf("replayed %d records from %s into '%s'%n", produced, input, TELEMETRY);
+
+            Map<String, String> conf = new HashMap<>();
+            conf.put(VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(), kafka.bootstrapServers());
+            conf.put(VigilOptions.MODEL_DIR.key(), modelDir.toString());
+            conf.put(VigilOptions.TOPIC_TELEMETRY.key(), TELEMETRY);
+            conf.put(VigilOptions.TOPIC_ANOMALIES.key(), ANOMALIES);
+            conf.put(VigilOptions.TOPIC_DEAD_LETTERS.key(), DEAD_LETTERS);
+            conf.put(VigilOptions.TOPIC_SCORES.key(), SCORES);
+            conf.put(VigilOptions.KAFKA_START_FROM.key(), "earliest");
+            conf.put(VigilOptions.KAFKA_BOUNDED.key(), "true");
+            conf.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "1s");
+            conf.put(
+                    VigilOptions.CHECKPOINT_DIR.key(),
+                    work.resolve("checkpoints").toUri().toString());
+            conf.put("io.tmp.dirs", work.resolve("tmp").toString());
+            conf.put("parallelism.default", Integer.toString(parallelism));
+            long jobStart = System.nanoTime();
+            out.printf(
+                    "running the job on a local Flink mini cluster (parallelism %d, RocksDB,"
+                            + " exactly-once checkpoints every 1 s) ...%n",
+                    parallelism);
+            JobExecutionResult result = VigilJob.run(VigilConfig.of(conf), bundle);
+            double jobSeconds = (System.nanoTime() - jobStart) / 1e9;
+
+            List<AnomalyEvent> events = new ArrayList<>();
+            for (byte[] v : TopicIO.readCommitted(kafka.bootstrapServers(), ANOMALIES)) {
+                events.add(WireFormat.parseAnomaly(v));
+            }
+            int deadLetterRecords =
+                    TopicIO.readCommitted(kafka.bootstrapServers(), DEAD_LETTERS).size();
+            List<byte[]> scores = TopicIO.readCommitted(kafka.bootstrapServers(), SCORES);
+
+            Map<String, Object> report = new LinkedHashMap<>();
+            report.put("model_version", bundle.card().version());
+            report.put("input", input.toString());
+            report.put("records_produced", produced);
+            report.put("records_in", counter(result, Counters.RECORDS_IN));
+            report.put("scored", counter(result, Counters.SCORED));
+            report.put("late", counter(result, Counters.LATE));
+            report.put("dead_letters", counter(result, Counters.DEAD_LETTERS));
+            report.put("dead_letter_records", deadLetterRecords);
+            report.put("score_records", scores.size());
+            report.put("resets_gap", counter(result, Counters.RESETS_GAP));
+            report.put("anomaly_events", events.size());
+            report.put("job_seconds", round(jobSeconds));
+            report.put("events_per_second", Math.round(produced / jobSeconds));
+
+            List<Evaluation.Episode> episodes = Evaluation.episodes(events);
+            printEpisodes(episodes, labels);
+            if (labels != null) {
+                Evaluation.Result r = Evaluation.evaluate(episodes, labels);
+                Map<String, Object> ep = new LinkedHashMap<>();
+                ep.put("found", r.found());
+                ep.put("labelled", r.labelled());
+                ep.put("matched", r.matchedLabels());
+                ep.put("matched_episodes", r.matchedEpisodes());
+                ep.put("precision", round(r.precision()));
+                ep.put("recall", round(r.recall()));
+                ep.put("f1", round(r.f1()));
+                ep.put("max_episodes_per_label", r.maxOpensPerLabel());
+                Map<String, Object> kinds = new LinkedHashMap<>();
+                r.byKind()
+                        .forEach(
+                                (k, v) ->
+                                        kinds.put(
+                                                k,
+                                                Map.of(
+                                                        "labelled", v.labelled(),
+                                                        "matched", v.matched(),
+                                                        "recall", round(v.recall()))));
+                ep.put("by_kind", kinds);
+                report.put("episodes", ep);
+            } else {
+                report.put("episodes", Map.of("found", episodes.size()));
+            }
+            report.put("seconds_total", round((System.nanoTime() - started) / 1e9));
+            printSummary(report);
+
+            if (args.path("--anomalies-out") != null) {
+                writeLines(
+                        args.path("--anomalies-out"),
+                        events.stream().map(WireFormat::anomaly).toList());
+            }
+            if (args.path("--scores-out") != null) {
+                writeLines(args.path("--scores-out"), scores);
+            }
+            if (args.path("--report") != null) {
+                new ObjectMapper()
+                        .enable(SerializationFeature.INDENT_OUTPUT)
+                        .writeValue(args.path("--report").toFile(), report);
+                out.println("report written to " + args.path("--report"));
+            }
+            long in = (Long) report.get("records_in");
+            long accounted =
+                    (Long) report.get("scored")
+                            + (Long) report.get("late")
+                            + (Long) report.get("dead_letters");
+            if (in != produced || accounted != in) {
+                out.printf(
+                        "MISMATCH: produced %d, read %d, accounted %d: records were lost%n",
+                        produced, in, accounted);
+                return 1;
+            }
+            return 0;
+        } finally {
+            deleteRecursively(work);
+        }
+    }
+
+    private static long counter(JobExecutionResult result, String name) {
+        Object v = result.getAccumulatorResult(name);
+        return v == null ? 0L : ((Number) v).longValue();
+    }
+
+    private void printEpisodes(List<Evaluation.Episode> episodes, List<Label> labels) {
+        out.println();
+        out.printf(
+                "%-10s %-20s %8s %9s %-8s  %-36s %s%n",
+                "device", "start (UTC)", "minutes", "peak", "state", "top features", "label");
+        for (Evaluation.Episode e : episodes) {
+            Label match = labels == null ? null : Evaluation.matchOf(e, labels);
+            out.printf(
+                    Locale.ROOT,
+                    "%-10s %-20s %8.0f %9.1f %-8s  %-36s %s%n",
+                    e.deviceId(),
+                    Instant.ofEpochMilli(e.start()).toString().replace("T", " ").replace("Z", ""),
+                    (e.end() - e.start()) / 60_000.0,
+                    e.peakScore(),
+                    e.closed() ? "closed" : "open",
+                    String.join(", ", e.topFeatures()),
+                    labels == null
+                            ? ""
+                            : match == null ? "(no label)" : match.kind() + " " + match.feature());
+        }
+    }
+
+    private void printSummary(Map<String, Object> report) {
+        out.println();
+        out.printf(
+                "records in %s = scored %s + late/duplicate %s + dead letters %s%n",
+                report.get("records_in"),
+                report.get("scored"),
+                report.get("late"),
+                report.get("dead_letters"));
+        out.printf(
+                "anomaly events %s; job ran %s s (%s events/s)%n",
+                report.get("anomaly_events"),
+                report.get("job_seconds"),
+                report.get("events_per_second"));
+        Object ep = report.get("episodes");
+        if (ep instanceof Map<?, ?> m && m.containsKey("precision")) {
+            out.printf(
+                    "episodes found %s, labelled %s, labels matched %s: precision %s, recall %s%n",
+                    m.get("found"),
+                    m.get("labelled"),
+                    m.get("matched"),
+                    m.get("precision"),
+                    m.get("recall"));
+            if (m.get("by_kind") instanceof Map<?, ?> kinds) {
+                kinds.forEach((k, v) -> out.printf("  %-20s %s%n", k, v));
+            }
+        }
+    }
+
+    private static void writeLines(Path file, List<byte[]> lines) throws IOException {
+        try (BufferedWriter w = Files.newBufferedWriter(file, StandardCharsets.UTF_8)) {
+            for (byte[] l : lines) {
+                w.write(new String(l, StandardCharsets.UTF_8));
+                w.write('\n');
+            }
+        }
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 1000) / 1000.0;
+    }
+
+    private static void deleteRecursively(Path dir) throws IOException {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (var paths = Files.walk(dir)) {
+            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
+    }
+}

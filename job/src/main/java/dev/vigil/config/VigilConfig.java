@@ -1,0 +1,201 @@
+package dev.vigil.config;
+
+import dev.vigil.kafka.KafkaSettings;
+import dev.vigil.scoring.ScoringSettings;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.stream.Collectors;
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.configuration.Configuration;
+
+/**
+ * The job's configuration: a flat YAML file ({@code key: value} per line) plus {@code -Dkey=value}
+ * overrides, checked at start. A wrong or missing value stops the job with a message that names the
+ * key and what it accepts.
+ */
+public final class VigilConfig {
+
+    private final Configuration conf;
+
+    private VigilConfig(Configuration conf) {
+        this.conf = conf;
+    }
+
+    public static VigilConfig of(Map<String, String> values) {
+        VigilConfig config = new VigilConfig(Configuration.fromMap(values));
+        config.validate(values.keySet());
+        return config;
+    }
+
+    /**
+     * Parses {@code [--config FILE] [-Dkey=value ...]}; later values win.
+     *
+     * @throws ConfigException with what to fix
+     */
+    public static VigilConfig fromArgs(String[] args) {
+        Map<String, String> values = new HashMap<>();
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (a.equals("--config") && i + 1 < args.length) {
+                values.putAll(readFile(Path.of(args[++i])));
+            } else if (a.startsWith("-D") && a.contains("=")) {
+                int eq = a.indexOf('=');
+                values.put(a.substring(2, eq).trim(), a.substring(eq + 1).trim());
+            } else {
+                throw new ConfigException(
+                        "unexpected argument '"
+                                + a
+                                + "': use --config FILE and -Dkey=value (see the README's"
+                                + " configuration table)");
+            }
+        }
+        return of(values);
+    }
+
+    /** Reads a flat YAML file: {@code key: value} lines, {@code #} comments, optional quotes. */
+    public static Map<String, String> readFile(Path file) {
+        Map<String, String> values = new HashMap<>();
+        try {
+            int n = 0;
+            for (String line : Files.readAllLines(file)) {
+                n++;
+                String t = line.strip();
+                if (t.isEmpty() || t.startsWith("#")) {
+                    continue;
+                }
+                int colon = t.indexOf(':');
+                if (colon <= 0) {
+                    throw new ConfigException(
+                            file + " line " + n + ": expected 'key: value', found '" + t + "'");
+                }
+                String value = t.substring(colon + 1).strip();
+                if (value.length() >= 2
+                        && (value.startsWith("\"") && value.endsWith("\"")
+                                || value.startsWith("'") && value.endsWith("'"))) {
+                    value = value.substring(1, value.length() - 1);
+                }
+                values.put(t.substring(0, colon).strip(), value);
+            }
+        } catch (IOException e) {
+            throw new ConfigException("cannot read config file " + file + ": " + e.getMessage());
+        }
+        return values;
+    }
+
+    private void validate(Set<String> keys) {
+        Set<String> known =
+                VigilOptions.all().stream().map(ConfigOption::key).collect(Collectors.toSet());
+        for (String key : keys) {
+            if (key.startsWith("vigil.")
+                    && !known.contains(key)
+                    && !key.startsWith(VigilOptions.KAFKA_PROPERTIES_PREFIX)) {
+                throw new ConfigException(
+                        "unknown option '" + key + "': see the README's configuration table");
+            }
+        }
+        required(VigilOptions.KAFKA_BOOTSTRAP_SERVERS);
+        required(VigilOptions.MODEL_DIR);
+        startFrom();
+        positive(VigilOptions.ALERTS_OPEN_AFTER);
+        positive(VigilOptions.ALERTS_CLOSE_AFTER);
+        positive(VigilOptions.ALERTS_TOP_FEATURES);
+        positive(VigilOptions.MAX_PARALLELISM);
+        if (get(VigilOptions.ALERTS_UPDATE_EVERY) < 0) {
+            throw new ConfigException(
+                    VigilOptions.ALERTS_UPDATE_EVERY.key() + " must be 0 or more");
+        }
+        if (get(VigilOptions.SCORING_GAP).isNegative() || get(VigilOptions.SCORING_GAP).isZero()) {
+            throw new ConfigException(VigilOptions.SCORING_GAP.key() + " must be positive");
+        }
+        if (get(VigilOptions.CHECKPOINT_INTERVAL).toMillis() < 10) {
+            throw new ConfigException(
+                    VigilOptions.CHECKPOINT_INTERVAL.key() + " must be at least 10 ms");
+        }
+    }
+
+    private void required(ConfigOption<String> option) {
+        String v = conf.get(option);
+        if (v == null || v.isBlank()) {
+            throw new ConfigException(
+                    "missing required option '"
+                            + option.key()
+                            + "': "
+                            + option.description().toString());
+        }
+    }
+
+    private void positive(ConfigOption<Integer> option) {
+        if (get(option) < 1) {
+            throw new ConfigException(option.key() + " must be at least 1, was " + get(option));
+        }
+    }
+
+    /** Reads an option; a value of the wrong type becomes a {@link ConfigException}. */
+    public <T> T get(ConfigOption<T> option) {
+        try {
+            return conf.get(option);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(
+                    "option '" + option.key() + "' has an invalid value: " + e.getMessage());
+        }
+    }
+
+    /** Every key and value given, Flink's own options included, for the Flink environment. */
+    public Configuration flinkConfiguration() {
+        return conf;
+    }
+
+    public KafkaSettings kafka() {
+        Properties props = new Properties();
+        conf.toMap()
+                .forEach(
+                        (k, v) -> {
+                            if (k.startsWith(VigilOptions.KAFKA_PROPERTIES_PREFIX)) {
+                                props.setProperty(
+                                        k.substring(VigilOptions.KAFKA_PROPERTIES_PREFIX.length()),
+                                        v);
+                            }
+                        });
+        return new KafkaSettings(
+                get(VigilOptions.KAFKA_BOOTSTRAP_SERVERS),
+                get(VigilOptions.KAFKA_GROUP_ID),
+                props,
+                get(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX),
+                get(VigilOptions.KAFKA_TRANSACTION_TIMEOUT).toMillis(),
+                startFrom(),
+                get(VigilOptions.KAFKA_BOUNDED));
+    }
+
+    private KafkaSettings.StartFrom startFrom() {
+        String v = get(VigilOptions.KAFKA_START_FROM);
+        try {
+            return KafkaSettings.StartFrom.valueOf(v.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(
+                    VigilOptions.KAFKA_START_FROM.key()
+                            + " must be committed, earliest or latest, was '"
+                            + v
+                            + "'");
+        }
+    }
+
+    public ScoringSettings scoring() {
+        return new ScoringSettings(
+                get(VigilOptions.SCORING_GAP).toMillis(),
+                get(VigilOptions.ALERTS_OPEN_AFTER),
+                get(VigilOptions.ALERTS_CLOSE_AFTER),
+                get(VigilOptions.ALERTS_UPDATE_EVERY),
+                get(VigilOptions.ALERTS_TOP_FEATURES),
+                !get(VigilOptions.TOPIC_SCORES).isBlank());
+    }
+
+    public Path modelDir() {
+        return Path.of(get(VigilOptions.MODEL_DIR));
+    }
+}

@@ -1,0 +1,181 @@
+package dev.vigil.config;
+
+import java.time.Duration;
+import java.util.List;
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.configuration.ConfigOptions;
+
+/**
+ * Every option of the job, with its default and description: the one source of the README's
+ * configuration table (a test keeps the two equal). Flink's own options ({@code
+ * execution.checkpointing.*}, {@code state.*}, {@code parallelism.default}, ...) can be set in the
+ * same file and are passed to Flink as they are.
+ */
+public final class VigilOptions {
+
+    private VigilOptions() {}
+
+    public static final ConfigOption<String> KAFKA_BOOTSTRAP_SERVERS =
+            ConfigOptions.key("vigil.kafka.bootstrap-servers")
+                    .stringType()
+                    .noDefaultValue()
+                    .withDescription("Kafka brokers, host:port[,host:port...]. Required.");
+
+    public static final ConfigOption<String> KAFKA_GROUP_ID =
+            ConfigOptions.key("vigil.kafka.group-id")
+                    .stringType()
+                    .defaultValue("vigil")
+                    .withDescription(
+                            "Consumer group of the telemetry source. Offsets live in Flink's"
+                                    + " checkpoints; the group's committed offsets are for"
+                                    + " monitoring lag.");
+
+    public static final ConfigOption<String> TOPIC_TELEMETRY =
+            ConfigOptions.key("vigil.kafka.topic.telemetry")
+                    .stringType()
+                    .defaultValue("telemetry")
+                    .withDescription("Input topic; record key = device id.");
+
+    public static final ConfigOption<String> TOPIC_ANOMALIES =
+            ConfigOptions.key("vigil.kafka.topic.anomalies")
+                    .stringType()
+                    .defaultValue("anomalies")
+                    .withDescription("Anomaly events (OPEN, UPDATE, CLOSE), key = device id.");
+
+    public static final ConfigOption<String> TOPIC_DEAD_LETTERS =
+            ConfigOptions.key("vigil.kafka.topic.dead-letters")
+                    .stringType()
+                    .defaultValue("dead-letters")
+                    .withDescription(
+                            "Records that could not be scored, with reason and raw bytes.");
+
+    public static final ConfigOption<String> TOPIC_SCORES =
+            ConfigOptions.key("vigil.kafka.topic.scores")
+                    .stringType()
+                    .defaultValue("")
+                    .withDescription(
+                            "Every step's score ({device_id, ts, score}); empty to write none.");
+
+    public static final ConfigOption<String> KAFKA_TRANSACTIONAL_ID_PREFIX =
+            ConfigOptions.key("vigil.kafka.transactional-id-prefix")
+                    .stringType()
+                    .defaultValue("vigil")
+                    .withDescription(
+                            "Prefix of the exactly-once sinks' transactional ids; must be unique"
+                                    + " per job on the cluster.");
+
+    public static final ConfigOption<Duration> KAFKA_TRANSACTION_TIMEOUT =
+            ConfigOptions.key("vigil.kafka.transaction-timeout")
+                    .durationType()
+                    .defaultValue(Duration.ofMinutes(15))
+                    .withDescription(
+                            "Kafka transaction timeout of the sinks: longer than the checkpoint"
+                                    + " interval plus any expected downtime, at most the broker's"
+                                    + " transaction.max.timeout.ms (15 min by default).");
+
+    public static final ConfigOption<String> KAFKA_START_FROM =
+            ConfigOptions.key("vigil.kafka.start-from")
+                    .stringType()
+                    .defaultValue("committed")
+                    .withDescription(
+                            "Where a job without checkpoint or savepoint starts reading:"
+                                    + " committed (the group's offsets, else earliest), earliest"
+                                    + " or latest.");
+
+    public static final ConfigOption<Boolean> KAFKA_BOUNDED =
+            ConfigOptions.key("vigil.kafka.bounded")
+                    .booleanType()
+                    .defaultValue(false)
+                    .withDescription(
+                            "Read up to the end offsets seen at start, then finish (replays).");
+
+    public static final String KAFKA_PROPERTIES_PREFIX = "vigil.kafka.properties.";
+
+    public static final ConfigOption<String> MODEL_DIR =
+            ConfigOptions.key("vigil.model.dir")
+                    .stringType()
+                    .noDefaultValue()
+                    .withDescription(
+                            "Directory with model.onnx and model.json, read where the job is"
+                                    + " submitted and shipped with it. Required.");
+
+    public static final ConfigOption<Duration> SCORING_GAP =
+            ConfigOptions.key("vigil.scoring.gap")
+                    .durationType()
+                    .defaultValue(Duration.ofMinutes(10))
+                    .withDescription(
+                            "A device silent for longer has its GRU memory reset and warms up"
+                                    + " again.");
+
+    public static final ConfigOption<Integer> ALERTS_OPEN_AFTER =
+            ConfigOptions.key("vigil.alerts.open-after")
+                    .intType()
+                    .defaultValue(2)
+                    .withDescription("Consecutive steps above the threshold that open an episode.");
+
+    public static final ConfigOption<Integer> ALERTS_CLOSE_AFTER =
+            ConfigOptions.key("vigil.alerts.close-after")
+                    .intType()
+                    .defaultValue(10)
+                    .withDescription("Consecutive steps at or below it that close the episode.");
+
+    public static final ConfigOption<Integer> ALERTS_UPDATE_EVERY =
+            ConfigOptions.key("vigil.alerts.update-every")
+                    .intType()
+                    .defaultValue(0)
+                    .withDescription("An UPDATE event every this many steps while open; 0: none.");
+
+    public static final ConfigOption<Integer> ALERTS_TOP_FEATURES =
+            ConfigOptions.key("vigil.alerts.top-features")
+                    .intType()
+                    .defaultValue(3)
+                    .withDescription("How many features an event names as its explanation.");
+
+    public static final ConfigOption<Integer> MAX_PARALLELISM =
+            ConfigOptions.key("vigil.max-parallelism")
+                    .intType()
+                    .defaultValue(720)
+                    .withDescription(
+                            "Key groups of the device state: the highest parallelism a savepoint"
+                                    + " can ever be restored at. Fixed for the life of the state.");
+
+    public static final ConfigOption<Duration> CHECKPOINT_INTERVAL =
+            ConfigOptions.key("vigil.checkpoint.interval")
+                    .durationType()
+                    .defaultValue(Duration.ofSeconds(10))
+                    .withDescription(
+                            "Exactly-once checkpoint interval; also how often anomaly events"
+                                    + " become visible to read_committed consumers.");
+
+    public static final ConfigOption<String> CHECKPOINT_DIR =
+            ConfigOptions.key("vigil.checkpoint.dir")
+                    .stringType()
+                    .noDefaultValue()
+                    .withDescription(
+                            "Checkpoint storage URI (file://, s3://, ...). Unset: Flink's"
+                                    + " execution.checkpointing.dir.");
+
+    /** All options, for the README table and its test. */
+    public static List<ConfigOption<?>> all() {
+        return List.of(
+                KAFKA_BOOTSTRAP_SERVERS,
+                KAFKA_GROUP_ID,
+                TOPIC_TELEMETRY,
+                TOPIC_ANOMALIES,
+                TOPIC_DEAD_LETTERS,
+                TOPIC_SCORES,
+                KAFKA_TRANSACTIONAL_ID_PREFIX,
+                KAFKA_TRANSACTION_TIMEOUT,
+                KAFKA_START_FROM,
+                KAFKA_BOUNDED,
+                MODEL_DIR,
+                SCORING_GAP,
+                ALERTS_OPEN_AFTER,
+                ALERTS_CLOSE_AFTER,
+                ALERTS_UPDATE_EVERY,
+                ALERTS_TOP_FEATURES,
+                MAX_PARALLELISM,
+                CHECKPOINT_INTERVAL,
+                CHECKPOINT_DIR);
+    }
+}

@@ -1,0 +1,80 @@
+package dev.vigil.state;
+
+/**
+ * Everything Vigil remembers about one device between two of its events: the GRU's memory, the
+ * forecast to score the next step against, the order guard and the episode state machine.
+ *
+ * <p>A Flink POJO (public fields, no-argument constructor) so that Flink's POJO serializer, not
+ * Kryo, writes it and fields can be added later by its evolution rules. Schema version {@link
+ * DeviceStateSchema#VERSION}; every field is documented in {@code state-schema/README.md}. It must
+ * never hold anything that can be derived from the model card or the configuration.
+ */
+public class DeviceState {
+
+    /** Marks {@link #lastSeq} when the device's events carry no sequence number. */
+    public static final long NO_SEQ = Long.MIN_VALUE;
+
+    /** The model card version that produced {@link #hidden} and {@link #forecast}. */
+    public String modelVersion;
+
+    /** GRU hidden state h after the last scored step; length = the card's hidden size. */
+    public float[] hidden;
+
+    /** Forecast of the next step's normalised features made at the last step; length = features. */
+    public float[] forecast;
+
+    /** Steps since the state was created or last reset; warm-up counts these. */
+    public int steps;
+
+    /** Event time (epoch ms) of the last scored step. */
+    public long lastTs;
+
+    /** Sequence number of the last scored step, or {@link #NO_SEQ}. */
+    public long lastSeq;
+
+    /** Consecutive scored steps above the threshold, after warm-up. */
+    public int aboveRun;
+
+    /** Consecutive scored steps at or below the threshold while an episode is open. */
+    public int belowRun;
+
+    /** Whether an anomaly episode is open. */
+    public boolean episodeOpen;
+
+    /** Event time (epoch ms) of the step that opened the episode; the episode's identity. */
+    public long episodeStart;
+
+    /** Highest score seen in the open episode. */
+    public float episodePeak;
+
+    /** Steps scored since the episode opened, the opening step included. */
+    public int episodeSteps;
+
+    /** Per-feature sum of score shares over the open episode: which features dominated it. */
+    public float[] episodeShares;
+
+    public DeviceState() {}
+
+    /** A fresh device: zero memory, no forecast yet, nothing open. */
+    public static DeviceState fresh(String modelVersion, int hiddenSize, int features) {
+        DeviceState s = new DeviceState();
+        s.modelVersion = modelVersion;
+        s.hidden = new float[hiddenSize];
+        s.forecast = new float[features];
+        s.episodeShares = new float[features];
+        s.lastSeq = NO_SEQ;
+        s.lastTs = Long.MIN_VALUE;
+        return s;
+    }
+
+    /**
+     * Forgets the GRU's memory and the warm-up count (after a gap or a model change) but keeps the
+     * order guard and any open episode, which a reset must not silently drop.
+     */
+    public void resetMemory() {
+        java.util.Arrays.fill(hidden, 0f);
+        java.util.Arrays.fill(forecast, 0f);
+        steps = 0;
+        aboveRun = 0;
+    }
+}

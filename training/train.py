@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Train Vigil's GRU forecaster on a fleet's JSONL history and export the ONNX step model + card.
+
+The step model is the contract of DESIGN.md ("Model contract"):
+    inputs  x [batch, F] normalised features, h [batch, H] hidden state
+    outputs h_next [batch, H], y [batch, F] forecast of the next step's normalised features
+Scoring, calibrated here on held-out normal data only, is the job's (DESIGN.md "Scoring"):
+    r_i = (x_i - y_prev_i) / residual_scale_i,  score = mean_i r_i^2.
+
+Usage: train.py --train FILE.jsonl --out DIR [--labels labels.csv] [--hidden 64] [--epochs 40]
+                [--max-minutes 10] [--seed 7] [--features a,b,c] [--gap-minutes 10]
+Writes DIR/model.onnx, DIR/model.json (the card) and DIR/golden.json (vectors a Java test checks).
+"""
+import argparse
+import csv
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+WARMUP_STEPS = 20          # steps after a start or reset before the GRU's forecast is trusted
+THRESHOLD_QUANTILE = 0.999  # of held-out normal step scores
+REPORTED_QUANTILES = [0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999]
+
+
+def parse_ts(v):
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str):
+        try:
+            return int(dt.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1000)
+        except ValueError:
+            return None
+    return None
+
+
+def read_fleet(path, features):
+    """Per device: sorted, de-duplicated (times, values) with the same validation as the job."""
+    rows = {}
+    first_names = None
+    counts = {}
+    records = []
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(e, dict) or not isinstance(e.get("values"), dict):
+                continue
+            dev, ts = e.get("device_id"), parse_ts(e.get("ts"))
+            if not isinstance(dev, str) or not dev or ts is None:
+                continue
+            names = [k for k, v in e["values"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if first_names is None:
+                first_names = names
+            for k in names:
+                counts[k] = counts.get(k, 0) + 1
+            records.append((dev, ts, e.get("seq"), e["values"]))
+    if not records:
+        sys.exit(f"no readable records in {path}")
+    if features is None:
+        # Every name present in (nearly) every record, in the order the first record gives them.
+        need = 0.99 * len(records)
+        features = [k for k in first_names if counts.get(k, 0) >= need]
+        features += sorted(k for k in counts if counts[k] >= need and k not in features)
+    for dev, ts, seq, values in records:
+        try:
+            x = [float(values[k]) for k in features]
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not all(math.isfinite(v) for v in x):
+            continue
+        rows.setdefault(dev, []).append((seq if isinstance(seq, int) else None, ts, x))
+    fleet = {}
+    for dev, rs in rows.items():
+        rs.sort(key=lambda r: (r[1], r[0] if r[0] is not None else 0))
+        kept, last = [], None
+        for seq, ts, x in rs:
+            key = seq if seq is not None else ts
+            if last is not None and key <= last:
+                continue  # the job's order guard drops these too
+            last = key
+            kept.append((ts, x))
+        fleet[dev] = (np.array([k[0] for k in kept], dtype=np.int64),
+                      np.array([k[1] for k in kept], dtype=np.float64))
+    return features, fleet
+
+
+def read_labels(path):
+    spans = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            spans.setdefault(row["device_id"], []).append((int(row["start_ts"]), int(row["end_ts"])))
+    return spans
+
+
+def segments(fleet, labels, gap_ms):
+    """Contiguous normal runs: split at silences longer than the gap and around labelled spans."""
+    out = []
+    for dev, (ts, x) in fleet.items():
+        bad = np.zeros(len(ts), dtype=bool)
+        for start, end in labels.get(dev, []):
+            bad |= (ts >= start) & (ts <= end)
+        start = 0
+        for i in range(1, len(ts) + 1):
+            cut = i == len(ts) or bad[i] != bad[i - 1] or ts[i] - ts[i - 1] > gap_ms
+            if cut:
+                if not bad[start]:
+                    out.append((dev, ts[start:i], x[start:i]))
+                start = i
+    return out
+
+
+class Forecaster(nn.Module):
+    def __init__(self, features, hidden):
+        super().__init__()
+        self.gru = nn.GRU(features, hidden)
+        self.head = nn.Linear(hidden, features)
+
+    def forward(self, x, h0=None):  # x [T, B, F]
+        hs, h = self.gru(x, h0)
+        return self.head(hs), h      # forecast of step t+1 made at step t
+
+
+class Step(nn.Module):
+    """One serving step with the trained weights: (x, h) -> (h_next, y)."""
+
+    def __init__(self, trained):
+        super().__init__()
+        f, hdim = trained.gru.input_size, trained.gru.hidden_size
+        self.cell = nn.GRUCell(f, hdim)
+        self.cell.weight_ih.data.copy_(trained.gru.weight_ih_l0.data)
+        self.cell.weight_hh.data.copy_(trained.gru.weight_hh_l0.data)
+        self.cell.bias_ih.data.copy_(trained.gru.bias_ih_l0.data)
+        self.cell.bias_hh.data.copy_(trained.gru.bias_hh_l0.data)
+        self.head = trained.head
+
+    def forward(self, x, h):
+        h_next = self.cell(x, h)
+        return h_next, self.head(h_next)
+
+
+def windows(segs, length, count, rng):
+    usable = [s for s in segs if len(s) > length]
+    if not usable:
+        sys.exit(f"no normal run longer than {length} steps to train on")
+    weights = np.array([len(s) - length for s in usable], dtype=np.float64)
+    picks = rng.choice(len(usable), size=count, p=weights / weights.sum())
+    out = np.empty((length, count, usable[0].shape[1]), dtype=np.float32)
+    for j, k in enumerate(picks):
+        s = usable[k]
+        o = rng.integers(0, len(s) - length)
+        out[:, j, :] = s[o:o + length]
+    return torch.from_numpy(out)
+
+
+def loss_on(model, batch):
+    y, _ = model(batch[:-1])
+    return ((y[WARMUP_STEPS:] - batch[1 + WARMUP_STEPS:]) ** 2).mean()
+
+
+def residuals(step_model, x):
+    """Serve one normalised run like the job does, from h = 0: residuals of steps after warm-up."""
+    with torch.no_grad():
+        xs = torch.from_numpy(x.astype(np.float32))
+        h = torch.zeros(1, step_model.cell.hidden_size)
+        out, prev = [], None
+        for t in range(len(xs)):
+            if prev is not None and t >= WARMUP_STEPS:
+                out.append((xs[t] - prev[0]).numpy())
+            h, prev = step_model(xs[t:t + 1], h)
+        return np.array(out).reshape(-1, x.shape[1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--labels")
+    ap.add_argument("--features", help="comma-separated feature names in model order (default: from the data)")
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--max-minutes", type=float, default=10)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--gap-minutes", type=float, default=10)
+    ap.add_argument("--window", type=int, default=160)
+    ap.add_argument("--windows-per-epoch", type=int, default=1024)
+    ap.add_argument("--version-prefix", default="fleet-gru")
+    a = ap.parse_args()
+
+    started = time.time()
+    random.seed(a.seed)
+    np.random.seed(a.seed)
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    rng = np.random.default_rng(a.seed)
+
+    features, fleet = read_fleet(a.train, a.features.split(",") if a.features else None)
+    if len(set(features)) != len(features):
+        sys.exit(f"duplicate feature names: {features}")
+    labels = read_labels(a.labels) if a.labels else {}
+    segs = segments(fleet, labels, a.gap_minutes * 60_000)
+    F = len(features)
+    print(f"features ({F}): {', '.join(features)}")
+    print(f"devices: {len(fleet)}, normal runs: {len(segs)}, steps: {sum(len(s[1]) for s in segs)}")
+
+    # Time split of every run: 70 % training, 15 % validation (early stopping), 15 % calibration.
+    fit, val, cal = [], [], []
+    for dev, ts, x in segs:
+        n = len(x)
+        i, j = int(n * 0.70), int(n * 0.85)
+        fit.append(x[:i]); val.append(x[i:j]); cal.append(x[j:])
+    allfit = np.concatenate(fit)
+    mean, std = allfit.mean(axis=0), allfit.std(axis=0)
+    std[std < 1e-6] = 1.0
+    norm = lambda x: (x - mean) / std
+    fit_n = [norm(x).astype(np.float32) for x in fit]
+    val_n = [norm(x).astype(np.float32) for x in val]
+    cal_n = [norm(x).astype(np.float32) for x in cal]
+
+    model = Forecaster(F, a.hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+    val_batch = windows(val_n, min(a.window, max(len(v) for v in val_n) - 1), 256, np.random.default_rng(a.seed + 1))
+    best, best_state, bad_epochs, epochs_run = float("inf"), None, 0, 0
+    for epoch in range(a.epochs):
+        model.train()
+        data = windows(fit_n, a.window, a.windows_per_epoch, rng)
+        for b in range(0, data.shape[1], 64):
+            opt.zero_grad()
+            loss = loss_on(model, data[:, b:b + 64])
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            v = loss_on(model, val_batch).item()
+        sched.step(v)
+        epochs_run = epoch + 1
+        print(f"epoch {epochs_run}: validation mse {v:.5f}", flush=True)
+        if v < best - 1e-5:
+            best, best_state, bad_epochs = v, {k: t.clone() for k, t in model.state_dict().items()}, 0
+        else:
+            bad_epochs += 1
+            if bad_epochs >= 5:
+                print("early stop: validation stopped improving")
+                break
+        if time.time() - started > a.max_minutes * 60:
+            print(f"stop: --max-minutes {a.max_minutes} reached")
+            break
+    model.load_state_dict(best_state)
+    step = Step(model).eval()
+
+    # Calibration on held-out normal data only: serve each whole run from h = 0 as the job does,
+    # and keep the residuals of its calibration part.
+    cal_res = []
+    for (dev, ts, x), c in zip(segs, cal):
+        xn = norm(x).astype(np.float32)
+        r = residuals(step, xn)
+        cal_res.append(r[-min(len(c), len(r)):] if len(r) else r)
+    cal_res = np.concatenate([r for r in cal_res if len(r)])
+    scale = np.sqrt((cal_res ** 2).mean(axis=0))
+    scale[scale < 1e-6] = 1e-6
+    scores = ((cal_res / scale) ** 2).mean(axis=1)
+    quantiles = {str(q): float(np.quantile(scores, q)) for q in REPORTED_QUANTILES}
+    threshold = float(np.quantile(scores, THRESHOLD_QUANTILE))
+    print(f"calibration steps: {len(scores)}, threshold (q{THRESHOLD_QUANTILE}): {threshold:.3f}")
+
+    os.makedirs(a.out, exist_ok=True)
+    onnx_path = os.path.join(a.out, "model.onnx")
+    torch.onnx.export(
+        step, (torch.zeros(1, F), torch.zeros(1, a.hidden)), onnx_path,
+        input_names=["x", "h"], output_names=["h_next", "y"], opset_version=14,
+        dynamic_axes={"x": {0: "batch"}, "h": {0: "batch"}, "h_next": {0: "batch"}, "y": {0: "batch"}})
+    digest = hashlib.sha256(open(onnx_path, "rb").read()).hexdigest()
+    data_digest = hashlib.sha256(open(a.train, "rb").read()).hexdigest()
+    card = {
+        "version": f"{a.version_prefix}-{dt.date.today().isoformat()}+sha256:{digest[:12]}",
+        "hidden_size": a.hidden,
+        "features": [
+            {"name": n, "mean": float(mean[i]), "std": float(std[i]), "residual_scale": float(scale[i])}
+            for i, n in enumerate(features)
+        ],
+        "threshold": threshold,
+        "threshold_quantile": THRESHOLD_QUANTILE,
+        "score_quantiles": quantiles,
+        "warmup_steps": WARMUP_STEPS,
+        "onnx": {"file": "model.onnx", "sha256": digest, "opset": 14,
+                 "inputs": {"x": ["batch", F], "h": ["batch", a.hidden]},
+                 "outputs": {"h_next": ["batch", a.hidden], "y": ["batch", F]}},
+        "training": {
+            "data": os.path.basename(a.train), "data_sha256": data_digest,
+            "labels": os.path.basename(a.labels) if a.labels else None,
+            "devices": len(fleet), "normal_runs": len(segs), "steps": int(sum(len(s[1]) for s in segs)),
+            "split": "per normal run in time: 70% fit, 15% validation (early stopping), 15% calibration",
+            "gap_minutes": a.gap_minutes, "window": a.window, "epochs": epochs_run,
+            "validation_mse": best, "seed": a.seed, "torch": torch.__version__,
+            "seconds": round(time.time() - started, 1),
+        },
+    }
+    with open(os.path.join(a.out, "model.json"), "w") as f:
+        json.dump(card, f, indent=2)
+        f.write("\n")
+    write_golden(os.path.join(a.out, "golden.json"), step, segs, cal, mean, std, scale, features, a.hidden)
+    print(f"wrote {onnx_path} ({os.path.getsize(onnx_path)} bytes), model.json, golden.json "
+          f"in {time.time() - started:.0f} s; version {card['version']}")
+
+
+def write_golden(path, step, segs, cal, mean, std, scale, features, hidden):
+    """Raw inputs -> forecasts and scores, computed in float32 as the job computes them."""
+    cases = []
+    for k in range(min(2, len(segs))):
+        dev, ts, x = segs[k]
+        raw = x[-len(cal[k]):][:WARMUP_STEPS + 10].astype(np.float32)
+        h0 = np.zeros(hidden, dtype=np.float32) if k == 0 else \
+            np.random.default_rng(k).normal(0, 0.3, hidden).astype(np.float32)
+        h = torch.from_numpy(h0).unsqueeze(0)
+        steps, prev = [], None
+        with torch.no_grad():
+            for t in range(len(raw)):
+                xn = ((raw[t] - mean.astype(np.float32)) / std.astype(np.float32)).astype(np.float32)
+                score = None
+                if prev is not None:
+                    r = (xn - prev) / scale.astype(np.float32)
+                    score = float((r * r).mean())
+                h, y = step(torch.from_numpy(xn).unsqueeze(0), h)
+                prev = y[0].numpy()
+                steps.append({"values": [float(v) for v in raw[t]], "forecast": [float(v) for v in prev],
+                              "score": score})
+        cases.append({"device_id": dev, "h0": [float(v) for v in h0], "steps": steps,
+                      "h_final": [float(v) for v in h[0].numpy()]})
+    with open(path, "w") as f:
+        json.dump({"features": features, "cases": cases}, f)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
