@@ -1,0 +1,107 @@
+package dev.vigil.serde;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class WireFormatTest {
+
+    private static AnomalyEvent closeEvent() {
+        AnomalyEvent e = new AnomalyEvent();
+        e.type = AnomalyEvent.CLOSE;
+        e.deviceId = "pump-17";
+        e.episodeStart = 1_764_000_000_000L;
+        e.ts = 1_764_000_600_000L;
+        e.eventId = AnomalyEvent.eventId(e.deviceId, e.episodeStart, e.type, 11);
+        e.score = 0.5f;
+        e.threshold = 4.1f;
+        e.peakScore = 9.7f;
+        e.steps = 11;
+        e.durationMs = 600_000L;
+        e.modelVersion = "fleet-gru-2026-11-23+sha256:ab12";
+        e.topFeatureNames = new String[] {"vibration", "temperature"};
+        e.topFeatureShares = new float[] {0.81f, 0.12f};
+        return e;
+    }
+
+    @Test
+    void shouldRoundTripAnAnomalyEvent() {
+        AnomalyEvent e = closeEvent();
+
+        AnomalyEvent back = WireFormat.parseAnomaly(WireFormat.anomaly(e));
+
+        assertThat(back).usingRecursiveComparison().isEqualTo(e);
+        assertThat(back.eventId).isEqualTo("pump-17:1764000000000:CLOSE");
+    }
+
+    @Test
+    void shouldNumberUpdatesSoEachHasItsOwnId() {
+        assertThat(AnomalyEvent.eventId("d", 5, AnomalyEvent.UPDATE, 20))
+                .isEqualTo("d:5:UPDATE:20");
+        assertThat(AnomalyEvent.eventId("d", 5, AnomalyEvent.OPEN, 2)).isEqualTo("d:5:OPEN");
+    }
+
+    @Test
+    void shouldWriteDeadLettersWithTheirOriginAndRawText() throws Exception {
+        RawRecord raw =
+                new RawRecord("{oops".getBytes(StandardCharsets.UTF_8), "telemetry", 3, 88121, 0);
+        DeadLetter d =
+                new DeadLetter(DeadLetterReason.MALFORMED_JSON, "x", raw, 1_764_000_000_123L);
+
+        Map<String, String> json = flat(WireFormat.deadLetter(d));
+
+        assertThat(json)
+                .containsEntry("reason", "MALFORMED_JSON")
+                .containsEntry("raw", "{oops")
+                .containsEntry("topic", "telemetry")
+                .containsEntry("partition", "3")
+                .containsEntry("offset", "88121")
+                .containsEntry("at", "1764000000123")
+                .doesNotContainKey("raw_encoding");
+    }
+
+    @Test
+    void shouldWriteNonUtf8RawBytesAsBase64() throws Exception {
+        byte[] bytes = {(byte) 0xff, (byte) 0xfe, 0x41};
+        DeadLetter d =
+                new DeadLetter(
+                        DeadLetterReason.MALFORMED_JSON,
+                        "x",
+                        new RawRecord(bytes, "telemetry", 0, 1, 0),
+                        0);
+
+        Map<String, String> json = flat(WireFormat.deadLetter(d));
+
+        assertThat(json).containsEntry("raw_encoding", "base64");
+        assertThat(Base64.getDecoder().decode(json.get("raw"))).isEqualTo(bytes);
+    }
+
+    @Test
+    void shouldRoundTripAStepScore() {
+        ScoredStep s = new ScoredStep("pump-1", 42L, 1.25f);
+
+        assertThat(WireFormat.parseScore(WireFormat.score(s)))
+                .usingRecursiveComparison()
+                .isEqualTo(s);
+    }
+
+    private static Map<String, String> flat(byte[] json) throws Exception {
+        Map<String, String> out = new HashMap<>();
+        try (JsonParser p = new JsonFactory().createParser(json)) {
+            p.nextToken();
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String k = p.currentName();
+                p.nextToken();
+                out.put(k, p.getText());
+            }
+        }
+        return out;
+    }
+}

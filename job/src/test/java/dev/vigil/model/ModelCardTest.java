@@ -1,0 +1,125 @@
+package dev.vigil.model;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.vigil.testing.Fixtures;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ModelCardTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir Path dir;
+
+    /** Copies the committed model into {@link #dir}, with its card changed by {@code edit}. */
+    private Path modelWith(Consumer<ObjectNode> edit) throws IOException {
+        Files.copy(
+                Fixtures.modelDir().resolve(ModelBundle.ONNX_FILE),
+                dir.resolve(ModelBundle.ONNX_FILE));
+        ObjectNode card =
+                (ObjectNode) JSON.readTree(Fixtures.modelDir().resolve(ModelCard.FILE).toFile());
+        edit.accept(card);
+        JSON.writeValue(dir.resolve(ModelCard.FILE).toFile(), card);
+        return dir;
+    }
+
+    private static ObjectNode feature(ObjectNode card, int i) {
+        return (ObjectNode) card.withArray("features").get(i);
+    }
+
+    @Test
+    void shouldLoadTheCommittedModel() {
+        ModelBundle bundle = ModelBundle.load(Fixtures.modelDir());
+
+        assertThat(bundle.card().featureNames()).hasSize(8).contains("rpm", "vibration_mm_s");
+        assertThat(bundle.card().hiddenSize()).isEqualTo(64);
+        assertThat(bundle.card().threshold()).isPositive();
+    }
+
+    @Test
+    void shouldRefuseAModelWithoutACard() throws IOException {
+        Files.copy(
+                Fixtures.modelDir().resolve(ModelBundle.ONNX_FILE),
+                dir.resolve(ModelBundle.ONNX_FILE));
+
+        assertThatThrownBy(() -> ModelBundle.load(dir))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("no model card at")
+                .hasMessageContaining("model.json");
+    }
+
+    @Test
+    void shouldRefuseACardWithoutItsModel() throws IOException {
+        Files.copy(Fixtures.modelDir().resolve(ModelCard.FILE), dir.resolve(ModelCard.FILE));
+
+        assertThatThrownBy(() -> ModelBundle.load(dir))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("no model.onnx");
+    }
+
+    @Test
+    void shouldRefuseDuplicateFeatureNames() throws IOException {
+        Path model = modelWith(c -> feature(c, 1).put("name", "load_pct"));
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("feature \"load_pct\" is listed twice");
+    }
+
+    @Test
+    void shouldRefuseANonFiniteMean() throws IOException {
+        Path model = modelWith(c -> feature(c, 2).put("mean", "NaN"));
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("feature \"current_a\" has a non-finite mean NaN");
+    }
+
+    @Test
+    void shouldRefuseAZeroStd() throws IOException {
+        Path model = modelWith(c -> feature(c, 0).put("std", 0));
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("\"load_pct\" needs a finite, positive std");
+    }
+
+    @Test
+    void shouldRefuseAHiddenSizeTheOnnxModelDoesNotHave() throws IOException {
+        Path model = modelWith(c -> c.put("hidden_size", 32));
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("ONNX 'h' has shape [-1, 64] (width 64)")
+                .hasMessageContaining("the card says hidden_size 32 (width 32)");
+    }
+
+    @Test
+    void shouldRefuseAFeatureCountTheOnnxModelDoesNotHave() throws IOException {
+        Path model = modelWith(c -> ((ArrayNode) c.withArray("features")).remove(7));
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("ONNX 'x' has shape [-1, 8] (width 8)")
+                .hasMessageContaining("the card says features [load_pct");
+    }
+
+    @Test
+    void shouldRefuseBytesThatAreNotAnOnnxModel() throws IOException {
+        Path model = modelWith(c -> {});
+        Files.writeString(model.resolve(ModelBundle.ONNX_FILE), "not a model");
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("ONNX Runtime cannot load the model");
+    }
+}

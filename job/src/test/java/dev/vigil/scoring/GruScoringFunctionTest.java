@@ -1,0 +1,287 @@
+package dev.vigil.scoring;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.vigil.model.ModelBundle;
+import dev.vigil.model.ModelCard;
+import dev.vigil.pipeline.VigilPipeline;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.ScoredStep;
+import dev.vigil.serde.TelemetryEvent;
+import dev.vigil.serde.TelemetryParser;
+import dev.vigil.testdata.FleetGenerator;
+import dev.vigil.testing.Fixtures;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The scoring rules of DESIGN.md, one at a time, on the real model in a keyed test harness. */
+class GruScoringFunctionTest {
+
+    private static final ScoringSettings SETTINGS =
+            new ScoringSettings(10 * 60_000L, 2, 10, 0, 3, true);
+
+    /** 400 normal steps of one pump, one a minute, with seq. */
+    private static List<TelemetryEvent> normal;
+
+    @BeforeAll
+    static void generateANormalDevice(@TempDir Path dir) throws Exception {
+        new FleetGenerator(new FleetGenerator.Spec(11L, 1, 400, 1, 0)).writeTo(dir);
+        TelemetryParser parser = new TelemetryParser(Fixtures.model().card().featureNames());
+        normal = new ArrayList<>();
+        for (String line : Files.readAllLines(dir.resolve("train.jsonl"))) {
+            normal.add(parser.parse(line.getBytes(StandardCharsets.UTF_8)).event());
+        }
+        assertThat(normal).hasSizeGreaterThan(350);
+        for (int i = 1; i < normal.size(); i++) {
+            assertThat(normal.get(i).ts - normal.get(i - 1).ts).isLessThan(SETTINGS.gapMs());
+        }
+    }
+
+    private static TelemetryEvent copy(TelemetryEvent e) {
+        return new TelemetryEvent(e.deviceId, e.ts, e.seq, e.values.clone());
+    }
+
+    /** A run of the operator over some events, with everything it emitted. */
+    private static final class Run implements AutoCloseable {
+        final KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> harness;
+
+        Run(ModelBundle bundle, OperatorSubtaskState restoreFrom) throws Exception {
+            harness =
+                    new KeyedOneInputStreamOperatorTestHarness<>(
+                            new KeyedProcessOperator<>(new GruScoringFunction(bundle, SETTINGS)),
+                            new VigilPipeline.DeviceKey(),
+                            Types.STRING);
+            if (restoreFrom != null) {
+                harness.initializeState(restoreFrom);
+            }
+            harness.open();
+        }
+
+        Run() throws Exception {
+            this(Fixtures.model(), null);
+        }
+
+        Run feed(List<TelemetryEvent> events) throws Exception {
+            for (TelemetryEvent e : events) {
+                harness.processElement(new StreamRecord<>(copy(e), e.ts));
+            }
+            return this;
+        }
+
+        List<AnomalyEvent> events() {
+            return harness.extractOutputValues();
+        }
+
+        List<Float> scores() {
+            List<Float> out = new ArrayList<>();
+            var side = harness.getSideOutput(Outputs.SCORES);
+            if (side != null) {
+                side.forEach(r -> out.add(r.getValue().score));
+            }
+            return out;
+        }
+
+        List<TelemetryEvent> late() {
+            List<TelemetryEvent> out = new ArrayList<>();
+            var side = harness.getSideOutput(Outputs.LATE);
+            if (side != null) {
+                side.forEach(r -> out.add(r.getValue()));
+            }
+            return out;
+        }
+
+        @Override
+        public void close() throws Exception {
+            harness.close();
+        }
+    }
+
+    @Test
+    void shouldScoreEveryStepOfANormalDeviceWithoutAlerting() throws Exception {
+        try (Run run = new Run().feed(normal)) {
+            assertThat(run.scores()).hasSize(normal.size());
+            assertThat(run.scores().get(0)).isZero(); // no forecast before the first step
+            assertThat(run.scores().subList(1, normal.size())).allMatch(s -> s > 0);
+            assertThat(run.events()).isEmpty();
+        }
+    }
+
+    @Test
+    void shouldSendLateAndDuplicateEventsAsideWithoutTouchingTheMemory() throws Exception {
+        List<TelemetryEvent> withFaults = new ArrayList<>();
+        List<TelemetryEvent> expectedLate = new ArrayList<>();
+        for (int i = 0; i < normal.size(); i++) {
+            withFaults.add(normal.get(i));
+            if (i % 50 == 10) {
+                withFaults.add(normal.get(i)); // duplicate
+                expectedLate.add(normal.get(i));
+            }
+            if (i % 50 == 30) {
+                withFaults.add(normal.get(i - 5)); // late re-send
+                expectedLate.add(normal.get(i - 5));
+            }
+        }
+        try (Run clean = new Run().feed(normal);
+                Run faulty = new Run().feed(withFaults)) {
+            assertThat(faulty.late())
+                    .extracting(e -> e.seq)
+                    .containsExactlyElementsOf(expectedLate.stream().map(e -> e.seq).toList());
+            assertThat(faulty.scores()).containsExactlyElementsOf(clean.scores());
+        }
+    }
+
+    @Test
+    void shouldOrderByTimestampWhenEventsCarryNoSeq() throws Exception {
+        List<TelemetryEvent> noSeq = new ArrayList<>();
+        for (TelemetryEvent e : normal.subList(0, 50)) {
+            noSeq.add(new TelemetryEvent(e.deviceId, e.ts, TelemetryEvent.NO_SEQ, e.values));
+        }
+        noSeq.add(noSeq.get(20)); // an old timestamp
+        noSeq.add(noSeq.get(49)); // the same timestamp again
+
+        try (Run run = new Run().feed(noSeq)) {
+            assertThat(run.late()).hasSize(2);
+            assertThat(run.scores()).hasSize(50);
+        }
+    }
+
+    @Test
+    void shouldResetTheMemoryAfterASilenceLongerThanTheGap() throws Exception {
+        List<TelemetryEvent> withGap = new ArrayList<>();
+        for (int i = 0; i < 200; i++) {
+            TelemetryEvent e = copy(normal.get(i));
+            if (i >= 100) {
+                e.ts += 60 * 60_000L; // an hour of silence before step 100
+            }
+            withGap.add(e);
+        }
+        try (Run run = new Run().feed(withGap)) {
+            assertThat(run.scores().get(100)).isZero(); // no forecast survives the reset
+            assertThat(run.scores().get(101)).isPositive();
+            assertThat(run.events()).isEmpty();
+        }
+    }
+
+    /** Normal steps with {@code rpm} pushed far out of its range on steps [from, to). */
+    private static List<TelemetryEvent> withRpmFault(int from, int to) {
+        int rpm = Fixtures.model().card().featureNames().indexOf("rpm");
+        List<TelemetryEvent> out = new ArrayList<>();
+        for (int i = 0; i < normal.size(); i++) {
+            TelemetryEvent e = copy(normal.get(i));
+            if (i >= from && i < to) {
+                e.values[rpm] += 400f;
+            }
+            out.add(e);
+        }
+        return out;
+    }
+
+    @Test
+    void shouldNotAlertDuringWarmup() throws Exception {
+        int warmup = Fixtures.model().card().warmupSteps();
+
+        try (Run run = new Run().feed(withRpmFault(1, warmup - 1).subList(0, warmup))) {
+            assertThat(run.scores().subList(1, warmup - 1))
+                    .allMatch(s -> s > Fixtures.model().card().threshold());
+            assertThat(run.events()).isEmpty();
+        }
+    }
+
+    @Test
+    void shouldOpenAndCloseOneEpisodeAroundAFaultAndNameTheFeature() throws Exception {
+        try (Run run = new Run().feed(withRpmFault(200, 215))) {
+            List<AnomalyEvent> events = run.events();
+
+            assertThat(events).extracting(e -> e.type).containsExactly("OPEN", "CLOSE");
+            AnomalyEvent open = events.get(0);
+            AnomalyEvent close = events.get(1);
+            assertThat(open.episodeStart).isEqualTo(normal.get(200).ts);
+            assertThat(open.ts).isEqualTo(normal.get(201).ts);
+            assertThat(open.eventId).isEqualTo(open.deviceId + ":" + open.episodeStart + ":OPEN");
+            assertThat(open.topFeatureNames[0]).isEqualTo("rpm");
+            assertThat(close.episodeStart).isEqualTo(open.episodeStart);
+            assertThat(close.durationMs).isEqualTo(close.ts - close.episodeStart);
+            assertThat(close.peakScore).isGreaterThanOrEqualTo(open.score);
+            assertThat(close.topFeatureNames[0]).isEqualTo("rpm");
+            assertThat(close.topFeatureShares[0]).isGreaterThan(0.3f);
+        }
+    }
+
+    @Test
+    void shouldContinueAnEpisodeExactlyAfterSnapshotAndRestore() throws Exception {
+        List<TelemetryEvent> stream = withRpmFault(200, 215);
+        List<AnomalyEvent> uninterrupted;
+        try (Run run = new Run().feed(stream)) {
+            uninterrupted = run.events();
+        }
+
+        List<AnomalyEvent> resumed = new ArrayList<>();
+        OperatorSubtaskState snapshot;
+        try (Run first = new Run().feed(stream.subList(0, 205))) {
+            assertThat(first.events()).extracting(e -> e.type).containsExactly("OPEN");
+            resumed.addAll(first.events());
+            snapshot = first.harness.snapshot(1L, 0L);
+        }
+        try (Run second = new Run(Fixtures.model(), snapshot)) {
+            second.feed(stream.subList(205, stream.size()));
+            resumed.addAll(second.events());
+        }
+
+        assertThat(resumed).usingRecursiveFieldByFieldElementComparator().isEqualTo(uninterrupted);
+    }
+
+    @Test
+    void shouldResetEachDeviceOnceWhenTheModelVersionChanges() throws Exception {
+        ModelBundle current = Fixtures.model();
+        ModelCard c = current.card();
+        ModelBundle next =
+                new ModelBundle(
+                        new ModelCard(
+                                "next-version",
+                                c.hiddenSize(),
+                                c.features(),
+                                c.threshold(),
+                                c.warmupSteps()),
+                        current.onnx());
+        OperatorSubtaskState snapshot;
+        try (Run first = new Run().feed(normal.subList(0, 100))) {
+            snapshot = first.harness.snapshot(1L, 0L);
+        }
+
+        try (Run second = new Run(next, snapshot)) {
+            second.feed(normal.subList(100, 150));
+            second.feed(List.of(normal.get(120))); // the order guard survives the reset
+
+            assertThat(second.scores().get(0)).isZero(); // memory of the old model dropped
+            assertThat(second.scores().subList(1, 50)).allMatch(s -> s > 0);
+            assertThat(second.late()).hasSize(1);
+        }
+    }
+
+    @Test
+    void shouldKeepDevicesApart() throws Exception {
+        List<TelemetryEvent> twoDevices = new ArrayList<>();
+        for (TelemetryEvent e : normal.subList(0, 100)) {
+            twoDevices.add(e);
+            twoDevices.add(new TelemetryEvent("other", e.ts, e.seq, e.values));
+        }
+        try (Run one = new Run().feed(normal.subList(0, 100));
+                Run two = new Run().feed(twoDevices)) {
+            List<ScoredStep> steps = new ArrayList<>();
+            two.harness.getSideOutput(Outputs.SCORES).forEach(r -> steps.add(r.getValue()));
+            assertThat(steps.stream().filter(s -> s.deviceId.equals("other")).map(s -> s.score))
+                    .containsExactlyElementsOf(one.scores());
+        }
+    }
+}
