@@ -126,7 +126,7 @@ public final class VigilConfig {
                     "missing required option '"
                             + option.key()
                             + "': "
-                            + option.description().toString());
+                            + VigilOptions.describe(option));
         }
     }
 

@@ -4,6 +4,7 @@ import java.time.Duration;
 import java.util.List;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
+import org.apache.flink.configuration.description.HtmlFormatter;
 
 /**
  * Every option of the job, with its default and description: the one source of the README's
@@ -154,6 +155,11 @@ public final class VigilOptions {
                     .withDescription(
                             "Checkpoint storage URI (file://, s3://, ...). Unset: Flink's"
                                     + " execution.checkpointing.dir.");
+
+    /** An option's description as plain text, for messages and the README. */
+    public static String describe(ConfigOption<?> option) {
+        return new HtmlFormatter().format(option.description());
+    }
 
     /** All options, for the README table and its test. */
     public static List<ConfigOption<?>> all() {

@@ -1,0 +1,185 @@
+package dev.vigil.pipeline;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.vigil.alerts.Evaluation;
+import dev.vigil.cli.VigilJob;
+import dev.vigil.config.VigilConfig;
+import dev.vigil.config.VigilOptions;
+import dev.vigil.kafka.EmbeddedKafkaBroker;
+import dev.vigil.kafka.TopicIO;
+import dev.vigil.model.ModelBundle;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.RawRecord;
+import dev.vigil.serde.WireFormat;
+import dev.vigil.testdata.FleetGenerator;
+import dev.vigil.testing.Fixtures;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.flink.api.common.JobExecutionResult;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.functions.RichMapFunction;
+import org.apache.flink.api.common.state.CheckpointListener;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The whole job on real parts: an in-process Kafka broker, a local Flink mini cluster with RocksDB
+ * and exactly-once checkpoints, ONNX Runtime with the committed model, and the generated test fleet
+ * replayed into the input topic.
+ */
+class KafkaPipelineITCase {
+
+    private static EmbeddedKafkaBroker kafka;
+    private static Path fleet;
+    private static long produced;
+    private static ModelBundle bundle;
+
+    @BeforeAll
+    static void startKafkaAndReplayTheFleet(@TempDir Path dir) throws Exception {
+        fleet = dir;
+        new FleetGenerator(FleetGenerator.Spec.defaults()).writeTo(fleet);
+        bundle = Fixtures.model();
+        kafka = EmbeddedKafkaBroker.start();
+        kafka.createTopics(4, List.of("telemetry"));
+        produced =
+                TopicIO.replay(kafka.bootstrapServers(), "telemetry", fleet.resolve("test.jsonl"));
+    }
+
+    @AfterAll
+    static void stopKafka() throws Exception {
+        if (kafka != null) {
+            kafka.close();
+        }
+    }
+
+    /** A bounded run's configuration, writing to topics with the given suffix. */
+    private static VigilConfig config(String run, Path checkpoints) throws Exception {
+        kafka.createTopics(4, List.of("anomalies-" + run, "dead-letters-" + run, "scores-" + run));
+        Map<String, String> c = new HashMap<>();
+        c.put(VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(), kafka.bootstrapServers());
+        c.put(VigilOptions.MODEL_DIR.key(), Fixtures.modelDir().toString());
+        c.put(VigilOptions.KAFKA_GROUP_ID.key(), "vigil-" + run);
+        c.put(VigilOptions.TOPIC_ANOMALIES.key(), "anomalies-" + run);
+        c.put(VigilOptions.TOPIC_DEAD_LETTERS.key(), "dead-letters-" + run);
+        c.put(VigilOptions.TOPIC_SCORES.key(), "scores-" + run);
+        c.put(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX.key(), "vigil-" + run);
+        c.put(VigilOptions.KAFKA_START_FROM.key(), "earliest");
+        c.put(VigilOptions.KAFKA_BOUNDED.key(), "true");
+        c.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "500ms");
+        c.put(VigilOptions.CHECKPOINT_DIR.key(), checkpoints.toUri().toString());
+        c.put("parallelism.default", "2");
+        c.put("restart-strategy.type", "fixed-delay");
+        c.put("restart-strategy.fixed-delay.attempts", "3");
+        c.put("restart-strategy.fixed-delay.delay", "500ms");
+        return VigilConfig.of(c);
+    }
+
+    private static List<String> committed(String topic) {
+        return TopicIO.readCommitted(kafka.bootstrapServers(), topic).stream()
+                .map(v -> new String(v, StandardCharsets.UTF_8))
+                .sorted()
+                .toList();
+    }
+
+    private static long count(JobExecutionResult result, String name) {
+        return ((Number) result.getAccumulatorResult(name)).longValue();
+    }
+
+    @Test
+    void shouldFindTheLabelledAnomaliesAndAccountForEveryRecord(@TempDir Path checkpoints)
+            throws Exception {
+        JobExecutionResult result = VigilJob.run(config("plain", checkpoints), bundle);
+
+        long in = count(result, Counters.RECORDS_IN);
+        long scored = count(result, Counters.SCORED);
+        long late = count(result, Counters.LATE);
+        long dead = count(result, Counters.DEAD_LETTERS);
+        assertThat(in).isEqualTo(produced);
+        assertThat(in).isEqualTo(scored + late + dead);
+        assertThat(late).isPositive(); // the fleet's feed carries duplicates and late re-sends
+        assertThat(dead).isPositive(); // and malformed records
+        assertThat(committed("dead-letters-plain")).hasSize((int) dead);
+        assertThat(committed("scores-plain")).hasSize((int) scored);
+
+        List<AnomalyEvent> events =
+                committed("anomalies-plain").stream()
+                        .map(s -> WireFormat.parseAnomaly(s.getBytes(StandardCharsets.UTF_8)))
+                        .toList();
+        Evaluation.Result eval =
+                Evaluation.evaluate(
+                        Evaluation.episodes(events),
+                        FleetGenerator.readLabels(fleet.resolve("labels.csv")));
+        assertThat(eval.precision()).isGreaterThanOrEqualTo(0.9);
+        assertThat(eval.recall()).isGreaterThanOrEqualTo(0.75);
+        assertThat(events).extracting(e -> e.eventId).doesNotHaveDuplicates();
+    }
+
+    @Test
+    void shouldWriteTheSameAnomaliesExactlyOnceWhenTheJobFailsMidStream(@TempDir Path dir)
+            throws Exception {
+        VigilConfig reference = config("reference", dir.resolve("a"));
+        VigilJob.run(reference, bundle);
+
+        VigilConfig failing = config("failing", dir.resolve("b"));
+        StreamExecutionEnvironment env = VigilPipeline.environment(failing);
+        DataStream<RawRecord> raw =
+                VigilPipeline.readKafka(env, failing)
+                        .map(new FailOnceAfterACheckpoint(produced / 4))
+                        .uid("fail-once");
+        VigilPipeline.writeKafka(VigilPipeline.score(raw, bundle, failing.scoring()), failing);
+        env.execute("vigil-with-failure");
+
+        assertThat(FailOnceAfterACheckpoint.FAILED.get()).isTrue();
+        List<String> expected = committed("anomalies-reference");
+        assertThat(expected).isNotEmpty();
+        assertThat(committed("anomalies-failing")).containsExactlyElementsOf(expected);
+        assertThat(committed("scores-failing"))
+                .containsExactlyElementsOf(committed("scores-reference"));
+        assertThat(committed("dead-letters-failing"))
+                .hasSameSizeAs(committed("dead-letters-reference"));
+    }
+
+    /**
+     * Throws once, in one subtask, after a checkpoint has completed and N records have passed: the
+     * job must restore from that checkpoint and replay from its offsets.
+     */
+    static final class FailOnceAfterACheckpoint extends RichMapFunction<RawRecord, RawRecord>
+            implements CheckpointListener {
+        static final AtomicBoolean FAILED = new AtomicBoolean();
+        private final long after;
+        private transient long seen;
+        private transient boolean checkpointed;
+
+        FailOnceAfterACheckpoint(long after) {
+            this.after = after;
+        }
+
+        @Override
+        public void open(OpenContext ctx) {
+            seen = 0;
+            checkpointed = false;
+        }
+
+        @Override
+        public RawRecord map(RawRecord r) {
+            if (++seen >= after / 2 && checkpointed && FAILED.compareAndSet(false, true)) {
+                throw new IllegalStateException("injected failure after " + seen + " records");
+            }
+            return r;
+        }
+
+        @Override
+        public void notifyCheckpointComplete(long checkpointId) {
+            checkpointed = true;
+        }
+    }
+}
