@@ -21,7 +21,7 @@ public class ParseTelemetry extends ProcessFunction<RawRecord, TelemetryEvent> {
 
     private final List<String> features;
     private transient TelemetryParser parser;
-    private transient Counters counters;
+    private transient Metrics metrics;
 
     public ParseTelemetry(List<String> features) {
         this.features = List.copyOf(features);
@@ -30,17 +30,17 @@ public class ParseTelemetry extends ProcessFunction<RawRecord, TelemetryEvent> {
     @Override
     public void open(OpenContext openContext) {
         parser = new TelemetryParser(features);
-        counters = new Counters(getRuntimeContext());
+        metrics = new Metrics(getRuntimeContext());
     }
 
     @Override
     public void processElement(RawRecord raw, Context ctx, Collector<TelemetryEvent> out) {
-        counters.recordsIn.inc();
+        metrics.recordsIn.inc();
         TelemetryParser.Result result = parser.parse(raw.value);
         if (result.event() != null) {
             out.collect(result.event());
         } else {
-            counters.deadLetter(result.rejection().reason());
+            metrics.deadLetter(result.rejection().reason());
             ctx.output(
                     DEAD_LETTERS,
                     new DeadLetter(

@@ -4,7 +4,7 @@ import dev.vigil.alerts.EpisodeRules;
 import dev.vigil.model.GruModel;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
-import dev.vigil.pipeline.Counters;
+import dev.vigil.pipeline.Metrics;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
@@ -13,6 +13,7 @@ import dev.vigil.state.DeviceStateSchema;
 import java.nio.FloatBuffer;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.metrics.Histogram;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.util.Collector;
 
@@ -33,7 +34,10 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
     private transient EpisodeRules rules;
     private transient GruModel model;
     private transient ValueState<DeviceState> state;
-    private transient Counters counters;
+    private transient Metrics metrics;
+    private transient Histogram batchSizes;
+    private transient Histogram inferenceMicros;
+    private transient Histogram latencyMs;
     // Scratch, reused for every record.
     private transient float[] shares;
     private transient int[] top;
@@ -55,7 +59,11 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         model = GruModel.open(bundle, 1);
         // Created on a device's first event; see DeviceStateSchema for expiry.
         state = getRuntimeContext().getState(DeviceStateSchema.descriptor());
-        counters = new Counters(getRuntimeContext());
+        metrics = new Metrics(getRuntimeContext());
+        metrics.modelVersion(card.version());
+        batchSizes = metrics.histogram(Metrics.INFERENCE_BATCH_SIZE);
+        inferenceMicros = metrics.histogram(Metrics.INFERENCE_MICROS);
+        latencyMs = metrics.histogram(Metrics.EVENT_TO_EMIT_LATENCY_MS);
         shares = new float[card.featureCount()];
         top = new int[card.featureCount()];
     }
@@ -80,18 +88,18 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
             s = DeviceState.fresh(card.version(), card.hiddenSize(), card.featureCount());
             s.lastTs = old.lastTs; // the order guard survives the reset
             s.lastSeq = old.lastSeq;
-            counters.resetModelChange.inc();
+            metrics.resetModelChange.inc();
         }
 
         if (isLateOrDuplicate(s, e)) {
-            counters.late.inc();
+            metrics.late.inc();
             ctx.output(Outputs.LATE, e);
             return; // the hidden state is untouched
         }
         if (s.steps > 0 && e.ts - s.lastTs > settings.gapMs()) {
             closeEpisodeOnReset(s, ctx, out);
             s.resetMemory();
-            counters.resetGap.inc();
+            metrics.resetGap.inc();
         }
 
         FloatBuffer x = model.x();
@@ -101,14 +109,17 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
 
         FloatBuffer h = model.h();
         h.put(0, s.hidden);
+        long t0 = System.nanoTime();
         model.run(1);
+        inferenceMicros.update((System.nanoTime() - t0) / 1_000);
+        batchSizes.update(1);
         model.hNext().get(0, s.hidden);
         model.y().get(0, s.forecast);
 
         s.steps++;
         s.lastTs = e.ts;
         s.lastSeq = e.hasSeq() ? e.seq : DeviceState.NO_SEQ;
-        counters.scored.inc();
+        metrics.scored.inc();
         if (settings.emitScores()) {
             ctx.output(Outputs.SCORES, new ScoredStep(e.deviceId, e.ts, score));
         }
@@ -119,6 +130,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
             }
         }
         state.update(s);
+        latencyMs.update(System.currentTimeMillis() - e.ts);
     }
 
     /** By {@code seq} when both sides have one, else by event time. */
@@ -165,9 +177,9 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         }
         if (AnomalyEvent.CLOSE.equals(type)) {
             a.durationMs = ts - s.episodeStart;
-            counters.episodesClosed.inc();
+            metrics.episodesClosed.inc();
         } else if (AnomalyEvent.OPEN.equals(type)) {
-            counters.episodesOpened.inc();
+            metrics.episodesOpened.inc();
         }
         return a;
     }

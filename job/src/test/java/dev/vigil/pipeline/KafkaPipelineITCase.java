@@ -99,10 +99,10 @@ class KafkaPipelineITCase {
             throws Exception {
         JobExecutionResult result = VigilJob.run(config("plain", checkpoints), bundle);
 
-        long in = count(result, Counters.RECORDS_IN);
-        long scored = count(result, Counters.SCORED);
-        long late = count(result, Counters.LATE);
-        long dead = count(result, Counters.DEAD_LETTERS);
+        long in = count(result, Metrics.RECORDS_IN);
+        long scored = count(result, Metrics.SCORED);
+        long late = count(result, Metrics.LATE);
+        long dead = count(result, Metrics.DEAD_LETTERS);
         assertThat(in).isEqualTo(produced);
         assertThat(in).isEqualTo(scored + late + dead);
         assertThat(late).isPositive(); // the fleet's feed carries duplicates and late re-sends

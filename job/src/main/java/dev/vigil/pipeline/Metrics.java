@@ -1,0 +1,120 @@
+package dev.vigil.pipeline;
+
+import dev.vigil.serde.DeadLetterReason;
+import java.util.EnumMap;
+import java.util.Map;
+import org.apache.flink.api.common.accumulators.LongCounter;
+import org.apache.flink.api.common.functions.RuntimeContext;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Histogram;
+import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
+
+/**
+ * The job's metrics, all in the operator metric group {@code vigil} (Prometheus: {@code
+ * flink_taskmanager_job_task_operator_vigil_<name>}).
+ *
+ * <p>Where every input record ends is counted twice: as metrics (for dashboards) and as
+ * accumulators of the same names (for a finished job's result, which the demo and the tests read).
+ * {@code records_in == scored + late + dead_letters}.
+ */
+public final class Metrics {
+
+    public static final String GROUP = "vigil";
+    public static final String RECORDS_IN = "records_in";
+    public static final String SCORED = "scored";
+    public static final String LATE = "late";
+    public static final String DEAD_LETTERS = "dead_letters";
+
+    /** Per reason, with the label {@code reason}. */
+    public static final String DEAD_LETTERS_BY_REASON = "dead_letters_by_reason";
+
+    public static final String EPISODES_OPENED = "episodes_opened";
+    public static final String EPISODES_CLOSED = "episodes_closed";
+    public static final String RESETS_GAP = "resets_gap";
+    public static final String RESETS_MODEL_CHANGE = "resets_model_change";
+    public static final String INFERENCE_BATCH_SIZE = "inference_batch_size";
+    public static final String INFERENCE_MICROS = "inference_micros";
+    public static final String EVENT_TO_EMIT_LATENCY_MS = "event_to_emit_latency_ms";
+
+    /** Always 1, with the label {@code model_version}: which model a subtask scores with. */
+    public static final String MODEL_INFO = "model_info";
+
+    private static final int HISTOGRAM_WINDOW = 1024;
+
+    /** One count, kept as a metric and as an accumulator. */
+    public static final class Count {
+        private final Counter metric;
+        private final LongCounter accumulator;
+
+        Count(RuntimeContext ctx, MetricGroup group, String metricName, String accumulatorName) {
+            this.metric = group.counter(metricName);
+            LongCounter existing = (LongCounter) ctx.<Long, Long>getAccumulator(accumulatorName);
+            if (existing == null) {
+                existing = new LongCounter();
+                ctx.addAccumulator(accumulatorName, existing);
+            }
+            this.accumulator = existing;
+        }
+
+        public void inc() {
+            metric.inc();
+            accumulator.add(1L);
+        }
+    }
+
+    private final RuntimeContext ctx;
+    private final MetricGroup group;
+    private final Map<DeadLetterReason, Count> deadLettersByReason =
+            new EnumMap<>(DeadLetterReason.class);
+
+    public final Count recordsIn;
+    public final Count scored;
+    public final Count late;
+    public final Count deadLetters;
+    public final Count episodesOpened;
+    public final Count episodesClosed;
+    public final Count resetGap;
+    public final Count resetModelChange;
+
+    public Metrics(RuntimeContext ctx) {
+        this.ctx = ctx;
+        this.group = ctx.getMetricGroup().addGroup(GROUP);
+        recordsIn = count(RECORDS_IN);
+        scored = count(SCORED);
+        late = count(LATE);
+        deadLetters = count(DEAD_LETTERS);
+        episodesOpened = count(EPISODES_OPENED);
+        episodesClosed = count(EPISODES_CLOSED);
+        resetGap = count(RESETS_GAP);
+        resetModelChange = count(RESETS_MODEL_CHANGE);
+        for (DeadLetterReason r : DeadLetterReason.values()) {
+            deadLettersByReason.put(
+                    r,
+                    new Count(
+                            ctx,
+                            group.addGroup("reason", r.name()),
+                            DEAD_LETTERS_BY_REASON,
+                            DEAD_LETTERS + "_" + r.name().toLowerCase()));
+        }
+    }
+
+    private Count count(String name) {
+        return new Count(ctx, group, name, name);
+    }
+
+    public void deadLetter(DeadLetterReason reason) {
+        deadLetters.inc();
+        deadLettersByReason.get(reason).inc();
+    }
+
+    /** A histogram over the last {@value #HISTOGRAM_WINDOW} values, in the vigil group. */
+    public Histogram histogram(String name) {
+        return group.histogram(name, new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
+    }
+
+    /** Registers the model version this subtask scores with, as a label of a constant gauge. */
+    public void modelVersion(String version) {
+        group.addGroup("model_version", version).gauge(MODEL_INFO, () -> 1);
+    }
+}
