@@ -12,24 +12,18 @@ import java.io.Serializable;
  */
 public final class EpisodeRules implements Serializable {
 
-    private final float threshold;
     private final int openAfter;
     private final int closeAfter;
     private final int updateEvery;
 
-    public EpisodeRules(float threshold, int openAfter, int closeAfter, int updateEvery) {
+    public EpisodeRules(int openAfter, int closeAfter, int updateEvery) {
         if (openAfter < 1 || closeAfter < 1 || updateEvery < 0) {
             throw new IllegalArgumentException(
                     "open-after and close-after must be at least 1 and update-every at least 0");
         }
-        this.threshold = threshold;
         this.openAfter = openAfter;
         this.closeAfter = closeAfter;
         this.updateEvery = updateEvery;
-    }
-
-    public float threshold() {
-        return threshold;
     }
 
     /**
@@ -38,7 +32,7 @@ public final class EpisodeRules implements Serializable {
      * After a CLOSE the state's episode fields still describe the closed episode, so the event can
      * be built from them; the next run above the threshold overwrites them.
      */
-    public String step(DeviceState s, long ts, float score, float[] shares) {
+    public String step(DeviceState s, long ts, float score, float threshold, float[] shares) {
         boolean above = score > threshold;
         if (!s.episodeOpen) {
             if (!above) {

@@ -1,18 +1,29 @@
 package dev.vigil.alerts;
 
 import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.ScoredStep;
 import dev.vigil.testdata.FleetGenerator.Label;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * Event-wise evaluation of anomaly episodes against labelled windows: an episode matches a label
- * when they are on the same device and their time spans overlap. Precision counts episodes that
- * match some label; recall counts labels matched by some episode.
+ * How well anomaly output matches labelled windows; the definitions are the README's
+ * ("Evaluation"):
+ *
+ * <ul>
+ *   <li>event-wise: an episode matches a label when they are on the same device and their time
+ *       spans overlap; precision = episodes matching some label / episodes, recall = labels matched
+ *       by some episode / labels;
+ *   <li>point-wise: every scored step is positive when its score is above the threshold and
+ *       labelled when it lies in a labelled window of its device;
+ *   <li>detection delay: from a label's start to the OPEN of the first episode that matches it, in
+ *       scored steps of that device (when step scores are given) and in milliseconds.
+ * </ul>
  */
 public final class Evaluation {
 
@@ -22,40 +33,12 @@ public final class Evaluation {
     public record Episode(
             String deviceId,
             long start,
+            long openTs,
             long end,
             boolean closed,
             float peakScore,
             int steps,
             String[] topFeatures) {}
-
-    /** Recall of one anomaly kind. */
-    public record KindResult(int labelled, int matched) {
-        public double recall() {
-            return labelled == 0 ? 0 : (double) matched / labelled;
-        }
-    }
-
-    public record Result(
-            int found,
-            int labelled,
-            int matchedEpisodes,
-            int matchedLabels,
-            int maxOpensPerLabel,
-            Map<String, KindResult> byKind) {
-        public double precision() {
-            return found == 0 ? 0 : (double) matchedEpisodes / found;
-        }
-
-        public double recall() {
-            return labelled == 0 ? 0 : (double) matchedLabels / labelled;
-        }
-
-        public double f1() {
-            double p = precision();
-            double r = recall();
-            return p + r == 0 ? 0 : 2 * p * r / (p + r);
-        }
-    }
 
     /** Rebuilds episodes from anomaly events in any order, by (device, episode start). */
     public static List<Episode> episodes(List<AnomalyEvent> events) {
@@ -68,17 +51,16 @@ public final class Evaluation {
         List<Episode> out = new ArrayList<>();
         for (List<AnomalyEvent> es : byEpisode.values()) {
             es.sort(Comparator.comparingLong(e -> e.ts));
+            AnomalyEvent first = es.get(0);
             AnomalyEvent last = es.get(es.size() - 1);
-            AnomalyEvent close =
-                    es.stream()
-                            .filter(e -> AnomalyEvent.CLOSE.equals(e.type))
-                            .findFirst()
-                            .orElse(null);
+            AnomalyEvent close = find(es, AnomalyEvent.CLOSE);
+            AnomalyEvent open = find(es, AnomalyEvent.OPEN);
             AnomalyEvent described = close != null ? close : last;
             out.add(
                     new Episode(
-                            last.deviceId,
-                            last.episodeStart,
+                            first.deviceId,
+                            first.episodeStart,
+                            open != null ? open.ts : first.ts,
                             described.ts,
                             close != null,
                             described.peakScore,
@@ -89,30 +71,58 @@ public final class Evaluation {
         return out;
     }
 
+    private static AnomalyEvent find(List<AnomalyEvent> events, String type) {
+        return events.stream().filter(e -> type.equals(e.type)).findFirst().orElse(null);
+    }
+
+    /** Event-wise figures. */
+    public record Result(
+            int found,
+            int labelled,
+            int matchedEpisodes,
+            int matchedLabels,
+            int maxEpisodesPerLabel,
+            Map<String, int[]> byKind) {
+        public double precision() {
+            return ratio(matchedEpisodes, found);
+        }
+
+        public double recall() {
+            return ratio(matchedLabels, labelled);
+        }
+
+        public double f1() {
+            return Evaluation.f1(precision(), recall());
+        }
+    }
+
     public static Result evaluate(List<Episode> episodes, List<Label> labels) {
         int matchedEpisodes = 0;
         for (Episode e : episodes) {
-            if (labels.stream().anyMatch(l -> overlaps(e, l))) {
+            if (matchOf(e, labels) != null) {
                 matchedEpisodes++;
             }
         }
         int matchedLabels = 0;
-        int maxOpens = 0;
-        Map<String, int[]> kinds = new TreeMap<>();
+        int maxPerLabel = 0;
+        Map<String, int[]> byKind = new TreeMap<>();
         for (Label l : labels) {
-            long opens = episodes.stream().filter(e -> overlaps(e, l)).count();
-            int[] k = kinds.computeIfAbsent(l.kind(), x -> new int[2]);
+            int n = (int) episodes.stream().filter(e -> overlaps(e, l)).count();
+            int[] k = byKind.computeIfAbsent(l.kind(), x -> new int[2]);
             k[0]++;
-            if (opens > 0) {
+            if (n > 0) {
                 matchedLabels++;
                 k[1]++;
             }
-            maxOpens = Math.max(maxOpens, (int) opens);
+            maxPerLabel = Math.max(maxPerLabel, n);
         }
-        Map<String, KindResult> byKind = new LinkedHashMap<>();
-        kinds.forEach((kind, k) -> byKind.put(kind, new KindResult(k[0], k[1])));
         return new Result(
-                episodes.size(), labels.size(), matchedEpisodes, matchedLabels, maxOpens, byKind);
+                episodes.size(),
+                labels.size(),
+                matchedEpisodes,
+                matchedLabels,
+                maxPerLabel,
+                byKind);
     }
 
     /** The label an episode matches first, or null. */
@@ -124,5 +134,178 @@ public final class Evaluation {
         return e.deviceId().equals(l.deviceId())
                 && e.start() <= l.endTs()
                 && l.startTs() <= e.end();
+    }
+
+    /**
+     * Everything as one JSON-ready map: {@code episodes} (event-wise, with {@code by_kind}), {@code
+     * points} (point-wise, when scores are given) and {@code detection_delay}.
+     *
+     * @param scores every scored step, or null
+     */
+    public static Map<String, Object> report(
+            List<AnomalyEvent> events,
+            List<Label> labels,
+            List<ScoredStep> scores,
+            float threshold) {
+        List<Episode> episodes = episodes(events);
+        Result r = evaluate(episodes, labels);
+        Map<String, List<Long>> stepTimes = new HashMap<>();
+        if (scores != null) {
+            for (ScoredStep s : scores) {
+                stepTimes.computeIfAbsent(s.deviceId, k -> new ArrayList<>()).add(s.ts);
+            }
+            stepTimes.values().forEach(l -> l.sort(null));
+        }
+
+        Map<String, List<Double>> delaySteps = new TreeMap<>();
+        Map<String, List<Double>> delayMs = new TreeMap<>();
+        for (Label l : labels) {
+            Episode first =
+                    episodes.stream()
+                            .filter(e -> overlaps(e, l))
+                            .min(Comparator.comparingLong(Episode::openTs))
+                            .orElse(null);
+            if (first == null) {
+                continue;
+            }
+            for (String key : List.of("all", l.kind())) {
+                delayMs.computeIfAbsent(key, k -> new ArrayList<>())
+                        .add((double) (first.openTs() - l.startTs()));
+                if (scores != null) {
+                    delaySteps
+                            .computeIfAbsent(key, k -> new ArrayList<>())
+                            .add(
+                                    (double)
+                                            stepsBetween(
+                                                    stepTimes.get(l.deviceId()),
+                                                    l.startTs(),
+                                                    first.openTs()));
+                }
+            }
+        }
+
+        Map<String, int[]> points = scores == null ? null : pointCounts(scores, labels, threshold);
+
+        Map<String, Object> ep = new LinkedHashMap<>();
+        ep.put("found", r.found());
+        ep.put("labelled", r.labelled());
+        ep.put("matched", r.matchedLabels());
+        ep.put("matched_episodes", r.matchedEpisodes());
+        ep.put("precision", round(r.precision()));
+        ep.put("recall", round(r.recall()));
+        ep.put("f1", round(r.f1()));
+        ep.put("max_episodes_per_label", r.maxEpisodesPerLabel());
+        Map<String, Object> kinds = new LinkedHashMap<>();
+        r.byKind()
+                .forEach(
+                        (kind, k) -> {
+                            Map<String, Object> m = new LinkedHashMap<>();
+                            m.put("labelled", k[0]);
+                            m.put("matched", k[1]);
+                            m.put("recall", round(ratio(k[1], k[0])));
+                            if (points != null) {
+                                int[] p = points.get(kind);
+                                m.put(
+                                        "point_recall",
+                                        round(ratio(p == null ? 0 : p[1], p == null ? 0 : p[0])));
+                            }
+                            m.put("median_delay_steps", median(delaySteps.get(kind)));
+                            m.put("median_delay_ms", median(delayMs.get(kind)));
+                            kinds.put(kind, m);
+                        });
+        ep.put("by_kind", kinds);
+
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("threshold", round(threshold));
+        out.put("episodes", ep);
+        if (points != null) {
+            int[] all = points.get("all");
+            int steps = all[2];
+            int labelled = all[0];
+            int predicted = all[3];
+            int truePositive = all[1];
+            double precision = ratio(truePositive, predicted);
+            double recall = ratio(truePositive, labelled);
+            Map<String, Object> pm = new LinkedHashMap<>();
+            pm.put("steps", steps);
+            pm.put("labelled", labelled);
+            pm.put("above_threshold", predicted);
+            pm.put("true_positives", truePositive);
+            pm.put("precision", round(precision));
+            pm.put("recall", round(recall));
+            pm.put("f1", round(f1(precision, recall)));
+            out.put("points", pm);
+        }
+        Map<String, Object> delay = new LinkedHashMap<>();
+        delay.put("median_steps", median(delaySteps.get("all")));
+        delay.put("median_ms", median(delayMs.get("all")));
+        out.put("detection_delay", delay);
+        return out;
+    }
+
+    /**
+     * Per kind and "all": [labelled steps, labelled steps above threshold]; "all" also holds [2]
+     * every step and [3] every step above threshold.
+     */
+    private static Map<String, int[]> pointCounts(
+            List<ScoredStep> scores, List<Label> labels, float threshold) {
+        Map<String, List<Label>> byDevice = new HashMap<>();
+        labels.forEach(l -> byDevice.computeIfAbsent(l.deviceId(), k -> new ArrayList<>()).add(l));
+        Map<String, int[]> counts = new HashMap<>();
+        int[] all = new int[4];
+        counts.put("all", all);
+        for (ScoredStep s : scores) {
+            boolean positive = s.score > threshold;
+            all[2]++;
+            if (positive) {
+                all[3]++;
+            }
+            for (Label l : byDevice.getOrDefault(s.deviceId, List.of())) {
+                if (s.ts >= l.startTs() && s.ts <= l.endTs()) {
+                    int[] k = counts.computeIfAbsent(l.kind(), x -> new int[2]);
+                    k[0]++;
+                    all[0]++;
+                    if (positive) {
+                        k[1]++;
+                        all[1]++;
+                    }
+                    break;
+                }
+            }
+        }
+        return counts;
+    }
+
+    private static long stepsBetween(List<Long> times, long from, long to) {
+        if (times == null) {
+            return 0;
+        }
+        long n =
+                times.stream()
+                        .filter(t -> t >= Math.min(from, to) && t < Math.max(from, to))
+                        .count();
+        return to >= from ? n : -n;
+    }
+
+    private static Double median(List<Double> values) {
+        if (values == null || values.isEmpty()) {
+            return null;
+        }
+        List<Double> sorted = new ArrayList<>(values);
+        sorted.sort(null);
+        int n = sorted.size();
+        return n % 2 == 1 ? sorted.get(n / 2) : (sorted.get(n / 2 - 1) + sorted.get(n / 2)) / 2;
+    }
+
+    private static double ratio(int a, int b) {
+        return b == 0 ? 0 : (double) a / b;
+    }
+
+    private static double f1(double p, double r) {
+        return p + r == 0 ? 0 : 2 * p * r / (p + r);
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 1000) / 1000.0;
     }
 }

@@ -1,7 +1,5 @@
 package dev.vigil.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.vigil.alerts.Evaluation;
 import dev.vigil.config.VigilConfig;
 import dev.vigil.config.VigilOptions;
@@ -10,6 +8,7 @@ import dev.vigil.kafka.TopicIO;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.pipeline.Metrics;
 import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.WireFormat;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testdata.FleetGenerator.Label;
@@ -19,12 +18,10 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import org.apache.flink.api.common.JobExecutionResult;
@@ -152,33 +149,16 @@ final class DemoCommand {
             report.put("job_seconds", round(jobSeconds));
             report.put("events_per_second", Math.round(produced / jobSeconds));
 
-            List<Evaluation.Episode> episodes = Evaluation.episodes(events);
-            printEpisodes(episodes, labels);
+            EvaluateCommand.printEpisodes(out, Evaluation.episodes(events), labels);
             if (labels != null) {
-                Evaluation.Result r = Evaluation.evaluate(episodes, labels);
-                Map<String, Object> ep = new LinkedHashMap<>();
-                ep.put("found", r.found());
-                ep.put("labelled", r.labelled());
-                ep.put("matched", r.matchedLabels());
-                ep.put("matched_episodes", r.matchedEpisodes());
-                ep.put("precision", round(r.precision()));
-                ep.put("recall", round(r.recall()));
-                ep.put("f1", round(r.f1()));
-                ep.put("max_episodes_per_label", r.maxOpensPerLabel());
-                Map<String, Object> kinds = new LinkedHashMap<>();
-                r.byKind()
-                        .forEach(
-                                (k, v) ->
-                                        kinds.put(
-                                                k,
-                                                Map.of(
-                                                        "labelled", v.labelled(),
-                                                        "matched", v.matched(),
-                                                        "recall", round(v.recall()))));
-                ep.put("by_kind", kinds);
-                report.put("episodes", ep);
+                List<ScoredStep> steps = new ArrayList<>();
+                scores.forEach(v -> steps.add(WireFormat.parseScore(v)));
+                Map<String, Object> evaluation =
+                        Evaluation.report(events, labels, steps, bundle.card().threshold());
+                report.putAll(evaluation);
+                EvaluateCommand.printEvaluation(out, evaluation);
             } else {
-                report.put("episodes", Map.of("found", episodes.size()));
+                report.put("episodes", Map.of("found", Evaluation.episodes(events).size()));
             }
             report.put("seconds_total", round((System.nanoTime() - started) / 1e9));
             printSummary(report);
@@ -192,9 +172,7 @@ final class DemoCommand {
                 writeLines(args.path("--scores-out"), scores);
             }
             if (args.path("--report") != null) {
-                new ObjectMapper()
-                        .enable(SerializationFeature.INDENT_OUTPUT)
-                        .writeValue(args.path("--report").toFile(), report);
+                EvaluateCommand.writeJson(args.path("--report"), report);
                 out.println("report written to " + args.path("--report"));
             }
             long in = (Long) report.get("records_in");
@@ -219,28 +197,6 @@ final class DemoCommand {
         return v == null ? 0L : ((Number) v).longValue();
     }
 
-    private void printEpisodes(List<Evaluation.Episode> episodes, List<Label> labels) {
-        out.println();
-        out.printf(
-                "%-10s %-20s %8s %9s %-8s  %-36s %s%n",
-                "device", "start (UTC)", "minutes", "peak", "state", "top features", "label");
-        for (Evaluation.Episode e : episodes) {
-            Label match = labels == null ? null : Evaluation.matchOf(e, labels);
-            out.printf(
-                    Locale.ROOT,
-                    "%-10s %-20s %8.0f %9.1f %-8s  %-36s %s%n",
-                    e.deviceId(),
-                    Instant.ofEpochMilli(e.start()).toString().replace("T", " ").replace("Z", ""),
-                    (e.end() - e.start()) / 60_000.0,
-                    e.peakScore(),
-                    e.closed() ? "closed" : "open",
-                    String.join(", ", e.topFeatures()),
-                    labels == null
-                            ? ""
-                            : match == null ? "(no label)" : match.kind() + " " + match.feature());
-        }
-    }
-
     private void printSummary(Map<String, Object> report) {
         out.println();
         out.printf(
@@ -254,19 +210,6 @@ final class DemoCommand {
                 report.get("anomaly_events"),
                 report.get("job_seconds"),
                 report.get("events_per_second"));
-        Object ep = report.get("episodes");
-        if (ep instanceof Map<?, ?> m && m.containsKey("precision")) {
-            out.printf(
-                    "episodes found %s, labelled %s, labels matched %s: precision %s, recall %s%n",
-                    m.get("found"),
-                    m.get("labelled"),
-                    m.get("matched"),
-                    m.get("precision"),
-                    m.get("recall"));
-            if (m.get("by_kind") instanceof Map<?, ?> kinds) {
-                kinds.forEach((k, v) -> out.printf("  %-20s %s%n", k, v));
-            }
-        }
     }
 
     private static void writeLines(Path file, List<byte[]> lines) throws IOException {

@@ -29,6 +29,7 @@ public final class Vigil {
         try {
             return switch (argv[0]) {
                 case "demo" -> new DemoCommand(out, home).run(rest);
+                case "evaluate" -> new EvaluateCommand(out, home).run(rest);
                 case "testdata" -> {
                     Path dir =
                             rest.length > 0 ? Path.of(rest[0]) : home.resolve("testdata/generated");
@@ -61,6 +62,8 @@ public final class Vigil {
                 "usage: ./vigil COMMAND [options]",
                 "  " + DemoCommand.USAGE,
                 "      the whole path on this machine: embedded Kafka, Flink mini cluster, report",
+                "  " + EvaluateCommand.USAGE,
+                "      precision, recall, F1 (event- and point-wise), detection delay, by kind",
                 "  vigil testdata [DIR]      generate the labelled test fleet (default"
                         + " testdata/generated)",
                 "  vigil train --train FILE.jsonl --out DIR [--labels FILE] [--hidden N]"

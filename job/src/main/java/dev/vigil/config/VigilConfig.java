@@ -106,6 +106,10 @@ public final class VigilConfig {
         positive(VigilOptions.ALERTS_CLOSE_AFTER);
         positive(VigilOptions.ALERTS_TOP_FEATURES);
         positive(VigilOptions.MAX_PARALLELISM);
+        positive(VigilOptions.ALERTS_ADAPTIVE_HALF_LIFE);
+        if (get(VigilOptions.SCORING_BATCH_SIZE) < 0) {
+            throw new ConfigException(VigilOptions.SCORING_BATCH_SIZE.key() + " must be 0 or more");
+        }
         if (get(VigilOptions.ALERTS_UPDATE_EVERY) < 0) {
             throw new ConfigException(
                     VigilOptions.ALERTS_UPDATE_EVERY.key() + " must be 0 or more");
@@ -192,7 +196,12 @@ public final class VigilConfig {
                 get(VigilOptions.ALERTS_CLOSE_AFTER),
                 get(VigilOptions.ALERTS_UPDATE_EVERY),
                 get(VigilOptions.ALERTS_TOP_FEATURES),
-                !get(VigilOptions.TOPIC_SCORES).isBlank());
+                get(VigilOptions.ALERTS_ADAPTIVE_THRESHOLD)
+                        ? get(VigilOptions.ALERTS_ADAPTIVE_HALF_LIFE)
+                        : 0,
+                !get(VigilOptions.TOPIC_SCORES).isBlank(),
+                get(VigilOptions.SCORING_BATCH_SIZE),
+                get(VigilOptions.SCORING_BATCH_TIMEOUT).toMillis());
     }
 
     public Path modelDir() {

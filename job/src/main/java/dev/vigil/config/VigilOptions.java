@@ -108,17 +108,36 @@ public final class VigilOptions {
                             "A device silent for longer has its GRU memory reset and warms up"
                                     + " again.");
 
+    public static final ConfigOption<Integer> SCORING_BATCH_SIZE =
+            ConfigOptions.key("vigil.scoring.batch-size")
+                    .intType()
+                    .defaultValue(256)
+                    .withDescription(
+                            "Records buffered across devices and stepped with one ONNX Runtime"
+                                    + " call per round (each device's records stay in order); 0"
+                                    + " scores record by record.");
+
+    public static final ConfigOption<Duration> SCORING_BATCH_TIMEOUT =
+            ConfigOptions.key("vigil.scoring.batch-timeout")
+                    .durationType()
+                    .defaultValue(Duration.ofMillis(10))
+                    .withDescription(
+                            "Longest a record waits for its batch to fill; the buffer is also"
+                                    + " flushed at every checkpoint barrier and watermark.");
+
     public static final ConfigOption<Integer> ALERTS_OPEN_AFTER =
             ConfigOptions.key("vigil.alerts.open-after")
                     .intType()
-                    .defaultValue(2)
+                    .defaultValue(3)
                     .withDescription("Consecutive steps above the threshold that open an episode.");
 
     public static final ConfigOption<Integer> ALERTS_CLOSE_AFTER =
             ConfigOptions.key("vigil.alerts.close-after")
                     .intType()
-                    .defaultValue(10)
-                    .withDescription("Consecutive steps at or below it that close the episode.");
+                    .defaultValue(30)
+                    .withDescription(
+                            "Consecutive steps at or below it that close the episode: long enough"
+                                    + " that one fault with quiet moments stays one episode.");
 
     public static final ConfigOption<Integer> ALERTS_UPDATE_EVERY =
             ConfigOptions.key("vigil.alerts.update-every")
@@ -131,6 +150,24 @@ public final class VigilOptions {
                     .intType()
                     .defaultValue(3)
                     .withDescription("How many features an event names as its explanation.");
+
+    public static final ConfigOption<Boolean> ALERTS_ADAPTIVE_THRESHOLD =
+            ConfigOptions.key("vigil.alerts.adaptive-threshold")
+                    .booleanType()
+                    .defaultValue(false)
+                    .withDescription(
+                            "Scale each device's threshold by a slow moving average of its own"
+                                    + " score level outside episodes (never below the card's"
+                                    + " threshold). For fleets where some devices are normally"
+                                    + " noisier than the data the model was calibrated on.");
+
+    public static final ConfigOption<Integer> ALERTS_ADAPTIVE_HALF_LIFE =
+            ConfigOptions.key("vigil.alerts.adaptive-half-life-steps")
+                    .intType()
+                    .defaultValue(1440)
+                    .withDescription(
+                            "Half-life, in steps, of the score level the adaptive threshold"
+                                    + " follows.");
 
     public static final ConfigOption<Integer> MAX_PARALLELISM =
             ConfigOptions.key("vigil.max-parallelism")
@@ -176,10 +213,14 @@ public final class VigilOptions {
                 KAFKA_BOUNDED,
                 MODEL_DIR,
                 SCORING_GAP,
+                SCORING_BATCH_SIZE,
+                SCORING_BATCH_TIMEOUT,
                 ALERTS_OPEN_AFTER,
                 ALERTS_CLOSE_AFTER,
                 ALERTS_UPDATE_EVERY,
                 ALERTS_TOP_FEATURES,
+                ALERTS_ADAPTIVE_THRESHOLD,
+                ALERTS_ADAPTIVE_HALF_LIFE,
                 MAX_PARALLELISM,
                 CHECKPOINT_INTERVAL,
                 CHECKPOINT_DIR);

@@ -24,6 +24,10 @@ public final class Metrics {
     public static final String RECORDS_IN = "records_in";
     public static final String SCORED = "scored";
     public static final String LATE = "late";
+
+    /** Per reason ({@code duplicate}, {@code out_of_order}), with the label {@code reason}. */
+    public static final String LATE_BY_REASON = "late_by_reason";
+
     public static final String DEAD_LETTERS = "dead_letters";
 
     /** Per reason, with the label {@code reason}. */
@@ -70,7 +74,9 @@ public final class Metrics {
 
     public final Count recordsIn;
     public final Count scored;
-    public final Count late;
+    private final Count late;
+    private final Count lateDuplicate;
+    private final Count lateOutOfOrder;
     public final Count deadLetters;
     public final Count episodesOpened;
     public final Count episodesClosed;
@@ -83,6 +89,18 @@ public final class Metrics {
         recordsIn = count(RECORDS_IN);
         scored = count(SCORED);
         late = count(LATE);
+        lateDuplicate =
+                new Count(
+                        ctx,
+                        group.addGroup("reason", "duplicate"),
+                        LATE_BY_REASON,
+                        LATE + "_duplicate");
+        lateOutOfOrder =
+                new Count(
+                        ctx,
+                        group.addGroup("reason", "out_of_order"),
+                        LATE_BY_REASON,
+                        LATE + "_out_of_order");
         deadLetters = count(DEAD_LETTERS);
         episodesOpened = count(EPISODES_OPENED);
         episodesClosed = count(EPISODES_CLOSED);
@@ -101,6 +119,12 @@ public final class Metrics {
 
     private Count count(String name) {
         return new Count(ctx, group, name, name);
+    }
+
+    /** An event at (duplicate) or before (out of order) the last scored one of its device. */
+    public void late(boolean duplicate) {
+        late.inc();
+        (duplicate ? lateDuplicate : lateOutOfOrder).inc();
     }
 
     public void deadLetter(DeadLetterReason reason) {

@@ -5,6 +5,7 @@ import dev.vigil.config.VigilOptions;
 import dev.vigil.kafka.KafkaConnectors;
 import dev.vigil.kafka.KafkaSettings;
 import dev.vigil.model.ModelBundle;
+import dev.vigil.scoring.BatchedScoringOperator;
 import dev.vigil.scoring.GruScoringFunction;
 import dev.vigil.scoring.Outputs;
 import dev.vigil.scoring.ScoringSettings;
@@ -16,6 +17,7 @@ import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.WireFormat;
 import java.time.Duration;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
@@ -24,6 +26,7 @@ import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.configuration.StateBackendOptions;
 import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.KeyedStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 
@@ -99,9 +102,15 @@ public final class VigilPipeline {
                 raw.process(new ParseTelemetry(bundle.card().featureNames()))
                         .uid(UID_PARSE)
                         .name("parse + validate");
+        KeyedStream<TelemetryEvent, String> byDevice = parsed.keyBy(new DeviceKey());
+        // Both operators keep the same state under the same uid: either can restore the other.
         SingleOutputStreamOperator<AnomalyEvent> anomalies =
-                parsed.keyBy(new DeviceKey())
-                        .process(new GruScoringFunction(bundle, settings))
+                (settings.batchSize() == 0
+                                ? byDevice.process(new GruScoringFunction(bundle, settings))
+                                : byDevice.transform(
+                                        "GRU scoring",
+                                        TypeInformation.of(AnomalyEvent.class),
+                                        new BatchedScoringOperator(bundle, settings)))
                         .uid(UID_SCORING)
                         .name("GRU scoring");
         return new Streams(

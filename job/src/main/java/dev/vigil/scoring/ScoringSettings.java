@@ -10,7 +10,12 @@ import java.io.Serializable;
  * @param closeAfter consecutive steps at or below the threshold that close it
  * @param updateEvery an UPDATE event every this many steps while open; 0 for none
  * @param topFeatures how many features an event names as its explanation
+ * @param adaptiveHalfLife half-life in steps of the adaptive threshold's score level; 0 for a fixed
+ *     threshold (the card's)
  * @param emitScores whether every step's score goes to the scores side output
+ * @param batchSize records buffered across devices per ONNX Runtime round; 0 for the per-record
+ *     operator
+ * @param batchTimeoutMs longest a record waits in the buffer
  */
 public record ScoringSettings(
         long gapMs,
@@ -18,5 +23,8 @@ public record ScoringSettings(
         int closeAfter,
         int updateEvery,
         int topFeatures,
-        boolean emitScores)
+        int adaptiveHalfLife,
+        boolean emitScores,
+        int batchSize,
+        long batchTimeoutMs)
         implements Serializable {}

@@ -18,7 +18,7 @@ class EpisodeRulesTest {
     private List<String> run(EpisodeRules rules, float... scores) {
         List<String> events = new ArrayList<>();
         for (int i = 0; i < scores.length; i++) {
-            String type = rules.step(state, i * 60_000L, scores[i], SHARES);
+            String type = rules.step(state, i * 60_000L, scores[i], THRESHOLD, SHARES);
             if (type != null) {
                 events.add(type + "@" + i);
             }
@@ -28,7 +28,7 @@ class EpisodeRulesTest {
 
     @Test
     void shouldOpenAfterKAboveAndCloseAfterMBelow() {
-        EpisodeRules rules = new EpisodeRules(THRESHOLD, 2, 3, 0);
+        EpisodeRules rules = new EpisodeRules(2, 3, 0);
 
         List<String> events = run(rules, 1, 5, 1, 5, 6, 7, 1, 1, 5, 1, 1, 1, 1);
 
@@ -41,28 +41,28 @@ class EpisodeRulesTest {
 
     @Test
     void shouldNotOpenOnAnIsolatedStepAbove() {
-        EpisodeRules rules = new EpisodeRules(THRESHOLD, 2, 3, 0);
+        EpisodeRules rules = new EpisodeRules(2, 3, 0);
 
         assertThat(run(rules, 9, 1, 9, 1, 9)).isEmpty();
     }
 
     @Test
     void shouldCountTheThresholdItselfAsBelow() {
-        EpisodeRules rules = new EpisodeRules(THRESHOLD, 1, 1, 0);
+        EpisodeRules rules = new EpisodeRules(1, 1, 0);
 
         assertThat(run(rules, THRESHOLD, 5, THRESHOLD)).containsExactly("OPEN@1", "CLOSE@2");
     }
 
     @Test
     void shouldUpdateEveryNStepsWhileOpen() {
-        EpisodeRules rules = new EpisodeRules(THRESHOLD, 1, 5, 2);
+        EpisodeRules rules = new EpisodeRules(1, 5, 2);
 
         assertThat(run(rules, 5, 5, 5, 5, 5)).containsExactly("OPEN@0", "UPDATE@1", "UPDATE@3");
     }
 
     @Test
     void shouldSumSharesOverTheEpisode() {
-        EpisodeRules rules = new EpisodeRules(THRESHOLD, 1, 1, 0);
+        EpisodeRules rules = new EpisodeRules(1, 1, 0);
 
         run(rules, 5, 6, 1);
 
@@ -71,7 +71,7 @@ class EpisodeRulesTest {
 
     @Test
     void shouldForceCloseOnlyAnOpenEpisode() {
-        EpisodeRules rules = new EpisodeRules(THRESHOLD, 1, 5, 0);
+        EpisodeRules rules = new EpisodeRules(1, 5, 0);
         assertThat(rules.forceClose(state)).isFalse();
 
         run(rules, 5);

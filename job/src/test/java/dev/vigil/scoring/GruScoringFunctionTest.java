@@ -29,7 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
 class GruScoringFunctionTest {
 
     private static final ScoringSettings SETTINGS =
-            new ScoringSettings(10 * 60_000L, 2, 10, 0, 3, true);
+            new ScoringSettings(10 * 60_000L, 2, 10, 0, 3, 0, true, 0, 0);
 
     /** 400 normal steps of one pump, one a minute, with seq. */
     private static List<TelemetryEvent> normal;

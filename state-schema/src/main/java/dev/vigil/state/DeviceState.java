@@ -53,6 +53,12 @@ public class DeviceState {
     /** Per-feature sum of score shares over the open episode: which features dominated it. */
     public float[] episodeShares;
 
+    /**
+     * Slow moving average of this device's scores outside episodes, for the optional adaptive
+     * threshold; 1 is the calibration level of the fleet the model was trained on.
+     */
+    public float scoreLevel;
+
     public DeviceState() {}
 
     /** A fresh device: zero memory, no forecast yet, nothing open. */
@@ -64,6 +70,7 @@ public class DeviceState {
         s.episodeShares = new float[features];
         s.lastSeq = NO_SEQ;
         s.lastTs = Long.MIN_VALUE;
+        s.scoreLevel = 1f;
         return s;
     }
 

@@ -1,0 +1,225 @@
+package dev.vigil.scoring;
+
+import dev.vigil.alerts.EpisodeRules;
+import dev.vigil.alerts.Thresholds;
+import dev.vigil.model.GruModel;
+import dev.vigil.model.ModelBundle;
+import dev.vigil.model.ModelCard;
+import dev.vigil.pipeline.Metrics;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.ScoredStep;
+import dev.vigil.serde.TelemetryEvent;
+import dev.vigil.state.DeviceState;
+import org.apache.flink.metrics.Histogram;
+
+/**
+ * One device step of DESIGN.md's "Scoring", split around the ONNX Runtime call so that steps of
+ * many devices can share one call: {@link #prepare} and {@link #accept} (model change, order guard,
+ * gap reset), {@link #load} (normalise, score against the last forecast, stage the row), {@link
+ * #infer} (one call for all staged rows), {@link #finish} (take the new hidden state and forecast,
+ * warm-up, episodes, emit). The per-record and the batched operators both run exactly this code, so
+ * they cannot disagree.
+ *
+ * <p>Owns the operator instance's ONNX Runtime session and per-row scratch, allocated once.
+ */
+final class Scorer implements AutoCloseable {
+
+    /** Where a step's results go. */
+    interface Emitter {
+        void anomaly(AnomalyEvent event);
+
+        void late(TelemetryEvent event);
+
+        void score(ScoredStep step);
+    }
+
+    private final ModelCard card;
+    private final ScoringSettings settings;
+    private final GruModel model;
+    private final EpisodeRules rules;
+    private final Thresholds thresholds;
+    private final Metrics metrics;
+    private final Histogram batchSizes;
+    private final Histogram inferenceMicros;
+    private final Histogram latencyMs;
+    private final int features;
+    private final int hidden;
+    // Per row, reused: the step's score, whether it had a forecast, each feature's share.
+    private final float[] scores;
+    private final boolean[] scored;
+    private final float[][] shares;
+    private final int[] top;
+
+    Scorer(ModelBundle bundle, ScoringSettings settings, int maxBatch, Metrics metrics) {
+        this.card = bundle.card();
+        this.settings = settings;
+        this.metrics = metrics;
+        this.rules =
+                new EpisodeRules(
+                        settings.openAfter(), settings.closeAfter(), settings.updateEvery());
+        this.thresholds = new Thresholds(card.threshold(), settings.adaptiveHalfLife());
+        metrics.modelVersion(card.version());
+        this.batchSizes = metrics.histogram(Metrics.INFERENCE_BATCH_SIZE);
+        this.inferenceMicros = metrics.histogram(Metrics.INFERENCE_MICROS);
+        this.latencyMs = metrics.histogram(Metrics.EVENT_TO_EMIT_LATENCY_MS);
+        this.features = card.featureCount();
+        this.hidden = card.hiddenSize();
+        this.scores = new float[maxBatch];
+        this.scored = new boolean[maxBatch];
+        this.shares = new float[maxBatch][features];
+        this.top = new int[features];
+        this.model = GruModel.open(bundle, maxBatch); // last: nothing to leak if the above throws
+    }
+
+    /**
+     * The state to step a device with: a fresh one for a new device; a fresh one, keeping only the
+     * order guard, when another model version wrote the stored one (its memory means nothing to
+     * this model; an open episode is closed first).
+     */
+    DeviceState prepare(DeviceState stored, String deviceId, Emitter out) {
+        if (stored == null) {
+            return DeviceState.fresh(card.version(), hidden, features);
+        }
+        if (card.version().equals(stored.modelVersion)) {
+            return stored;
+        }
+        closeOnReset(stored, deviceId, out);
+        DeviceState s = DeviceState.fresh(card.version(), hidden, features);
+        s.lastTs = stored.lastTs;
+        s.lastSeq = stored.lastSeq;
+        metrics.resetModelChange.inc();
+        return s;
+    }
+
+    /**
+     * The order guard and the gap reset: false (and the event goes to the late side output) when it
+     * is at or before the last scored step, by {@code seq} when both have one, else by {@code ts};
+     * the hidden state is then untouched.
+     */
+    boolean accept(DeviceState s, TelemetryEvent e, Emitter out) {
+        if (s.lastTs != Long.MIN_VALUE) {
+            boolean bySeq = e.hasSeq() && s.lastSeq != DeviceState.NO_SEQ;
+            long last = bySeq ? s.lastSeq : s.lastTs;
+            long now = bySeq ? e.seq : e.ts;
+            if (now <= last) {
+                metrics.late(now == last);
+                out.late(e);
+                return false;
+            }
+        }
+        if (s.steps > 0 && e.ts - s.lastTs > settings.gapMs()) {
+            closeOnReset(s, e.deviceId, out);
+            s.resetMemory();
+            metrics.resetGap.inc();
+        }
+        return true;
+    }
+
+    /** Normalises the event into row {@code row}, scores it and stages the device's memory. */
+    void load(DeviceState s, TelemetryEvent e, int row) {
+        StepMath.normalise(e.values, card.mean(), card.std(), model.x(), row * features);
+        boolean hasForecast = s.steps > 0; // a forecast exists only after the first step
+        scored[row] = hasForecast;
+        scores[row] =
+                hasForecast
+                        ? StepMath.score(
+                                model.x(),
+                                row * features,
+                                s.forecast,
+                                card.residualScale(),
+                                shares[row])
+                        : 0f;
+        model.h().put(row * hidden, s.hidden);
+    }
+
+    /** Steps the GRU for the first {@code rows} staged rows in one ONNX Runtime call. */
+    void infer(int rows) {
+        long t0 = System.nanoTime();
+        model.run(rows);
+        inferenceMicros.update((System.nanoTime() - t0) / 1_000);
+        batchSizes.update(rows);
+    }
+
+    /** Takes row {@code row}'s new memory and forecast, then warm-up, episodes and outputs. */
+    void finish(DeviceState s, TelemetryEvent e, int row, Emitter out) {
+        model.hNext().get(row * hidden, s.hidden);
+        model.y().get(row * features, s.forecast);
+        s.steps++;
+        s.lastTs = e.ts;
+        s.lastSeq = e.hasSeq() ? e.seq : DeviceState.NO_SEQ;
+        metrics.scored.inc();
+        float score = scores[row];
+        if (settings.emitScores()) {
+            out.score(new ScoredStep(e.deviceId, e.ts, score));
+        }
+        if (scored[row] && s.steps > card.warmupSteps()) {
+            float threshold = thresholds.effective(s);
+            String type = rules.step(s, e.ts, score, threshold, shares[row]);
+            if (type != null) {
+                out.anomaly(event(type, e.deviceId, e.ts, score, threshold, s, shares[row]));
+            }
+            thresholds.learn(s, score);
+        }
+        latencyMs.update(System.currentTimeMillis() - e.ts);
+    }
+
+    private void closeOnReset(DeviceState s, String deviceId, Emitter out) {
+        if (rules.forceClose(s)) {
+            out.anomaly(
+                    event(
+                            AnomalyEvent.CLOSE,
+                            deviceId,
+                            s.lastTs,
+                            0f,
+                            thresholds.effective(s),
+                            s,
+                            s.episodeShares));
+        }
+    }
+
+    private AnomalyEvent event(
+            String type,
+            String deviceId,
+            long ts,
+            float score,
+            float threshold,
+            DeviceState s,
+            float[] stepShares) {
+        AnomalyEvent a = new AnomalyEvent();
+        a.type = type;
+        a.deviceId = deviceId;
+        a.ts = ts;
+        a.episodeStart = s.episodeStart;
+        a.eventId = AnomalyEvent.eventId(deviceId, s.episodeStart, type, s.episodeSteps);
+        a.score = score;
+        a.threshold = threshold;
+        a.peakScore = s.episodePeak;
+        a.steps = s.episodeSteps;
+        a.modelVersion = card.version();
+        // OPEN and UPDATE are explained by this step; CLOSE by the whole episode.
+        float[] explain = AnomalyEvent.CLOSE.equals(type) ? s.episodeShares : stepShares;
+        float total = 0f;
+        for (float v : explain) {
+            total += v;
+        }
+        int n = StepMath.topK(explain, settings.topFeatures(), top);
+        a.topFeatureNames = new String[n];
+        a.topFeatureShares = new float[n];
+        for (int i = 0; i < n; i++) {
+            a.topFeatureNames[i] = card.names()[top[i]];
+            a.topFeatureShares[i] = total > 0 ? explain[top[i]] / total : 0f;
+        }
+        if (AnomalyEvent.CLOSE.equals(type)) {
+            a.durationMs = ts - s.episodeStart;
+            metrics.episodesClosed.inc();
+        } else if (AnomalyEvent.OPEN.equals(type)) {
+            metrics.episodesOpened.inc();
+        }
+        return a;
+    }
+
+    @Override
+    public void close() {
+        model.close();
+    }
+}

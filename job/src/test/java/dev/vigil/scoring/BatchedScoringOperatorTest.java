@@ -1,0 +1,264 @@
+package dev.vigil.scoring;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.vigil.pipeline.VigilPipeline;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.ScoredStep;
+import dev.vigil.serde.TelemetryEvent;
+import dev.vigil.serde.TelemetryParser;
+import dev.vigil.testdata.FleetGenerator;
+import dev.vigil.testing.Fixtures;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The batched operator against the per-record reference over the whole test stream, and its
+ * flushes: at the size limit, the time limit, a watermark, a checkpoint barrier, end of input.
+ */
+class BatchedScoringOperatorTest {
+
+    private static final double SCORE_TOLERANCE = 1e-6;
+
+    /** The generated test stream, parsed; bad records dropped (they never reach scoring). */
+    private static List<TelemetryEvent> stream;
+
+    @BeforeAll
+    static void parseTheTestStream(@TempDir Path dir) throws Exception {
+        new FleetGenerator(FleetGenerator.Spec.defaults()).writeTo(dir);
+        TelemetryParser parser = new TelemetryParser(Fixtures.model().card().featureNames());
+        stream = new ArrayList<>();
+        for (String line : Files.readAllLines(dir.resolve("test.jsonl"))) {
+            TelemetryParser.Result r = parser.parse(line.getBytes(StandardCharsets.UTF_8));
+            if (r.event() != null) {
+                stream.add(r.event());
+            }
+        }
+    }
+
+    private static ScoringSettings settings(int batchSize, long timeoutMs) {
+        return new ScoringSettings(10 * 60_000L, 3, 30, 20, 3, 0, true, batchSize, timeoutMs);
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            harness(OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator)
+                    throws Exception {
+        return new KeyedOneInputStreamOperatorTestHarness<>(
+                operator, new VigilPipeline.DeviceKey(), Types.STRING);
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            perRecord() throws Exception {
+        return harness(
+                new KeyedProcessOperator<>(
+                        new GruScoringFunction(Fixtures.model(), settings(0, 0))));
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            batched(int batchSize, long timeoutMs) throws Exception {
+        return harness(
+                new BatchedScoringOperator(Fixtures.model(), settings(batchSize, timeoutMs)));
+    }
+
+    private static void feed(
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h,
+            List<TelemetryEvent> events)
+            throws Exception {
+        for (TelemetryEvent e : events) {
+            h.processElement(
+                    new StreamRecord<>(
+                            new TelemetryEvent(e.deviceId, e.ts, e.seq, e.values), e.ts));
+        }
+    }
+
+    /** What a run emitted, per device in order: the part that must not depend on batching. */
+    private record Emitted(
+            Map<String, List<AnomalyEvent>> anomalies,
+            Map<String, List<ScoredStep>> scores,
+            Map<String, List<Long>> late) {
+
+        static Emitted of(
+                KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h) {
+            Map<String, List<AnomalyEvent>> anomalies = new LinkedHashMap<>();
+            h.extractOutputValues()
+                    .forEach(
+                            a ->
+                                    anomalies
+                                            .computeIfAbsent(a.deviceId, k -> new ArrayList<>())
+                                            .add(a));
+            Map<String, List<ScoredStep>> scores = new LinkedHashMap<>();
+            var s = h.getSideOutput(Outputs.SCORES);
+            if (s != null) {
+                s.forEach(
+                        r ->
+                                scores.computeIfAbsent(
+                                                r.getValue().deviceId, k -> new ArrayList<>())
+                                        .add(r.getValue()));
+            }
+            Map<String, List<Long>> late = new LinkedHashMap<>();
+            var l = h.getSideOutput(Outputs.LATE);
+            if (l != null) {
+                l.forEach(
+                        r ->
+                                late.computeIfAbsent(r.getValue().deviceId, k -> new ArrayList<>())
+                                        .add(r.getValue().ts));
+            }
+            return new Emitted(anomalies, scores, late);
+        }
+
+        void assertSameAs(Emitted reference) {
+            assertThat(late).isEqualTo(reference.late);
+            assertThat(scores.keySet()).isEqualTo(reference.scores.keySet());
+            int steps = 0;
+            for (String device : reference.scores.keySet()) {
+                List<ScoredStep> mine = scores.get(device);
+                List<ScoredStep> theirs = reference.scores.get(device);
+                assertThat(mine).hasSameSizeAs(theirs);
+                for (int i = 0; i < theirs.size(); i++) {
+                    assertThat(mine.get(i).ts).isEqualTo(theirs.get(i).ts);
+                    assertThat((double) mine.get(i).score)
+                            .as("score of %s at %d", device, theirs.get(i).ts)
+                            .isCloseTo(
+                                    theirs.get(i).score,
+                                    org.assertj.core.data.Offset.offset(
+                                            SCORE_TOLERANCE * Math.max(1, theirs.get(i).score)));
+                    steps++;
+                }
+            }
+            assertThat(steps).isGreaterThan(30_000);
+            assertThat(anomalies.keySet()).isEqualTo(reference.anomalies.keySet());
+            for (String device : reference.anomalies.keySet()) {
+                assertThat(anomalies.get(device))
+                        .extracting(a -> a.eventId + "@" + a.ts)
+                        .containsExactlyElementsOf(
+                                reference.anomalies.get(device).stream()
+                                        .map(a -> a.eventId + "@" + a.ts)
+                                        .toList());
+            }
+        }
+    }
+
+    private static Emitted reference;
+
+    private static synchronized Emitted reference() throws Exception {
+        if (reference == null) {
+            try (var h = perRecord()) {
+                h.open();
+                feed(h, stream);
+                reference = Emitted.of(h);
+            }
+        }
+        return reference;
+    }
+
+    @Test
+    void shouldEmitWhatThePerRecordOperatorEmitsOverTheWholeTestStream() throws Exception {
+        try (var h = batched(256, 0)) {
+            h.open();
+            feed(h, stream);
+            h.endInput();
+
+            Emitted batched = Emitted.of(h);
+            batched.assertSameAs(reference());
+            assertThat(batched.anomalies()).isNotEmpty();
+        }
+    }
+
+    @Test
+    void shouldEmitTheSameWithBatchesOfOne() throws Exception {
+        try (var h = batched(1, 0)) {
+            h.open();
+            feed(h, stream);
+            h.endInput();
+
+            Emitted.of(h).assertSameAs(reference());
+        }
+    }
+
+    @Test
+    void shouldSnapshotMidBufferAndRestoreToTheSameOutput() throws Exception {
+        int cut = stream.size() / 2 + 77; // not a multiple of the batch size
+        OperatorSubtaskState snapshot;
+        var first = batched(256, 0);
+        first.open();
+        feed(first, stream.subList(0, cut));
+        first.prepareSnapshotPreBarrier(1L); // what the task does before the barrier
+        snapshot = first.snapshot(1L, 0L);
+        Emitted before = Emitted.of(first);
+        first.close();
+
+        var second = batched(256, 0);
+        second.initializeState(snapshot);
+        second.open();
+        feed(second, stream.subList(cut, stream.size()));
+        second.endInput();
+        Emitted after = Emitted.of(second);
+        second.close();
+
+        Emitted whole =
+                new Emitted(
+                        concat(before.anomalies(), after.anomalies()),
+                        concat(before.scores(), after.scores()),
+                        concat(before.late(), after.late()));
+        whole.assertSameAs(reference());
+    }
+
+    private static <T> Map<String, List<T>> concat(Map<String, List<T>> a, Map<String, List<T>> b) {
+        Map<String, List<T>> out = new LinkedHashMap<>();
+        a.forEach((k, v) -> out.computeIfAbsent(k, x -> new ArrayList<>()).addAll(v));
+        b.forEach((k, v) -> out.computeIfAbsent(k, x -> new ArrayList<>()).addAll(v));
+        return out;
+    }
+
+    @Test
+    void shouldFlushWhenTheTimeoutPasses() throws Exception {
+        try (var h = batched(256, 10)) {
+            h.open();
+            h.setProcessingTime(1_000);
+            feed(h, stream.subList(0, 30));
+            assertThat(h.getSideOutput(Outputs.SCORES)).isNull();
+
+            h.setProcessingTime(1_009);
+            assertThat(h.getSideOutput(Outputs.SCORES)).isNull();
+            h.setProcessingTime(1_010);
+            assertThat(h.getSideOutput(Outputs.SCORES)).hasSize(30);
+        }
+    }
+
+    @Test
+    void shouldFlushBeforeForwardingAWatermark() throws Exception {
+        try (var h = batched(256, 0)) {
+            h.open();
+            feed(h, stream.subList(0, 30));
+            h.processWatermark(new Watermark(stream.get(29).ts));
+
+            assertThat(h.getSideOutput(Outputs.SCORES)).hasSize(30);
+            assertThat(h.getOutput()).last().isInstanceOf(Watermark.class);
+        }
+    }
+
+    @Test
+    void shouldFlushAtTheSizeLimit() throws Exception {
+        try (var h = batched(16, 0)) {
+            h.open();
+            feed(h, stream.subList(0, 40));
+
+            assertThat(h.getSideOutput(Outputs.SCORES)).hasSize(32);
+        }
+    }
+}
