@@ -44,6 +44,14 @@ public final class Metrics {
     /** Always 1, with the label {@code model_version}: which model a subtask scores with. */
     public static final String MODEL_INFO = "model_info";
 
+    /**
+     * Label keys. Flink's Prometheus reporter also puts a label's key into the metric name: {@code
+     * ..._vigil_reason_dead_letters_by_reason{reason="MISSING_FEATURE"}}.
+     */
+    public static final String LABEL_REASON = "reason";
+
+    public static final String LABEL_MODEL_VERSION = "model_version";
+
     private static final int HISTOGRAM_WINDOW = 1024;
 
     /** One count, kept as a metric and as an accumulator. */
@@ -92,13 +100,13 @@ public final class Metrics {
         lateDuplicate =
                 new Count(
                         ctx,
-                        group.addGroup("reason", "duplicate"),
+                        group.addGroup(LABEL_REASON, "duplicate"),
                         LATE_BY_REASON,
                         LATE + "_duplicate");
         lateOutOfOrder =
                 new Count(
                         ctx,
-                        group.addGroup("reason", "out_of_order"),
+                        group.addGroup(LABEL_REASON, "out_of_order"),
                         LATE_BY_REASON,
                         LATE + "_out_of_order");
         deadLetters = count(DEAD_LETTERS);
@@ -111,7 +119,7 @@ public final class Metrics {
                     r,
                     new Count(
                             ctx,
-                            group.addGroup("reason", r.name()),
+                            group.addGroup(LABEL_REASON, r.name()),
                             DEAD_LETTERS_BY_REASON,
                             DEAD_LETTERS + "_" + r.name().toLowerCase()));
         }
@@ -139,6 +147,6 @@ public final class Metrics {
 
     /** Registers the model version this subtask scores with, as a label of a constant gauge. */
     public void modelVersion(String version) {
-        group.addGroup("model_version", version).gauge(MODEL_INFO, () -> 1);
+        group.addGroup(LABEL_MODEL_VERSION, version).gauge(MODEL_INFO, () -> 1);
     }
 }

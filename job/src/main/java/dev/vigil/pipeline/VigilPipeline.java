@@ -95,13 +95,18 @@ public final class VigilPipeline {
                 .uid(UID_SOURCE);
     }
 
+    /** Parses and validates raw records against the model's features; bad ones go aside. */
+    public static SingleOutputStreamOperator<TelemetryEvent> parse(
+            DataStream<RawRecord> raw, ModelBundle bundle) {
+        return raw.process(new ParseTelemetry(bundle.card().featureNames()))
+                .uid(UID_PARSE)
+                .name("parse + validate");
+    }
+
     /** Parses, validates and scores raw records. */
     public static Streams score(
             DataStream<RawRecord> raw, ModelBundle bundle, ScoringSettings settings) {
-        SingleOutputStreamOperator<TelemetryEvent> parsed =
-                raw.process(new ParseTelemetry(bundle.card().featureNames()))
-                        .uid(UID_PARSE)
-                        .name("parse + validate");
+        SingleOutputStreamOperator<TelemetryEvent> parsed = parse(raw, bundle);
         KeyedStream<TelemetryEvent, String> byDevice = parsed.keyBy(new DeviceKey());
         // Both operators keep the same state under the same uid: either can restore the other.
         SingleOutputStreamOperator<AnomalyEvent> anomalies =

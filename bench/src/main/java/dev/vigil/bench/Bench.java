@@ -1,0 +1,387 @@
+package dev.vigil.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.vigil.config.VigilConfig;
+import dev.vigil.config.VigilOptions;
+import dev.vigil.kafka.EmbeddedKafkaBroker;
+import dev.vigil.model.ModelBundle;
+import dev.vigil.model.ModelCard;
+import dev.vigil.pipeline.ParseTelemetry;
+import dev.vigil.pipeline.VigilPipeline;
+import dev.vigil.scoring.Outputs;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.RawRecord;
+import dev.vigil.serde.TelemetryEvent;
+import dev.vigil.serde.WireFormat;
+import dev.vigil.state.DeviceState;
+import dev.vigil.state.DeviceStateSchema;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Properties;
+import java.util.SplittableRandom;
+import org.apache.flink.api.common.JobExecutionResult;
+import org.apache.flink.api.common.serialization.SerializerConfigImpl;
+import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.core.memory.DataOutputSerializer;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+/**
+ * {@code ./vigil bench}: the job's throughput side by side with a model-less pipeline and a naive
+ * per-record baseline, in one run on one machine: an in-process Kafka broker with the input
+ * pre-loaded, a local Flink mini cluster (parallelism 2, RocksDB, exactly-once checkpoints every 2
+ * s), then the batched job's latency at half its measured maximum rate.
+ */
+public final class Bench {
+
+    private static final String INPUT = "bench-input";
+    private static final String LIVE = "bench-live";
+    private static final int PARALLELISM = 2;
+
+    private final Path modelDir;
+    private final ModelBundle bundle;
+    private final int devices;
+    private final int steps;
+    private final int latencySeconds;
+    private EmbeddedKafkaBroker kafka;
+
+    private Bench(Path modelDir, int devices, int steps, int latencySeconds) {
+        this.modelDir = modelDir;
+        this.bundle = ModelBundle.load(modelDir);
+        this.devices = devices;
+        this.steps = steps;
+        this.latencySeconds = latencySeconds;
+    }
+
+    public static void main(String[] args) throws Exception {
+        Path home = Path.of(System.getProperty("vigil.home", "."));
+        boolean quick = false;
+        int devices = 10_000;
+        Integer steps = null;
+        Path report = null;
+        Path model = home.resolve("bench/model");
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--quick" -> quick = true;
+                case "--devices" -> devices = Integer.parseInt(args[++i]);
+                case "--steps" -> steps = Integer.parseInt(args[++i]);
+                case "--report" -> report = Path.of(args[++i]);
+                case "--model" -> model = Path.of(args[++i]);
+                default -> {
+                    System.err.println(
+                            "usage: vigil bench [--quick] [--devices N] [--steps N]"
+                                    + " [--report FILE] [--model DIR]");
+                    System.exit(2);
+                }
+            }
+        }
+        int stepsPerDevice = steps != null ? steps : quick ? 20 : 100;
+        Bench bench = new Bench(model, devices, stepsPerDevice, quick ? 15 : 40);
+        Map<String, Object> result = bench.run();
+        String json =
+                new ObjectMapper()
+                        .enable(SerializationFeature.INDENT_OUTPUT)
+                        .writeValueAsString(result);
+        System.out.println(json);
+        if (report != null) {
+            Files.writeString(report, json);
+            System.out.println("report written to " + report);
+        }
+        System.exit(0);
+    }
+
+    private Map<String, Object> run() throws Exception {
+        ModelCard card = bundle.card();
+        System.out.printf(
+                "model %s: %d features, hidden %d; %d devices x %d steps = %d events%n",
+                card.version(),
+                card.featureCount(),
+                card.hiddenSize(),
+                devices,
+                steps,
+                (long) devices * steps);
+        Map<String, Object> out = new LinkedHashMap<>();
+        try (EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.start()) {
+            kafka = broker;
+            kafka.createTopics(4, List.of(INPUT));
+            long t0 = System.nanoTime();
+            long events = produce(INPUT, devices, steps, 0, Long.MAX_VALUE);
+            System.out.printf(
+                    "pre-loaded %d events into '%s' in %.1f s%n",
+                    events, INPUT, (System.nanoTime() - t0) / 1e9);
+
+            throughput("warmup"); // JIT, RocksDB and Kafka warm-up: discarded
+            double passthrough = throughput("passthrough");
+            double naive = throughput("naive");
+            double batch1 = throughput("batch1");
+            double batched = throughput("batched");
+            // Latency is timed on the scores topic (every step an output record), so its load is
+            // half the maximum of that configuration, measured here too.
+            double batchedScores = throughput("batched+scores");
+            double[] latency = latency(batchedScores / 2);
+
+            out.put("model_version", card.version());
+            out.put("features", card.featureCount());
+            out.put("hidden_size", card.hiddenSize());
+            out.put("devices", devices);
+            out.put("events", events);
+            out.put("parallelism", PARALLELISM);
+            out.put("passthrough_eps", Math.round(passthrough));
+            out.put("batched_eps", Math.round(batched));
+            out.put("batch1_eps", Math.round(batch1));
+            out.put("naive_eps", Math.round(naive));
+            out.put("ratio_batched_passthrough", round(batched / passthrough));
+            out.put("ratio_batched_naive", round(batched / naive));
+            out.put("batched_with_scores_eps", Math.round(batchedScores));
+            out.put("latency_rate_eps", Math.round(batchedScores / 2));
+            out.put("latency_p50_ms", latency[0]);
+            out.put("latency_p99_ms", latency[1]);
+            out.put("latency_samples", (long) latency[2]);
+            out.put("bytes_per_device", bytesPerDevice(card));
+            out.put("machine", machine());
+        }
+        return out;
+    }
+
+    /** A config for a job on the broker, writing anomalies and dead letters to its own topics. */
+    private VigilConfig config(String variant, String input, boolean bounded, boolean scores)
+            throws Exception {
+        kafka.createTopics(4, List.of(variant + "-anomalies", variant + "-dead-letters"));
+        Map<String, String> c = new HashMap<>();
+        c.put(VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(), kafka.bootstrapServers());
+        c.put(VigilOptions.MODEL_DIR.key(), modelDir.toString());
+        c.put(VigilOptions.TOPIC_TELEMETRY.key(), input);
+        c.put(VigilOptions.TOPIC_ANOMALIES.key(), variant + "-anomalies");
+        c.put(VigilOptions.TOPIC_DEAD_LETTERS.key(), variant + "-dead-letters");
+        if (scores) {
+            c.put(VigilOptions.TOPIC_SCORES.key(), variant + "-scores");
+        }
+        c.put(VigilOptions.KAFKA_GROUP_ID.key(), "bench-" + variant);
+        c.put(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX.key(), "bench-" + variant);
+        c.put(VigilOptions.KAFKA_START_FROM.key(), "earliest");
+        c.put(VigilOptions.KAFKA_BOUNDED.key(), Boolean.toString(bounded));
+        c.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "2s");
+        c.put(VigilOptions.SCORING_BATCH_SIZE.key(), variant.equals("batch1") ? "1" : "256");
+        c.put(
+                VigilOptions.CHECKPOINT_DIR.key(),
+                Files.createTempDirectory("bench-cp-").toUri().toString());
+        c.put("parallelism.default", Integer.toString(PARALLELISM));
+        return VigilConfig.of(c);
+    }
+
+    /** Runs one variant over the pre-loaded input; returns its sustained events/s. */
+    private double throughput(String variant) throws Exception {
+        String name = variant.replace('+', '-');
+        VigilConfig config = config(name, INPUT, true, variant.endsWith("+scores"));
+        StreamExecutionEnvironment env = VigilPipeline.environment(config);
+        DataStream<RawRecord> raw =
+                VigilPipeline.readKafka(env, config).map(new RateProbe()).uid("rate-probe");
+        VigilPipeline.Streams streams;
+        if (variant.equals("naive") || variant.equals("passthrough") || variant.equals("warmup")) {
+            // The same parse, shuffle and sinks as the job; only the keyed operator differs.
+            SingleOutputStreamOperator<TelemetryEvent> parsed = VigilPipeline.parse(raw, bundle);
+            var keyed = parsed.keyBy(new VigilPipeline.DeviceKey());
+            SingleOutputStreamOperator<AnomalyEvent> anomalies =
+                    (variant.equals("naive")
+                                    ? keyed.process(new NaiveScoringFunction(bundle))
+                                    : keyed.process(new PassthroughFunction(bundle)))
+                            .uid(VigilPipeline.UID_SCORING);
+            streams =
+                    new VigilPipeline.Streams(
+                            anomalies,
+                            parsed.getSideOutput(ParseTelemetry.DEAD_LETTERS),
+                            anomalies.getSideOutput(Outputs.LATE),
+                            anomalies.getSideOutput(Outputs.SCORES));
+        } else {
+            streams = VigilPipeline.score(raw, bundle, config.scoring());
+        }
+        VigilPipeline.writeKafka(streams, config);
+        long t0 = System.nanoTime();
+        JobExecutionResult result = env.execute("bench-" + name);
+        double eps = ((Number) result.getAccumulatorResult(RateProbe.ACCUMULATOR)).doubleValue();
+        System.out.printf(
+                Locale.ROOT,
+                "%-12s %9.0f events/s sustained (job %.1f s)%n",
+                variant,
+                eps,
+                (System.nanoTime() - t0) / 1e9);
+        return eps;
+    }
+
+    /**
+     * Runs the batched job unbounded with step scores on, feeds it at {@code rate} events/s, and
+     * measures each step's latency from its event time (stamped at send) to its score's append in
+     * the scores topic (LogAppendTime, read uncommitted: the processing latency; committed output
+     * becomes visible at the next checkpoint on top of it). Returns p50, p99 (ms) and samples.
+     */
+    private double[] latency(double rate) throws Exception {
+        try (var admin = kafka.admin()) {
+            admin.createTopics(
+                            List.of(
+                                    new NewTopic(LIVE, 4, (short) 1),
+                                    new NewTopic("latency-scores", 4, (short) 1)
+                                            .configs(
+                                                    Map.of(
+                                                            "message.timestamp.type",
+                                                            "LogAppendTime"))))
+                    .all()
+                    .get();
+        }
+        VigilConfig config = config("latency", LIVE, false, true);
+        StreamExecutionEnvironment env = VigilPipeline.environment(config);
+        VigilPipeline.defineKafkaJob(env, config, bundle);
+        JobClient job = env.executeAsync("bench-latency");
+        try {
+            Thread.sleep(5_000); // let the job start before the clock runs
+            long sendFrom = System.currentTimeMillis();
+            produce(LIVE, devices, Integer.MAX_VALUE, rate, latencySeconds * 1000L);
+            Thread.sleep(3_000); // drain
+            List<Double> latencies = new ArrayList<>();
+            for (ConsumerRecord<byte[], byte[]> r : readAll("latency-scores")) {
+                long ts = WireFormat.parseScore(r.value()).ts;
+                if (ts >= sendFrom + 3_000) { // skip the first seconds of warm-up
+                    latencies.add((double) (r.timestamp() - ts));
+                }
+            }
+            latencies.sort(null);
+            int n = latencies.size();
+            double p50 = n == 0 ? Double.NaN : latencies.get(n / 2);
+            double p99 = n == 0 ? Double.NaN : latencies.get(Math.min(n - 1, (int) (n * 0.99)));
+            System.out.printf(
+                    Locale.ROOT,
+                    "latency at %.0f events/s: p50 %.0f ms, p99 %.0f ms (%d steps)%n",
+                    rate,
+                    p50,
+                    p99,
+                    n);
+            return new double[] {p50, p99, n};
+        } finally {
+            job.cancel().get();
+        }
+    }
+
+    /**
+     * Produces {@code steps} events per device, device-interleaved, keyed by device, with random
+     * feature values around the card's means. At {@code rate} > 0 it paces itself and stamps each
+     * event with the send time, for at most {@code forMs}.
+     */
+    private long produce(String topic, int devices, int steps, double rate, long forMs) {
+        ModelCard card = bundle.card();
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+        props.put(ProducerConfig.LINGER_MS_CONFIG, rate > 0 ? "1" : "20");
+        props.put(ProducerConfig.BATCH_SIZE_CONFIG, "262144");
+        props.put(ProducerConfig.ACKS_CONFIG, "1");
+        SplittableRandom random = new SplittableRandom(42);
+        long sent = 0;
+        long start = System.nanoTime();
+        long base = 1_764_000_000_000L;
+        try (KafkaProducer<byte[], byte[]> producer =
+                new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer())) {
+            StringBuilder b = new StringBuilder(512);
+            outer:
+            for (int step = 0; step < steps; step++) {
+                for (int d = 0; d < devices; d++) {
+                    long ts = base + step * 60_000L;
+                    if (rate > 0) {
+                        long due = start + (long) (sent * 1e9 / rate);
+                        long now;
+                        while ((now = System.nanoTime()) < due) {
+                            Thread.onSpinWait();
+                        }
+                        if ((now - start) / 1_000_000 > forMs) {
+                            break outer;
+                        }
+                        ts = System.currentTimeMillis();
+                    }
+                    String device = "dev-" + d;
+                    b.setLength(0);
+                    b.append("{\"device_id\":\"").append(device).append("\",\"ts\":").append(ts);
+                    b.append(",\"seq\":").append(step).append(",\"values\":{");
+                    for (int f = 0; f < card.featureCount(); f++) {
+                        if (f > 0) {
+                            b.append(',');
+                        }
+                        float v = card.mean()[f] + (float) random.nextGaussian() * card.std()[f];
+                        b.append('"').append(card.names()[f]).append("\":").append(v);
+                    }
+                    b.append("}}");
+                    producer.send(
+                            new ProducerRecord<>(
+                                    topic,
+                                    device.getBytes(StandardCharsets.UTF_8),
+                                    b.toString().getBytes(StandardCharsets.UTF_8)));
+                    sent++;
+                }
+            }
+            producer.flush();
+        }
+        return sent;
+    }
+
+    private List<ConsumerRecord<byte[], byte[]>> readAll(String topic) {
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+        props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_uncommitted");
+        List<ConsumerRecord<byte[], byte[]>> out = new ArrayList<>();
+        try (KafkaConsumer<byte[], byte[]> consumer =
+                new KafkaConsumer<>(
+                        props, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            List<TopicPartition> partitions =
+                    consumer.partitionsFor(topic).stream()
+                            .map(p -> new TopicPartition(topic, p.partition()))
+                            .toList();
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            Map<TopicPartition, Long> end = consumer.endOffsets(partitions);
+            while (partitions.stream().anyMatch(p -> consumer.position(p) < end.get(p))) {
+                consumer.poll(Duration.ofMillis(200)).forEach(out::add);
+            }
+        }
+        return out;
+    }
+
+    /** Serialized size of one device's state plus its key, at the model's sizes. */
+    private static long bytesPerDevice(ModelCard card) throws Exception {
+        DeviceState s = DeviceState.fresh(card.version(), card.hiddenSize(), card.featureCount());
+        s.lastTs = 1_764_000_000_000L;
+        s.lastSeq = 4711;
+        DataOutputSerializer out = new DataOutputSerializer(1024);
+        DeviceStateSchema.typeInfo().createSerializer(new SerializerConfigImpl()).serialize(s, out);
+        return out.length() + "dev-12345".length() + 1;
+    }
+
+    private static String machine() {
+        return Runtime.getRuntime().availableProcessors()
+                + " cores, "
+                + System.getProperty("os.name")
+                + " "
+                + System.getProperty("os.arch")
+                + ", Java "
+                + System.getProperty("java.version");
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 100) / 100.0;
+    }
+}

@@ -1,0 +1,45 @@
+package dev.vigil.bench;
+
+import dev.vigil.model.ModelBundle;
+import dev.vigil.model.ModelCard;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.TelemetryEvent;
+import dev.vigil.state.DeviceState;
+import dev.vigil.state.DeviceStateSchema;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.util.Collector;
+
+/**
+ * The pipeline with the model switched off: the same source, parsing, shuffle, device state read
+ * and write, and sink, but no inference. The ceiling the scoring operators are measured against.
+ */
+public class PassthroughFunction
+        extends KeyedProcessFunction<String, TelemetryEvent, AnomalyEvent> {
+
+    private final ModelBundle bundle;
+    private transient ValueState<DeviceState> state;
+
+    public PassthroughFunction(ModelBundle bundle) {
+        this.bundle = bundle;
+    }
+
+    @Override
+    public void open(OpenContext ctx) {
+        state = getRuntimeContext().getState(DeviceStateSchema.descriptor());
+    }
+
+    @Override
+    public void processElement(TelemetryEvent e, Context ctx, Collector<AnomalyEvent> out)
+            throws Exception {
+        ModelCard card = bundle.card();
+        DeviceState s = state.value();
+        if (s == null) {
+            s = DeviceState.fresh(card.version(), card.hiddenSize(), card.featureCount());
+        }
+        s.steps++;
+        s.lastTs = e.ts;
+        state.update(s);
+    }
+}
