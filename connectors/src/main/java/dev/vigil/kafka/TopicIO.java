@@ -17,12 +17,17 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.stream.Collectors;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ListOffsetsOptions;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.IsolationLevel;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -105,10 +110,13 @@ public final class TopicIO {
     }
 
     /**
-     * Every committed record of {@code topic}, read with {@code read_committed} up to the end
-     * offsets at the time of the call, values only, in partition then offset order.
+     * Every committed record of {@code topic}, read with {@code read_committed}, values only, in
+     * partition then offset order. Waits (up to a minute) until no transaction is open on the
+     * topic, so a commit still in flight when the writer finished is not missed; fails if one stays
+     * open.
      */
     public static List<byte[]> readCommitted(String bootstrapServers, String topic) {
+        awaitNoOpenTransaction(bootstrapServers, topic, Duration.ofMinutes(1));
         Properties props = new Properties();
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
         props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
@@ -146,6 +154,62 @@ public final class TopicIO {
                 .sorted((a, b) -> Integer.compare(a.partition(), b.partition()))
                 .forEach(tp -> all.addAll(byPartition.get(tp)));
         return all;
+    }
+
+    private static void awaitNoOpenTransaction(
+            String bootstrapServers, String topic, Duration timeout) {
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+        long deadline = System.nanoTime() + timeout.toNanos();
+        try (Admin admin = Admin.create(props)) {
+            Map<TopicPartition, OffsetSpec> latest =
+                    admin
+                            .describeTopics(List.of(topic))
+                            .allTopicNames()
+                            .get()
+                            .get(topic)
+                            .partitions()
+                            .stream()
+                            .collect(
+                                    Collectors.toMap(
+                                            p -> new TopicPartition(topic, p.partition()),
+                                            p -> OffsetSpec.latest()));
+            while (true) {
+                Map<TopicPartition, Long> all =
+                        offsets(admin, latest, IsolationLevel.READ_UNCOMMITTED);
+                Map<TopicPartition, Long> stable =
+                        offsets(admin, latest, IsolationLevel.READ_COMMITTED);
+                if (all.equals(stable)) {
+                    return;
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException(
+                            "a transaction stays open on "
+                                    + topic
+                                    + ": written up to "
+                                    + all
+                                    + ", committed up to "
+                                    + stable);
+                }
+                Thread.sleep(200);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted waiting for " + topic, e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException("cannot read the offsets of " + topic, e);
+        }
+    }
+
+    private static Map<TopicPartition, Long> offsets(
+            Admin admin, Map<TopicPartition, OffsetSpec> spec, IsolationLevel level)
+            throws InterruptedException, java.util.concurrent.ExecutionException {
+        Map<TopicPartition, Long> out = new HashMap<>();
+        admin.listOffsets(spec, new ListOffsetsOptions(level))
+                .all()
+                .get()
+                .forEach((tp, info) -> out.put(tp, info.offset()));
+        return out;
     }
 
     private static boolean reached(

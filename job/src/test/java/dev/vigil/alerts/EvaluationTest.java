@@ -1,0 +1,105 @@
+package dev.vigil.alerts;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.ScoredStep;
+import dev.vigil.testdata.FleetGenerator.Label;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class EvaluationTest {
+
+    private static final long MIN = 60_000L;
+
+    private static AnomalyEvent event(String device, String type, long start, long ts) {
+        AnomalyEvent e = new AnomalyEvent();
+        e.deviceId = device;
+        e.type = type;
+        e.episodeStart = start;
+        e.ts = ts;
+        e.eventId = AnomalyEvent.eventId(device, start, type, 1);
+        e.topFeatureNames = new String[] {"rpm"};
+        e.topFeatureShares = new float[] {1f};
+        return e;
+    }
+
+    /** Device a: label [10, 20] found by an episode [12, 25]; a false episode at [50, 55]. */
+    private static final List<AnomalyEvent> EVENTS =
+            List.of(
+                    event("a", AnomalyEvent.OPEN, 12 * MIN, 14 * MIN),
+                    event("a", AnomalyEvent.CLOSE, 12 * MIN, 25 * MIN),
+                    event("a", AnomalyEvent.OPEN, 50 * MIN, 51 * MIN),
+                    event("a", AnomalyEvent.CLOSE, 50 * MIN, 55 * MIN));
+
+    private static final List<Label> LABELS =
+            List.of(
+                    new Label("a", 10 * MIN, 20 * MIN, "spike", "rpm"),
+                    new Label("b", 10 * MIN, 20 * MIN, "stuck", "rpm"));
+
+    /** One step a minute for 60 minutes on both devices; scores 9 in [12, 20] on a, else 1. */
+    private static List<ScoredStep> scores() {
+        List<ScoredStep> out = new ArrayList<>();
+        for (long m = 0; m < 60; m++) {
+            out.add(new ScoredStep("a", m * MIN, m >= 12 && m <= 20 ? 9f : 1f));
+            out.add(new ScoredStep("b", m * MIN, 1f));
+        }
+        return out;
+    }
+
+    @Test
+    void shouldRebuildEpisodesFromTheirEvents() {
+        List<Evaluation.Episode> episodes = Evaluation.episodes(EVENTS);
+
+        assertThat(episodes).hasSize(2);
+        assertThat(episodes.get(0).start()).isEqualTo(12 * MIN);
+        assertThat(episodes.get(0).openTs()).isEqualTo(14 * MIN);
+        assertThat(episodes.get(0).end()).isEqualTo(25 * MIN);
+        assertThat(episodes.get(0).closed()).isTrue();
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void shouldReportEventWiseAndPointWiseFiguresAndDelays() {
+        Map<String, Object> report = Evaluation.report(EVENTS, LABELS, scores(), 4f);
+
+        Map<String, Object> episodes = (Map<String, Object>) report.get("episodes");
+        assertThat(episodes)
+                .containsEntry("found", 2)
+                .containsEntry("labelled", 2)
+                .containsEntry("matched", 1)
+                .containsEntry("precision", 0.5)
+                .containsEntry("recall", 0.5)
+                .containsEntry("max_episodes_per_label", 1);
+        Map<String, Map<String, Object>> kinds =
+                (Map<String, Map<String, Object>>) episodes.get("by_kind");
+        assertThat(kinds.get("spike"))
+                .containsEntry("recall", 1.0)
+                .containsEntry("median_delay_steps", 4.0);
+        assertThat(kinds.get("stuck")).containsEntry("recall", 0.0);
+
+        // 11 + 11 labelled steps; a's steps 12..20 are above the threshold, all labelled.
+        Map<String, Object> points = (Map<String, Object>) report.get("points");
+        assertThat(points)
+                .containsEntry("labelled", 22)
+                .containsEntry("above_threshold", 9)
+                .containsEntry("true_positives", 9)
+                .containsEntry("precision", 1.0)
+                .containsEntry("recall", 0.409);
+        Map<String, Object> delay = (Map<String, Object>) report.get("detection_delay");
+        assertThat(delay).containsEntry("median_steps", 4.0).containsEntry("median_ms", 4.0 * MIN);
+    }
+
+    @Test
+    void shouldCountEveryEpisodeThatOverlapsALabel() {
+        List<AnomalyEvent> split = new ArrayList<>(EVENTS.subList(0, 2));
+        split.add(event("a", AnomalyEvent.OPEN, 18 * MIN, 19 * MIN));
+
+        Evaluation.Result r = Evaluation.evaluate(Evaluation.episodes(split), LABELS);
+
+        assertThat(r.maxEpisodesPerLabel()).isEqualTo(2);
+        assertThat(r.precision()).isEqualTo(1.0);
+    }
+}
