@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Checks the anomaly events a read_committed consumer saw (used by smoke.sh).
+
+  check-anomalies.py FILE V1 V2 OPENED CLOSED
+
+FILE holds one "key<TAB>value" line per record of the anomalies topic (ConsoleConsumer with
+print.key=true and a tab as key.separator). Checks: every value is an anomaly event whose key is
+its device_id; there are OPEN and CLOSE events; no event_id appears twice (exactly once through a
+stop-with-savepoint and a restore); the events come from both model versions V1 and V2 and no
+other; and the OPEN and CLOSE counts equal the jobs' episodes_opened and episodes_closed counters
+(OPENED, CLOSED). Prints a one-line summary; exits 1 with the reasons on any failed check.
+"""
+import collections
+import json
+import sys
+
+
+def main(path, v1, v2, opened, closed):
+    problems = []
+    events = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            key, sep, value = line.partition("\t")
+            if not sep:
+                problems.append(f"line {n}: no key separator: {line[:120]}")
+                continue
+            try:
+                e = json.loads(value)
+            except ValueError as ex:
+                problems.append(f"line {n}: not JSON ({ex}): {value[:120]}")
+                continue
+            missing = [k for k in ("event_id", "type", "device_id", "ts", "model_version") if k not in e]
+            if missing:
+                problems.append(f"line {n}: missing {missing}: {value[:120]}")
+                continue
+            if key != e["device_id"]:
+                problems.append(f"line {n}: key '{key}' is not the device_id '{e['device_id']}'")
+            events.append(e)
+    types = collections.Counter(e["type"] for e in events)
+    versions = collections.Counter(e["model_version"] for e in events)
+    ids = collections.Counter(e["event_id"] for e in events)
+    dups = sorted(i for i, c in ids.items() if c > 1)
+    if not events:
+        problems.append("no anomaly events at all")
+    if types["OPEN"] == 0:
+        problems.append("no OPEN event")
+    if types["CLOSE"] == 0:
+        problems.append("no CLOSE event")
+    if dups:
+        problems.append(f"{len(dups)} duplicate event_id(s), e.g. {dups[:3]}")
+    for v in (v1, v2):
+        if versions[v] == 0:
+            problems.append(f"no event from model version {v}")
+    others = sorted(set(versions) - {v1, v2})
+    if others:
+        problems.append(f"events from unexpected model versions {others}")
+    if types["OPEN"] != opened:
+        problems.append(f"{types['OPEN']} OPEN events but the jobs counted episodes_opened={opened}")
+    if types["CLOSE"] != closed:
+        problems.append(f"{types['CLOSE']} CLOSE events but the jobs counted episodes_closed={closed}")
+    by_version = ", ".join(
+        f"{v}: " + "/".join(f"{t} {c}" for (vv, t), c in sorted(
+            collections.Counter((e['model_version'], e['type']) for e in events).items()) if vv == v)
+        for v in (v1, v2))
+    print(f"{len(events)} events ({', '.join(f'{t} {c}' for t, c in sorted(types.items()))}), "
+          f"{len(ids)} distinct event_ids, {len(dups)} duplicates; by model version: {by_version}")
+    for p in problems:
+        print("  FAILED: " + p)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 6:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))

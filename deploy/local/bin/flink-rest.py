@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Small reader of the local JobManager's REST API (used by smoke.sh; handy by hand).
+
+  flink-rest.py state JOBID            job state (RUNNING, FINISHED, CANCELED, ...), "all" if every
+                                       task of it runs: prints e.g. "RUNNING all-running"
+  flink-rest.py counters JOBID         the job's vigil counters summed over operators and
+                                       subtasks, one "name value" per line (records_in, scored, ...)
+  flink-rest.py checkpoints JOBID      number of completed checkpoints
+  flink-rest.py exceptions JOBID       the job's exception history (root causes), empty if none
+  flink-rest.py taskmanagers           one "id slots free" line per TaskManager
+The REST URL comes from $VIGIL_REST_URL (default http://127.0.0.1:18081).
+"""
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+BASE = os.environ.get("VIGIL_REST_URL", "http://127.0.0.1:18081")
+COUNTERS = ["records_in", "scored", "late", "dead_letters", "episodes_opened",
+            "episodes_closed", "resets_gap", "resets_model_change"]
+
+
+def get(path):
+    with urllib.request.urlopen(BASE + path, timeout=10) as r:
+        return json.load(r)
+
+
+def state(job):
+    d = get(f"/jobs/{job}")
+    tasks = [v["status"] for v in d["vertices"]]
+    every = "all-running" if tasks and all(t == "RUNNING" for t in tasks) else "not-all-running"
+    print(d["state"], every)
+
+
+def counters(job):
+    d = get(f"/jobs/{job}")
+    totals = {c: 0 for c in COUNTERS}
+    for v in d["vertices"]:
+        base = f"/jobs/{job}/vertices/{v['id']}/subtasks/metrics"
+        ids = [m["id"] for m in get(base)]
+        wanted = [i for i in ids if any(i.endswith(".vigil." + c) for c in COUNTERS)]
+        if not wanted:
+            continue
+        for m in get(base + "?agg=sum&get=" + urllib.parse.quote(",".join(wanted), safe=",")):
+            name = m["id"].rsplit(".", 1)[1]
+            totals[name] += int(float(m.get("sum", 0)))
+    for c in COUNTERS:
+        print(c, totals[c])
+
+
+def checkpoints(job):
+    print(get(f"/jobs/{job}/checkpoints")["counts"]["completed"])
+
+
+def exceptions(job):
+    d = get(f"/jobs/{job}/exceptions")
+    for e in d.get("exceptionHistory", {}).get("entries", []):
+        print(e.get("exceptionName"), "-", (e.get("stacktrace") or "").splitlines()[0][:300])
+
+
+def taskmanagers():
+    for tm in get("/taskmanagers")["taskmanagers"]:
+        print(tm["id"], tm["slotsNumber"], tm["freeSlots"])
+
+
+def main(argv):
+    cmds = {"state": state, "counters": counters, "checkpoints": checkpoints,
+            "exceptions": exceptions, "taskmanagers": taskmanagers}
+    if len(argv) < 2 or argv[1] not in cmds:
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        cmds[argv[1]](*argv[2:])
+    except (urllib.error.URLError, OSError, KeyError, ValueError) as e:
+        print(f"flink-rest: {argv[1]}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

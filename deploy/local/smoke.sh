@@ -1,0 +1,379 @@
+#!/usr/bin/env bash
+# Smoke test of Vigil on a real standalone Flink 2.2.1 session cluster and a real Kafka 4.2 broker,
+# separate processes on 127.0.0.1, doing what an operator does and checking every step
+# (deploy/local/README.md):
+#
+#   assemble the cluster from Maven Central -> job jar -> test data -> start Kafka, create topics
+#   -> start JobManager + TaskManager -> flink run -d (model v1) -> produce the first half of
+#   test.jsonl -> anomalies visible to a read_committed consumer -> flink stop --savepointPath
+#   -> flink run -d -s SAVEPOINT with a second model version -> produce the second half
+#   -> read_committed: OPEN and CLOSE, no duplicate event_id, both model versions, counts match
+#   -> cancel and resubmit twice on the same TaskManager (ONNX Runtime loaded once, parent-first)
+#   -> stop everything.
+#
+# Environment:
+#   VIGIL_JOB_JAR   the shaded job jar to submit; unset: job/target/vigil-job-*-flink.jar, built
+#                   with `mvn -B -q -DskipTests package` at the repository root if missing
+#   VIGIL_WORK      work dir of the run (deleted and made again), default deploy/local/.work/smoke
+#
+# Exits 0 when every check passed, non-zero with "SMOKE FAILED at step ...: reason" otherwise.
+# Every process it starts is recorded in $VIGIL_WORK/pids and stopped on exit, failure included.
+set -Eeuo pipefail
+
+LOCAL_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BIN="$LOCAL_DIR/bin"
+export VIGIL_WORK="${VIGIL_WORK:-$LOCAL_DIR/.work/smoke}"
+# shellcheck source=bin/env.sh
+. "$BIN/env.sh"
+
+T0=$(date +%s)
+STEP="start"
+SUMMARY=()
+elapsed() {
+    local s=$(($(date +%s) - T0))
+    printf '%d:%02d' $((s / 60)) $((s % 60))
+}
+step() {
+    STEP="$*"
+    echo "[$(elapsed)] == $*"
+}
+ok() {
+    echo "[$(elapsed)]    ok: $*"
+    SUMMARY+=("$*")
+}
+fail() {
+    echo "[$(elapsed)] SMOKE FAILED at step '$STEP': $*" >&2
+    exit 1
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    if ((rc != 0)); then
+        echo "---- errors in the logs ($VIGIL_LOG_DIR) ----" >&2
+        for f in jobmanager.log taskmanager.log kafka.log flink-client.log; do
+            [[ -f "$VIGIL_LOG_DIR/$f" ]] || continue
+            grep -E ' (ERROR|FATAL) ' "$VIGIL_LOG_DIR/$f" | tail -n 5 | sed "s|^|$f: |" | cut -c1-300 >&2
+        done
+    fi
+    echo "[$(elapsed)] == stopping every process of the run"
+    "$BIN/stop-all.sh"
+    local left=()
+    for f in "$VIGIL_PID_DIR"/*.pid; do
+        [[ -f "$f" ]] && kill -0 "$(<"$f")" 2>/dev/null && left+=("$(basename "$f" .pid)")
+    done
+    if ((${#left[@]})); then
+        echo "SMOKE: still running after cleanup: ${left[*]}" >&2
+        rc=1
+    fi
+    if ((rc == 0)); then
+        echo
+        echo "SMOKE PASSED in $(elapsed) (work dir $VIGIL_WORK, logs in $VIGIL_LOG_DIR)"
+        local s
+        for s in "${SUMMARY[@]}"; do echo "  - $s"; done
+    else
+        echo "SMOKE FAILED after $(elapsed) (exit $rc); logs in $VIGIL_LOG_DIR" >&2
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_until TIMEOUT_S WHAT COMMAND...: runs COMMAND every second until it succeeds.
+wait_until() {
+    local timeout=$1 what=$2 end
+    shift 2
+    end=$(($(date +%s) + timeout))
+    until "$@"; do
+        (($(date +%s) < end)) || fail "timed out after ${timeout}s waiting for $what"
+        sleep 1
+    done
+}
+
+rest() { "$BIN/flink-rest.py" "$@"; }
+
+# counters JOB: fills the associative array C with the job's vigil counters (REST metrics).
+declare -A C
+counters() {
+    local out name value
+    out=$(rest counters "$1") || return 1
+    C=()
+    while read -r name value; do C[$name]=$value; done <<<"$out"
+}
+# all_accounted JOB N: the job has read N records (or more) and every record it read has ended in
+# one place: scored, late/duplicate or dead letter (the scoring operator may lag the parser).
+all_accounted() {
+    counters "$1" && ((C[records_in] >= $2 && C[scored] + C[late] + C[dead_letters] >= C[records_in]))
+}
+
+job_state() { rest state "$1" 2>/dev/null || echo "UNKNOWN"; }
+job_running() { # JOB: RUNNING with every task running; fails the smoke if the job ended
+    local s
+    s=$(job_state "$1")
+    case "$s" in
+        "RUNNING all-running") return 0 ;;
+        FAILED* | FAILING* | CANCELED* | FINISHED* | SUSPENDED*)
+            fail "job $1 is ${s%% *} instead of RUNNING: $(rest exceptions "$1" | head -n 3)" ;;
+    esac
+    return 1
+}
+job_in_state() { [[ "$(job_state "$1")" == "$2 "* ]]; }
+
+# submit VAR ARGS...: flink run -d ARGS; puts the job id into VAR.
+submit() {
+    local var=$1 out id
+    shift
+    out=$("$BIN/flink" run -d "$@" 2>&1) || fail "flink run -d $* failed: $out"
+    id=$(sed -n 's/.*JobID \([0-9a-f]\{32\}\).*/\1/p' <<<"$out" | tail -n 1)
+    [[ -n "$id" ]] || fail "no JobID in the output of flink run: $out"
+    printf -v "$var" '%s' "$id"
+}
+
+# consume TOPIC FILE [TIMEOUT_MS]: every committed record of TOPIC (read_committed), as
+# "key<TAB>value" lines; the consumer ends after TIMEOUT_MS without a new record.
+consume() {
+    "$BIN/kafka-tool.sh" consume --topic "$1" --from-beginning --isolation-level read_committed \
+        --timeout-ms "${3:-3000}" --formatter-property print.key=true \
+        --formatter-property key.separator=$'\t' >"$2" 2>>"$VIGIL_LOG_DIR/smoke-consumers.err" ||
+        fail "console consumer of $1 failed: see $VIGIL_LOG_DIR/smoke-consumers.err"
+}
+lines() { grep -c . "$1" || true; }
+
+produce() { # FILE of key<TAB>value lines -> telemetry
+    "$BIN/kafka-tool.sh" produce --topic telemetry --reader-property parse.key=true \
+        --reader-property $'key.separator=\t' --request-required-acks all <"$1" \
+        >>"$VIGIL_LOG_DIR/smoke-producers.out" 2>&1 ||
+        fail "console producer failed: see $VIGIL_LOG_DIR/smoke-producers.out"
+}
+
+# ------------------------------------------------------------------------------------------------
+step "preflight"
+command -v "$JAVA_RUN" >/dev/null || fail "java not found"
+java_major=$("$JAVA_RUN" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+((${java_major:-0} >= 17)) || fail "Java 17 or newer needed, found ${java_major:-none}"
+command -v python3 >/dev/null || fail "python3 not found (used for the keyed input and the checks)"
+ok "Java $java_major, $(python3 --version 2>&1)"
+
+step "assemble the cluster from Maven artifacts (deploy/local/cluster/pom.xml)"
+"$BIN/assemble.sh"
+for jar in lib/flink-runtime-2.2.1.jar lib/flink-clients-2.2.1.jar lib/flink-streaming-java-2.2.1.jar \
+    lib/flink-statebackend-rocksdb-2.2.1.jar lib/flink-runtime-web-2.2.1.jar lib/log4j-core-2.*.jar \
+    lib/log4j-api-2.*.jar lib/log4j-slf4j-impl-2.*.jar lib/onnxruntime-1.28.0.jar \
+    plugins/metrics-prometheus/flink-metrics-prometheus-2.2.1.jar \
+    kafka-lib/kafka_2.13-4.2.0.jar kafka-lib/kafka-tools-4.2.0.jar kafka-lib/kafka-clients-4.2.0.jar; do
+    compgen -G "$VIGIL_CLUSTER_DIR/$jar" >/dev/null || fail "missing $VIGIL_CLUSTER_DIR/$jar"
+done
+ok "cluster assembled: lib/ $(ls "$FLINK_LIB_DIR" | wc -l) jars (Flink 2.2.1, ONNX Runtime 1.28.0), kafka-lib/ $(ls "$KAFKA_LIB_DIR" | wc -l) jars (Kafka 4.2.0)"
+
+step "job jar"
+if [[ -n "${VIGIL_JOB_JAR:-}" ]]; then
+    JOB_JAR="$VIGIL_JOB_JAR"
+    [[ -f "$JOB_JAR" ]] || fail "VIGIL_JOB_JAR=$JOB_JAR does not exist"
+else
+    JOB_JAR="$VIGIL_REPO_DIR/job/target/vigil-job-0.1.0-SNAPSHOT-flink.jar"
+    if [[ ! -f "$JOB_JAR" ]]; then
+        echo "building the job jar (mvn -B -q -DskipTests package)"
+        (cd "$VIGIL_REPO_DIR" && mvn -B -q -DskipTests package) || fail "mvn package failed"
+        [[ -f "$JOB_JAR" ]] || fail "mvn package did not produce $JOB_JAR"
+    fi
+fi
+python3 -c 'import sys, zipfile; sys.exit("dev/vigil/cli/VigilJob.class" not in zipfile.ZipFile(sys.argv[1]).namelist())' "$JOB_JAR" ||
+    fail "$JOB_JAR does not contain dev.vigil.cli.VigilJob"
+ok "job jar $JOB_JAR ($(($(stat -c %s "$JOB_JAR") / 1048576)) MB)"
+
+step "test data and model"
+TEST_JSONL="$VIGIL_REPO_DIR/testdata/generated/test.jsonl"
+MODEL_DIR="$VIGIL_REPO_DIR/testdata/model"
+if [[ ! -f "$TEST_JSONL" ]]; then
+    echo "generating test data (./vigil testdata)"
+    (cd "$VIGIL_REPO_DIR" && ./vigil testdata) || fail "./vigil testdata failed"
+fi
+[[ -s "$TEST_JSONL" ]] || fail "no $TEST_JSONL"
+[[ -f "$MODEL_DIR/model.onnx" && -f "$MODEL_DIR/model.json" ]] || fail "no model in $MODEL_DIR"
+V1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$MODEL_DIR/model.json")
+V2="${V1/+/-smoke-v2+}"
+[[ "$V2" != "$V1" ]] || V2="$V1-smoke-v2"
+ok "test stream $(lines "$TEST_JSONL") records, model $V1"
+
+step "work dir and configuration"
+"$BIN/prepare.sh" --fresh
+. "$BIN/env.sh" # the ports of this run
+export VIGIL_REST_URL
+# key = device_id (the console producer splits "key<TAB>value"); a record without a readable
+# device_id (a malformed one, a dead letter to be) gets an empty key.
+read -r N1 N2 < <(python3 - "$TEST_JSONL" "$VIGIL_WORK" <<'EOF'
+import re, sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+if lines and lines[-1] == b"":
+    lines.pop()
+half = len(lines) // 2
+pat = re.compile(rb'"device_id"\s*:\s*"([^"\t\\]*)"')
+for name, part in (("half1", lines[:half]), ("half2", lines[half:])):
+    with open(f"{sys.argv[2]}/{name}.keyed", "wb") as f:
+        for line in part:
+            m = pat.search(line)
+            f.write((m.group(1) if m else b"") + b"\t" + line.replace(b"\r", b"") + b"\n")
+print(half, len(lines) - half)
+EOF
+)
+TOTAL=$((N1 + N2))
+cat >"$VIGIL_WORK/vigil.yaml" <<EOF
+# Vigil job configuration of the smoke run (flat YAML, README's configuration table)
+vigil.kafka.bootstrap-servers: $VIGIL_KAFKA_BOOTSTRAP
+vigil.model.dir: $MODEL_DIR
+vigil.kafka.start-from: earliest
+vigil.checkpoint.interval: 2 s
+vigil.checkpoint.dir: file://$VIGIL_WORK/checkpoints
+parallelism.default: 2
+EOF
+ok "work dir $VIGIL_WORK; input split into $N1 + $N2 keyed records"
+
+step "start Kafka (KRaft, single node)"
+"$BIN/kafka-start.sh"
+ok "Kafka 4.2.0 broker pid $(pid_of kafka) on $VIGIL_KAFKA_BOOTSTRAP"
+
+step "create topics"
+topic_pids=()
+for spec in telemetry:4 anomalies:2 dead-letters:1 anomalies-resubmit:2 dead-letters-resubmit:1; do
+    "$BIN/kafka-tool.sh" topics --create --topic "${spec%:*}" --partitions "${spec#*:}" \
+        --replication-factor 1 >"$VIGIL_LOG_DIR/topic-${spec%:*}.out" 2>&1 &
+    topic_pids+=($!)
+done
+for p in "${topic_pids[@]}"; do wait "$p" || true; done
+for spec in telemetry anomalies dead-letters anomalies-resubmit dead-letters-resubmit; do
+    grep -q "Created topic $spec" "$VIGIL_LOG_DIR/topic-$spec.out" ||
+        fail "topic $spec not created: $(cat "$VIGIL_LOG_DIR/topic-$spec.out")"
+done
+ok "topics telemetry (4 partitions), anomalies (2), dead-letters (1), anomalies-resubmit (2), dead-letters-resubmit (1)"
+
+step "start the Flink session cluster (JobManager + 1 TaskManager)"
+"$BIN/jobmanager.sh"
+"$BIN/taskmanager.sh"
+wait_port jobmanager "$VIGIL_REST_PORT" 90
+tm_ready() { [[ "$(rest taskmanagers 2>/dev/null | awk '{print $2}')" == "2" ]]; }
+wait_until 90 "one TaskManager with 2 slots registered" tm_ready
+TM_ID=$(rest taskmanagers | awk '{print $1}')
+TM_PID=$(pid_of taskmanager) || fail "TaskManager process died"
+ok "Flink 2.2.1 JobManager pid $(pid_of jobmanager) (REST $VIGIL_REST_URL), TaskManager pid $TM_PID ($TM_ID, 2 slots)"
+
+step "submit the job (model $V1)"
+submit JOB1 "$JOB_JAR" --config "$VIGIL_WORK/vigil.yaml"
+wait_until 90 "job $JOB1 RUNNING" job_running "$JOB1"
+ok "job 1 $JOB1 RUNNING"
+
+step "produce the first half ($N1 records) into telemetry"
+produce "$VIGIL_WORK/half1.keyed"
+wait_until 180 "job 1 to read and account for $N1 records" all_accounted "$JOB1" "$N1"
+((C[records_in] == N1)) || fail "job 1 read ${C[records_in]} records, $N1 were produced"
+((C[records_in] == C[scored] + C[late] + C[dead_letters])) ||
+    fail "job 1: records_in ${C[records_in]} != scored ${C[scored]} + late ${C[late]} + dead letters ${C[dead_letters]}"
+ok "job 1 read $N1 records: scored ${C[scored]} + late ${C[late]} + dead letters ${C[dead_letters]}"
+
+step "wait for anomalies visible to a read_committed consumer"
+anomalies_visible() {
+    consume anomalies "$VIGIL_WORK/anomalies-1.tsv" 2000
+    (($(lines "$VIGIL_WORK/anomalies-1.tsv") > 0))
+}
+wait_until 90 "anomaly events committed to 'anomalies'" anomalies_visible
+ok "$(lines "$VIGIL_WORK/anomalies-1.tsv") anomaly events committed while job 1 runs"
+
+step "stop job 1 with a savepoint"
+counters "$JOB1"
+declare -A J1
+for k in "${!C[@]}"; do J1[$k]=${C[$k]}; done
+out=$("$BIN/flink" stop --savepointPath "$VIGIL_WORK/savepoints" "$JOB1" 2>&1) ||
+    fail "flink stop failed: $out"
+SAVEPOINT=$(sed -n 's/.*Savepoint completed\. Path: \(.*\)$/\1/p' <<<"$out" | tail -n 1)
+[[ -n "$SAVEPOINT" ]] || fail "no savepoint path in the output of flink stop: $out"
+[[ -f "${SAVEPOINT#file:}/_metadata" ]] || fail "savepoint $SAVEPOINT has no _metadata"
+wait_until 30 "job 1 FINISHED" job_in_state "$JOB1" FINISHED
+ok "job 1 stopped (FINISHED) with savepoint ${SAVEPOINT#file:} ($(du -sh "${SAVEPOINT#file:}" | cut -f1))"
+
+step "second build: model version $V2, restored from the savepoint"
+rm -rf "$VIGIL_WORK/model-v2"
+cp -r "$MODEL_DIR" "$VIGIL_WORK/model-v2"
+python3 - "$VIGIL_WORK/model-v2/model.json" "$V2" <<'EOF'
+import json, sys
+path, version = sys.argv[1], sys.argv[2]
+card = json.load(open(path))
+card["version"] = version
+json.dump(card, open(path, "w"), indent=2)
+EOF
+submit JOB2 -s "$SAVEPOINT" "$JOB_JAR" --config "$VIGIL_WORK/vigil.yaml" \
+    -Dvigil.model.dir="$VIGIL_WORK/model-v2"
+wait_until 90 "job $JOB2 RUNNING" job_running "$JOB2"
+ok "job 2 $JOB2 RUNNING from the savepoint with model $V2"
+
+step "produce the second half ($N2 records) into telemetry"
+produce "$VIGIL_WORK/half2.keyed"
+wait_until 180 "job 2 to read and account for $N2 records" all_accounted "$JOB2" "$N2"
+((C[records_in] == N2)) ||
+    fail "job 2 read ${C[records_in]} records, $N2 were produced after the savepoint (offsets not restored?)"
+((C[records_in] == C[scored] + C[late] + C[dead_letters])) ||
+    fail "job 2: records_in ${C[records_in]} != scored ${C[scored]} + late ${C[late]} + dead letters ${C[dead_letters]}"
+((C[resets_model_change] > 0)) ||
+    fail "job 2 restored devices written by model $V1 but counted no resets_model_change"
+declare -A J2
+for k in "${!C[@]}"; do J2[$k]=${C[$k]}; done
+ok "job 2 read exactly the $N2 new records (1 + 2 = $TOTAL, no loss, no re-read): scored ${C[scored]} + late ${C[late]} + dead letters ${C[dead_letters]}; device memories reset for the new model: ${C[resets_model_change]}"
+
+step "check the committed output (read_committed)"
+cp0=$(rest checkpoints "$JOB2")
+checkpoints_after() { (($(rest checkpoints "$JOB2") >= cp0 + 2)); }
+wait_until 60 "two more completed checkpoints of job 2" checkpoints_after
+consume anomalies "$VIGIL_WORK/anomalies.tsv" 4000
+OPENED=$((J1[episodes_opened] + J2[episodes_opened]))
+CLOSED=$((J1[episodes_closed] + J2[episodes_closed]))
+if ! check=$("$BIN/check-anomalies.py" "$VIGIL_WORK/anomalies.tsv" "$V1" "$V2" "$OPENED" "$CLOSED"); then
+    fail "anomalies topic: $check"
+fi
+ok "anomalies: $check"
+consume dead-letters "$VIGIL_WORK/dead-letters.tsv" 2000
+DL=$(lines "$VIGIL_WORK/dead-letters.tsv")
+((DL == J1[dead_letters] + J2[dead_letters])) ||
+    fail "dead-letters holds $DL records, the jobs counted $((J1[dead_letters] + J2[dead_letters]))"
+ok "dead-letters: $DL records, as counted"
+
+step "cancel job 2"
+"$BIN/flink" cancel "$JOB2" >>"$VIGIL_LOG_DIR/smoke-cli.out" 2>&1 || fail "flink cancel $JOB2 failed"
+wait_until 30 "job 2 CANCELED" job_in_state "$JOB2" CANCELED
+ok "job 2 CANCELED"
+
+RESUBMITTED=()
+for i in 1 2; do
+    step "resubmit #$i on the same session cluster (fresh state, replay from earliest)"
+    submit JOB "$JOB_JAR" --config "$VIGIL_WORK/vigil.yaml" \
+        -Dvigil.kafka.group-id="vigil-resubmit-$i" -Dvigil.kafka.start-from=earliest \
+        -Dvigil.kafka.topic.anomalies=anomalies-resubmit \
+        -Dvigil.kafka.topic.dead-letters=dead-letters-resubmit \
+        -Dvigil.kafka.transactional-id-prefix="vigil-resubmit-$i"
+    wait_until 90 "resubmitted job $JOB RUNNING" job_running "$JOB"
+    wait_until 180 "resubmitted job $JOB to read and account for the whole stream" all_accounted "$JOB" "$TOTAL"
+    ((C[records_in] == TOTAL)) || fail "resubmitted job $JOB read ${C[records_in]} records, the topic holds $TOTAL"
+    ((C[scored] > 0)) || fail "resubmitted job $JOB scored nothing"
+    job_running "$JOB" || fail "resubmitted job $JOB is not RUNNING after reading"
+    exc=$(rest exceptions "$JOB")
+    [[ -z "$exc" ]] || fail "resubmitted job $JOB had failures: $exc"
+    [[ "$(rest taskmanagers | awk '{print $1}')" == "$TM_ID" ]] || fail "the TaskManager changed: $(rest taskmanagers)"
+    kill -0 "$TM_PID" 2>/dev/null || fail "TaskManager pid $TM_PID died"
+    ok "resubmit #$i: job $JOB RUNNING on TaskManager $TM_ID (pid $TM_PID), read ${C[records_in]}, scored ${C[scored]} through ONNX Runtime, no failures"
+    "$BIN/flink" cancel "$JOB" >>"$VIGIL_LOG_DIR/smoke-cli.out" 2>&1 || fail "flink cancel $JOB failed"
+    wait_until 30 "job $JOB CANCELED" job_in_state "$JOB" CANCELED
+    RESUBMITTED+=("$JOB")
+done
+
+step "ONNX Runtime's native library in the TaskManager"
+if grep -E 'already loaded in another classloader|UnsatisfiedLinkError' "$VIGIL_LOG_DIR"/taskmanager.log* >/dev/null 2>&1; then
+    fail "native library clash in the TaskManager log: $(grep -m1 -E 'already loaded in another classloader|UnsatisfiedLinkError' "$VIGIL_LOG_DIR"/taskmanager.log*)"
+fi
+if [[ -r "/proc/$TM_PID/maps" ]]; then
+    ORT_COPIES=$(awk '$6 ~ /libonnxruntime\.so$/ {print $6}' "/proc/$TM_PID/maps" | sort -u | wc -l)
+    ((ORT_COPIES == 1)) || fail "the TaskManager maps $ORT_COPIES copies of libonnxruntime.so (expected 1, parent-first)"
+    ok "4 jobs ran on one TaskManager; libonnxruntime.so mapped once (parent-first ai.onnxruntime from lib/); no UnsatisfiedLinkError"
+else
+    ok "4 jobs ran on one TaskManager; no UnsatisfiedLinkError in its log"
+fi
+
+step "done"
+SUMMARY+=("jobs: 1 $JOB1 (model v1, stopped with savepoint), 2 $JOB2 (model v2, from savepoint, cancelled), resubmits ${RESUBMITTED[*]} (cancelled)")
