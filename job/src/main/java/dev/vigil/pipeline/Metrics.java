@@ -14,11 +14,14 @@ import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
  * The job's metrics, all in the operator metric group {@code vigil} (Prometheus: {@code
  * flink_taskmanager_job_task_operator_vigil_<name>}).
  *
- * <p>Where every input record ends is counted twice: as metrics (for dashboards) and as
- * accumulators of the same names (for a finished job's result, which the demo and the tests read).
- * {@code records_in == scored + late + dead_letters}.
+ * <p>Each operator registers only its own ({@link Parse}, {@link Scoring}). Where every input
+ * record ends is counted twice: as metrics (for dashboards) and as accumulators of the same names
+ * (for a finished job's result, which the demo and the tests read). {@code records_in == scored +
+ * late + dead_letters}.
  */
 public final class Metrics {
+
+    private Metrics() {}
 
     public static final String GROUP = "vigil";
     public static final String RECORDS_IN = "records_in";
@@ -75,78 +78,86 @@ public final class Metrics {
         }
     }
 
-    private final RuntimeContext ctx;
-    private final MetricGroup group;
-    private final Map<DeadLetterReason, Count> deadLettersByReason =
-            new EnumMap<>(DeadLetterReason.class);
+    private static MetricGroup group(RuntimeContext ctx) {
+        return ctx.getMetricGroup().addGroup(GROUP);
+    }
 
-    public final Count recordsIn;
-    public final Count scored;
-    private final Count late;
-    private final Count lateDuplicate;
-    private final Count lateOutOfOrder;
-    public final Count deadLetters;
-    public final Count episodesOpened;
-    public final Count episodesClosed;
-    public final Count resetGap;
-    public final Count resetModelChange;
+    /** The parse operator's: every record in, and the dead letters by reason. */
+    public static final class Parse {
+        public final Count recordsIn;
+        private final Count deadLetters;
+        private final Map<DeadLetterReason, Count> deadLettersByReason =
+                new EnumMap<>(DeadLetterReason.class);
 
-    public Metrics(RuntimeContext ctx) {
-        this.ctx = ctx;
-        this.group = ctx.getMetricGroup().addGroup(GROUP);
-        recordsIn = count(RECORDS_IN);
-        scored = count(SCORED);
-        late = count(LATE);
-        lateDuplicate =
-                new Count(
-                        ctx,
-                        group.addGroup(LABEL_REASON, "duplicate"),
-                        LATE_BY_REASON,
-                        LATE + "_duplicate");
-        lateOutOfOrder =
-                new Count(
-                        ctx,
-                        group.addGroup(LABEL_REASON, "out_of_order"),
-                        LATE_BY_REASON,
-                        LATE + "_out_of_order");
-        deadLetters = count(DEAD_LETTERS);
-        episodesOpened = count(EPISODES_OPENED);
-        episodesClosed = count(EPISODES_CLOSED);
-        resetGap = count(RESETS_GAP);
-        resetModelChange = count(RESETS_MODEL_CHANGE);
-        for (DeadLetterReason r : DeadLetterReason.values()) {
-            deadLettersByReason.put(
-                    r,
-                    new Count(
-                            ctx,
-                            group.addGroup(LABEL_REASON, r.name()),
-                            DEAD_LETTERS_BY_REASON,
-                            DEAD_LETTERS + "_" + r.name().toLowerCase()));
+        public Parse(RuntimeContext ctx) {
+            MetricGroup group = group(ctx);
+            recordsIn = new Count(ctx, group, RECORDS_IN, RECORDS_IN);
+            deadLetters = new Count(ctx, group, DEAD_LETTERS, DEAD_LETTERS);
+            for (DeadLetterReason r : DeadLetterReason.values()) {
+                deadLettersByReason.put(
+                        r,
+                        new Count(
+                                ctx,
+                                group.addGroup(LABEL_REASON, r.name()),
+                                DEAD_LETTERS_BY_REASON,
+                                DEAD_LETTERS + "_" + r.name().toLowerCase()));
+            }
+        }
+
+        public void deadLetter(DeadLetterReason reason) {
+            deadLetters.inc();
+            deadLettersByReason.get(reason).inc();
         }
     }
 
-    private Count count(String name) {
-        return new Count(ctx, group, name, name);
-    }
+    /** The scoring operator's: steps, late events, episodes, resets, inference and latency. */
+    public static final class Scoring {
+        private final MetricGroup group;
+        public final Count scored;
+        private final Count late;
+        private final Count lateDuplicate;
+        private final Count lateOutOfOrder;
+        public final Count episodesOpened;
+        public final Count episodesClosed;
+        public final Count resetGap;
+        public final Count resetModelChange;
 
-    /** An event at (duplicate) or before (out of order) the last scored one of its device. */
-    public void late(boolean duplicate) {
-        late.inc();
-        (duplicate ? lateDuplicate : lateOutOfOrder).inc();
-    }
+        public Scoring(RuntimeContext ctx) {
+            group = group(ctx);
+            scored = new Count(ctx, group, SCORED, SCORED);
+            late = new Count(ctx, group, LATE, LATE);
+            lateDuplicate =
+                    new Count(
+                            ctx,
+                            group.addGroup(LABEL_REASON, "duplicate"),
+                            LATE_BY_REASON,
+                            LATE + "_duplicate");
+            lateOutOfOrder =
+                    new Count(
+                            ctx,
+                            group.addGroup(LABEL_REASON, "out_of_order"),
+                            LATE_BY_REASON,
+                            LATE + "_out_of_order");
+            episodesOpened = new Count(ctx, group, EPISODES_OPENED, EPISODES_OPENED);
+            episodesClosed = new Count(ctx, group, EPISODES_CLOSED, EPISODES_CLOSED);
+            resetGap = new Count(ctx, group, RESETS_GAP, RESETS_GAP);
+            resetModelChange = new Count(ctx, group, RESETS_MODEL_CHANGE, RESETS_MODEL_CHANGE);
+        }
 
-    public void deadLetter(DeadLetterReason reason) {
-        deadLetters.inc();
-        deadLettersByReason.get(reason).inc();
-    }
+        /** An event at (duplicate) or before (out of order) the last scored one of its device. */
+        public void late(boolean duplicate) {
+            late.inc();
+            (duplicate ? lateDuplicate : lateOutOfOrder).inc();
+        }
 
-    /** A histogram over the last {@value #HISTOGRAM_WINDOW} values, in the vigil group. */
-    public Histogram histogram(String name) {
-        return group.histogram(name, new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
-    }
+        /** A histogram over the last {@value #HISTOGRAM_WINDOW} values, in the vigil group. */
+        public Histogram histogram(String name) {
+            return group.histogram(name, new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
+        }
 
-    /** Registers the model version this subtask scores with, as a label of a constant gauge. */
-    public void modelVersion(String version) {
-        group.addGroup(LABEL_MODEL_VERSION, version).gauge(MODEL_INFO, () -> 1);
+        /** Registers the model version this subtask scores with, as a label of a gauge of 1. */
+        public void modelVersion(String version) {
+            group.addGroup(LABEL_MODEL_VERSION, version).gauge(MODEL_INFO, () -> 1);
+        }
     }
 }

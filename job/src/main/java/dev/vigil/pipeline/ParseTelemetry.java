@@ -21,7 +21,7 @@ public class ParseTelemetry extends ProcessFunction<RawRecord, TelemetryEvent> {
 
     private final List<String> features;
     private transient TelemetryParser parser;
-    private transient Metrics metrics;
+    private transient Metrics.Parse metrics;
 
     public ParseTelemetry(List<String> features) {
         this.features = List.copyOf(features);
@@ -30,7 +30,7 @@ public class ParseTelemetry extends ProcessFunction<RawRecord, TelemetryEvent> {
     @Override
     public void open(OpenContext openContext) {
         parser = new TelemetryParser(features);
-        metrics = new Metrics(getRuntimeContext());
+        metrics = new Metrics.Parse(getRuntimeContext());
     }
 
     @Override

@@ -92,7 +92,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     public void open() throws Exception {
         super.open();
         state = getRuntimeContext().getState(DeviceStateSchema.descriptor());
-        scorer = new Scorer(bundle, settings, batchSize, new Metrics(getRuntimeContext()));
+        scorer = new Scorer(bundle, settings, batchSize, new Metrics.Scoring(getRuntimeContext()));
         events = new TelemetryEvent[batchSize];
         timestamps = new long[batchSize];
         hasTimestamp = new boolean[batchSize];

@@ -41,7 +41,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
     @Override
     public void open(OpenContext openContext) {
         state = getRuntimeContext().getState(DeviceStateSchema.descriptor());
-        scorer = new Scorer(bundle, settings, 1, new Metrics(getRuntimeContext()));
+        scorer = new Scorer(bundle, settings, 1, new Metrics.Scoring(getRuntimeContext()));
     }
 
     @Override

@@ -38,7 +38,7 @@ final class Scorer implements AutoCloseable {
     private final GruModel model;
     private final EpisodeRules rules;
     private final Thresholds thresholds;
-    private final Metrics metrics;
+    private final Metrics.Scoring metrics;
     private final Histogram batchSizes;
     private final Histogram inferenceMicros;
     private final Histogram latencyMs;
@@ -50,7 +50,7 @@ final class Scorer implements AutoCloseable {
     private final float[][] shares;
     private final int[] top;
 
-    Scorer(ModelBundle bundle, ScoringSettings settings, int maxBatch, Metrics metrics) {
+    Scorer(ModelBundle bundle, ScoringSettings settings, int maxBatch, Metrics.Scoring metrics) {
         this.card = bundle.card();
         this.settings = settings;
         this.metrics = metrics;
