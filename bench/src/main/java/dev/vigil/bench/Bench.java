@@ -28,6 +28,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.SplittableRandom;
+import java.util.concurrent.locks.LockSupport;
 import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.api.common.serialization.SerializerConfigImpl;
 import org.apache.flink.core.execution.JobClient;
@@ -167,6 +168,9 @@ public final class Bench {
     private VigilConfig config(String variant, String input, boolean bounded, boolean scores)
             throws Exception {
         kafka.createTopics(4, List.of(variant + "-anomalies", variant + "-dead-letters"));
+        if (scores) {
+            kafka.createTopics(4, List.of(variant + "-scores")); // exists already for "latency"
+        }
         Map<String, String> c = new HashMap<>();
         c.put(VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(), kafka.bootstrapServers());
         c.put(VigilOptions.MODEL_DIR.key(), modelDir.toString());
@@ -304,10 +308,11 @@ public final class Bench {
                 for (int d = 0; d < devices; d++) {
                     long ts = base + step * 60_000L;
                     if (rate > 0) {
+                        // Sleep, not spin: on 2 cores a spinning producer would starve the job.
                         long due = start + (long) (sent * 1e9 / rate);
                         long now;
                         while ((now = System.nanoTime()) < due) {
-                            Thread.onSpinWait();
+                            LockSupport.parkNanos(due - now);
                         }
                         if ((now - start) / 1_000_000 > forMs) {
                             break outer;
