@@ -1,6 +1,7 @@
 package dev.vigil.config;
 
 import dev.vigil.kafka.KafkaSettings;
+import dev.vigil.scoring.ModelChange;
 import dev.vigil.scoring.ScoringSettings;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -102,6 +103,7 @@ public final class VigilConfig {
         required(VigilOptions.KAFKA_BOOTSTRAP_SERVERS);
         required(VigilOptions.MODEL_DIR);
         startFrom();
+        modelChange();
         positive(VigilOptions.ALERTS_OPEN_AFTER);
         positive(VigilOptions.ALERTS_CLOSE_AFTER);
         positive(VigilOptions.ALERTS_TOP_FEATURES);
@@ -201,7 +203,21 @@ public final class VigilConfig {
                         : 0,
                 !get(VigilOptions.TOPIC_SCORES).isBlank(),
                 get(VigilOptions.SCORING_BATCH_SIZE),
-                get(VigilOptions.SCORING_BATCH_TIMEOUT).toMillis());
+                get(VigilOptions.SCORING_BATCH_TIMEOUT).toMillis(),
+                modelChange());
+    }
+
+    private ModelChange modelChange() {
+        String v = get(VigilOptions.MODEL_ON_CHANGE);
+        try {
+            return ModelChange.valueOf(v.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(
+                    VigilOptions.MODEL_ON_CHANGE.key()
+                            + " must be reset, keep or fail, was '"
+                            + v
+                            + "'");
+        }
     }
 
     public Path modelDir() {

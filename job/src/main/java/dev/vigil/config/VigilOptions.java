@@ -100,6 +100,16 @@ public final class VigilOptions {
                             "Directory with model.onnx and model.json, read where the job is"
                                     + " submitted and shipped with it. Required.");
 
+    public static final ConfigOption<String> MODEL_ON_CHANGE =
+            ConfigOptions.key("vigil.model.on-change")
+                    .stringType()
+                    .defaultValue("reset")
+                    .withDescription(
+                            "When restored state was written by another model version: reset"
+                                    + " (zero each device's memory, warm up again), keep (keep"
+                                    + " it when the hidden sizes match, else reset) or fail (stop"
+                                    + " the job, naming both versions).");
+
     public static final ConfigOption<Duration> SCORING_GAP =
             ConfigOptions.key("vigil.scoring.gap")
                     .durationType()
@@ -212,6 +222,7 @@ public final class VigilOptions {
                 KAFKA_START_FROM,
                 KAFKA_BOUNDED,
                 MODEL_DIR,
+                MODEL_ON_CHANGE,
                 SCORING_GAP,
                 SCORING_BATCH_SIZE,
                 SCORING_BATCH_TIMEOUT,

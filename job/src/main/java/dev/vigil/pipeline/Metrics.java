@@ -40,6 +40,12 @@ public final class Metrics {
     public static final String EPISODES_CLOSED = "episodes_closed";
     public static final String RESETS_GAP = "resets_gap";
     public static final String RESETS_MODEL_CHANGE = "resets_model_change";
+
+    /**
+     * Devices whose memory was kept across a model change ({@code vigil.model.on-change: keep}).
+     */
+    public static final String KEPT_MODEL_CHANGE = "kept_model_change";
+
     public static final String INFERENCE_BATCH_SIZE = "inference_batch_size";
     public static final String INFERENCE_MICROS = "inference_micros";
     public static final String EVENT_TO_EMIT_LATENCY_MS = "event_to_emit_latency_ms";
@@ -121,6 +127,7 @@ public final class Metrics {
         public final Count episodesClosed;
         public final Count resetGap;
         public final Count resetModelChange;
+        public final Count keptModelChange;
 
         public Scoring(RuntimeContext ctx) {
             group = group(ctx);
@@ -142,6 +149,7 @@ public final class Metrics {
             episodesClosed = new Count(ctx, group, EPISODES_CLOSED, EPISODES_CLOSED);
             resetGap = new Count(ctx, group, RESETS_GAP, RESETS_GAP);
             resetModelChange = new Count(ctx, group, RESETS_MODEL_CHANGE, RESETS_MODEL_CHANGE);
+            keptModelChange = new Count(ctx, group, KEPT_MODEL_CHANGE, KEPT_MODEL_CHANGE);
         }
 
         /** An event at (duplicate) or before (out of order) the last scored one of its device. */

@@ -11,6 +11,8 @@ import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.state.DeviceState;
 import org.apache.flink.metrics.Histogram;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One device step of DESIGN.md's "Scoring", split around the ONNX Runtime call so that steps of
@@ -23,6 +25,8 @@ import org.apache.flink.metrics.Histogram;
  * <p>Owns the operator instance's ONNX Runtime session and per-row scratch, allocated once.
  */
 final class Scorer implements AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(Scorer.class);
 
     /** Where a step's results go. */
     interface Emitter {
@@ -49,6 +53,7 @@ final class Scorer implements AutoCloseable {
     private final boolean[] scored;
     private final float[][] shares;
     private final int[] top;
+    private boolean loggedModelChange;
 
     Scorer(ModelBundle bundle, ScoringSettings settings, int maxBatch, Metrics.Scoring metrics) {
         this.card = bundle.card();
@@ -72,15 +77,47 @@ final class Scorer implements AutoCloseable {
     }
 
     /**
-     * The state to step a device with: a fresh one for a new device; a fresh one, keeping only the
-     * order guard, when another model version wrote the stored one (its memory means nothing to
-     * this model; an open episode is closed first).
+     * The state to step a device with: a fresh one for a new device; for a state another model
+     * version wrote, what {@link ScoringSettings#onModelChange()} says: {@code RESET} a fresh one
+     * keeping only the order guard (an open episode is closed first), {@code KEEP} the same memory
+     * under the new version when the sizes match (else a reset), {@code FAIL} stops the job with
+     * both versions named.
      */
     DeviceState prepare(DeviceState stored, String deviceId, Emitter out) {
         if (stored == null) {
             return DeviceState.fresh(card.version(), hidden, features);
         }
         if (card.version().equals(stored.modelVersion)) {
+            return stored;
+        }
+        ModelChange policy = settings.onModelChange();
+        if (policy == ModelChange.FAIL) {
+            throw new IllegalStateException(
+                    "device "
+                            + deviceId
+                            + " has state written by model "
+                            + stored.modelVersion
+                            + " but this job runs "
+                            + card.version()
+                            + " and vigil.model.on-change is fail: restore with the old model,"
+                            + " or choose reset or keep");
+        }
+        boolean sizesMatch =
+                stored.hidden != null
+                        && stored.hidden.length == hidden
+                        && stored.forecast != null
+                        && stored.forecast.length == features;
+        if (!loggedModelChange) {
+            loggedModelChange = true; // once per subtask, not once per device
+            LOG.warn(
+                    "restored state written by model {}; this job runs {}: {} each device's memory",
+                    stored.modelVersion,
+                    card.version(),
+                    policy == ModelChange.KEEP && sizesMatch ? "keeping" : "resetting");
+        }
+        if (policy == ModelChange.KEEP && sizesMatch) {
+            stored.modelVersion = card.version();
+            metrics.keptModelChange.inc();
             return stored;
         }
         closeOnReset(stored, deviceId, out);

@@ -16,6 +16,7 @@ import java.io.Serializable;
  * @param batchSize records buffered across devices per ONNX Runtime round; 0 for the per-record
  *     operator
  * @param batchTimeoutMs longest a record waits in the buffer
+ * @param onModelChange what a device's state written by another model version becomes
  */
 public record ScoringSettings(
         long gapMs,
@@ -26,5 +27,6 @@ public record ScoringSettings(
         int adaptiveHalfLife,
         boolean emitScores,
         int batchSize,
-        long batchTimeoutMs)
+        long batchTimeoutMs,
+        ModelChange onModelChange)
         implements Serializable {}

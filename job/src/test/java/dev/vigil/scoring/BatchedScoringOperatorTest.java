@@ -52,7 +52,8 @@ class BatchedScoringOperatorTest {
     }
 
     private static ScoringSettings settings(int batchSize, long timeoutMs) {
-        return new ScoringSettings(10 * 60_000L, 3, 30, 20, 3, 0, true, batchSize, timeoutMs);
+        return new ScoringSettings(
+                10 * 60_000L, 3, 30, 20, 3, 0, true, batchSize, timeoutMs, ModelChange.RESET);
     }
 
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>

@@ -1,6 +1,7 @@
 package dev.vigil.scoring;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
@@ -29,7 +30,7 @@ import org.junit.jupiter.api.io.TempDir;
 class GruScoringFunctionTest {
 
     private static final ScoringSettings SETTINGS =
-            new ScoringSettings(10 * 60_000L, 2, 10, 0, 3, 0, true, 0, 0);
+            new ScoringSettings(10 * 60_000L, 2, 10, 0, 3, 0, true, 0, 0, ModelChange.RESET);
 
     /** 400 normal steps of one pump, one a minute, with seq. */
     private static List<TelemetryEvent> normal;
@@ -57,9 +58,14 @@ class GruScoringFunctionTest {
         final KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> harness;
 
         Run(ModelBundle bundle, OperatorSubtaskState restoreFrom) throws Exception {
+            this(bundle, restoreFrom, SETTINGS);
+        }
+
+        Run(ModelBundle bundle, OperatorSubtaskState restoreFrom, ScoringSettings settings)
+                throws Exception {
             harness =
                     new KeyedOneInputStreamOperatorTestHarness<>(
-                            new KeyedProcessOperator<>(new GruScoringFunction(bundle, SETTINGS)),
+                            new KeyedProcessOperator<>(new GruScoringFunction(bundle, settings)),
                             new VigilPipeline.DeviceKey(),
                             Types.STRING);
             if (restoreFrom != null) {
@@ -241,19 +247,71 @@ class GruScoringFunctionTest {
         assertThat(resumed).usingRecursiveFieldByFieldElementComparator().isEqualTo(uninterrupted);
     }
 
-    @Test
-    void shouldResetEachDeviceOnceWhenTheModelVersionChanges() throws Exception {
+    /** The committed model under another version: what a new release of it looks like. */
+    private static ModelBundle nextVersion() {
         ModelBundle current = Fixtures.model();
         ModelCard c = current.card();
-        ModelBundle next =
-                new ModelBundle(
-                        new ModelCard(
-                                "next-version",
-                                c.hiddenSize(),
-                                c.features(),
-                                c.threshold(),
-                                c.warmupSteps()),
-                        current.onnx());
+        return new ModelBundle(
+                new ModelCard(
+                        "next-version",
+                        c.hiddenSize(),
+                        c.features(),
+                        c.threshold(),
+                        c.warmupSteps()),
+                current.onnx());
+    }
+
+    private static ScoringSettings onModelChange(ModelChange policy) {
+        ScoringSettings s = SETTINGS;
+        return new ScoringSettings(
+                s.gapMs(),
+                s.openAfter(),
+                s.closeAfter(),
+                s.updateEvery(),
+                s.topFeatures(),
+                s.adaptiveHalfLife(),
+                s.emitScores(),
+                s.batchSize(),
+                s.batchTimeoutMs(),
+                policy);
+    }
+
+    @Test
+    void shouldKeepTheMemoryAcrossAModelChangeWhenAskedTo() throws Exception {
+        List<Float> uninterrupted;
+        try (Run run = new Run().feed(normal.subList(0, 150))) {
+            uninterrupted = run.scores();
+        }
+        OperatorSubtaskState snapshot;
+        try (Run first = new Run().feed(normal.subList(0, 100))) {
+            snapshot = first.harness.snapshot(1L, 0L);
+        }
+
+        try (Run second = new Run(nextVersion(), snapshot, onModelChange(ModelChange.KEEP))) {
+            second.feed(normal.subList(100, 150));
+
+            assertThat(second.scores()).containsExactlyElementsOf(uninterrupted.subList(100, 150));
+        }
+    }
+
+    @Test
+    void shouldStopNamingBothVersionsWhenAModelChangeMustFail() throws Exception {
+        OperatorSubtaskState snapshot;
+        try (Run first = new Run().feed(normal.subList(0, 10))) {
+            snapshot = first.harness.snapshot(1L, 0L);
+        }
+
+        try (Run second = new Run(nextVersion(), snapshot, onModelChange(ModelChange.FAIL))) {
+            assertThatThrownBy(() -> second.feed(normal.subList(10, 11)))
+                    .hasMessageContaining("written by model " + Fixtures.model().card().version())
+                    .hasMessageContaining("this job runs next-version")
+                    .hasMessageContaining("vigil.model.on-change is fail");
+        }
+    }
+
+    @Test
+    void shouldResetEachDeviceOnceWhenTheModelVersionChanges() throws Exception {
+        ModelBundle next = nextVersion();
         OperatorSubtaskState snapshot;
         try (Run first = new Run().feed(normal.subList(0, 100))) {
             snapshot = first.harness.snapshot(1L, 0L);
