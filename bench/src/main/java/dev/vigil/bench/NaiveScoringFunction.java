@@ -3,6 +3,7 @@ package dev.vigil.bench;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtSession;
+import dev.vigil.config.VigilOptions;
 import dev.vigil.model.GruModel;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
@@ -37,7 +38,11 @@ public class NaiveScoringFunction
     public void open(OpenContext ctx) throws Exception {
         env = OrtEnvironment.getEnvironment();
         session = env.createSession(bundle.onnx(), new OrtSession.SessionOptions());
-        state = getRuntimeContext().getState(DeviceStateSchema.descriptor());
+        state =
+                getRuntimeContext()
+                        .getState(
+                                DeviceStateSchema.descriptor(
+                                        VigilOptions.STATE_TTL.defaultValue()));
     }
 
     @Override

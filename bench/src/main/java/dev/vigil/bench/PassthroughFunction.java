@@ -1,5 +1,6 @@
 package dev.vigil.bench;
 
+import dev.vigil.config.VigilOptions;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
 import dev.vigil.serde.AnomalyEvent;
@@ -27,7 +28,11 @@ public class PassthroughFunction
 
     @Override
     public void open(OpenContext ctx) {
-        state = getRuntimeContext().getState(DeviceStateSchema.descriptor());
+        state =
+                getRuntimeContext()
+                        .getState(
+                                DeviceStateSchema.descriptor(
+                                        VigilOptions.STATE_TTL.defaultValue()));
     }
 
     @Override

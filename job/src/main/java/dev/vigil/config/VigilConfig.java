@@ -119,6 +119,9 @@ public final class VigilConfig {
         if (get(VigilOptions.SCORING_GAP).isNegative() || get(VigilOptions.SCORING_GAP).isZero()) {
             throw new ConfigException(VigilOptions.SCORING_GAP.key() + " must be positive");
         }
+        if (get(VigilOptions.STATE_TTL).toMillis() < 1000) {
+            throw new ConfigException(VigilOptions.STATE_TTL.key() + " must be at least 1 s");
+        }
         if (get(VigilOptions.CHECKPOINT_INTERVAL).toMillis() < 10) {
             throw new ConfigException(
                     VigilOptions.CHECKPOINT_INTERVAL.key() + " must be at least 10 ms");
@@ -204,7 +207,8 @@ public final class VigilConfig {
                 !get(VigilOptions.TOPIC_SCORES).isBlank(),
                 get(VigilOptions.SCORING_BATCH_SIZE),
                 get(VigilOptions.SCORING_BATCH_TIMEOUT).toMillis(),
-                modelChange());
+                modelChange(),
+                get(VigilOptions.STATE_TTL));
     }
 
     private ModelChange modelChange() {

@@ -179,6 +179,14 @@ public final class VigilOptions {
                             "Half-life, in steps, of the score level the adaptive threshold"
                                     + " follows.");
 
+    public static final ConfigOption<Duration> STATE_TTL =
+            ConfigOptions.key("vigil.state.ttl")
+                    .durationType()
+                    .defaultValue(Duration.ofDays(30))
+                    .withDescription(
+                            "A device silent for longer (processing time) is dropped from state;"
+                                    + " when it returns it starts fresh, with warm-up.");
+
     public static final ConfigOption<Integer> MAX_PARALLELISM =
             ConfigOptions.key("vigil.max-parallelism")
                     .intType()
@@ -232,6 +240,7 @@ public final class VigilOptions {
                 ALERTS_TOP_FEATURES,
                 ALERTS_ADAPTIVE_THRESHOLD,
                 ALERTS_ADAPTIVE_HALF_LIFE,
+                STATE_TTL,
                 MAX_PARALLELISM,
                 CHECKPOINT_INTERVAL,
                 CHECKPOINT_DIR);

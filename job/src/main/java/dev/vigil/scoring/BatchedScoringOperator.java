@@ -43,7 +43,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     private final long batchTimeoutMs;
 
     private transient Scorer scorer;
-    // Created on a device's first event; see DeviceStateSchema for expiry.
+    // Created on a device's first event, written every step, dropped after stateTtl of silence.
     private transient ValueState<DeviceState> state;
 
     // The buffer, in arrival order.
@@ -91,7 +91,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     @Override
     public void open() throws Exception {
         super.open();
-        state = getRuntimeContext().getState(DeviceStateSchema.descriptor());
+        state = getRuntimeContext().getState(DeviceStateSchema.descriptor(settings.stateTtl()));
         scorer = new Scorer(bundle, settings, batchSize, new Metrics.Scoring(getRuntimeContext()));
         events = new TelemetryEvent[batchSize];
         timestamps = new long[batchSize];

@@ -28,7 +28,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
     private final ScoringSettings settings;
 
     private transient Scorer scorer;
-    // Created on a device's first event; see DeviceStateSchema for expiry.
+    // Created on a device's first event, written every step, dropped after stateTtl of silence.
     private transient ValueState<DeviceState> state;
     private transient Context ctx;
     private transient Collector<AnomalyEvent> out;
@@ -40,7 +40,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
 
     @Override
     public void open(OpenContext openContext) {
-        state = getRuntimeContext().getState(DeviceStateSchema.descriptor());
+        state = getRuntimeContext().getState(DeviceStateSchema.descriptor(settings.stateTtl()));
         scorer = new Scorer(bundle, settings, 1, new Metrics.Scoring(getRuntimeContext()));
     }
 

@@ -17,6 +17,7 @@ import java.io.Serializable;
  *     operator
  * @param batchTimeoutMs longest a record waits in the buffer
  * @param onModelChange what a device's state written by another model version becomes
+ * @param stateTtl how long a silent device's state is kept
  */
 public record ScoringSettings(
         long gapMs,
@@ -28,5 +29,6 @@ public record ScoringSettings(
         boolean emitScores,
         int batchSize,
         long batchTimeoutMs,
-        ModelChange onModelChange)
+        ModelChange onModelChange,
+        java.time.Duration stateTtl)
         implements Serializable {}

@@ -12,6 +12,7 @@ import dev.vigil.testing.Fixtures;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -53,7 +54,17 @@ class BatchedScoringOperatorTest {
 
     private static ScoringSettings settings(int batchSize, long timeoutMs) {
         return new ScoringSettings(
-                10 * 60_000L, 3, 30, 20, 3, 0, true, batchSize, timeoutMs, ModelChange.RESET);
+                10 * 60_000L,
+                3,
+                30,
+                20,
+                3,
+                0,
+                true,
+                batchSize,
+                timeoutMs,
+                ModelChange.RESET,
+                Duration.ofDays(30));
     }
 
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>

@@ -15,6 +15,7 @@ import dev.vigil.testing.Fixtures;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -29,8 +30,11 @@ import org.junit.jupiter.api.io.TempDir;
 /** The scoring rules of DESIGN.md, one at a time, on the real model in a keyed test harness. */
 class GruScoringFunctionTest {
 
+    /** State time-to-live of these tests: an hour of processing time. */
+    private static final Duration TTL = Duration.ofHours(1);
+
     private static final ScoringSettings SETTINGS =
-            new ScoringSettings(10 * 60_000L, 2, 10, 0, 3, 0, true, 0, 0, ModelChange.RESET);
+            new ScoringSettings(10 * 60_000L, 2, 10, 0, 3, 0, true, 0, 0, ModelChange.RESET, TTL);
 
     /** 400 normal steps of one pump, one a minute, with seq. */
     private static List<TelemetryEvent> normal;
@@ -273,7 +277,8 @@ class GruScoringFunctionTest {
                 s.emitScores(),
                 s.batchSize(),
                 s.batchTimeoutMs(),
-                policy);
+                policy,
+                s.stateTtl());
     }
 
     @Test
@@ -324,6 +329,32 @@ class GruScoringFunctionTest {
             assertThat(second.scores().get(0)).isZero(); // memory of the old model dropped
             assertThat(second.scores().subList(1, 50)).allMatch(s -> s > 0);
             assertThat(second.late()).hasSize(1);
+        }
+    }
+
+    @Test
+    void shouldForgetADeviceSilentForLongerThanTheTtl() throws Exception {
+        try (Run run = new Run()) {
+            run.harness.setStateTtlProcessingTime(0);
+            run.feed(normal.subList(0, 50));
+            run.harness.setStateTtlProcessingTime(TTL.toMillis() + 1);
+            run.feed(List.of(normal.get(30))); // an old step: no order guard remembers it
+
+            assertThat(run.late()).isEmpty();
+            assertThat(run.scores()).hasSize(51);
+            assertThat(run.scores().get(50)).isZero(); // a fresh device: no forecast
+        }
+    }
+
+    @Test
+    void shouldKeepADeviceThatKeepsTalking() throws Exception {
+        try (Run run = new Run()) {
+            for (int i = 0; i < 50; i++) {
+                run.harness.setStateTtlProcessingTime(i * TTL.toMillis() / 2); // every half TTL
+                run.feed(List.of(normal.get(i)));
+            }
+
+            assertThat(run.scores().subList(1, 50)).allMatch(score -> score > 0);
         }
     }
 

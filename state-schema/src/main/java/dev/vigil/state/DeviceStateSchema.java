@@ -1,5 +1,7 @@
 package dev.vigil.state;
 
+import java.time.Duration;
+import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 
@@ -21,7 +23,21 @@ public final class DeviceStateSchema {
         return TypeInformation.of(DeviceState.class);
     }
 
-    public static ValueStateDescriptor<DeviceState> descriptor() {
-        return new ValueStateDescriptor<>(STATE_NAME, typeInfo());
+    /**
+     * The descriptor, always with time-to-live: a device silent for {@code ttl} is dropped (never
+     * read back once expired; removed by RocksDB's compaction filter and left out of full
+     * snapshots). TTL is always on because switching it on or off changes how the state is written;
+     * only its duration is configurable.
+     */
+    public static ValueStateDescriptor<DeviceState> descriptor(Duration ttl) {
+        ValueStateDescriptor<DeviceState> d = new ValueStateDescriptor<>(STATE_NAME, typeInfo());
+        d.enableTimeToLive(
+                StateTtlConfig.newBuilder(ttl)
+                        .updateTtlOnCreateAndWrite()
+                        .neverReturnExpired()
+                        .cleanupFullSnapshot()
+                        .cleanupInRocksdbCompactFilter(1000)
+                        .build());
+        return d;
     }
 }
