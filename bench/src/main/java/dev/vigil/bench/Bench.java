@@ -29,6 +29,7 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.SplittableRandom;
 import java.util.concurrent.locks.LockSupport;
+import jdk.jfr.Recording;
 import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.api.common.serialization.SerializerConfigImpl;
 import org.apache.flink.core.execution.JobClient;
@@ -64,9 +65,14 @@ public final class Bench {
     private final int devices;
     private final int steps;
     private final int latencySeconds;
+
+    /** Where to write a JFR recording of the batched throughput run, or null. */
+    private final Path profile;
+
     private EmbeddedKafkaBroker kafka;
 
-    private Bench(Path modelDir, int devices, int steps, int latencySeconds) {
+    private Bench(Path modelDir, int devices, int steps, int latencySeconds, Path profile) {
+        this.profile = profile;
         this.modelDir = modelDir;
         this.bundle = ModelBundle.load(modelDir);
         this.devices = devices;
@@ -80,6 +86,7 @@ public final class Bench {
         int devices = 10_000;
         Integer steps = null;
         Path report = null;
+        Path profile = null;
         Path model = home.resolve("bench/model");
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -88,16 +95,17 @@ public final class Bench {
                 case "--steps" -> steps = Integer.parseInt(args[++i]);
                 case "--report" -> report = Path.of(args[++i]);
                 case "--model" -> model = Path.of(args[++i]);
+                case "--profile" -> profile = Path.of(args[++i]);
                 default -> {
                     System.err.println(
                             "usage: vigil bench [--quick] [--devices N] [--steps N]"
-                                    + " [--report FILE] [--model DIR]");
+                                    + " [--report FILE] [--model DIR] [--profile FILE.jfr]");
                     System.exit(2);
                 }
             }
         }
         int stepsPerDevice = steps != null ? steps : quick ? 20 : 100;
-        Bench bench = new Bench(model, devices, stepsPerDevice, quick ? 15 : 40);
+        Bench bench = new Bench(model, devices, stepsPerDevice, quick ? 15 : 40, profile);
         Map<String, Object> result = bench.run();
         String json =
                 new ObjectMapper()
@@ -221,7 +229,22 @@ public final class Bench {
         }
         VigilPipeline.writeKafka(streams, config);
         long t0 = System.nanoTime();
+        Recording recording = null;
+        if (profile != null && variant.equals("batched")) {
+            recording = new Recording();
+            recording.enable("jdk.ExecutionSample").withPeriod(Duration.ofMillis(10));
+            recording.enable("jdk.NativeMethodSample").withPeriod(Duration.ofMillis(20));
+            recording.enable("jdk.ObjectAllocationSample");
+            recording.enable("jdk.GarbageCollection");
+            recording.start();
+        }
         JobExecutionResult result = env.execute("bench-" + name);
+        if (recording != null) {
+            recording.stop();
+            recording.dump(profile);
+            recording.close();
+            System.out.println("profile of the batched run written to " + profile);
+        }
         double eps = ((Number) result.getAccumulatorResult(RateProbe.ACCUMULATOR)).doubleValue();
         System.out.printf(
                 Locale.ROOT,
