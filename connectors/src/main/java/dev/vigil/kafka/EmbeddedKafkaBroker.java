@@ -2,47 +2,110 @@ package dev.vigil.kafka;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
-import java.util.Map;
+import java.util.Locale;
 import java.util.Properties;
 import java.util.concurrent.ExecutionException;
+import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.ScramCredentialInfo;
+import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
+import org.apache.kafka.common.config.SaslConfigs;
+import org.apache.kafka.common.errors.SaslAuthenticationException;
 import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.metadata.UserScramCredentialRecord;
+import org.apache.kafka.common.security.auth.SecurityProtocol;
+import org.apache.kafka.common.security.scram.ScramCredential;
+import org.apache.kafka.common.security.scram.internals.ScramFormatter;
+import org.apache.kafka.common.security.scram.internals.ScramMechanism;
 import org.apache.kafka.common.test.KafkaClusterTestKit;
 import org.apache.kafka.common.test.TestKitNodes;
+import org.apache.kafka.metadata.bootstrap.BootstrapMetadata;
+import org.apache.kafka.server.common.ApiMessageAndVersion;
 
 /**
  * A real single-node Kafka (KRaft, combined broker and controller) running inside this JVM, on
  * loopback with a free port and a temporary log directory that is deleted on close. For local runs
  * and tests only: its dependencies are never part of the job jar.
+ *
+ * <p>{@link #start()} gives a PLAINTEXT client listener; {@link #startWithScram} one that accepts
+ * only SASL/SCRAM-SHA-256 (SASL_PLAINTEXT: loopback, no TLS). The controller listener stays
+ * PLAINTEXT either way.
  */
 public final class EmbeddedKafkaBroker implements AutoCloseable {
 
+    /** The SASL mechanism of {@link #startWithScram}. */
+    public static final String SCRAM_MECHANISM = "SCRAM-SHA-256";
+
+    private static final int SCRAM_ITERATIONS = 4096;
+    private static final String JAAS_LOGIN_CONFIG = "java.security.auth.login.config";
+
     private final KafkaClusterTestKit cluster;
     private final Path logDir;
+    private final Properties superUser;
 
-    private EmbeddedKafkaBroker(KafkaClusterTestKit cluster, Path logDir) {
+    /** What the test kit replaced in this JVM's JAAS login property (SCRAM only), for close. */
+    private final Runnable restoreJaasLoginConfig;
+
+    private EmbeddedKafkaBroker(
+            KafkaClusterTestKit cluster,
+            Path logDir,
+            Properties superUser,
+            Runnable restoreJaasLoginConfig) {
         this.cluster = cluster;
         this.logDir = logDir;
+        this.superUser = superUser;
+        this.restoreJaasLoginConfig = restoreJaasLoginConfig;
     }
 
-    /** Starts a broker and waits until it accepts clients (about 10 s). */
+    /** Starts a broker with a PLAINTEXT client listener and waits until it accepts clients. */
     public static EmbeddedKafkaBroker start() throws Exception {
+        return start(null, null);
+    }
+
+    /**
+     * Starts a broker whose client listener accepts only SASL/SCRAM-SHA-256 clients, with one user,
+     * {@code adminUser}, that exists from the start: the broker's own inter-broker identity and its
+     * only super user. {@link #admin()} and {@link #createTopics(int, Collection)} act as that
+     * user; {@link #createScramUser} adds others. Authentication only: no ACLs are defined, so any
+     * authenticated user may use any topic, group or transactional id.
+     */
+    public static EmbeddedKafkaBroker startWithScram(String adminUser, String adminPassword)
+            throws Exception {
+        return start(adminUser, adminPassword);
+    }
+
+    private static EmbeddedKafkaBroker start(String adminUser, String adminPassword)
+            throws Exception {
+        boolean scram = adminUser != null;
         Path logDir = Files.createTempDirectory("vigil-kafka-");
-        TestKitNodes nodes =
+        TestKitNodes.Builder nodes =
                 new TestKitNodes.Builder()
                         .setCombined(true)
                         .setNumBrokerNodes(1)
                         .setNumControllerNodes(1)
-                        .setBaseDirectory(logDir)
-                        .build();
+                        .setBaseDirectory(logDir);
+        if (scram) {
+            // The admin's credential is a bootstrap record, written when the controller starts on
+            // an empty log (what `kafka-storage format --add-scram` does): the broker needs it for
+            // its own inter-broker connections (transaction markers) before any client connects.
+            List<ApiMessageAndVersion> records =
+                    new ArrayList<>(nodes.build().bootstrapMetadata().records());
+            records.add(scramRecord(adminUser, adminPassword));
+            nodes.setBootstrapMetadata(BootstrapMetadata.fromRecords(records, "vigil-embedded"))
+                    .setBrokerSecurityProtocol(SecurityProtocol.SASL_PLAINTEXT);
+        }
+        TestKitNodes built = nodes.build();
         // One broker: internal topics must not ask for more replicas than exist, or consumer
         // groups and transactions (the exactly-once sink) never become available.
-        KafkaClusterTestKit cluster =
-                new KafkaClusterTestKit.Builder(nodes)
+        KafkaClusterTestKit.Builder builder =
+                new KafkaClusterTestKit.Builder(built)
                         .setConfigProp("offsets.topic.replication.factor", "1")
                         .setConfigProp("offsets.topic.num.partitions", "4")
                         .setConfigProp("transaction.state.log.replication.factor", "1")
@@ -50,27 +113,154 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
                         .setConfigProp("transaction.state.log.num.partitions", "4")
                         .setConfigProp("group.initial.rebalance.delay.ms", "0")
                         .setConfigProp("auto.create.topics.enable", "false")
-                        .setDeleteOnClose(true)
-                        .build();
+                        .setDeleteOnClose(true);
+        if (scram) {
+            String listener = built.brokerListenerName().value().toLowerCase(Locale.ROOT);
+            String mechanism = SCRAM_MECHANISM.toLowerCase(Locale.ROOT);
+            builder.setConfigProp("sasl.enabled.mechanisms", SCRAM_MECHANISM)
+                    .setConfigProp("sasl.mechanism.inter.broker.protocol", SCRAM_MECHANISM)
+                    // Server side of the listener, and the broker's own identity when it connects
+                    // to itself over the inter-broker (= client) listener.
+                    .setConfigProp(
+                            "listener.name." + listener + "." + mechanism + ".sasl.jaas.config",
+                            jaasConfig(adminUser, adminPassword))
+                    // The test kit would install an authorizer denying everything but its own
+                    // PLAIN user: keep an authorizer, with this admin as the super user, and
+                    // allow whatever no ACL restricts (there are none).
+                    .setConfigProp("super.users", "User:" + adminUser)
+                    .setConfigProp("allow.everyone.if.no.acl.found", "true");
+        }
+        // For SASL the test kit writes a JAAS file of its own and points this JVM-wide property
+        // at it (our listener's JAAS setting takes precedence): put it back on close.
+        String previous = System.getProperty(JAAS_LOGIN_CONFIG);
+        Runnable restoreJaas =
+                scram ? () -> restoreProperty(JAAS_LOGIN_CONFIG, previous) : () -> {};
+        KafkaClusterTestKit cluster;
+        try {
+            cluster = builder.build();
+        } catch (Exception e) {
+            restoreJaas.run();
+            throw e;
+        }
         try {
             cluster.format();
             cluster.startup();
             cluster.waitForReadyBrokers();
         } catch (Exception e) {
             cluster.close();
+            restoreJaas.run();
             throw e;
         }
-        return new EmbeddedKafkaBroker(cluster, logDir);
+        Properties superUser =
+                scram ? scramClientProperties(adminUser, adminPassword) : new Properties();
+        return new EmbeddedKafkaBroker(cluster, logDir, superUser, restoreJaas);
     }
 
+    private static ApiMessageAndVersion scramRecord(String user, String password)
+            throws NoSuchAlgorithmException {
+        ScramMechanism mechanism = ScramMechanism.forMechanismName(SCRAM_MECHANISM);
+        ScramCredential c =
+                new ScramFormatter(mechanism).generateCredential(password, SCRAM_ITERATIONS);
+        return new ApiMessageAndVersion(
+                new UserScramCredentialRecord()
+                        .setName(user)
+                        .setMechanism(mechanism.type())
+                        .setSalt(c.salt())
+                        .setStoredKey(c.storedKey())
+                        .setServerKey(c.serverKey())
+                        .setIterations(c.iterations()),
+                (short) 0);
+    }
+
+    /** The JAAS line of a SCRAM login, with quotes and backslashes in the values escaped. */
+    private static String jaasConfig(String user, String password) {
+        return "org.apache.kafka.common.security.scram.ScramLoginModule required username=\""
+                + jaasEscape(user)
+                + "\" password=\""
+                + jaasEscape(password)
+                + "\";";
+    }
+
+    private static String jaasEscape(String s) {
+        return s.replace("\\", "\\\\").replace("\"", "\\\"");
+    }
+
+    /**
+     * The Kafka client properties of a SCRAM user of a {@link #startWithScram} broker: {@code
+     * security.protocol}, {@code sasl.mechanism} and {@code sasl.jaas.config}.
+     */
+    public static Properties scramClientProperties(String user, String password) {
+        Properties props = new Properties();
+        props.setProperty(
+                CommonClientConfigs.SECURITY_PROTOCOL_CONFIG, SecurityProtocol.SASL_PLAINTEXT.name);
+        props.setProperty(SaslConfigs.SASL_MECHANISM, SCRAM_MECHANISM);
+        props.setProperty(SaslConfigs.SASL_JAAS_CONFIG, jaasConfig(user, password));
+        return props;
+    }
+
+    /** The client listener: PLAINTEXT, or SASL/SCRAM for {@link #startWithScram}. */
     public String bootstrapServers() {
         return cluster.bootstrapServers();
     }
 
-    /** Creates the topics (single replica) unless they exist already. */
-    public void createTopics(int partitions, Collection<String> topics)
+    /**
+     * The client properties of the broker's super user: the SCRAM admin of {@link #startWithScram},
+     * none for a PLAINTEXT broker. A copy.
+     */
+    public Properties superUserProperties() {
+        Properties props = new Properties();
+        props.putAll(superUser);
+        return props;
+    }
+
+    /**
+     * Creates (or replaces) a SCRAM-SHA-256 user, as the super user, and returns once the broker
+     * accepts its login (at most 30 s).
+     */
+    public void createScramUser(String user, String password)
             throws InterruptedException, ExecutionException {
         try (Admin admin = admin()) {
+            admin.alterUserScramCredentials(
+                            List.of(
+                                    new UserScramCredentialUpsertion(
+                                            user,
+                                            new ScramCredentialInfo(
+                                                    org.apache.kafka.clients.admin.ScramMechanism
+                                                            .SCRAM_SHA_256,
+                                                    SCRAM_ITERATIONS),
+                                            password)))
+                    .all()
+                    .get();
+        }
+        // The controller has it; the broker learns it from the metadata log a moment later.
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (true) {
+            try (Admin admin = admin(scramClientProperties(user, password))) {
+                admin.describeCluster().clusterId().get();
+                return;
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof SaslAuthenticationException)
+                        || System.nanoTime() > deadline) {
+                    throw e;
+                }
+            }
+            Thread.sleep(100);
+        }
+    }
+
+    /** Creates the topics (single replica) unless they exist already, as the super user. */
+    public void createTopics(int partitions, Collection<String> topics)
+            throws InterruptedException, ExecutionException {
+        createTopics(superUser, partitions, topics);
+    }
+
+    /**
+     * Creates the topics (single replica) unless they exist already, with the given client
+     * properties (security settings) added to the admin client's.
+     */
+    public void createTopics(Properties client, int partitions, Collection<String> topics)
+            throws InterruptedException, ExecutionException {
+        try (Admin admin = admin(client)) {
             for (String topic : topics) {
                 try {
                     admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1)))
@@ -85,15 +275,34 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
         }
     }
 
+    /** An admin client acting as the super user (see {@link #superUserProperties()}). */
     public Admin admin() {
+        return admin(superUser);
+    }
+
+    /** An admin client with the given client properties (security settings) added. */
+    public Admin admin(Properties client) {
         Properties props = new Properties();
-        props.putAll(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers()));
+        props.putAll(client);
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers());
         return Admin.create(props);
     }
 
     @Override
     public void close() throws Exception {
-        cluster.close();
-        Files.deleteIfExists(logDir);
+        try {
+            cluster.close();
+            Files.deleteIfExists(logDir);
+        } finally {
+            restoreJaasLoginConfig.run();
+        }
+    }
+
+    private static void restoreProperty(String key, String previous) {
+        if (previous == null) {
+            System.clearProperty(key);
+        } else {
+            System.setProperty(key, previous);
+        }
     }
 }

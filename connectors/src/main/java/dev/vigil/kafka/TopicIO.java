@@ -17,8 +17,8 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.stream.Collectors;
+import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.ListOffsetsOptions;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -52,8 +52,16 @@ public final class TopicIO {
      */
     public static long replay(String bootstrapServers, String topic, Path jsonl)
             throws IOException {
-        Properties props = new Properties();
-        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+        return replay(bootstrapServers, new Properties(), topic, jsonl);
+    }
+
+    /**
+     * {@link #replay(String, String, Path)} with the given client properties (security settings)
+     * added to the producer's.
+     */
+    public static long replay(String bootstrapServers, Properties client, String topic, Path jsonl)
+            throws IOException {
+        Properties props = clientProperties(bootstrapServers, client);
         props.put(ProducerConfig.ACKS_CONFIG, "all");
         props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
         props.put(ProducerConfig.LINGER_MS_CONFIG, "5");
@@ -116,9 +124,17 @@ public final class TopicIO {
      * open.
      */
     public static List<byte[]> readCommitted(String bootstrapServers, String topic) {
-        awaitNoOpenTransaction(bootstrapServers, topic, Duration.ofMinutes(1));
-        Properties props = new Properties();
-        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+        return readCommitted(bootstrapServers, new Properties(), topic);
+    }
+
+    /**
+     * {@link #readCommitted(String, String)} with the given client properties (security settings)
+     * added to the consumer's and the admin client's.
+     */
+    public static List<byte[]> readCommitted(
+            String bootstrapServers, Properties client, String topic) {
+        awaitNoOpenTransaction(bootstrapServers, client, topic, Duration.ofMinutes(1));
+        Properties props = clientProperties(bootstrapServers, client);
         props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "5000");
@@ -156,10 +172,17 @@ public final class TopicIO {
         return all;
     }
 
-    private static void awaitNoOpenTransaction(
-            String bootstrapServers, String topic, Duration timeout) {
+    /** The caller's client properties with the bootstrap servers set. */
+    private static Properties clientProperties(String bootstrapServers, Properties client) {
         Properties props = new Properties();
-        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+        props.putAll(client);
+        props.put(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+        return props;
+    }
+
+    private static void awaitNoOpenTransaction(
+            String bootstrapServers, Properties client, String topic, Duration timeout) {
+        Properties props = clientProperties(bootstrapServers, client);
         long deadline = System.nanoTime() + timeout.toNanos();
         try (Admin admin = Admin.create(props)) {
             Map<TopicPartition, OffsetSpec> latest =
