@@ -1,7 +1,14 @@
 package dev.vigil.kafka;
 
 import java.io.Serializable;
+import java.util.List;
 import java.util.Properties;
+import java.util.TreeMap;
+import org.apache.flink.configuration.GlobalConfiguration;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.config.ConfigDef;
 
 /**
  * How the job talks to Kafka, independent of where the values came from (config file, command line,
@@ -31,5 +38,60 @@ public record KafkaSettings(
         COMMITTED,
         EARLIEST,
         LATEST
+    }
+
+    /** Kafka's client config definitions, loaded on first use. */
+    private static final class ClientConfigs {
+        static final List<ConfigDef> ALL =
+                List.of(
+                        ConsumerConfig.configDef(),
+                        ProducerConfig.configDef(),
+                        AdminClientConfig.configDef());
+    }
+
+    /**
+     * Whether a Kafka client property holds a secret: Kafka declares it a password ({@code
+     * sasl.jaas.config}, {@code ssl.key.password}, {@code ssl.keystore.key}, ...) or Flink's {@link
+     * GlobalConfiguration#isSensitive} would hide it.
+     */
+    public static boolean isSecret(String clientProperty) {
+        if (GlobalConfiguration.isSensitive(clientProperty)) {
+            return true;
+        }
+        for (ConfigDef def : ClientConfigs.ALL) {
+            ConfigDef.ConfigKey key = def.configKeys().get(clientProperty);
+            if (key != null && key.type == ConfigDef.Type.PASSWORD) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Secret client properties are shown as {@link GlobalConfiguration#HIDDEN_CONTENT}. */
+    @Override
+    public String toString() {
+        TreeMap<String, String> props = new TreeMap<>();
+        clientProperties.forEach(
+                (k, v) ->
+                        props.put(
+                                String.valueOf(k),
+                                isSecret(String.valueOf(k))
+                                        ? GlobalConfiguration.HIDDEN_CONTENT
+                                        : String.valueOf(v)));
+        return "KafkaSettings[bootstrapServers="
+                + bootstrapServers
+                + ", groupId="
+                + groupId
+                + ", clientProperties="
+                + props
+                + ", transactionalIdPrefix="
+                + transactionalIdPrefix
+                + ", transactionTimeoutMs="
+                + transactionTimeoutMs
+                + ", startFrom="
+                + startFrom
+                + ", bounded="
+                + bounded
+                + "]";
     }
 }

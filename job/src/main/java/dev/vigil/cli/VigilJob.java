@@ -7,6 +7,8 @@ import dev.vigil.model.ModelException;
 import dev.vigil.pipeline.VigilPipeline;
 import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The job's entry point on a cluster ({@code flink run vigil-job-flink.jar --config FILE
@@ -16,6 +18,8 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 public final class VigilJob {
 
     public static final String JOB_NAME = "vigil";
+
+    private static final Logger LOG = LoggerFactory.getLogger(VigilJob.class);
 
     private VigilJob() {}
 
@@ -35,6 +39,12 @@ public final class VigilJob {
 
     /** Builds and executes the job; returns when a bounded run finishes. */
     public static JobExecutionResult run(VigilConfig config, ModelBundle bundle) throws Exception {
+        // Secrets (Kafka passwords, JAAS lines) are masked: see VigilConfig.printable().
+        LOG.info(
+                "Starting {} with model {} and configuration {}",
+                JOB_NAME,
+                bundle.card().version(),
+                config);
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
         VigilPipeline.defineKafkaJob(env, config, bundle);
         return env.execute(JOB_NAME);

@@ -11,9 +11,12 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.SortedMap;
+import java.util.TreeMap;
 import java.util.stream.Collectors;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.GlobalConfiguration;
 
 /**
  * The job's configuration: a flat YAML file ({@code key: value} per line) plus {@code -Dkey=value}
@@ -50,9 +53,9 @@ public final class VigilConfig {
                 values.put(a.substring(2, eq).trim(), a.substring(eq + 1).trim());
             } else {
                 throw new ConfigException(
-                        "unexpected argument '"
-                                + a
-                                + "': use --config FILE and -Dkey=value (see the README's"
+                        "unexpected argument "
+                                + quoted(a)
+                                + ": use --config FILE and -Dkey=value (see the README's"
                                 + " configuration table)");
             }
         }
@@ -73,7 +76,7 @@ public final class VigilConfig {
                 int colon = t.indexOf(':');
                 if (colon <= 0) {
                     throw new ConfigException(
-                            file + " line " + n + ": expected 'key: value', found '" + t + "'");
+                            file + " line " + n + ": expected 'key: value', found " + quoted(t));
                 }
                 String value = t.substring(colon + 1).strip();
                 if (value.length() >= 2
@@ -87,6 +90,16 @@ public final class VigilConfig {
             throw new ConfigException("cannot read config file " + file + ": " + e.getMessage());
         }
         return values;
+    }
+
+    /**
+     * Text from the user for an error message, unless it may hold a secret (a JAAS line without its
+     * key, say): then only its length.
+     */
+    private static String quoted(String text) {
+        return GlobalConfiguration.isSensitive(text)
+                ? "a text of " + text.length() + " characters (not shown: it may hold a secret)"
+                : "'" + text + "'";
     }
 
     private void validate(Set<String> keys) {
@@ -158,6 +171,36 @@ public final class VigilConfig {
     /** Every key and value given, Flink's own options included, for the Flink environment. */
     public Configuration flinkConfiguration() {
         return conf;
+    }
+
+    /**
+     * Whether a key's value is a secret: one Flink hides ({@link GlobalConfiguration#isSensitive}:
+     * names containing password, secret, token, jaas.config, ...) or a Kafka client property that
+     * Kafka declares a password.
+     */
+    public static boolean isSecret(String key) {
+        return GlobalConfiguration.isSensitive(key)
+                || key.startsWith(VigilOptions.KAFKA_PROPERTIES_PREFIX)
+                        && KafkaSettings.isSecret(
+                                key.substring(VigilOptions.KAFKA_PROPERTIES_PREFIX.length()));
+    }
+
+    /**
+     * Every key and value given, sorted, secrets shown as {@link
+     * GlobalConfiguration#HIDDEN_CONTENT}: the only form in which Vigil prints its configuration.
+     */
+    public SortedMap<String, String> printable() {
+        SortedMap<String, String> out = new TreeMap<>();
+        conf.toMap()
+                .forEach(
+                        (k, v) -> out.put(k, isSecret(k) ? GlobalConfiguration.HIDDEN_CONTENT : v));
+        return out;
+    }
+
+    /** {@link #printable()}: secrets hidden. */
+    @Override
+    public String toString() {
+        return printable().toString();
     }
 
     public KafkaSettings kafka() {

@@ -94,6 +94,65 @@ class VigilConfigTest {
     }
 
     @Test
+    void shouldHideSecretsWhereverVigilPrintsItsConfiguration() {
+        String jaas =
+                "org.apache.kafka.common.security.scram.ScramLoginModule required"
+                        + " username=\"vigil\" password=\"s3cr3t-jaas\";";
+        String prefix = VigilOptions.KAFKA_PROPERTIES_PREFIX;
+        Map<String, String> values = valid();
+        values.put(prefix + "security.protocol", "SASL_SSL");
+        values.put(prefix + "sasl.jaas.config", jaas);
+        values.put(prefix + "ssl.truststore.password", "s3cr3t-truststore");
+        // A password to Kafka whose name Flink does not recognise as one.
+        values.put(prefix + "ssl.keystore.key", "s3cr3t-pem");
+
+        VigilConfig config = VigilConfig.of(values);
+
+        assertThat(config.toString())
+                .doesNotContain("s3cr3t")
+                .contains(prefix + "sasl.jaas.config=******")
+                .contains(prefix + "ssl.keystore.key=******")
+                .contains(prefix + "security.protocol=SASL_SSL");
+        assertThat(config.kafka().toString())
+                .doesNotContain("s3cr3t")
+                .contains("sasl.jaas.config=******")
+                .contains("security.protocol=SASL_SSL");
+        // Only printing hides them: the Kafka clients get the real values.
+        assertThat(config.kafka().clientProperties())
+                .containsEntry("sasl.jaas.config", jaas)
+                .containsEntry("ssl.keystore.key", "s3cr3t-pem");
+        // Flink's own views of the job configuration (its toString, its logs, its REST API) hide
+        // what GlobalConfiguration.isSensitive names (jaas.config, password, secret, token, ...),
+        // but not a Kafka password named otherwise: the README says to keep those in files.
+        assertThat(config.flinkConfiguration().toString())
+                .doesNotContain("s3cr3t-jaas")
+                .doesNotContain("s3cr3t-truststore")
+                .contains("s3cr3t-pem");
+    }
+
+    @Test
+    void shouldNotEchoAMalformedLineThatMayHoldASecret(@TempDir Path dir) throws Exception {
+        // The JAAS line alone, as a secret store holds it, without its key.
+        Path file = dir.resolve("kafka.yaml");
+        Files.writeString(
+                file,
+                "org.apache.kafka.common.security.scram.ScramLoginModule required"
+                        + " username=\"vigil\" password=\"s3cr3t\";\n");
+
+        assertThatThrownBy(() -> VigilConfig.fromArgs(new String[] {"--config", file.toString()}))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("line 1: expected 'key: value'")
+                .hasMessageNotContaining("s3cr3t");
+        // A -D forgotten: the whole key=value is one unexpected argument.
+        String withoutD =
+                VigilOptions.KAFKA_PROPERTIES_PREFIX + "sasl.jaas.config=x password=s3cr3t";
+        assertThatThrownBy(() -> VigilConfig.fromArgs(new String[] {withoutD}))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("unexpected argument")
+                .hasMessageNotContaining("s3cr3t");
+    }
+
+    @Test
     void shouldRefuseAMalformedConfigLine(@TempDir Path dir) throws Exception {
         Path file = dir.resolve("bad.yaml");
         Files.writeString(file, "vigil.model.dir /models\n");
