@@ -23,6 +23,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.LockSupport;
 import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.api.common.JobID;
 import org.apache.flink.api.common.functions.OpenContext;
@@ -100,7 +101,7 @@ class KafkaPipelineITCase {
         c.put(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX.key(), "vigil-" + run);
         c.put(VigilOptions.KAFKA_START_FROM.key(), "earliest");
         c.put(VigilOptions.KAFKA_BOUNDED.key(), "true");
-        c.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "500ms");
+        c.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "200ms");
         c.put(VigilOptions.CHECKPOINT_DIR.key(), checkpoints.toUri().toString());
         c.put("parallelism.default", "2");
         c.put("restart-strategy.type", "fixed-delay");
@@ -240,13 +241,17 @@ class KafkaPipelineITCase {
 
     /**
      * Throws once, in one subtask, after a checkpoint has completed and N records have passed: the
-     * job must restore from that checkpoint and replay from its offsets.
+     * job must restore from that checkpoint and replay from its offsets. It paces the stream (at
+     * most {@value #PER_MS} records a millisecond per subtask) so that checkpoints complete while
+     * input remains, however fast the machine.
      */
     static final class FailOnceAfterACheckpoint extends RichMapFunction<RawRecord, RawRecord>
             implements CheckpointListener {
         static final AtomicBoolean FAILED = new AtomicBoolean();
+        private static final int PER_MS = 10;
         private final long after;
         private transient long seen;
+        private transient long startNanos;
         private transient boolean checkpointed;
 
         FailOnceAfterACheckpoint(long after) {
@@ -261,7 +266,16 @@ class KafkaPipelineITCase {
 
         @Override
         public RawRecord map(RawRecord r) {
-            if (++seen >= after / 2 && checkpointed && FAILED.compareAndSet(false, true)) {
+            if (seen == 0) {
+                startNanos = System.nanoTime();
+            }
+            seen++;
+            long due = startNanos + seen * 1_000_000L / PER_MS;
+            long now;
+            while (!FAILED.get() && (now = System.nanoTime()) < due) {
+                LockSupport.parkNanos(due - now);
+            }
+            if (seen >= after / 2 && checkpointed && FAILED.compareAndSet(false, true)) {
                 throw new IllegalStateException("injected failure after " + seen + " records");
             }
             return r;
