@@ -66,7 +66,7 @@ public final class Bench {
     private final int steps;
     private final int latencySeconds;
 
-    /** Where to write a JFR recording of the batched throughput run, or null. */
+    /** Where to write a JFR recording of an extra, unmeasured batched run, or null. */
     private final Path profile;
 
     private EmbeddedKafkaBroker kafka;
@@ -113,6 +113,9 @@ public final class Bench {
                         .writeValueAsString(result);
         System.out.println(json);
         if (report != null) {
+            if (report.toAbsolutePath().getParent() != null) {
+                Files.createDirectories(report.toAbsolutePath().getParent());
+            }
             Files.writeString(report, json);
             System.out.println("report written to " + report);
         }
@@ -140,6 +143,12 @@ public final class Bench {
                     events, INPUT, (System.nanoTime() - t0) / 1e9);
 
             throughput("warmup"); // JIT, RocksDB and Kafka warm-up: discarded
+            if (System.getProperty("vigil.bench.only") != null) { // for investigating one variant
+                for (String v : System.getProperty("vigil.bench.only").split(",")) {
+                    throughput(v);
+                }
+                return out;
+            }
             double passthrough = throughput("passthrough");
             double naive = throughput("naive");
             double batch1 = throughput("batch1");
@@ -148,6 +157,10 @@ public final class Bench {
             // half the maximum of that configuration, measured here too.
             double batchedScores = throughput("batched+scores");
             double[] latency = latency(batchedScores / 2);
+            if (profile != null) {
+                // A separate batched run under JFR: recording slows the job, so it is not measured.
+                throughput("profile");
+            }
 
             out.put("model_version", card.version());
             out.put("features", card.featureCount());
@@ -192,8 +205,17 @@ public final class Bench {
         c.put(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX.key(), "bench-" + variant);
         c.put(VigilOptions.KAFKA_START_FROM.key(), "earliest");
         c.put(VigilOptions.KAFKA_BOUNDED.key(), Boolean.toString(bounded));
-        c.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "2s");
+        // Throughput runs checkpoint every 2 s so that a short run takes several; the latency run
+        // keeps the job's default interval, as production would.
+        if (bounded) {
+            c.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "2s");
+        }
         c.put(VigilOptions.SCORING_BATCH_SIZE.key(), variant.equals("batch1") ? "1" : "256");
+        if (System.getProperty("vigil.bench.timeout") != null) {
+            c.put(
+                    VigilOptions.SCORING_BATCH_TIMEOUT.key(),
+                    System.getProperty("vigil.bench.timeout"));
+        }
         c.put(
                 VigilOptions.CHECKPOINT_DIR.key(),
                 Files.createTempDirectory("bench-cp-").toUri().toString());
@@ -230,7 +252,7 @@ public final class Bench {
         VigilPipeline.writeKafka(streams, config);
         long t0 = System.nanoTime();
         Recording recording = null;
-        if (profile != null && variant.equals("batched")) {
+        if (variant.equals("profile")) {
             recording = new Recording();
             recording.enable("jdk.ExecutionSample").withPeriod(Duration.ofMillis(10));
             recording.enable("jdk.NativeMethodSample").withPeriod(Duration.ofMillis(20));
@@ -243,7 +265,7 @@ public final class Bench {
             recording.stop();
             recording.dump(profile);
             recording.close();
-            System.out.println("profile of the batched run written to " + profile);
+            System.out.println("profile of a batched run written to " + profile);
         }
         double eps = ((Number) result.getAccumulatorResult(RateProbe.ACCUMULATOR)).doubleValue();
         System.out.printf(
