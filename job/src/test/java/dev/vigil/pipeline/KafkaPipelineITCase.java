@@ -6,7 +6,6 @@ import static org.assertj.core.api.Assertions.within;
 import dev.vigil.alerts.Evaluation;
 import dev.vigil.cli.VigilJob;
 import dev.vigil.config.VigilConfig;
-import dev.vigil.config.VigilOptions;
 import dev.vigil.kafka.EmbeddedKafkaBroker;
 import dev.vigil.kafka.TopicIO;
 import dev.vigil.model.ModelBundle;
@@ -90,20 +89,9 @@ class KafkaPipelineITCase {
 
     /** A bounded run's configuration, writing to topics with the given suffix. */
     private static VigilConfig config(String run, Path checkpoints) throws Exception {
-        kafka.createTopics(4, List.of("anomalies-" + run, "dead-letters-" + run, "scores-" + run));
-        Map<String, String> c = new HashMap<>();
-        c.put(VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(), kafka.bootstrapServers());
-        c.put(VigilOptions.MODEL_DIR.key(), Fixtures.modelDir().toString());
-        c.put(VigilOptions.KAFKA_GROUP_ID.key(), "vigil-" + run);
-        c.put(VigilOptions.TOPIC_ANOMALIES.key(), "anomalies-" + run);
-        c.put(VigilOptions.TOPIC_DEAD_LETTERS.key(), "dead-letters-" + run);
-        c.put(VigilOptions.TOPIC_SCORES.key(), "scores-" + run);
-        c.put(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX.key(), "vigil-" + run);
-        c.put(VigilOptions.KAFKA_START_FROM.key(), "earliest");
-        c.put(VigilOptions.KAFKA_BOUNDED.key(), "true");
-        c.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "200ms");
-        c.put(VigilOptions.CHECKPOINT_DIR.key(), checkpoints.toUri().toString());
-        c.put("parallelism.default", "2");
+        kafka.createTopics(4, Fixtures.outputTopics(run));
+        Map<String, String> c =
+                Fixtures.boundedRun(kafka.bootstrapServers(), run, checkpoints, "200ms");
         c.put("restart-strategy.type", "fixed-delay");
         c.put("restart-strategy.fixed-delay.attempts", "3");
         c.put("restart-strategy.fixed-delay.delay", "500ms");
@@ -134,19 +122,15 @@ class KafkaPipelineITCase {
         return sums;
     }
 
-    private static long count(JobExecutionResult result, String name) {
-        return ((Number) result.getAccumulatorResult(name)).longValue();
-    }
-
     @Test
     void shouldFindTheLabelledAnomaliesAndAccountForEveryRecord(@TempDir Path checkpoints)
             throws Exception {
         JobExecutionResult result = VigilJob.run(config("plain", checkpoints), bundle);
 
-        long in = count(result, Metrics.RECORDS_IN);
-        long scored = count(result, Metrics.SCORED);
-        long late = count(result, Metrics.LATE);
-        long dead = count(result, Metrics.DEAD_LETTERS);
+        long in = Fixtures.accumulated(result, Metrics.RECORDS_IN);
+        long scored = Fixtures.accumulated(result, Metrics.SCORED);
+        long late = Fixtures.accumulated(result, Metrics.LATE);
+        long dead = Fixtures.accumulated(result, Metrics.DEAD_LETTERS);
         assertThat(in).isEqualTo(produced);
         assertThat(in).isEqualTo(scored + late + dead);
         assertThat(late).isPositive(); // the fleet's feed carries duplicates and late re-sends

@@ -18,7 +18,6 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -109,29 +108,14 @@ class KafkaSecurityITCase {
      */
     private static Map<String, String> config(String run, String password, Path checkpoints)
             throws Exception {
-        kafka.createTopics(2, List.of("anomalies-" + run, "dead-letters-" + run, "scores-" + run));
-        Map<String, String> c = new HashMap<>();
-        c.put(VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(), kafka.bootstrapServers());
-        c.put(VigilOptions.MODEL_DIR.key(), Fixtures.modelDir().toString());
-        c.put(VigilOptions.KAFKA_GROUP_ID.key(), "vigil-" + run);
-        c.put(VigilOptions.TOPIC_ANOMALIES.key(), "anomalies-" + run);
-        c.put(VigilOptions.TOPIC_DEAD_LETTERS.key(), "dead-letters-" + run);
-        c.put(VigilOptions.TOPIC_SCORES.key(), "scores-" + run);
-        c.put(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX.key(), "vigil-" + run);
-        c.put(VigilOptions.KAFKA_START_FROM.key(), "earliest");
-        c.put(VigilOptions.KAFKA_BOUNDED.key(), "true");
-        c.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "500ms");
-        c.put(VigilOptions.CHECKPOINT_DIR.key(), checkpoints.toUri().toString());
-        c.put("parallelism.default", "2");
+        kafka.createTopics(2, Fixtures.outputTopics(run));
+        Map<String, String> c =
+                Fixtures.boundedRun(kafka.bootstrapServers(), run, checkpoints, "500ms");
         EmbeddedKafkaBroker.scramClientProperties(USER, password)
                 .forEach(
                         (k, v) ->
                                 c.put(VigilOptions.KAFKA_PROPERTIES_PREFIX + k, String.valueOf(v)));
         return c;
-    }
-
-    private static long count(JobExecutionResult result, String name) {
-        return ((Number) result.getAccumulatorResult(name)).longValue();
     }
 
     @Test
@@ -145,10 +129,10 @@ class KafkaSecurityITCase {
         ranRight = true;
         JobExecutionResult result = VigilJob.run(VigilConfig.of(c), bundle);
 
-        long in = count(result, Metrics.RECORDS_IN);
-        long scored = count(result, Metrics.SCORED);
-        long late = count(result, Metrics.LATE);
-        long dead = count(result, Metrics.DEAD_LETTERS);
+        long in = Fixtures.accumulated(result, Metrics.RECORDS_IN);
+        long scored = Fixtures.accumulated(result, Metrics.SCORED);
+        long late = Fixtures.accumulated(result, Metrics.LATE);
+        long dead = Fixtures.accumulated(result, Metrics.DEAD_LETTERS);
         assertThat(in).isEqualTo(produced);
         assertThat(in).isEqualTo(scored + late + dead);
         assertThat(scored).isPositive();
