@@ -15,7 +15,7 @@ import java.util.Map;
 /**
  * Turns the input contract's JSON into a {@link TelemetryEvent} with the model's features in card
  * order, or says exactly why it cannot: it never throws on bad input and never fills a missing
- * feature with a default.
+ * feature with a default. Not thread-safe: one per operator instance.
  */
 public final class TelemetryParser {
 
@@ -25,12 +25,16 @@ public final class TelemetryParser {
     private final String[] features;
     private final Map<String, Integer> featureIndex;
 
+    /** Which features a record had; reused, so a parser serves one thread. */
+    private final boolean[] seen;
+
     /**
      * @param features the feature names the model needs, in the model card's order
      */
     public TelemetryParser(List<String> features) {
         this.features = features.toArray(new String[0]);
         this.featureIndex = new HashMap<>();
+        this.seen = new boolean[this.features.length];
         for (int i = 0; i < this.features.length; i++) {
             if (featureIndex.put(this.features[i], i) != null) {
                 throw new IllegalArgumentException("duplicate feature name: " + this.features[i]);
@@ -152,7 +156,7 @@ public final class TelemetryParser {
 
     /** Fills {@code out} in card order; returns the first problem, or null. */
     private Rejection parseValues(JsonParser p, float[] out) throws IOException {
-        boolean[] seen = new boolean[features.length];
+        java.util.Arrays.fill(seen, false);
         Rejection first = null;
         while (p.nextToken() == JsonToken.FIELD_NAME) {
             Integer i = featureIndex.get(p.currentName());

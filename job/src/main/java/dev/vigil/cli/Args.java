@@ -2,7 +2,6 @@ package dev.vigil.cli;
 
 import java.nio.file.Path;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -11,12 +10,10 @@ final class Args {
 
     private final Map<String, String> values = new HashMap<>();
 
-    Args(String command, String[] args, Set<String> withValue, Set<String> flags) {
+    Args(String command, String[] args, Set<String> withValue) {
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
-            if (flags.contains(a)) {
-                values.put(a, "true");
-            } else if (withValue.contains(a) && i + 1 < args.length) {
+            if (withValue.contains(a) && i + 1 < args.length) {
                 values.put(a, args[++i]);
             } else {
                 throw new UsageException(
@@ -24,13 +21,9 @@ final class Args {
                                 + ": unknown or incomplete option '"
                                 + a
                                 + "'; options: "
-                                + String.join(" ", sorted(withValue, flags)));
+                                + String.join(" ", withValue.stream().sorted().toList()));
             }
         }
-    }
-
-    private static List<String> sorted(Set<String> a, Set<String> b) {
-        return java.util.stream.Stream.concat(a.stream(), b.stream()).sorted().toList();
     }
 
     String get(String name) {
@@ -40,10 +33,6 @@ final class Args {
     Path path(String name) {
         String v = values.get(name);
         return v == null ? null : Path.of(v);
-    }
-
-    boolean flag(String name) {
-        return values.containsKey(name);
     }
 
     int intValue(String name, int fallback) {

@@ -63,8 +63,7 @@ final class DemoCommand {
                                 "--anomalies-out",
                                 "--scores-out",
                                 "--report",
-                                "--parallelism"),
-                        Set.of());
+                                "--parallelism"));
         long started = System.nanoTime();
         Path generated = home.resolve("testdata/generated");
         Path input = args.path("--input");

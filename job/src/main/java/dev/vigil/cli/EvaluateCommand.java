@@ -52,8 +52,7 @@ final class EvaluateCommand {
                                 "--scores",
                                 "--threshold",
                                 "--model",
-                                "--report"),
-                        Set.of());
+                                "--report"));
         if (args.path("--anomalies") == null || args.path("--labels") == null) {
             throw new Args.UsageException("needs --anomalies and --labels\n  " + USAGE);
         }

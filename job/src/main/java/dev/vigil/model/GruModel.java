@@ -172,14 +172,6 @@ public final class GruModel implements AutoCloseable {
         return y;
     }
 
-    public ModelCard card() {
-        return card;
-    }
-
-    public int maxBatch() {
-        return maxBatch;
-    }
-
     /** Steps the first {@code batch} rows of x and h; results land in hNext and y. */
     public void run(int batch) {
         if (batch < 1 || batch > maxBatch) {

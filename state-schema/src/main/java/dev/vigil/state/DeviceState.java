@@ -5,9 +5,9 @@ package dev.vigil.state;
  * forecast to score the next step against, the order guard and the episode state machine.
  *
  * <p>A Flink POJO (public fields, no-argument constructor) so that Flink's POJO serializer, not
- * Kryo, writes it and fields can be added later by its evolution rules. Schema version {@link
- * DeviceStateSchema#VERSION}; every field is documented in {@code state-schema/README.md}. It must
- * never hold anything that can be derived from the model card or the configuration.
+ * Kryo, writes it and fields can be added later by its evolution rules (renaming or retyping a
+ * field is not compatible). It must never hold anything that can be derived from the model card or
+ * the configuration.
  */
 public class DeviceState {
 

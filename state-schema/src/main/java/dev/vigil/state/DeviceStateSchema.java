@@ -11,9 +11,6 @@ import org.apache.flink.api.common.typeinfo.TypeInformation;
  */
 public final class DeviceStateSchema {
 
-    /** Version of the {@link DeviceState} layout; bump it with every field change. */
-    public static final int VERSION = 1;
-
     /** State name inside the scoring operator; renaming it orphans every device's state. */
     public static final String STATE_NAME = "device-state";
 
