@@ -1,0 +1,216 @@
+package dev.vigil.pipeline;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import dev.vigil.config.VigilConfig;
+import dev.vigil.config.VigilOptions;
+import dev.vigil.kafka.EmbeddedKafkaBroker;
+import dev.vigil.kafka.TopicIO;
+import dev.vigil.model.ModelBundle;
+import dev.vigil.model.ModelCard;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.WireFormat;
+import dev.vigil.testdata.FleetGenerator;
+import dev.vigil.testing.Fixtures;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import org.apache.flink.api.common.JobExecutionResult;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.StateRecoveryOptions;
+import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.core.execution.SavepointFormatType;
+import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.test.junit5.MiniClusterExtension;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Upgrades as operators do them, on a real broker and mini cluster: the stream arrives in three
+ * parts; after each of the first two the job is stopped with a savepoint and started again from it
+ * at another parallelism (2, then 3, then 1). The anomaly output of the whole sequence equals an
+ * uninterrupted run's; with a new model version under {@code reset}, every device's memory is reset
+ * once and nothing is lost.
+ */
+class UpgradeITCase {
+
+    @RegisterExtension
+    static final MiniClusterExtension MINI_CLUSTER =
+            new MiniClusterExtension(
+                    new MiniClusterResourceConfiguration.Builder()
+                            .setConfiguration(new Configuration())
+                            .setNumberTaskManagers(1)
+                            .setNumberSlotsPerTaskManager(3)
+                            .build());
+
+    private static final Duration WAIT = Duration.ofMinutes(2);
+
+    private static EmbeddedKafkaBroker kafka;
+    private static List<Path> parts;
+    private static long total;
+
+    @BeforeAll
+    static void startKafkaAndSplitTheFleet(@TempDir Path dir) throws Exception {
+        new FleetGenerator(FleetGenerator.Spec.defaults()).writeTo(dir);
+        List<String> lines = Files.readAllLines(dir.resolve("test.jsonl"));
+        total = lines.size();
+        int third = lines.size() / 3;
+        parts =
+                List.of(
+                        Files.write(dir.resolve("part1.jsonl"), lines.subList(0, third)),
+                        Files.write(dir.resolve("part2.jsonl"), lines.subList(third, 2 * third)),
+                        Files.write(
+                                dir.resolve("part3.jsonl"),
+                                lines.subList(2 * third, lines.size())));
+        kafka = EmbeddedKafkaBroker.start();
+    }
+
+    @AfterAll
+    static void stopKafka() throws Exception {
+        if (kafka != null) {
+            kafka.close();
+        }
+    }
+
+    private static Map<String, String> run(
+            String input, String run, int parallelism, Path dir, boolean bounded) throws Exception {
+        kafka.createTopics(4, Fixtures.outputTopics(run));
+        Map<String, String> c = Fixtures.boundedRun(kafka.bootstrapServers(), run, dir, "500ms");
+        c.put(VigilOptions.TOPIC_TELEMETRY.key(), input);
+        c.put(VigilOptions.KAFKA_BOUNDED.key(), Boolean.toString(bounded));
+        c.put("parallelism.default", Integer.toString(parallelism));
+        return c;
+    }
+
+    /** A job stopped with a savepoint: where the savepoint is, and the job's final counts. */
+    private record Stopped(String savepoint, JobExecutionResult result) {}
+
+    /**
+     * Starts an unbounded job, waits until it has read {@code records}, stops it with a savepoint
+     * (which also commits its last output). Unbounded throughout: a Kafka source restored from an
+     * unbounded job's savepoint keeps reading, bounded or not.
+     */
+    private static Stopped runThenStop(Map<String, String> config, ModelBundle model, long records)
+            throws Exception {
+        StreamExecutionEnvironment env = VigilPipeline.environment(VigilConfig.of(config));
+        VigilPipeline.defineKafkaJob(env, VigilConfig.of(config), model);
+        JobClient job = env.executeAsync("vigil-part");
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (readSoFar(job) < records) {
+            assertThat(System.nanoTime()).as("job read all its input in time").isLessThan(deadline);
+            java.util.concurrent.locks.LockSupport.parkNanos(
+                    200_000_000L); // poll, not spin: the job needs the cores
+        }
+        String savepoint =
+                job.stopWithSavepoint(
+                                false,
+                                Path.of(
+                                                java.net.URI.create(
+                                                        config.get(
+                                                                VigilOptions.CHECKPOINT_DIR.key())))
+                                        .resolveSibling("savepoints")
+                                        .toUri()
+                                        .toString(),
+                                SavepointFormatType.CANONICAL)
+                        .get();
+        return new Stopped(savepoint, job.getJobExecutionResult().get());
+    }
+
+    private static long readSoFar(JobClient job) throws Exception {
+        Object v = job.getAccumulators().get().get(Metrics.RECORDS_IN);
+        return v == null ? 0 : ((Number) v).longValue();
+    }
+
+    /** Runs the three parts with savepoints between them; returns the run's anomaly events. */
+    private List<AnomalyEvent> upgradeSequence(String name, ModelBundle last, Path dir)
+            throws Exception {
+        String input = "telemetry-" + name;
+        kafka.createTopics(4, List.of(input));
+        String run = "upgrade-" + name;
+        long one = TopicIO.replay(kafka.bootstrapServers(), input, parts.get(0));
+        Stopped first =
+                runThenStop(run(input, run, 2, dir.resolve("cp1"), false), Fixtures.model(), one);
+
+        long two = TopicIO.replay(kafka.bootstrapServers(), input, parts.get(1));
+        Map<String, String> second = run(input, run, 3, dir.resolve("cp2"), false);
+        second.put(StateRecoveryOptions.SAVEPOINT_PATH.key(), first.savepoint());
+        Stopped middle = runThenStop(second, Fixtures.model(), two);
+
+        long three = TopicIO.replay(kafka.bootstrapServers(), input, parts.get(2));
+        Map<String, String> third = run(input, run, 1, dir.resolve("cp3"), false);
+        third.put(StateRecoveryOptions.SAVEPOINT_PATH.key(), middle.savepoint());
+        Stopped last3 = runThenStop(third, last, three);
+        resetsOnLastPart = Fixtures.accumulated(last3.result(), Metrics.RESETS_MODEL_CHANGE);
+        return anomalies("anomalies-" + run);
+    }
+
+    private long resetsOnLastPart;
+
+    private static List<AnomalyEvent> anomalies(String topic) {
+        return TopicIO.readCommitted(kafka.bootstrapServers(), topic).stream()
+                .map(WireFormat::parseAnomaly)
+                .sorted(Comparator.comparing((AnomalyEvent e) -> e.eventId))
+                .toList();
+    }
+
+    /** The whole stream in one bounded run, from the same topic. */
+    private static List<AnomalyEvent> uninterrupted(String name, Path dir) throws Exception {
+        String run = "whole-" + name;
+        StreamExecutionEnvironment env =
+                VigilPipeline.environment(
+                        VigilConfig.of(run("telemetry-" + name, run, 2, dir, true)));
+        VigilPipeline.defineKafkaJob(
+                env, VigilConfig.of(run("telemetry-" + name, run, 2, dir, true)), Fixtures.model());
+        env.execute("vigil-whole");
+        return anomalies("anomalies-" + run);
+    }
+
+    @Test
+    void shouldGiveTheSameAnomaliesThroughSavepointsAndRescaling(@TempDir Path dir)
+            throws Exception {
+        List<AnomalyEvent> upgraded =
+                upgradeSequence("rescale", Fixtures.model(), dir.resolve("u"));
+        List<AnomalyEvent> whole = uninterrupted("rescale", dir.resolve("w"));
+
+        assertThat(whole).isNotEmpty();
+        assertThat(upgraded)
+                .extracting(e -> e.eventId + "@" + e.ts + "/" + e.steps)
+                .containsExactlyElementsOf(
+                        whole.stream().map(e -> e.eventId + "@" + e.ts + "/" + e.steps).toList());
+        for (int i = 0; i < whole.size(); i++) {
+            assertThat(upgraded.get(i).peakScore)
+                    .isCloseTo(whole.get(i).peakScore, within(1e-4f * whole.get(i).peakScore));
+        }
+        assertThat(resetsOnLastPart).isZero();
+    }
+
+    @Test
+    void shouldResetEveryDeviceOnceWhenTheModelVersionChanges(@TempDir Path dir) throws Exception {
+        ModelCard c = Fixtures.model().card();
+        ModelBundle next =
+                new ModelBundle(
+                        new ModelCard(
+                                c.version() + "-next",
+                                c.hiddenSize(),
+                                c.features(),
+                                c.threshold(),
+                                c.warmupSteps()),
+                        Fixtures.model().onnx());
+
+        List<AnomalyEvent> upgraded = upgradeSequence("model", next, dir);
+
+        // Every device of the fleet had state, and each is reset exactly once.
+        assertThat(resetsOnLastPart).isEqualTo(FleetGenerator.Spec.defaults().devices());
+        assertThat(upgraded).anyMatch(e -> e.modelVersion.equals(next.card().version()));
+        assertThat(upgraded).extracting(e -> e.eventId).doesNotHaveDuplicates();
+        assertThat(total).isPositive();
+    }
+}
