@@ -14,12 +14,13 @@ import org.apache.flink.util.Collector;
 
 /**
  * The pipeline with the model switched off: the same source, parsing, shuffle, device state read
- * and write, and sink, but no inference. The ceiling the scoring operators are measured against.
+ * and write, and sink, but no inference. The ceiling the scoring operators are measured against,
+ * and the frame of the naive baseline, which adds its model call in {@link #step}.
  */
 public class PassthroughFunction
         extends KeyedProcessFunction<String, TelemetryEvent, AnomalyEvent> {
 
-    private final ModelBundle bundle;
+    protected final ModelBundle bundle;
     private transient ValueState<DeviceState> state;
 
     public PassthroughFunction(ModelBundle bundle) {
@@ -27,7 +28,7 @@ public class PassthroughFunction
     }
 
     @Override
-    public void open(OpenContext ctx) {
+    public void open(OpenContext ctx) throws Exception {
         state =
                 getRuntimeContext()
                         .getState(
@@ -43,8 +44,12 @@ public class PassthroughFunction
         if (s == null) {
             s = DeviceState.fresh(card.version(), card.hiddenSize(), card.featureCount());
         }
+        step(s, e);
         s.steps++;
         s.lastTs = e.ts;
         state.update(s);
     }
+
+    /** What the variant does with a device's step between reading and writing its state. */
+    protected void step(DeviceState s, TelemetryEvent e) throws Exception {}
 }
