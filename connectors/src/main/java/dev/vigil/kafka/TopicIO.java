@@ -16,6 +16,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Collectors;
 import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
@@ -67,6 +68,7 @@ public final class TopicIO {
         props.put(ProducerConfig.LINGER_MS_CONFIG, "5");
         props.put(ProducerConfig.BATCH_SIZE_CONFIG, "262144");
         long count = 0;
+        AtomicReference<Exception> failure = new AtomicReference<>();
         try (KafkaProducer<byte[], byte[]> producer =
                         new KafkaProducer<>(
                                 props, new ByteArraySerializer(), new ByteArraySerializer());
@@ -80,10 +82,19 @@ public final class TopicIO {
                 Header h = header(value);
                 byte[] key =
                         h.deviceId == null ? null : h.deviceId.getBytes(StandardCharsets.UTF_8);
-                producer.send(new ProducerRecord<>(topic, null, h.ts, key, value));
+                producer.send(
+                        new ProducerRecord<>(topic, null, h.ts, key, value),
+                        (metadata, e) -> {
+                            if (e != null) {
+                                failure.compareAndSet(null, e);
+                            }
+                        });
                 count++;
             }
             producer.flush();
+        }
+        if (failure.get() != null) {
+            throw new IOException("could not replay " + jsonl + " into " + topic, failure.get());
         }
         return count;
     }
