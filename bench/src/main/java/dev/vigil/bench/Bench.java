@@ -31,7 +31,6 @@ import java.util.SplittableRandom;
 import java.util.concurrent.locks.LockSupport;
 import jdk.jfr.Recording;
 import org.apache.flink.api.common.JobExecutionResult;
-import org.apache.flink.api.common.serialization.SerializerConfigImpl;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -417,7 +416,7 @@ public final class Bench {
         s.lastTs = 1_764_000_000_000L;
         s.lastSeq = 4711;
         DataOutputSerializer out = new DataOutputSerializer(1024);
-        DeviceStateSchema.typeInfo().createSerializer(new SerializerConfigImpl()).serialize(s, out);
+        DeviceStateSchema.serializer().serialize(s, out);
         return out.length() + "dev-12345".length() + 1;
     }
 

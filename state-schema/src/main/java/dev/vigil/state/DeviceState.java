@@ -4,10 +4,9 @@ package dev.vigil.state;
  * Everything Vigil remembers about one device between two of its events: the GRU's memory, the
  * forecast to score the next step against, the order guard and the episode state machine.
  *
- * <p>A Flink POJO (public fields, no-argument constructor) so that Flink's POJO serializer, not
- * Kryo, writes it and fields can be added later by its evolution rules (renaming or retyping a
- * field is not compatible). It must never hold anything that can be derived from the model card or
- * the configuration.
+ * <p>Written by {@link DeviceStateSerializer} in Vigil's versioned format (never by Kryo); adding,
+ * removing or retyping a field is a new format version, see this module's README. It must never
+ * hold anything that can be derived from the model card or the configuration.
  */
 public class DeviceState {
 

@@ -3,7 +3,6 @@ package dev.vigil.state;
 import java.time.Duration;
 import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
-import org.apache.flink.api.common.typeinfo.TypeInformation;
 
 /**
  * The one place that names the keyed per-device state: the scoring operator, its tests and any
@@ -16,8 +15,9 @@ public final class DeviceStateSchema {
 
     private DeviceStateSchema() {}
 
-    public static TypeInformation<DeviceState> typeInfo() {
-        return TypeInformation.of(DeviceState.class);
+    /** Vigil's versioned serializer; never Flink's POJO serializer or Kryo. */
+    public static DeviceStateSerializer serializer() {
+        return new DeviceStateSerializer();
     }
 
     /**
@@ -27,7 +27,7 @@ public final class DeviceStateSchema {
      * only its duration is configurable.
      */
     public static ValueStateDescriptor<DeviceState> descriptor(Duration ttl) {
-        ValueStateDescriptor<DeviceState> d = new ValueStateDescriptor<>(STATE_NAME, typeInfo());
+        ValueStateDescriptor<DeviceState> d = new ValueStateDescriptor<>(STATE_NAME, serializer());
         d.enableTimeToLive(
                 StateTtlConfig.newBuilder(ttl)
                         .updateTtlOnCreateAndWrite()

@@ -1,42 +1,157 @@
 package dev.vigil.state;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import org.apache.flink.api.common.serialization.SerializerConfigImpl;
-import org.apache.flink.api.common.typeutils.TypeSerializer;
-import org.apache.flink.api.java.typeutils.PojoTypeInfo;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HexFormat;
+import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
+import org.apache.flink.api.java.typeutils.runtime.PojoSerializerSnapshot;
 import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.junit.jupiter.api.Test;
 
 class DeviceStateSchemaTest {
 
-    @Test
-    void shouldBeAFlinkPojoSoKryoNeverWritesIt() {
-        assertThat(DeviceStateSchema.typeInfo()).isInstanceOf(PojoTypeInfo.class);
+    private static final DeviceStateSerializer SERIALIZER = DeviceStateSchema.serializer();
+
+    /** A device in the middle of an open episode, every field set. */
+    static DeviceState inEpisode() {
+        DeviceState s = DeviceState.fresh("fleet-gru-2026-11-25+sha256:97bdd9502311", 64, 16);
+        for (int i = 0; i < 64; i++) {
+            s.hidden[i] = (float) Math.sin(i) * 0.9f;
+        }
+        for (int i = 0; i < 16; i++) {
+            s.forecast[i] = i * 0.125f - 1f;
+            s.episodeShares[i] = i * 0.5f;
+        }
+        s.steps = 4_242;
+        s.lastTs = 1_764_000_000_000L;
+        s.lastSeq = 4_711;
+        s.aboveRun = 3;
+        s.belowRun = 1;
+        s.episodeOpen = true;
+        s.episodeStart = 1_763_999_990_000L;
+        s.episodePeak = 9.7f;
+        s.episodeSteps = 12;
+        s.scoreLevel = 1.0625f;
+        return s;
+    }
+
+    private static byte[] write(DeviceState s) throws IOException {
+        DataOutputSerializer out = new DataOutputSerializer(512);
+        SERIALIZER.serialize(s, out);
+        return out.getCopyOfBuffer();
+    }
+
+    private static DeviceState read(byte[] bytes) throws IOException {
+        return SERIALIZER.deserialize(new DataInputDeserializer(bytes));
     }
 
     @Test
-    void shouldRoundTripThroughItsSerializerWithKryoDisabled() throws Exception {
-        SerializerConfigImpl config = new SerializerConfigImpl();
-        config.setGenericTypes(false);
-        TypeSerializer<DeviceState> serializer =
-                DeviceStateSchema.typeInfo().createSerializer(config);
+    void shouldRoundTripADeviceInAnEpisode() throws Exception {
+        DeviceState s = inEpisode();
+        assertThat(read(write(s))).usingRecursiveComparison().isEqualTo(s);
+        assertThat(SERIALIZER.copy(s)).usingRecursiveComparison().isEqualTo(s);
+    }
 
-        DeviceState state = DeviceState.fresh("m1", 64, 16);
-        state.hidden[3] = 0.5f;
-        state.forecast[15] = -1.25f;
-        state.steps = 42;
-        state.lastTs = 1_764_000_000_000L;
-        state.lastSeq = 4711;
-        state.episodeOpen = true;
-        state.episodeStart = 1_763_999_990_000L;
-        state.episodePeak = 9.7f;
+    @Test
+    void shouldRoundTripAFreshDeviceWithoutSequenceNumbers() throws Exception {
+        DeviceState s = DeviceState.fresh("m", 8, 3);
+        assertThat(read(write(s))).usingRecursiveComparison().isEqualTo(s);
+        s.lastSeq = -5; // any value other than NO_SEQ is kept, negative ones too
+        assertThat(read(write(s)).lastSeq).isEqualTo(-5);
+    }
 
-        DataOutputSerializer out = new DataOutputSerializer(1024);
-        serializer.serialize(state, out);
-        DeviceState back = serializer.deserialize(new DataInputDeserializer(out.getCopyOfBuffer()));
+    @Test
+    void shouldRoundTripAnEmptyInstance() throws Exception {
+        DeviceState s = SERIALIZER.createInstance();
+        assertThat(read(write(s))).usingRecursiveComparison().isEqualTo(s);
+    }
 
-        assertThat(back).usingRecursiveComparison().isEqualTo(state);
+    @Test
+    void shouldDropOnlyStaleEpisodeFieldsOutsideARun() throws Exception {
+        DeviceState s = inEpisode();
+        s.episodeOpen = false; // closed, and no run building: the episode fields are stale
+        s.aboveRun = 0;
+        s.belowRun = 0;
+        DeviceState back = read(write(s));
+        assertThat(back)
+                .usingRecursiveComparison()
+                .ignoringFields("episodeStart", "episodePeak", "episodeSteps", "episodeShares")
+                .isEqualTo(s);
+        assertThat(back.episodeShares).hasSize(16).containsOnly(0f);
+        assertThat(back.episodeSteps).isZero();
+    }
+
+    @Test
+    void shouldShareOneModelVersionStringAcrossDevices() throws Exception {
+        DeviceStateSerializer serializer = DeviceStateSchema.serializer();
+        byte[] bytes = write(inEpisode());
+        DeviceState a = serializer.deserialize(new DataInputDeserializer(bytes));
+        DeviceState b = serializer.deserialize(new DataInputDeserializer(bytes));
+        assertThat(b.modelVersion).isSameAs(a.modelVersion);
+    }
+
+    /**
+     * Format 1 as released: the committed bytes must always read back to the same device, and while
+     * format 1 is current, the writer must produce exactly them.
+     */
+    @Test
+    void shouldReadTheReleasedFormat1Bytes() throws Exception {
+        Path golden = Path.of("src/test/resources/formats/format-1.hex");
+        byte[] released = HexFormat.of().parseHex(Files.readString(golden).replaceAll("\\s", ""));
+        assertThat(read(released)).usingRecursiveComparison().isEqualTo(inEpisode());
+        if (DeviceStateSerializer.CURRENT_FORMAT == 1) {
+            assertThat(write(inEpisode())).isEqualTo(released);
+        }
+    }
+
+    @Test
+    void shouldMeetTheSizeGoalAtHidden64And16Features() throws Exception {
+        DeviceState quiet = inEpisode();
+        quiet.episodeOpen = false;
+        quiet.aboveRun = 0;
+        assertThat(write(quiet).length).isLessThanOrEqualTo(400);
+    }
+
+    @Test
+    void shouldRefuseAFormatFromTheFuture() {
+        byte[] future = {(byte) (DeviceStateSerializer.CURRENT_FORMAT + 1), 0};
+        assertThatThrownBy(() -> read(future))
+                .isInstanceOf(IOException.class)
+                .hasMessageContaining("written by a newer Vigil");
+    }
+
+    @Test
+    void shouldResolveCompatibilityByFormat() throws Exception {
+        TypeSerializerSnapshot<DeviceState> current = SERIALIZER.snapshotConfiguration();
+        assertThat(current.resolveSchemaCompatibility(current).isCompatibleAsIs()).isTrue();
+        assertThat(current.resolveSchemaCompatibility(snapshotOfFormat(1)).isCompatibleAsIs())
+                .isTrue();
+        assertThat(
+                        current.resolveSchemaCompatibility(
+                                        snapshotOfFormat(DeviceStateSerializer.CURRENT_FORMAT + 1))
+                                .isIncompatible())
+                .isTrue();
+        assertThat(
+                        current.resolveSchemaCompatibility(new PojoSerializerSnapshot<>())
+                                .isCompatibleAfterMigration())
+                .isTrue();
+    }
+
+    /** A snapshot as Flink reads it back from a savepoint written with {@code format}. */
+    private static TypeSerializerSnapshot<DeviceState> snapshotOfFormat(int format)
+            throws IOException {
+        DataOutputSerializer out = new DataOutputSerializer(16);
+        out.writeInt(format);
+        DeviceStateSerializerSnapshot s = new DeviceStateSerializerSnapshot();
+        s.readSnapshot(
+                s.getCurrentVersion(),
+                new DataInputDeserializer(out.getCopyOfBuffer()),
+                DeviceStateSchemaTest.class.getClassLoader());
+        return s;
     }
 }
