@@ -15,9 +15,11 @@ import dev.vigil.testdata.FleetGenerator.Label;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -36,12 +38,13 @@ final class DemoCommand {
     static final String USAGE =
             "vigil demo [--input FILE.jsonl] [--model DIR] [--labels FILE.csv]"
                     + " [--anomalies-out FILE] [--scores-out FILE] [--report FILE]"
-                    + " [--parallelism N]";
+                    + " [--parallelism N] [--savepoint-out DIR]";
 
     private static final String TELEMETRY = "telemetry";
     private static final String ANOMALIES = "anomalies";
     private static final String DEAD_LETTERS = "dead-letters";
     private static final String SCORES = "scores";
+    private static final int TOPIC_PARTITIONS = 4;
 
     private final PrintStream out;
     private final Path home;
@@ -63,7 +66,8 @@ final class DemoCommand {
                                 "--anomalies-out",
                                 "--scores-out",
                                 "--report",
-                                "--parallelism"));
+                                "--parallelism",
+                                "--savepoint-out"));
         long started = System.nanoTime();
         Path generated = home.resolve("testdata/generated");
         Path input = args.path("--input");
@@ -98,7 +102,8 @@ final class DemoCommand {
                 bundle.card().threshold());
         try (EmbeddedKafkaBroker kafka = EmbeddedKafkaBroker.start()) {
             out.println("kafka broker up at " + kafka.bootstrapServers());
-            kafka.createTopics(4, List.of(TELEMETRY, ANOMALIES, DEAD_LETTERS, SCORES));
+            kafka.createTopics(
+                    TOPIC_PARTITIONS, List.of(TELEMETRY, ANOMALIES, DEAD_LETTERS, SCORES));
             long produced = TopicIO.replay(kafka.bootstrapServers(), TELEMETRY, input);
             out.printf("replayed %d records from %s into '%s'%n", produced, input, TELEMETRY);
 
@@ -122,7 +127,32 @@ final class DemoCommand {
                     "running the job on a local Flink mini cluster (parallelism %d, RocksDB,"
                             + " exactly-once checkpoints every 1 s) ...%n",
                     parallelism);
-            JobExecutionResult result = VigilJob.run(VigilConfig.of(conf), bundle);
+            Path savepointOut = args.path("--savepoint-out");
+            JobExecutionResult result;
+            if (savepointOut == null) {
+                result = VigilJob.run(VigilConfig.of(conf), bundle);
+            } else {
+                // Unbounded, so that the job is still running to take the savepoint.
+                conf.put(VigilOptions.KAFKA_BOUNDED.key(), "false");
+                VigilJob.Stopped stopped =
+                        VigilJob.runThenStop(
+                                VigilConfig.of(conf),
+                                bundle,
+                                produced,
+                                savepointOut,
+                                Duration.ofMinutes(10));
+                result = stopped.result();
+                Path savepoint = Path.of(URI.create(stopped.savepoint()));
+                SavepointManifest.write(
+                        savepoint,
+                        bundle.card().version(),
+                        TELEMETRY,
+                        TOPIC_PARTITIONS,
+                        produced,
+                        counter(result, Metrics.SCORED));
+                out.println("stopped with a savepoint in " + savepoint);
+                out.println("  inspect it: ./vigil inspect-savepoint " + savepoint);
+            }
             double jobSeconds = (System.nanoTime() - jobStart) / 1e9;
 
             List<AnomalyEvent> events = new ArrayList<>();

@@ -3,6 +3,8 @@ package dev.vigil.pipeline;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import dev.vigil.cli.VigilJob;
+import dev.vigil.cli.VigilJob.Stopped;
 import dev.vigil.config.VigilConfig;
 import dev.vigil.config.VigilOptions;
 import dev.vigil.kafka.EmbeddedKafkaBroker;
@@ -19,11 +21,8 @@ import java.time.Duration;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
-import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.StateRecoveryOptions;
-import org.apache.flink.core.execution.JobClient;
-import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
@@ -90,43 +89,16 @@ class UpgradeITCase {
         return c;
     }
 
-    /** A job stopped with a savepoint: where the savepoint is, and the job's final counts. */
-    private record Stopped(String savepoint, JobExecutionResult result) {}
-
     /**
-     * Starts an unbounded job, waits until it has read {@code records}, stops it with a savepoint
-     * (which also commits its last output). Unbounded throughout: a Kafka source restored from an
-     * unbounded job's savepoint keeps reading, bounded or not.
+     * Unbounded throughout: a Kafka source restored from an unbounded job's savepoint keeps
+     * reading, bounded or not.
      */
     private static Stopped runThenStop(Map<String, String> config, ModelBundle model, long records)
             throws Exception {
-        StreamExecutionEnvironment env = VigilPipeline.environment(VigilConfig.of(config));
-        VigilPipeline.defineKafkaJob(env, VigilConfig.of(config), model);
-        JobClient job = env.executeAsync("vigil-part");
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (readSoFar(job) < records) {
-            assertThat(System.nanoTime()).as("job read all its input in time").isLessThan(deadline);
-            java.util.concurrent.locks.LockSupport.parkNanos(
-                    200_000_000L); // poll, not spin: the job needs the cores
-        }
-        String savepoint =
-                job.stopWithSavepoint(
-                                false,
-                                Path.of(
-                                                java.net.URI.create(
-                                                        config.get(
-                                                                VigilOptions.CHECKPOINT_DIR.key())))
-                                        .resolveSibling("savepoints")
-                                        .toUri()
-                                        .toString(),
-                                SavepointFormatType.CANONICAL)
-                        .get();
-        return new Stopped(savepoint, job.getJobExecutionResult().get());
-    }
-
-    private static long readSoFar(JobClient job) throws Exception {
-        Object v = job.getAccumulators().get().get(Metrics.RECORDS_IN);
-        return v == null ? 0 : ((Number) v).longValue();
+        Path savepoints =
+                Path.of(java.net.URI.create(config.get(VigilOptions.CHECKPOINT_DIR.key())))
+                        .resolveSibling("savepoints");
+        return VigilJob.runThenStop(VigilConfig.of(config), model, records, savepoints, WAIT);
     }
 
     /** Runs the three parts with savepoints between them; returns the run's anomaly events. */
