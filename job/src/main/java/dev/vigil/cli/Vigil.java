@@ -30,6 +30,7 @@ public final class Vigil {
             return switch (argv[0]) {
                 case "demo" -> new DemoCommand(out, home).run(rest);
                 case "evaluate" -> new EvaluateCommand(out, home).run(rest);
+                case "inspect-savepoint" -> new InspectSavepointCommand(out, err).run(rest);
                 case "testdata" -> {
                     Path dir =
                             rest.length > 0 ? Path.of(rest[0]) : home.resolve("testdata/generated");
@@ -64,6 +65,9 @@ public final class Vigil {
                 "      the whole path on this machine: embedded Kafka, Flink mini cluster, report",
                 "  " + EvaluateCommand.USAGE,
                 "      precision, recall, F1 (event- and point-wise), detection delay, by kind",
+                "  " + InspectSavepointCommand.USAGE,
+                "      each device's state in a savepoint (one row per device), or one device's in"
+                        + " full",
                 "  vigil testdata [DIR]      generate the labelled test fleet (default"
                         + " testdata/generated)",
                 "  vigil train --train FILE.jsonl --out DIR [--labels FILE] [--hidden N]"
