@@ -1,0 +1,174 @@
+package dev.vigil.pipeline;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import dev.vigil.cli.SavepointManifest;
+import dev.vigil.cli.VigilJob;
+import dev.vigil.config.VigilConfig;
+import dev.vigil.config.VigilOptions;
+import dev.vigil.kafka.EmbeddedKafkaBroker;
+import dev.vigil.kafka.TopicIO;
+import dev.vigil.model.ModelBundle;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.ScoredStep;
+import dev.vigil.serde.WireFormat;
+import dev.vigil.testdata.FleetGenerator;
+import dev.vigil.testing.Fixtures;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.StateRecoveryOptions;
+import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
+import org.apache.flink.test.junit5.MiniClusterExtension;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Every golden savepoint committed under {@code testdata/savepoints/} (one per release, written by
+ * {@code testdata/savepoints/make.sh} from the first part of the test fleet's stream) restores in
+ * the current code and continues exactly where it stopped: on a fresh broker holding the whole
+ * stream, the restored job (at another parallelism) scores the rest of it to the same scores and
+ * anomaly events as one uninterrupted run of the current code.
+ */
+class GoldenSavepointsITCase {
+
+    @RegisterExtension
+    static final MiniClusterExtension MINI_CLUSTER =
+            new MiniClusterExtension(
+                    new MiniClusterResourceConfiguration.Builder()
+                            .setConfiguration(new Configuration())
+                            .setNumberTaskManagers(1)
+                            .setNumberSlotsPerTaskManager(3)
+                            .build());
+
+    private static EmbeddedKafkaBroker kafka;
+    private static Path stream;
+    private static long total;
+
+    @BeforeAll
+    static void startKafkaAndGenerateTheFleet(@TempDir Path dir) throws Exception {
+        new FleetGenerator(FleetGenerator.Spec.defaults()).writeTo(dir);
+        stream = dir.resolve("test.jsonl");
+        try (Stream<String> lines = Files.lines(stream)) {
+            total = lines.filter(l -> !l.isEmpty()).count();
+        }
+        kafka = EmbeddedKafkaBroker.start();
+    }
+
+    @AfterAll
+    static void stopKafka() throws Exception {
+        if (kafka != null) {
+            kafka.close();
+        }
+    }
+
+    static List<Path> goldenSavepoints() throws Exception {
+        try (Stream<Path> dirs = Files.list(Fixtures.repoRoot().resolve("testdata/savepoints"))) {
+            List<Path> all =
+                    dirs.filter(d -> Files.isRegularFile(d.resolve("_metadata"))).sorted().toList();
+            assertThat(all).as("committed golden savepoints").isNotEmpty();
+            return all;
+        }
+    }
+
+    @ParameterizedTest(name = "savepoint {0}")
+    @MethodSource("goldenSavepoints")
+    void shouldRestoreAndContinueLikeAnUninterruptedRun(Path golden, @TempDir Path dir)
+            throws Exception {
+        SavepointManifest manifest = SavepointManifest.read(golden);
+        ModelBundle model = ModelBundle.load(golden.resolve("model"));
+        String release = golden.getFileName().toString();
+        // The savepoint's Kafka source resumes at its offsets in this topic: same name, same
+        // partitions, the same records in the same order.
+        String topic = manifest.topic();
+        kafka.createTopics(manifest.partitions(), List.of(topic));
+        assertThat(TopicIO.replay(kafka.bootstrapServers(), topic, stream)).isEqualTo(total);
+
+        String whole = "whole-" + release;
+        kafka.createTopics(4, Fixtures.outputTopics(whole));
+        Map<String, String> uninterrupted = config(topic, whole, dir.resolve("whole"));
+        VigilJob.run(VigilConfig.of(uninterrupted), model);
+
+        String restored = "restored-" + release;
+        kafka.createTopics(4, Fixtures.outputTopics(restored));
+        Map<String, String> resume = config(topic, restored, dir.resolve("restored"));
+        resume.put(StateRecoveryOptions.SAVEPOINT_PATH.key(), golden.toUri().toString());
+        resume.put(VigilOptions.KAFKA_BOUNDED.key(), "false");
+        resume.put("parallelism.default", "3");
+        VigilJob.Stopped stopped =
+                VigilJob.runThenStop(
+                        VigilConfig.of(resume),
+                        model,
+                        total - manifest.records(),
+                        dir.resolve("savepoints"),
+                        Duration.ofMinutes(2));
+
+        // Every device continued from its saved memory: nothing was reset or re-warmed.
+        assertThat(Fixtures.accumulated(stopped.result(), Metrics.RESETS_MODEL_CHANGE)).isZero();
+        Map<String, Float> before = scores(whole);
+        Map<String, Float> after = scores(restored);
+        assertThat(after).hasSize(before.size() - (int) manifest.scored());
+        after.forEach(
+                (step, score) ->
+                        assertThat(score)
+                                .as(step)
+                                .isCloseTo(before.get(step), within(1e-4f * before.get(step))));
+        List<AnomalyEvent> expected =
+                anomalies(whole).stream()
+                        .filter(e -> after.containsKey(e.deviceId + "@" + e.ts))
+                        .toList();
+        assertThat(expected).as("anomalies after the savepoint").isNotEmpty();
+        List<AnomalyEvent> actual = anomalies(restored);
+        assertThat(actual)
+                .extracting(e -> e.eventId + "@" + e.ts + "/" + e.steps)
+                .containsExactlyElementsOf(
+                        expected.stream()
+                                .map(e -> e.eventId + "@" + e.ts + "/" + e.steps)
+                                .toList());
+        for (int i = 0; i < expected.size(); i++) {
+            float peak = expected.get(i).peakScore;
+            assertThat(actual.get(i).peakScore).isCloseTo(peak, within(1e-4f * peak));
+        }
+    }
+
+    /**
+     * A run of the whole job from the stream's topic. State time-to-live is set long: the golden
+     * savepoint's devices were last written when it was made, and must not expire with age.
+     */
+    private static Map<String, String> config(String topic, String run, Path checkpoints) {
+        Map<String, String> c =
+                new HashMap<>(
+                        Fixtures.boundedRun(kafka.bootstrapServers(), run, checkpoints, "1s"));
+        c.put(VigilOptions.TOPIC_TELEMETRY.key(), topic);
+        c.put(VigilOptions.STATE_TTL.key(), "36500 d");
+        return c;
+    }
+
+    /** Each scored step of a run, as "device@ts" to score. */
+    private static Map<String, Float> scores(String run) {
+        Map<String, Float> scores = new HashMap<>();
+        for (byte[] v : TopicIO.readCommitted(kafka.bootstrapServers(), "scores-" + run)) {
+            ScoredStep s = WireFormat.parseScore(v);
+            assertThat(scores.put(s.deviceId + "@" + s.ts, s.score)).as("duplicate").isNull();
+        }
+        return scores;
+    }
+
+    private static List<AnomalyEvent> anomalies(String run) {
+        return TopicIO.readCommitted(kafka.bootstrapServers(), "anomalies-" + run).stream()
+                .map(WireFormat::parseAnomaly)
+                .sorted(Comparator.comparing((AnomalyEvent e) -> e.eventId))
+                .toList();
+    }
+}
