@@ -1,12 +1,14 @@
 package dev.vigil.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
+import java.io.BufferedWriter;
+import java.io.File;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -19,23 +21,26 @@ import java.util.Set;
 import java.util.TreeMap;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
-import org.apache.flink.runtime.state.hashmap.HashMapStateBackend;
 import org.apache.flink.state.api.OperatorIdentifier;
 import org.apache.flink.state.api.SavepointReader;
 import org.apache.flink.state.api.functions.KeyedStateReaderFunction;
+import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
-import org.apache.flink.util.CloseableIterator;
+import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 import org.apache.flink.util.Collector;
 
 /**
- * {@code vigil inspect-savepoint PATH}: what a savepoint (or retained checkpoint) holds for each
- * device, read with Flink's State Processor API through the job's own state descriptor, so it reads
- * exactly what a restore would. One row per device on standard output; the summary line goes to
- * standard error so that the rows stay machine-readable.
+ * {@code vigil inspect-savepoint PATH}: what a savepoint holds for each device, read with Flink's
+ * State Processor API through the job's own state descriptor, so it reads exactly what a restore
+ * would. One row per device on standard output; the summary line goes to standard error so that the
+ * rows stay machine-readable.
  */
 final class InspectSavepointCommand {
 
     static final String USAGE = "vigil inspect-savepoint PATH [--format csv|json] [--device ID]";
+
+    static final String CSV_HEADER =
+            "device,model_version,steps,last_event_time,episode_open,hidden_norm";
 
     /**
      * Long enough that nothing in a savepoint reads as expired: inspection shows every device,
@@ -69,38 +74,31 @@ final class InspectSavepointCommand {
         }
         String only = args.get("--device");
 
-        Map<String, Integer> versions = new TreeMap<>();
-        long devices = 0;
-        long open = 0;
-        if (format.equals("csv") && only == null) {
-            out.println("device,model_version,steps,last_event_time,episode_open,hidden_norm");
-        }
-        try (CloseableIterator<Device> rows = read(savepoint, only)) {
-            while (rows.hasNext()) {
-                Device d = rows.next();
-                devices++;
-                open += d.state.episodeOpen ? 1 : 0;
-                versions.merge(String.valueOf(d.state.modelVersion), 1, Integer::sum);
-                if (only != null) {
-                    out.println(
-                            JSON.copy()
-                                    .enable(SerializationFeature.INDENT_OUTPUT)
-                                    .writeValueAsString(full(d)));
-                } else if (format.equals("json")) {
-                    out.println(JSON.writeValueAsString(row(d)));
-                } else {
-                    out.println(csv(row(d)));
-                }
+        Path work = Files.createTempDirectory("vigil-inspect-");
+        try {
+            Path rows = work.resolve("rows");
+            Path summaryFile = work.resolve("summary.json");
+            read(savepoint, new Reader(only, format, rows.toString(), summaryFile.toString()));
+            if (format.equals("csv") && only == null) {
+                out.println(CSV_HEADER);
+            }
+            try (var lines = Files.lines(rows)) {
+                lines.forEach(out::println);
+            }
+            Summary summary = JSON.readValue(summaryFile.toFile(), Summary.class);
+            if (only != null && summary.devices() == 0) {
+                err.println("no device '" + only + "' in " + savepoint);
+                return 1;
+            }
+            err.printf(
+                    "%d devices in %s (%d with an open episode); model versions: %s%n",
+                    summary.devices(), savepoint, summary.open(), summary.versions());
+            return 0;
+        } finally {
+            try (var files = Files.walk(work)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
             }
         }
-        if (only != null && devices == 0) {
-            err.println("no device '" + only + "' in " + savepoint);
-            return 1;
-        }
-        err.printf(
-                "%d devices in %s (%d with an open episode); model versions: %s%n",
-                devices, savepoint, open, versions);
-        return 0;
     }
 
     /** A savepoint directory, or a directory holding exactly one (what --savepoint-out leaves). */
@@ -123,68 +121,96 @@ final class InspectSavepointCommand {
                         + ": give the directory that holds the savepoint's _metadata file");
     }
 
-    /** One device's key and state. A Flink POJO. */
-    public static final class Device {
-        public String id;
-        public DeviceState state;
+    /** What the reader saw: devices, those with an open episode, devices per model version. */
+    record Summary(long devices, long open, Map<String, Long> versions) {}
 
-        public Device() {}
-
-        Device(String id, DeviceState state) {
-            this.id = id;
-            this.state = state;
-        }
-    }
-
-    /** Every device's state in the savepoint's scoring operator, or only {@code only}'s. */
-    static CloseableIterator<Device> read(Path savepoint, String only) throws Exception {
+    /**
+     * Runs {@code reader} over every device in the savepoint's scoring operator, at parallelism 1
+     * (the reader writes one file). The rows go to a file rather than back through Flink's collect
+     * sink, which can lose the last results when a local job ends, and which would hold every row
+     * of a million-device savepoint in memory.
+     */
+    static void read(Path savepoint, KeyedStateReaderFunction<String, Void> reader)
+            throws Exception {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         env.setParallelism(1);
-        return SavepointReader.read(env, savepoint.toUri().toString(), new HashMapStateBackend())
-                .readKeyedState(
-                        OperatorIdentifier.forUid(VigilPipeline.UID_SCORING), new Reader(only))
-                .executeAndCollect("vigil-inspect-savepoint");
+        SavepointReader.read(env, savepoint.toUri().toString(), new EmbeddedRocksDBStateBackend())
+                .readKeyedState(OperatorIdentifier.forUid(VigilPipeline.UID_SCORING), reader)
+                .sinkTo(new DiscardingSink<>());
+        env.execute("vigil-inspect-savepoint");
     }
 
-    static final class Reader extends KeyedStateReaderFunction<String, Device> {
+    /** Writes each device's row (or one device in full) to a file, and the summary at the end. */
+    static final class Reader extends KeyedStateReaderFunction<String, Void> {
         private final String only;
+        private final String format;
+        private final String rowsFile;
+        private final String summaryFile;
         private transient ValueState<DeviceState> state;
+        private transient BufferedWriter rows;
+        private transient long devices;
+        private transient long open;
+        private transient Map<String, Long> versions;
 
-        Reader(String only) {
+        Reader(String only, String format, String rowsFile, String summaryFile) {
             this.only = only;
+            this.format = format;
+            this.rowsFile = rowsFile;
+            this.summaryFile = summaryFile;
         }
 
         @Override
-        public void open(OpenContext context) {
+        public void open(OpenContext context) throws IOException {
             state = getRuntimeContext().getState(DeviceStateSchema.descriptor(READ_TTL));
+            rows = Files.newBufferedWriter(Path.of(rowsFile), StandardCharsets.UTF_8);
+            versions = new TreeMap<>();
         }
 
         @Override
-        public void readKey(String device, Context context, Collector<Device> out)
-                throws Exception {
-            if (only == null || only.equals(device)) {
-                DeviceState s = state.value();
-                if (s != null) {
-                    out.collect(new Device(device, s));
-                }
+        public void readKey(String device, Context context, Collector<Void> out) throws Exception {
+            if (only != null && !only.equals(device)) {
+                return;
+            }
+            DeviceState s = state.value();
+            if (s == null) {
+                return;
+            }
+            devices++;
+            open += s.episodeOpen ? 1 : 0;
+            versions.merge(String.valueOf(s.modelVersion), 1L, Long::sum);
+            if (only != null) {
+                rows.write(
+                        JSON.writerWithDefaultPrettyPrinter().writeValueAsString(full(device, s)));
+            } else if (format.equals("json")) {
+                rows.write(JSON.writeValueAsString(row(device, s)));
+            } else {
+                rows.write(csv(row(device, s)));
+            }
+            rows.newLine();
+        }
+
+        @Override
+        public void close() throws IOException {
+            if (rows != null) {
+                rows.close();
+                JSON.writeValue(new File(summaryFile), new Summary(devices, open, versions));
             }
         }
     }
 
-    private static Map<String, Object> row(Device d) {
+    private static Map<String, Object> row(String device, DeviceState s) {
         Map<String, Object> r = new LinkedHashMap<>();
-        r.put("device", d.id);
-        r.put("model_version", d.state.modelVersion);
-        r.put("steps", d.state.steps);
-        r.put("last_event_time", time(d.state.lastTs));
-        r.put("episode_open", d.state.episodeOpen);
-        r.put("hidden_norm", norm(d.state.hidden));
+        r.put("device", device);
+        r.put("model_version", s.modelVersion);
+        r.put("steps", s.steps);
+        r.put("last_event_time", time(s.lastTs));
+        r.put("episode_open", s.episodeOpen);
+        r.put("hidden_norm", norm(s.hidden));
         return r;
     }
 
-    private static Map<String, Object> full(Device d) {
-        DeviceState s = d.state;
-        Map<String, Object> r = row(d);
+    private static Map<String, Object> full(String device, DeviceState s) {
+        Map<String, Object> r = row(device, s);
         r.put("last_seq", s.lastSeq == DeviceState.NO_SEQ ? null : s.lastSeq);
         r.put("above_run", s.aboveRun);
         r.put("below_run", s.belowRun);

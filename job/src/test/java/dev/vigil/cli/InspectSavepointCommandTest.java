@@ -62,15 +62,23 @@ class InspectSavepointCommandTest {
             devices.add(json.readTree(l));
         }
         assertThat(devices).hasSize(24);
-        JsonNode first = devices.get(0);
-        assertThat(first.get("hidden_norm").asDouble()).isPositive();
+        assertThat(devices).allMatch(d -> d.get("hidden_norm").asDouble() > 0);
 
-        String id = first.get("device").asText();
+        // The last device read with an open episode: one late in the scan, with episode fields.
+        JsonNode last =
+                devices.stream()
+                        .filter(d -> d.get("episode_open").asBoolean())
+                        .reduce((a, b) -> b)
+                        .orElseThrow();
+        String id = last.get("device").asText();
         Run one = vigil("inspect-savepoint", GOLDEN.toString(), "--device", id);
         assertThat(one.exit()).as(one.err()).isZero();
         JsonNode full = json.readTree(one.out());
         assertThat(full.get("device").asText()).isEqualTo(id);
-        assertThat(full.get("steps").asInt()).isEqualTo(first.get("steps").asInt());
+        assertThat(full.get("steps").asInt()).isEqualTo(last.get("steps").asInt());
+        assertThat(full.get("episode_open").asBoolean()).isTrue();
+        assertThat(full.get("episode_start").asText()).startsWith("2025-");
+        assertThat(full.get("episode_steps").asInt()).isPositive();
         assertThat(full.get("hidden")).hasSize(64);
         assertThat(full.get("forecast")).hasSize(8);
         assertThat(full.get("episode_shares")).hasSize(8);

@@ -25,9 +25,11 @@ import org.apache.flink.state.api.SavepointReader;
 import org.apache.flink.state.api.functions.KeyedStateReaderFunction;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.apache.flink.util.CloseableIterator;
 import org.apache.flink.util.Collector;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
  * A rehearsal of the next state format, done the way a real one would be: the state gains a field
@@ -43,6 +45,12 @@ import org.junit.jupiter.api.Test;
  * RocksDB, which reads each value with the registered serializer.
  */
 class SchemaEvolutionTest {
+
+    /**
+     * A cluster that outlives each read: the collect sink fetches its last results after the job
+     * ends, which a per-job local cluster may not be there to answer.
+     */
+    @RegisterExtension static final MiniClusterExtension MINI_CLUSTER = new MiniClusterExtension();
 
     private static final Path GOLDEN = Fixtures.repoRoot().resolve("testdata/savepoints/0.1.0");
     private static final Duration TTL = Duration.ofDays(36_500); // golden savepoints age
