@@ -29,8 +29,9 @@ public final class EpisodeRules implements Serializable {
     /**
      * Advances the machine by one scored step after warm-up and returns the event type it causes
      * ({@link AnomalyEvent#OPEN}, {@link AnomalyEvent#UPDATE}, {@link AnomalyEvent#CLOSE}) or null.
-     * After a CLOSE the state's episode fields still describe the closed episode, so the event can
-     * be built from them; the next run above the threshold overwrites them.
+     * After a CLOSE the state's episode fields still describe the closed episode until the state is
+     * next written, so the event can be built from them in the same step; they are stale after that
+     * (the state format drops them, and the next run above the threshold resets them).
      */
     public String step(DeviceState s, long ts, float score, float threshold, float[] shares) {
         boolean above = score > threshold;

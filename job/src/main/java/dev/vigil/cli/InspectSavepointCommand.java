@@ -214,10 +214,11 @@ final class InspectSavepointCommand {
         r.put("last_seq", s.lastSeq == DeviceState.NO_SEQ ? null : s.lastSeq);
         r.put("above_run", s.aboveRun);
         r.put("below_run", s.belowRun);
-        r.put("episode_start", s.episodeOpen || s.aboveRun > 0 ? time(s.episodeStart) : null);
-        r.put("episode_peak", s.episodePeak);
-        r.put("episode_steps", s.episodeSteps);
-        r.put("episode_shares", s.episodeShares);
+        boolean run = s.episodeOpen || s.aboveRun > 0; // otherwise the episode fields are stale
+        r.put("episode_start", run ? time(s.episodeStart) : null);
+        r.put("episode_peak", run ? s.episodePeak : null);
+        r.put("episode_steps", run ? s.episodeSteps : null);
+        r.put("episode_shares", run ? s.episodeShares : null);
         r.put("score_level", s.scoreLevel);
         r.put("hidden", s.hidden);
         r.put("forecast", s.forecast);

@@ -19,6 +19,7 @@ import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
@@ -70,8 +71,12 @@ class BatchedScoringOperatorTest {
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
             harness(OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator)
                     throws Exception {
-        return new KeyedOneInputStreamOperatorTestHarness<>(
-                operator, new VigilPipeline.DeviceKey(), Types.STRING);
+        KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h =
+                new KeyedOneInputStreamOperatorTestHarness<>(
+                        operator, new VigilPipeline.DeviceKey(), Types.STRING);
+        // The job's backend: every state access goes through the state's serializer.
+        h.setStateBackend(new EmbeddedRocksDBStateBackend());
+        return h;
     }
 
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>

@@ -20,6 +20,7 @@ import java.util.ArrayList;
 import java.util.List;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
@@ -72,6 +73,8 @@ class GruScoringFunctionTest {
                             new KeyedProcessOperator<>(new GruScoringFunction(bundle, settings)),
                             new VigilPipeline.DeviceKey(),
                             Types.STRING);
+            // The job's backend: every state access goes through the state's serializer.
+            harness.setStateBackend(new EmbeddedRocksDBStateBackend());
             if (restoreFrom != null) {
                 harness.initializeState(restoreFrom);
             }

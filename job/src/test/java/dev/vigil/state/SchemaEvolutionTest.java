@@ -76,11 +76,13 @@ class SchemaEvolutionTest {
         @Override
         public DeviceStateV2 deserialize(DataInputView in) throws IOException {
             int format = in.readUnsignedByte();
+            if (format != 1 && format != 2) {
+                throw new IOException("device state in format " + format);
+            }
+            // Format 2 is format 1's fields, then the new one: format 1's reader reads the start.
             DeviceStateV2 s = format1.readFormat1(in, new DeviceStateV2());
             if (format == 2) {
                 s.driftLevel = in.readFloat();
-            } else if (format != 1) {
-                throw new IOException("device state in format " + format);
             }
             return s;
         }

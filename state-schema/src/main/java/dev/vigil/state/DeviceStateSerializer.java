@@ -29,6 +29,9 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     private static final int HAS_SEQ = 2;
     private static final int HAS_RUN = 4;
 
+    /** Longer strings or arrays than this are corrupt bytes, not a device's state. */
+    private static final int MAX_LENGTH = 1 << 20;
+
     private String lastModelVersion;
     private char[] chars = new char[64];
 
@@ -153,6 +156,9 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
             s.episodeSteps = (int) readVarLong(in);
             s.episodeShares = readFloats(in);
         } else {
+            s.episodeStart = 0;
+            s.episodePeak = 0f;
+            s.episodeSteps = 0;
             s.episodeShares = s.forecast == null ? null : new float[s.forecast.length];
         }
         return s;
@@ -198,7 +204,7 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     }
 
     private String readString(DataInputView in) throws IOException {
-        int n = (int) readVarLong(in) - 1;
+        int n = readLength(in);
         if (n < 0) {
             return null;
         }
@@ -238,7 +244,7 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     }
 
     private static float[] readFloats(DataInputView in) throws IOException {
-        int n = (int) readVarLong(in) - 1;
+        int n = readLength(in);
         if (n < 0) {
             return null;
         }
@@ -247,6 +253,15 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
             v[i] = in.readFloat();
         }
         return v;
+    }
+
+    /** A length written as length + 1; -1 for null. Corrupt lengths fail here, not in new[]. */
+    private static int readLength(DataInputView in) throws IOException {
+        long n = readVarLong(in) - 1;
+        if (n < -1 || n > MAX_LENGTH) {
+            throw new IOException("malformed device state: a length of " + n);
+        }
+        return (int) n;
     }
 
     /**

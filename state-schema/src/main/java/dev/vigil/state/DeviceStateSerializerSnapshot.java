@@ -45,7 +45,12 @@ public final class DeviceStateSerializerSnapshot implements TypeSerializerSnapsh
     public void readSnapshot(int readVersion, DataInputView in, ClassLoader classLoader)
             throws IOException {
         if (readVersion != SNAPSHOT_VERSION) {
-            throw new IOException("unknown device state snapshot version " + readVersion);
+            throw new IOException(
+                    "device state snapshot version "
+                            + readVersion
+                            + ", but this Vigil reads version "
+                            + SNAPSHOT_VERSION
+                            + ": the savepoint was written by a newer Vigil");
         }
         format = in.readInt();
     }

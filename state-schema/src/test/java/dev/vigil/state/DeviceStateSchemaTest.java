@@ -109,12 +109,38 @@ class DeviceStateSchemaTest {
         }
     }
 
+    /** The sizes the README gives: the goal is 400 bytes at hidden size 64 and 16 features. */
     @Test
-    void shouldMeetTheSizeGoalAtHidden64And16Features() throws Exception {
+    void shouldTakeTheDocumentedBytesAtHidden64And16Features() throws Exception {
         DeviceState quiet = inEpisode();
         quiet.episodeOpen = false;
         quiet.aboveRun = 0;
-        assertThat(write(quiet).length).isLessThanOrEqualTo(400);
+        assertThat(write(quiet)).hasSize(383);
+        assertThat(write(inEpisode())).hasSize(461);
+    }
+
+    @Test
+    void shouldZeroStaleEpisodeFieldsEvenInAReusedInstance() throws Exception {
+        DeviceState quiet = inEpisode();
+        quiet.episodeOpen = false;
+        quiet.aboveRun = 0;
+        byte[] bytes = write(quiet);
+        DataInputDeserializer in = new DataInputDeserializer(bytes);
+        in.readUnsignedByte(); // the format version
+        DeviceState reused = SERIALIZER.readFormat1(in, inEpisode());
+        assertThat(reused.episodeStart).isZero();
+        assertThat(reused.episodePeak).isZero();
+        assertThat(reused.episodeSteps).isZero();
+        assertThat(reused.episodeShares).containsOnly(0f);
+    }
+
+    @Test
+    void shouldRefuseCorruptLengthsWithAnIoException() {
+        // format 1, then a model version "length" of 2^35
+        byte[] corrupt = {1, (byte) 0x80, (byte) 0x80, (byte) 0x80, (byte) 0x80, 0x01};
+        assertThatThrownBy(() -> read(corrupt))
+                .isInstanceOf(IOException.class)
+                .hasMessageContaining("malformed device state");
     }
 
     @Test
