@@ -6,7 +6,7 @@
 #   assemble the cluster from Maven Central -> job jar -> test data -> start Kafka, create topics
 #   -> start JobManager + TaskManager -> flink run -d (model v1) -> produce the first half of
 #   test.jsonl -> anomalies visible to a read_committed consumer -> flink stop --savepointPath
-#   -> flink run -d -s SAVEPOINT with a second model version -> produce the second half
+#   -> vigil inspect-savepoint (24 devices) -> flink run -d -s SAVEPOINT with a second model version -> produce the second half
 #   -> read_committed: OPEN and CLOSE, no duplicate event_id, both model versions, counts match
 #   -> cancel and resubmit twice on the same TaskManager (ONNX Runtime loaded once, parent-first)
 #   -> stop everything.
@@ -289,6 +289,13 @@ SAVEPOINT=$(sed -n 's/.*Savepoint completed\. Path: \(.*\)$/\1/p' <<<"$out" | ta
 [[ -f "${SAVEPOINT#file:}/_metadata" ]] || fail "savepoint $SAVEPOINT has no _metadata"
 wait_until 30 "job 1 FINISHED" job_in_state "$JOB1" FINISHED
 ok "job 1 stopped (FINISHED) with savepoint ${SAVEPOINT#file:} ($(du -sh "${SAVEPOINT#file:}" | cut -f1))"
+
+step "inspect the savepoint"
+inspect=$("$VIGIL_REPO_DIR/vigil" inspect-savepoint "${SAVEPOINT#file:}" 2>&1 >"$VIGIL_WORK/inspect.csv") ||
+  fail "vigil inspect-savepoint failed: $inspect"
+devices=$(($(wc -l <"$VIGIL_WORK/inspect.csv") - 1))
+[[ "$devices" -eq 24 ]] || fail "inspect-savepoint found $devices devices, the fleet has 24: $inspect"
+ok "inspect-savepoint: $(grep -o "[0-9]* devices in .*" <<<"$inspect")"
 
 step "second build: model version $V2, restored from the savepoint"
 rm -rf "$VIGIL_WORK/model-v2"
