@@ -272,6 +272,26 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
                     }
                 }
             }
+            awaitLeaders(admin, topics);
+        }
+    }
+
+    /** Returns once every partition of the topics has a leader, so producers can write to it. */
+    private static void awaitLeaders(Admin admin, Collection<String> topics)
+            throws InterruptedException, ExecutionException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (true) {
+            boolean ready =
+                    admin.describeTopics(topics).allTopicNames().get().values().stream()
+                            .flatMap(t -> t.partitions().stream())
+                            .allMatch(p -> p.leader() != null && !p.leader().isEmpty());
+            if (ready) {
+                return;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("no leader for every partition of " + topics);
+            }
+            Thread.sleep(50);
         }
     }
 

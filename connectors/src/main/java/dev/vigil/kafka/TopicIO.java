@@ -66,6 +66,10 @@ public final class TopicIO {
         Properties props = clientProperties(bootstrapServers, client);
         props.put(ProducerConfig.ACKS_CONFIG, "all");
         props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+        // One request in flight: a batch retried after NOT_LEADER_OR_FOLLOWER (a topic created a
+        // moment ago) can never be overtaken by the next one. With five in flight, Kafka 4.2's
+        // producer was seen looping on OUT_OF_ORDER_SEQUENCE_NUMBER until the batch expired.
+        props.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, "1");
         props.put(ProducerConfig.LINGER_MS_CONFIG, "5");
         props.put(ProducerConfig.BATCH_SIZE_CONFIG, "262144");
         long count = 0;
