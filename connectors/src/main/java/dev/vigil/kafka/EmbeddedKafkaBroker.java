@@ -19,6 +19,7 @@ import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
 import org.apache.kafka.common.config.SaslConfigs;
 import org.apache.kafka.common.errors.SaslAuthenticationException;
 import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.metadata.UserScramCredentialRecord;
 import org.apache.kafka.common.security.auth.SecurityProtocol;
 import org.apache.kafka.common.security.scram.ScramCredential;
@@ -281,12 +282,18 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
             throws InterruptedException, ExecutionException {
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
         while (true) {
-            boolean ready =
-                    admin.describeTopics(topics).allTopicNames().get().values().stream()
-                            .flatMap(t -> t.partitions().stream())
-                            .allMatch(p -> p.leader() != null && !p.leader().isEmpty());
-            if (ready) {
-                return;
+            try {
+                boolean ready =
+                        admin.describeTopics(topics).allTopicNames().get().values().stream()
+                                .flatMap(t -> t.partitions().stream())
+                                .allMatch(p -> p.leader() != null && !p.leader().isEmpty());
+                if (ready) {
+                    return;
+                }
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof UnknownTopicOrPartitionException)) {
+                    throw e; // unknown yet: the broker has not caught up with the creation
+                }
             }
             if (System.nanoTime() > deadline) {
                 throw new IllegalStateException("no leader for every partition of " + topics);
