@@ -36,8 +36,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * Every golden savepoint committed under {@code testdata/savepoints/} (one per release, written by
- * {@code testdata/savepoints/make.sh} from the first part of the test fleet's stream) restores in
+ * Every golden savepoint committed under {@code testdata/savepoints/} (one per state format ever
+ * released, each from the first part of the test fleet's stream; see the README there) restores in
  * the current code and continues exactly where it stopped: on a fresh broker holding the whole
  * stream, the restored job (at another parallelism) scores the rest of it to the same scores and
  * anomaly events as one uninterrupted run of the current code.
