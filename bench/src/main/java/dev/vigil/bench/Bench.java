@@ -2,6 +2,7 @@ package dev.vigil.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.vigil.cli.LocalRun;
 import dev.vigil.config.VigilConfig;
 import dev.vigil.config.VigilOptions;
 import dev.vigil.kafka.EmbeddedKafkaBroker;
@@ -21,7 +22,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -187,27 +187,25 @@ public final class Bench {
     /** A config for a job on the broker, writing anomalies and dead letters to its own topics. */
     private VigilConfig config(String variant, String input, boolean bounded, boolean scores)
             throws Exception {
-        kafka.createTopics(4, List.of(variant + "-anomalies", variant + "-dead-letters"));
-        if (scores) {
-            kafka.createTopics(4, List.of(variant + "-scores")); // exists already for "latency"
-        }
-        Map<String, String> c = new HashMap<>();
-        c.put(VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(), kafka.bootstrapServers());
-        c.put(VigilOptions.MODEL_DIR.key(), modelDir.toString());
+        List<String> outputs = LocalRun.outputTopics(variant);
+        kafka.createTopics(4, scores ? outputs : outputs.subList(0, 2)); // anomalies, dead letters
+        Map<String, String> c =
+                LocalRun.config(
+                        kafka.bootstrapServers(),
+                        modelDir,
+                        variant,
+                        Files.createTempDirectory("bench-cp-"),
+                        "2s",
+                        PARALLELISM);
         c.put(VigilOptions.TOPIC_TELEMETRY.key(), input);
-        c.put(VigilOptions.TOPIC_ANOMALIES.key(), variant + "-anomalies");
-        c.put(VigilOptions.TOPIC_DEAD_LETTERS.key(), variant + "-dead-letters");
-        if (scores) {
-            c.put(VigilOptions.TOPIC_SCORES.key(), variant + "-scores");
+        if (!scores) {
+            c.remove(VigilOptions.TOPIC_SCORES.key());
         }
-        c.put(VigilOptions.KAFKA_GROUP_ID.key(), "bench-" + variant);
-        c.put(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX.key(), "bench-" + variant);
-        c.put(VigilOptions.KAFKA_START_FROM.key(), "earliest");
         c.put(VigilOptions.KAFKA_BOUNDED.key(), Boolean.toString(bounded));
         // Throughput runs checkpoint every 2 s so that a short run takes several; the latency run
         // keeps the job's default interval, as production would.
-        if (bounded) {
-            c.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "2s");
+        if (!bounded) {
+            c.remove(VigilOptions.CHECKPOINT_INTERVAL.key());
         }
         c.put(VigilOptions.SCORING_BATCH_SIZE.key(), variant.equals("batch1") ? "1" : "256");
         if (System.getProperty("vigil.bench.timeout") != null) {
@@ -215,10 +213,6 @@ public final class Bench {
                     VigilOptions.SCORING_BATCH_TIMEOUT.key(),
                     System.getProperty("vigil.bench.timeout"));
         }
-        c.put(
-                VigilOptions.CHECKPOINT_DIR.key(),
-                Files.createTempDirectory("bench-cp-").toUri().toString());
-        c.put("parallelism.default", Integer.toString(PARALLELISM));
         return VigilConfig.of(c);
     }
 
@@ -287,7 +281,7 @@ public final class Bench {
             admin.createTopics(
                             List.of(
                                     new NewTopic(LIVE, 4, (short) 1),
-                                    new NewTopic("latency-scores", 4, (short) 1)
+                                    new NewTopic(LocalRun.topic("scores", "latency"), 4, (short) 1)
                                             .configs(
                                                     Map.of(
                                                             "message.timestamp.type",
@@ -305,7 +299,7 @@ public final class Bench {
             produce(LIVE, devices, Integer.MAX_VALUE, rate, latencySeconds * 1000L);
             Thread.sleep(3_000); // drain
             List<Double> latencies = new ArrayList<>();
-            for (ConsumerRecord<byte[], byte[]> r : readAll("latency-scores")) {
+            for (ConsumerRecord<byte[], byte[]> r : readAll(LocalRun.topic("scores", "latency"))) {
                 long ts = WireFormat.parseScore(r.value()).ts;
                 if (ts >= sendFrom + 3_000) { // skip the first seconds of warm-up
                     latencies.add((double) (r.timestamp() - ts));

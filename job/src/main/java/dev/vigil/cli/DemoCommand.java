@@ -21,7 +21,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -41,9 +40,9 @@ final class DemoCommand {
                     + " [--parallelism N] [--savepoint-out DIR]";
 
     private static final String TELEMETRY = "telemetry";
-    private static final String ANOMALIES = "anomalies";
-    private static final String DEAD_LETTERS = "dead-letters";
-    private static final String SCORES = "scores";
+    private static final String ANOMALIES = LocalRun.topic("anomalies", "");
+    private static final String DEAD_LETTERS = LocalRun.topic("dead-letters", "");
+    private static final String SCORES = LocalRun.topic("scores", "");
     private static final int TOPIC_PARTITIONS = 4;
 
     private final PrintStream out;
@@ -107,21 +106,15 @@ final class DemoCommand {
             long produced = TopicIO.replay(kafka.bootstrapServers(), TELEMETRY, input);
             out.printf("replayed %d records from %s into '%s'%n", produced, input, TELEMETRY);
 
-            Map<String, String> conf = new HashMap<>();
-            conf.put(VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(), kafka.bootstrapServers());
-            conf.put(VigilOptions.MODEL_DIR.key(), modelDir.toString());
-            conf.put(VigilOptions.TOPIC_TELEMETRY.key(), TELEMETRY);
-            conf.put(VigilOptions.TOPIC_ANOMALIES.key(), ANOMALIES);
-            conf.put(VigilOptions.TOPIC_DEAD_LETTERS.key(), DEAD_LETTERS);
-            conf.put(VigilOptions.TOPIC_SCORES.key(), SCORES);
-            conf.put(VigilOptions.KAFKA_START_FROM.key(), "earliest");
-            conf.put(VigilOptions.KAFKA_BOUNDED.key(), "true");
-            conf.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "1s");
-            conf.put(
-                    VigilOptions.CHECKPOINT_DIR.key(),
-                    work.resolve("checkpoints").toUri().toString());
+            Map<String, String> conf =
+                    LocalRun.config(
+                            kafka.bootstrapServers(),
+                            modelDir,
+                            "",
+                            work.resolve("checkpoints"),
+                            "1s",
+                            parallelism);
             conf.put("io.tmp.dirs", work.resolve("tmp").toString());
-            conf.put("parallelism.default", Integer.toString(parallelism));
             long jobStart = System.nanoTime();
             out.printf(
                     "running the job on a local Flink mini cluster (parallelism %d, RocksDB,"
