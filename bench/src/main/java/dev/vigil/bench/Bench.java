@@ -28,10 +28,12 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import jdk.jfr.Recording;
 import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
@@ -178,6 +180,8 @@ public final class Bench {
             out.put("latency_p50_ms", latency[0]);
             out.put("latency_p99_ms", latency[1]);
             out.put("latency_samples", (long) latency[2]);
+            out.put("savepoint_bytes", (long) latency[3]);
+            out.put("savepoint_bytes_per_device", Math.round(latency[3] / devices));
             out.put("bytes_per_device", bytesPerDevice(card));
             out.put("machine", machine());
         }
@@ -316,9 +320,39 @@ public final class Bench {
                     p50,
                     p99,
                     n);
-            return new double[] {p50, p99, n};
-        } finally {
+            return new double[] {p50, p99, n, savepointBytes(job)};
+        } catch (Exception e) {
             job.cancel().get();
+            throw e;
+        }
+    }
+
+    /**
+     * Stops the job with a canonical savepoint and returns its size on disk: every device's state
+     * (with its key and TTL timestamp) plus the Kafka source and sinks' few bytes.
+     */
+    private long savepointBytes(JobClient job) throws Exception {
+        Path dir = Files.createTempDirectory("bench-savepoint-");
+        try {
+            job.stopWithSavepoint(false, dir.toUri().toString(), SavepointFormatType.CANONICAL)
+                    .get(2, TimeUnit.MINUTES);
+            try (var files = Files.walk(dir)) {
+                long bytes =
+                        files.filter(Files::isRegularFile)
+                                .mapToLong(f -> f.toFile().length())
+                                .sum();
+                System.out.printf(
+                        Locale.ROOT,
+                        "savepoint of %d devices: %d bytes (%.0f per device)%n",
+                        devices,
+                        bytes,
+                        (double) bytes / devices);
+                return bytes;
+            }
+        } finally {
+            try (var files = Files.walk(dir)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+            }
         }
     }
 
