@@ -62,7 +62,8 @@ public final class VigilJob {
     /**
      * Runs the job (unbounded) until it has read {@code records} records from Kafka, then stops it
      * with a savepoint in Flink's canonical format under {@code savepointDir}; the savepoint also
-     * commits the job's last output. Fails if the records are not read within {@code timeout}.
+     * commits the job's last output. Fails if the job ends, or has not read the records within
+     * {@code timeout}.
      */
     public static Stopped runThenStop(
             VigilConfig config,
@@ -77,6 +78,11 @@ public final class VigilJob {
         long deadline = System.nanoTime() + timeout.toNanos();
         long read;
         while ((read = readSoFar(job)) < records) {
+            if (job.getJobStatus().get().isGloballyTerminalState()) {
+                job.getJobExecutionResult().get(); // throws the job's failure, if it failed
+                throw new IllegalStateException(
+                        "the job ended after reading " + read + " of " + records + " records");
+            }
             if (System.nanoTime() > deadline) {
                 job.cancel().get();
                 throw new IllegalStateException(
