@@ -10,18 +10,21 @@ import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.runtime.state.StateBackend;
+import org.apache.flink.runtime.state.hashmap.HashMapStateBackend;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.apache.flink.util.Collector;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Vigil before the versioned format kept the device state with Flink's POJO serializer. Its
- * snapshots restore into the current code on RocksDB: Flink migrates every device to format 1 at
- * restore, and no field is lost.
+ * snapshots restore into the current code, on RocksDB and on the heap backend: Flink migrates every
+ * device to format 1 at restore, and no field is lost.
  */
 class PojoMigrationTest {
 
@@ -68,18 +71,24 @@ class PojoMigrationTest {
     }
 
     private static KeyedOneInputStreamOperatorTestHarness<String, String, DeviceState> harness(
-            ValueStateDescriptor<DeviceState> descriptor) throws Exception {
+            ValueStateDescriptor<DeviceState> descriptor, StateBackend backend) throws Exception {
         KeyedOneInputStreamOperatorTestHarness<String, String, DeviceState> h =
                 new KeyedOneInputStreamOperatorTestHarness<>(
                         new KeyedProcessOperator<>(new Touch(descriptor)),
                         (KeySelector<String, String>) c -> c.substring(4),
                         Types.STRING);
-        h.setStateBackend(new EmbeddedRocksDBStateBackend());
+        h.setStateBackend(backend);
         return h;
     }
 
-    @Test
-    void shouldMigrateStateWrittenByThePojoSerializer() throws Exception {
+    /** RocksDB (the job's) rewrites each device at restore; the heap backend reads them all. */
+    static List<StateBackend> backends() {
+        return List.of(new EmbeddedRocksDBStateBackend(), new HashMapStateBackend());
+    }
+
+    @ParameterizedTest
+    @MethodSource("backends")
+    void shouldMigrateStateWrittenByThePojoSerializer(StateBackend backend) throws Exception {
         // The descriptor as Vigil had it: same name and time-to-live, Flink's POJO serializer.
         ValueStateDescriptor<DeviceState> current = DeviceStateSchema.descriptor(TTL);
         ValueStateDescriptor<DeviceState> pojo =
@@ -88,7 +97,7 @@ class PojoMigrationTest {
         pojo.enableTimeToLive(current.getTtlConfig());
 
         OperatorSubtaskState snapshot;
-        try (var before = harness(pojo)) {
+        try (var before = harness(pojo, backend)) {
             before.open();
             for (String device : List.of("pump-1", "pump-2", "pump-3")) {
                 before.processElement(new StreamRecord<>("put:" + device, 1L));
@@ -96,7 +105,7 @@ class PojoMigrationTest {
             snapshot = before.snapshot(1L, 1L);
         }
 
-        try (var after = harness(current)) {
+        try (var after = harness(current, backend)) {
             after.initializeState(snapshot);
             after.open();
             for (String device : List.of("pump-1", "pump-2", "pump-3")) {
