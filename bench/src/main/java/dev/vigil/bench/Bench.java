@@ -350,9 +350,7 @@ public final class Bench {
                 return bytes;
             }
         } finally {
-            try (var files = Files.walk(dir)) {
-                files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
-            }
+            LocalRun.deleteRecursively(dir);
         }
     }
 

@@ -210,7 +210,7 @@ final class DemoCommand {
             }
             return 0;
         } finally {
-            deleteRecursively(work);
+            LocalRun.deleteRecursively(work);
         }
     }
 
@@ -245,14 +245,5 @@ final class DemoCommand {
 
     private static double round(double v) {
         return Math.round(v * 1000) / 1000.0;
-    }
-
-    private static void deleteRecursively(Path dir) throws IOException {
-        if (!Files.exists(dir)) {
-            return;
-        }
-        try (var paths = Files.walk(dir)) {
-            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-        }
     }
 }

@@ -101,9 +101,7 @@ final class InspectSavepointCommand {
                     summary.devices(), savepoint, summary.open(), summary.versions());
             return 0;
         } finally {
-            try (var files = Files.walk(work)) {
-                files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
-            }
+            LocalRun.deleteRecursively(work);
         }
     }
 

@@ -1,7 +1,10 @@
 package dev.vigil.cli;
 
 import dev.vigil.config.VigilOptions;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -48,5 +51,15 @@ public final class LocalRun {
         c.put(VigilOptions.CHECKPOINT_DIR.key(), checkpoints.toUri().toString());
         c.put("parallelism.default", Integer.toString(parallelism));
         return c;
+    }
+
+    /** Deletes a local run's work directory and everything in it; nothing if it is not there. */
+    public static void deleteRecursively(Path dir) throws IOException {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (var paths = Files.walk(dir)) {
+            paths.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
     }
 }
