@@ -181,18 +181,7 @@ class KafkaPipelineITCase {
         // differ in their last bits, as batches form differently after the restore.
         List<AnomalyEvent> expected = anomalies("anomalies-reference");
         List<AnomalyEvent> actual = anomalies("anomalies-failing");
-        assertThat(expected).isNotEmpty();
-        assertThat(actual)
-                .extracting(e -> e.eventId + "@" + e.ts + "/" + e.steps)
-                .containsExactlyElementsOf(
-                        expected.stream()
-                                .map(e -> e.eventId + "@" + e.ts + "/" + e.steps)
-                                .toList());
-        for (int i = 0; i < expected.size(); i++) {
-            assertThat(actual.get(i).peakScore)
-                    .isCloseTo(
-                            expected.get(i).peakScore, within(1e-5f * expected.get(i).peakScore));
-        }
+        Fixtures.assertSameAnomalies(actual, expected, 1e-5f);
         List<ScoredStep> expectedScores = scores("scores-reference");
         List<ScoredStep> actualScores = scores("scores-failing");
         assertThat(actualScores)

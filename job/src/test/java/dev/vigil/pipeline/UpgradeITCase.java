@@ -1,7 +1,6 @@
 package dev.vigil.pipeline;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.within;
 
 import dev.vigil.cli.VigilJob;
 import dev.vigil.cli.VigilJob.Stopped;
@@ -12,18 +11,14 @@ import dev.vigil.kafka.TopicIO;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
 import dev.vigil.serde.AnomalyEvent;
-import dev.vigil.serde.WireFormat;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testing.Fixtures;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
-import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.StateRecoveryOptions;
-import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.junit.jupiter.api.AfterAll;
@@ -41,14 +36,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class UpgradeITCase {
 
-    @RegisterExtension
-    static final MiniClusterExtension MINI_CLUSTER =
-            new MiniClusterExtension(
-                    new MiniClusterResourceConfiguration.Builder()
-                            .setConfiguration(new Configuration())
-                            .setNumberTaskManagers(1)
-                            .setNumberSlotsPerTaskManager(3)
-                            .build());
+    @RegisterExtension static final MiniClusterExtension MINI_CLUSTER = Fixtures.miniCluster(3);
 
     private static final Duration WAIT = Duration.ofMinutes(2);
 
@@ -127,10 +115,7 @@ class UpgradeITCase {
     private long resetsOnLastPart;
 
     private static List<AnomalyEvent> anomalies(String topic) {
-        return TopicIO.readCommitted(kafka.bootstrapServers(), topic).stream()
-                .map(WireFormat::parseAnomaly)
-                .sorted(Comparator.comparing((AnomalyEvent e) -> e.eventId))
-                .toList();
+        return Fixtures.anomalies(kafka.bootstrapServers(), topic);
     }
 
     /** The whole stream in one bounded run, from the same topic. */
@@ -152,15 +137,7 @@ class UpgradeITCase {
                 upgradeSequence("rescale", Fixtures.model(), dir.resolve("u"));
         List<AnomalyEvent> whole = uninterrupted("rescale", dir.resolve("w"));
 
-        assertThat(whole).isNotEmpty();
-        assertThat(upgraded)
-                .extracting(e -> e.eventId + "@" + e.ts + "/" + e.steps)
-                .containsExactlyElementsOf(
-                        whole.stream().map(e -> e.eventId + "@" + e.ts + "/" + e.steps).toList());
-        for (int i = 0; i < whole.size(); i++) {
-            assertThat(upgraded.get(i).peakScore)
-                    .isCloseTo(whole.get(i).peakScore, within(1e-4f * whole.get(i).peakScore));
-        }
+        Fixtures.assertSameAnomalies(upgraded, whole, 1e-4f);
         assertThat(resetsOnLastPart).isZero();
     }
 

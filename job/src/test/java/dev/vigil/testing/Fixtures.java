@@ -1,12 +1,22 @@
 package dev.vigil.testing;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
 import dev.vigil.cli.LocalRun;
+import dev.vigil.kafka.TopicIO;
 import dev.vigil.model.ModelBundle;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.WireFormat;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.common.JobExecutionResult;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
+import org.apache.flink.test.junit5.MiniClusterExtension;
 
 /** Where the committed test data lives, found from any module's working directory. */
 public final class Fixtures {
@@ -58,5 +68,43 @@ public final class Fixtures {
             model = ModelBundle.load(modelDir());
         }
         return model;
+    }
+
+    /** A mini cluster of one TaskManager with {@code slots} slots (the largest parallelism). */
+    public static MiniClusterExtension miniCluster(int slots) {
+        return new MiniClusterExtension(
+                new MiniClusterResourceConfiguration.Builder()
+                        .setConfiguration(new Configuration())
+                        .setNumberTaskManagers(1)
+                        .setNumberSlotsPerTaskManager(slots)
+                        .build());
+    }
+
+    /** The committed anomaly events of a topic, in event id order. */
+    public static List<AnomalyEvent> anomalies(String bootstrapServers, String topic) {
+        return TopicIO.readCommitted(bootstrapServers, topic).stream()
+                .map(WireFormat::parseAnomaly)
+                .sorted(Comparator.comparing((AnomalyEvent e) -> e.eventId))
+                .toList();
+    }
+
+    /**
+     * Nothing lost, nothing duplicated: the same events (id, time, steps) in the same order, and
+     * peak scores within {@code relative} of the expected ones (batches may form differently, so
+     * scores may differ in their last bits).
+     */
+    public static void assertSameAnomalies(
+            List<AnomalyEvent> actual, List<AnomalyEvent> expected, float relative) {
+        assertThat(expected).isNotEmpty();
+        assertThat(actual)
+                .extracting(e -> e.eventId + "@" + e.ts + "/" + e.steps)
+                .containsExactlyElementsOf(
+                        expected.stream()
+                                .map(e -> e.eventId + "@" + e.ts + "/" + e.steps)
+                                .toList());
+        for (int i = 0; i < expected.size(); i++) {
+            float peak = expected.get(i).peakScore;
+            assertThat(actual.get(i).peakScore).isCloseTo(peak, within(relative * peak));
+        }
     }
 }
