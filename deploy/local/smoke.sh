@@ -178,8 +178,8 @@ else
         [[ -f "$JOB_JAR" ]] || fail "mvn package did not produce $JOB_JAR"
     fi
 fi
-python3 -c 'import sys, zipfile; sys.exit("dev/vigil/cli/VigilJob.class" not in zipfile.ZipFile(sys.argv[1]).namelist())' "$JOB_JAR" ||
-    fail "$JOB_JAR does not contain dev.vigil.cli.VigilJob"
+python3 -c 'import sys, zipfile; sys.exit("dev/vigil/job/VigilJob.class" not in zipfile.ZipFile(sys.argv[1]).namelist())' "$JOB_JAR" ||
+    fail "$JOB_JAR does not contain dev.vigil.job.VigilJob"
 ok "job jar $JOB_JAR ($(($(stat -c %s "$JOB_JAR") / 1048576)) MB)"
 
 step "test data and model"

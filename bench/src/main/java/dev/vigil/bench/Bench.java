@@ -2,21 +2,17 @@ package dev.vigil.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import dev.vigil.cli.LocalRun;
 import dev.vigil.config.VigilConfig;
 import dev.vigil.config.VigilOptions;
-import dev.vigil.kafka.EmbeddedKafkaBroker;
+import dev.vigil.job.VigilJob;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
-import dev.vigil.pipeline.ParseTelemetry;
 import dev.vigil.pipeline.VigilPipeline;
-import dev.vigil.scoring.Outputs;
-import dev.vigil.serde.AnomalyEvent;
-import dev.vigil.serde.RawRecord;
-import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.WireFormat;
 import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
+import dev.vigil.tools.LocalRun;
+import dev.vigil.tools.kafka.EmbeddedKafkaBroker;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,8 +31,6 @@ import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.core.memory.DataOutputSerializer;
-import org.apache.flink.streaming.api.datastream.DataStream;
-import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -225,28 +219,20 @@ public final class Bench {
         String name = variant.replace('+', '-');
         VigilConfig config = config(name, INPUT, true, variant.endsWith("+scores"));
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
-        DataStream<RawRecord> raw =
-                VigilPipeline.readKafka(env, config).map(new RateProbe()).uid("rate-probe");
-        VigilPipeline.Streams streams;
-        if (variant.equals("naive") || variant.equals("passthrough") || variant.equals("warmup")) {
-            // The same parse, shuffle and sinks as the job; only the keyed operator differs.
-            SingleOutputStreamOperator<TelemetryEvent> parsed = VigilPipeline.parse(raw, bundle);
-            var keyed = parsed.keyBy(new VigilPipeline.DeviceKey());
-            SingleOutputStreamOperator<AnomalyEvent> anomalies =
-                    (variant.equals("naive")
-                                    ? keyed.process(new NaiveScoringFunction(bundle))
-                                    : keyed.process(new PassthroughFunction(bundle)))
-                            .uid(VigilPipeline.UID_SCORING);
-            streams =
-                    new VigilPipeline.Streams(
-                            anomalies,
-                            parsed.getSideOutput(ParseTelemetry.DEAD_LETTERS),
-                            anomalies.getSideOutput(Outputs.LATE),
-                            anomalies.getSideOutput(Outputs.SCORES));
-        } else {
-            streams = VigilPipeline.score(raw, bundle, config.scoring());
-        }
-        VigilPipeline.writeKafka(streams, config);
+        // The job's graph; the baselines differ from it only in the keyed operator.
+        VigilPipeline.Scoring scoring =
+                switch (variant) {
+                    case "naive" -> byDevice -> byDevice.process(new NaiveScoringFunction(bundle));
+                    case "passthrough", "warmup" ->
+                            byDevice -> byDevice.process(new PassthroughFunction(bundle));
+                    default -> VigilPipeline.Scoring.of(bundle, config.scoring());
+                };
+        VigilPipeline.define(
+                env,
+                e -> VigilJob.kafkaSource(config).read(e).map(new RateProbe()).uid("rate-probe"),
+                bundle,
+                scoring,
+                VigilJob.kafkaSinks(config));
         long t0 = System.nanoTime();
         Recording recording = null;
         if (variant.equals("profile")) {
@@ -295,7 +281,7 @@ public final class Bench {
         }
         VigilConfig config = config("latency", LIVE, false, true);
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
-        VigilPipeline.defineKafkaJob(env, config, bundle);
+        VigilJob.define(env, config, bundle);
         JobClient job = env.executeAsync("bench-latency");
         try {
             Thread.sleep(5_000); // let the job start before the clock runs

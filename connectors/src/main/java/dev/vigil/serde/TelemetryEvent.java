@@ -7,8 +7,10 @@ package dev.vigil.serde;
  */
 public class TelemetryEvent {
 
-    /** Marks {@link #seq} when the input carried no sequence number. */
-    public static final long NO_SEQ = Long.MIN_VALUE;
+    /**
+     * Marks {@link #seq} when the input carried no sequence number; callers ask {@link #hasSeq()}.
+     */
+    static final long NO_SEQ = Long.MIN_VALUE;
 
     public String deviceId;
 
@@ -28,6 +30,11 @@ public class TelemetryEvent {
         this.ts = ts;
         this.seq = seq;
         this.values = values;
+    }
+
+    /** An event whose input carried no sequence number. */
+    public static TelemetryEvent withoutSeq(String deviceId, long ts, float[] values) {
+        return new TelemetryEvent(deviceId, ts, NO_SEQ, values);
     }
 
     public boolean hasSeq() {

@@ -66,58 +66,105 @@ public final class TelemetryParser {
         }
     }
 
-    private Result parseObject(JsonParser p) throws IOException {
-        String deviceId = null;
-        boolean badDeviceId = false;
-        long ts = 0;
-        boolean hasTs = false;
-        String badTs = null;
-        long seq = TelemetryEvent.NO_SEQ;
-        String badSeq = null;
-        float[] values = null;
-        Rejection valuesRejection = null;
+    /** The top-level fields of one record as they are read; reused, cleared per record. */
+    private static final class Fields {
+        String deviceId;
+        boolean badDeviceId;
+        long ts;
+        boolean hasTs;
+        String badTs;
+        long seq;
+        String badSeq;
+        float[] values;
+        Rejection valuesRejection;
 
+        void clear() {
+            deviceId = null;
+            badDeviceId = false;
+            ts = 0;
+            hasTs = false;
+            badTs = null;
+            seq = TelemetryEvent.NO_SEQ;
+            badSeq = null;
+            values = null;
+            valuesRejection = null;
+        }
+
+        void readDeviceId(JsonParser p, JsonToken v) throws IOException {
+            if (v == JsonToken.VALUE_STRING && !p.getText().isBlank()) {
+                deviceId = p.getText();
+            } else {
+                badDeviceId = true;
+                p.skipChildren();
+            }
+        }
+
+        void readTs(JsonParser p, JsonToken v) throws IOException {
+            hasTs = true;
+            Long parsed =
+                    v == JsonToken.VALUE_NUMBER_INT
+                            ? Long.valueOf(p.getLongValue())
+                            : v == JsonToken.VALUE_STRING ? parseInstant(p.getText()) : null;
+            if (parsed == null) {
+                badTs = p.getText();
+                p.skipChildren();
+            } else {
+                ts = parsed;
+            }
+        }
+
+        void readSeq(JsonParser p, JsonToken v) throws IOException {
+            if (v == JsonToken.VALUE_NUMBER_INT && p.getLongValue() >= 0) {
+                seq = p.getLongValue();
+            } else if (v != JsonToken.VALUE_NULL) {
+                badSeq = p.getText();
+                p.skipChildren();
+            }
+        }
+
+        /** The event, or the first problem in the contract's order of checks. */
+        Result result() {
+            if (deviceId == null) {
+                return badDeviceId
+                        ? Result.reject(DeadLetterReason.BAD_DEVICE_ID, "not a non-empty string")
+                        : Result.reject(DeadLetterReason.MISSING_DEVICE_ID, "device_id");
+            }
+            if (!hasTs) {
+                return Result.reject(DeadLetterReason.MISSING_TS, "ts");
+            }
+            if (badTs != null) {
+                return Result.reject(DeadLetterReason.BAD_TS, badTs);
+            }
+            if (badSeq != null) {
+                return Result.reject(DeadLetterReason.BAD_SEQ, badSeq);
+            }
+            if (values == null) {
+                return Result.reject(DeadLetterReason.MISSING_VALUES, "values");
+            }
+            if (valuesRejection != null) {
+                return new Result(null, valuesRejection);
+            }
+            return new Result(new TelemetryEvent(deviceId, ts, seq, values), null);
+        }
+    }
+
+    private final Fields fields = new Fields();
+
+    private Result parseObject(JsonParser p) throws IOException {
+        Fields f = fields;
+        f.clear();
         JsonToken t;
         while ((t = p.nextToken()) == JsonToken.FIELD_NAME) {
             String field = p.currentName();
             JsonToken v = p.nextToken();
             switch (field) {
-                case "device_id" -> {
-                    if (v == JsonToken.VALUE_STRING && !p.getText().isBlank()) {
-                        deviceId = p.getText();
-                    } else {
-                        badDeviceId = true;
-                        p.skipChildren();
-                    }
-                }
-                case "ts" -> {
-                    hasTs = true;
-                    if (v == JsonToken.VALUE_NUMBER_INT) {
-                        ts = p.getLongValue();
-                    } else if (v == JsonToken.VALUE_STRING) {
-                        Long parsed = parseInstant(p.getText());
-                        if (parsed == null) {
-                            badTs = p.getText();
-                        } else {
-                            ts = parsed;
-                        }
-                    } else {
-                        badTs = p.getText();
-                        p.skipChildren();
-                    }
-                }
-                case "seq" -> {
-                    if (v == JsonToken.VALUE_NUMBER_INT && p.getLongValue() >= 0) {
-                        seq = p.getLongValue();
-                    } else if (v != JsonToken.VALUE_NULL) {
-                        badSeq = p.getText();
-                        p.skipChildren();
-                    }
-                }
+                case "device_id" -> f.readDeviceId(p, v);
+                case "ts" -> f.readTs(p, v);
+                case "seq" -> f.readSeq(p, v);
                 case "values" -> {
                     if (v == JsonToken.START_OBJECT) {
-                        values = new float[features.length];
-                        valuesRejection = parseValues(p, values);
+                        f.values = new float[features.length];
+                        f.valuesRejection = parseValues(p, f.values);
                     } else {
                         p.skipChildren();
                     }
@@ -131,27 +178,7 @@ public final class TelemetryParser {
         if (p.nextToken() != null) {
             return Result.reject(DeadLetterReason.MALFORMED_JSON, "trailing content after object");
         }
-        if (deviceId == null) {
-            return badDeviceId
-                    ? Result.reject(DeadLetterReason.BAD_DEVICE_ID, "not a non-empty string")
-                    : Result.reject(DeadLetterReason.MISSING_DEVICE_ID, "device_id");
-        }
-        if (!hasTs) {
-            return Result.reject(DeadLetterReason.MISSING_TS, "ts");
-        }
-        if (badTs != null) {
-            return Result.reject(DeadLetterReason.BAD_TS, badTs);
-        }
-        if (badSeq != null) {
-            return Result.reject(DeadLetterReason.BAD_SEQ, badSeq);
-        }
-        if (values == null) {
-            return Result.reject(DeadLetterReason.MISSING_VALUES, "values");
-        }
-        if (valuesRejection != null) {
-            return new Result(null, valuesRejection);
-        }
-        return new Result(new TelemetryEvent(deviceId, ts, seq, values), null);
+        return f.result();
     }
 
     /** Fills {@code out} in card order; returns the first problem, or null. */
@@ -191,7 +218,11 @@ public final class TelemetryParser {
         return null;
     }
 
-    private static Long parseInstant(String text) {
+    /**
+     * An ISO-8601 instant or offset date-time as epoch milliseconds (the contract's string form of
+     * {@code ts}), or null when it is neither.
+     */
+    public static Long parseInstant(String text) {
         try {
             return Instant.parse(text).toEpochMilli();
         } catch (DateTimeParseException e) {

@@ -6,7 +6,9 @@ import dev.vigil.scoring.ScoringSettings;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
@@ -225,14 +227,29 @@ public final class VigilConfig {
     }
 
     private KafkaSettings.StartFrom startFrom() {
-        String v = get(VigilOptions.KAFKA_START_FROM);
+        return choice(VigilOptions.KAFKA_START_FROM, KafkaSettings.StartFrom.class);
+    }
+
+    /**
+     * An enum option's value (any case), or a message naming the choices: "must be committed,
+     * earliest or latest, was 'yesterday'".
+     */
+    private <E extends Enum<E>> E choice(ConfigOption<E> option, Class<E> type) {
         try {
-            return KafkaSettings.StartFrom.valueOf(v.toUpperCase(Locale.ROOT));
+            return conf.get(option);
         } catch (IllegalArgumentException e) {
+            List<String> names =
+                    Arrays.stream(type.getEnumConstants())
+                            .map(c -> c.name().toLowerCase(Locale.ROOT))
+                            .toList();
             throw new ConfigException(
-                    VigilOptions.KAFKA_START_FROM.key()
-                            + " must be committed, earliest or latest, was '"
-                            + v
+                    option.key()
+                            + " must be "
+                            + String.join(", ", names.subList(0, names.size() - 1))
+                            + " or "
+                            + names.get(names.size() - 1)
+                            + ", was '"
+                            + conf.toMap().get(option.key())
                             + "'");
         }
     }
@@ -255,16 +272,7 @@ public final class VigilConfig {
     }
 
     private ModelChange modelChange() {
-        String v = get(VigilOptions.MODEL_ON_CHANGE);
-        try {
-            return ModelChange.valueOf(v.toUpperCase(Locale.ROOT));
-        } catch (IllegalArgumentException e) {
-            throw new ConfigException(
-                    VigilOptions.MODEL_ON_CHANGE.key()
-                            + " must be reset, keep or fail, was '"
-                            + v
-                            + "'");
-        }
+        return choice(VigilOptions.MODEL_ON_CHANGE, ModelChange.class);
     }
 
     public Path modelDir() {

@@ -1,5 +1,7 @@
 package dev.vigil.config;
 
+import dev.vigil.kafka.KafkaSettings;
+import dev.vigil.scoring.ModelChange;
 import java.time.Duration;
 import java.util.List;
 import org.apache.flink.configuration.ConfigOption;
@@ -74,10 +76,10 @@ public final class VigilOptions {
                                     + " interval plus any expected downtime, at most the broker's"
                                     + " transaction.max.timeout.ms (15 min by default).");
 
-    public static final ConfigOption<String> KAFKA_START_FROM =
+    public static final ConfigOption<KafkaSettings.StartFrom> KAFKA_START_FROM =
             ConfigOptions.key("vigil.kafka.start-from")
-                    .stringType()
-                    .defaultValue("committed")
+                    .enumType(KafkaSettings.StartFrom.class)
+                    .defaultValue(KafkaSettings.StartFrom.COMMITTED)
                     .withDescription(
                             "Where a job without checkpoint or savepoint starts reading:"
                                     + " committed (the group's offsets, else earliest), earliest"
@@ -100,10 +102,10 @@ public final class VigilOptions {
                             "Directory with model.onnx and model.json, read where the job is"
                                     + " submitted and shipped with it. Required.");
 
-    public static final ConfigOption<String> MODEL_ON_CHANGE =
+    public static final ConfigOption<ModelChange> MODEL_ON_CHANGE =
             ConfigOptions.key("vigil.model.on-change")
-                    .stringType()
-                    .defaultValue("reset")
+                    .enumType(ModelChange.class)
+                    .defaultValue(ModelChange.RESET)
                     .withDescription(
                             "When restored state was written by another model version: reset"
                                     + " (zero each device's memory, warm up again), keep (keep"

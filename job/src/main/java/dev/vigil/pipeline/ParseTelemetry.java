@@ -1,5 +1,6 @@
 package dev.vigil.pipeline;
 
+import dev.vigil.metrics.Metrics;
 import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.RawRecord;
 import dev.vigil.serde.TelemetryEvent;

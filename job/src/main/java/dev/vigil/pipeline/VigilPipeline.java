@@ -2,8 +2,6 @@ package dev.vigil.pipeline;
 
 import dev.vigil.config.VigilConfig;
 import dev.vigil.config.VigilOptions;
-import dev.vigil.kafka.KafkaConnectors;
-import dev.vigil.kafka.KafkaSettings;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.scoring.BatchedScoringOperator;
 import dev.vigil.scoring.GruScoringFunction;
@@ -14,9 +12,7 @@ import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.RawRecord;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
-import dev.vigil.serde.WireFormat;
 import java.time.Duration;
-import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.configuration.CheckpointingOptions;
@@ -33,8 +29,9 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 
 /**
  * The Vigil dataflow (DESIGN.md, "The flow"): raw records → parse + validate (dead letters) → keyBy
- * device → GRU scoring (late/duplicates, scores) → anomaly events. Sources and sinks are attached
- * by the caller, so tests and the demo run exactly the job that clusters run.
+ * device → scoring (late/duplicates, scores) → anomaly events. {@link #define} is the one place the
+ * graph is built: the cluster job calls it with Kafka ({@code VigilJob}), the tests and the
+ * benchmark with their own source, sinks or scoring operator, so all of them run the same graph.
  *
  * <p>Every operator's uid below names its state in savepoints: never change one.
  */
@@ -49,12 +46,45 @@ public final class VigilPipeline {
 
     private VigilPipeline() {}
 
-    /** The streams the scoring leaves behind, for sinks to attach to. */
-    public record Streams(
-            DataStream<AnomalyEvent> anomalies,
-            DataStream<DeadLetter> deadLetters,
-            DataStream<TelemetryEvent> late,
-            DataStream<ScoredStep> scores) {}
+    /** Where raw records come from: the telemetry topic on a cluster, anything in a test. */
+    @FunctionalInterface
+    public interface RawSource {
+        /** Adds the source (with its uid, {@link #UID_SOURCE} for Kafka) to {@code env}. */
+        DataStream<RawRecord> read(StreamExecutionEnvironment env);
+    }
+
+    /** Where the job's outputs go; each method attaches one sink (with its uid) to a stream. */
+    public interface Sinks {
+        void anomalies(DataStream<AnomalyEvent> anomalies);
+
+        void deadLetters(DataStream<DeadLetter> deadLetters);
+
+        /** Every scored step, when {@link ScoringSettings#emitScores()}; else an empty stream. */
+        void scores(DataStream<ScoredStep> scores);
+    }
+
+    /**
+     * The keyed operator that turns each device's events into anomaly events: the job's own ({@link
+     * #of}), or the benchmark's baselines. {@link #define} gives it {@link #UID_SCORING}.
+     */
+    @FunctionalInterface
+    public interface Scoring {
+        SingleOutputStreamOperator<AnomalyEvent> apply(
+                KeyedStream<TelemetryEvent, String> byDevice);
+
+        /** The job's scoring: batched, or record by record when the batch size is 0. */
+        static Scoring of(ModelBundle bundle, ScoringSettings settings) {
+            // Both operators keep the same state under the same uid: either can restore the other.
+            return byDevice ->
+                    (settings.batchSize() == 0
+                                    ? byDevice.process(new GruScoringFunction(bundle, settings))
+                                    : byDevice.transform(
+                                            "GRU scoring",
+                                            TypeInformation.of(AnomalyEvent.class),
+                                            new BatchedScoringOperator(bundle, settings)))
+                            .name("GRU scoring");
+        }
+    }
 
     /**
      * A streaming environment with the job's fixed choices: RocksDB state, exactly-once
@@ -87,86 +117,26 @@ public final class VigilPipeline {
         return StreamExecutionEnvironment.getExecutionEnvironment(c);
     }
 
-    /** The telemetry topic as raw records, with per-partition watermarks and idleness. */
-    public static DataStream<RawRecord> readKafka(
-            StreamExecutionEnvironment env, VigilConfig config) {
-        WatermarkStrategy<RawRecord> watermarks =
-                WatermarkStrategy.<RawRecord>forBoundedOutOfOrderness(Duration.ofSeconds(30))
-                        .withIdleness(Duration.ofMinutes(1));
-        return env.fromSource(
-                        KafkaConnectors.telemetrySource(
-                                config.kafka(), config.get(VigilOptions.TOPIC_TELEMETRY)),
-                        watermarks,
-                        "telemetry ← Kafka")
-                .uid(UID_SOURCE);
-    }
-
-    /** Parses and validates raw records against the model's features; bad ones go aside. */
-    public static SingleOutputStreamOperator<TelemetryEvent> parse(
-            DataStream<RawRecord> raw, ModelBundle bundle) {
-        return raw.process(new ParseTelemetry(bundle.card().featureNames()))
-                .uid(UID_PARSE)
-                .name("parse + validate");
-    }
-
-    /** Parses, validates and scores raw records. */
-    public static Streams score(
-            DataStream<RawRecord> raw, ModelBundle bundle, ScoringSettings settings) {
-        SingleOutputStreamOperator<TelemetryEvent> parsed = parse(raw, bundle);
-        KeyedStream<TelemetryEvent, String> byDevice = parsed.keyBy(new DeviceKey());
-        // Both operators keep the same state under the same uid: either can restore the other.
+    /**
+     * The whole graph: reads {@code source}, parses and validates against the model's features,
+     * keys by device, scores with {@code scoring}, and hands every output to {@code sinks}.
+     */
+    public static void define(
+            StreamExecutionEnvironment env,
+            RawSource source,
+            ModelBundle bundle,
+            Scoring scoring,
+            Sinks sinks) {
+        SingleOutputStreamOperator<TelemetryEvent> parsed =
+                source.read(env)
+                        .process(new ParseTelemetry(bundle.card().featureNames()))
+                        .uid(UID_PARSE)
+                        .name("parse + validate");
         SingleOutputStreamOperator<AnomalyEvent> anomalies =
-                (settings.batchSize() == 0
-                                ? byDevice.process(new GruScoringFunction(bundle, settings))
-                                : byDevice.transform(
-                                        "GRU scoring",
-                                        TypeInformation.of(AnomalyEvent.class),
-                                        new BatchedScoringOperator(bundle, settings)))
-                        .uid(UID_SCORING)
-                        .name("GRU scoring");
-        return new Streams(
-                anomalies,
-                parsed.getSideOutput(ParseTelemetry.DEAD_LETTERS),
-                anomalies.getSideOutput(Outputs.LATE),
-                anomalies.getSideOutput(Outputs.SCORES));
-    }
-
-    /** Attaches the exactly-once Kafka sinks: anomalies, dead letters and, if set, scores. */
-    public static void writeKafka(Streams streams, VigilConfig config) {
-        KafkaSettings kafka = config.kafka();
-        streams.anomalies()
-                .sinkTo(
-                        KafkaConnectors.exactlyOnceSink(
-                                kafka,
-                                config.get(VigilOptions.TOPIC_ANOMALIES),
-                                a -> a.deviceId,
-                                WireFormat::anomaly))
-                .uid(UID_ANOMALIES_SINK)
-                .name("anomalies → Kafka");
-        streams.deadLetters()
-                .sinkTo(
-                        KafkaConnectors.exactlyOnceSink(
-                                kafka,
-                                config.get(VigilOptions.TOPIC_DEAD_LETTERS),
-                                d -> null,
-                                WireFormat::deadLetter))
-                .uid(UID_DEAD_LETTERS_SINK)
-                .name("dead letters → Kafka");
-        String scoresTopic = config.get(VigilOptions.TOPIC_SCORES);
-        if (!scoresTopic.isBlank()) {
-            streams.scores()
-                    .sinkTo(
-                            KafkaConnectors.exactlyOnceSink(
-                                    kafka, scoresTopic, s -> s.deviceId, WireFormat::score))
-                    .uid(UID_SCORES_SINK)
-                    .name("scores → Kafka");
-        }
-    }
-
-    /** The whole job from Kafka to Kafka. */
-    public static void defineKafkaJob(
-            StreamExecutionEnvironment env, VigilConfig config, ModelBundle bundle) {
-        writeKafka(score(readKafka(env, config), bundle, config.scoring()), config);
+                scoring.apply(parsed.keyBy(new DeviceKey())).uid(UID_SCORING);
+        sinks.anomalies(anomalies);
+        sinks.deadLetters(parsed.getSideOutput(ParseTelemetry.DEAD_LETTERS));
+        sinks.scores(anomalies.getSideOutput(Outputs.SCORES));
     }
 
     /** Keys telemetry by device: one device's steps meet its state, in order. */

@@ -1,7 +1,7 @@
 package dev.vigil.scoring;
 
+import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
-import dev.vigil.pipeline.Metrics;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
@@ -48,8 +48,8 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
 
     // The buffer, in arrival order.
     private transient TelemetryEvent[] events;
+    // Each buffered record's Flink timestamp (Scorer.NO_TIMESTAMP if none): its outputs carry it.
     private transient long[] timestamps;
-    private transient boolean[] hasTimestamp;
     private transient int size;
     private transient ScheduledFuture<?> timeout;
 
@@ -61,7 +61,6 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     private transient int[] rowEvent;
 
     private transient StreamRecord<AnomalyEvent> anomalyOut;
-    private transient int current;
 
     /** One device's part of a flush: its state and the buffer indexes of its records. */
     private static final class Slot {
@@ -95,7 +94,6 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         scorer = new Scorer(bundle, settings, batchSize, new Metrics.Scoring(getRuntimeContext()));
         events = new TelemetryEvent[batchSize];
         timestamps = new long[batchSize];
-        hasTimestamp = new boolean[batchSize];
         slotsByDevice = new HashMap<>(batchSize * 2);
         slots = new ArrayList<>(batchSize);
         slotPool = new ArrayList<>(batchSize);
@@ -107,8 +105,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     @Override
     public void processElement(StreamRecord<TelemetryEvent> record) throws Exception {
         events[size] = record.getValue();
-        hasTimestamp[size] = record.hasTimestamp();
-        timestamps[size] = record.getTimestamp();
+        timestamps[size] = record.hasTimestamp() ? record.getTimestamp() : Scorer.NO_TIMESTAMP;
         size++;
         if (size == batchSize) {
             flush();
@@ -160,18 +157,18 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         int rounds = groupByDevice();
         for (Slot slot : slots) {
             setCurrentKey(slot.deviceId);
-            current = slot.indexes[0];
-            slot.state = scorer.prepare(state.value(), slot.deviceId, this);
+            int first = slot.indexes[0];
+            slot.state = scorer.prepare(state.value(), slot.deviceId, timestamps[first], this);
         }
         for (int round = 0; round < rounds; round++) {
             int rows = 0;
             for (Slot slot : slots) {
                 if (slot.count > round) {
-                    current = slot.indexes[round];
-                    if (scorer.accept(slot.state, events[current], this)) {
-                        scorer.load(slot.state, events[current], rows);
+                    int i = slot.indexes[round];
+                    if (scorer.accept(slot.state, events[i], timestamps[i], this)) {
+                        scorer.load(slot.state, events[i], rows);
                         rowSlot[rows] = slot;
-                        rowEvent[rows] = current;
+                        rowEvent[rows] = i;
                         rows++;
                     }
                 }
@@ -179,8 +176,8 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
             if (rows > 0) {
                 scorer.infer(rows);
                 for (int row = 0; row < rows; row++) {
-                    current = rowEvent[row];
-                    scorer.finish(rowSlot[row].state, events[current], row, this);
+                    int i = rowEvent[row];
+                    scorer.finish(rowSlot[row].state, events[i], row, timestamps[i], this);
                 }
             }
         }
@@ -223,26 +220,26 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         size = 0;
     }
 
-    private <T> StreamRecord<T> stamped(StreamRecord<T> record, T value) {
-        if (hasTimestamp[current]) {
-            return record.replace(value, timestamps[current]);
+    private static <T> StreamRecord<T> stamped(StreamRecord<T> record, T value, long timestamp) {
+        if (timestamp != Scorer.NO_TIMESTAMP) {
+            return record.replace(value, timestamp);
         }
         record.eraseTimestamp();
         return record.replace(value);
     }
 
     @Override
-    public void anomaly(AnomalyEvent event) {
-        output.collect(stamped(anomalyOut, event));
+    public void anomaly(AnomalyEvent event, long timestamp) {
+        output.collect(stamped(anomalyOut, event, timestamp));
     }
 
     @Override
-    public void late(TelemetryEvent event) {
-        output.collect(Outputs.LATE, stamped(new StreamRecord<>(event), event));
+    public void late(TelemetryEvent event, long timestamp) {
+        output.collect(Outputs.LATE, stamped(new StreamRecord<>(event), event, timestamp));
     }
 
     @Override
-    public void score(ScoredStep step) {
-        output.collect(Outputs.SCORES, stamped(new StreamRecord<>(step), step));
+    public void score(ScoredStep step, long timestamp) {
+        output.collect(Outputs.SCORES, stamped(new StreamRecord<>(step), step, timestamp));
     }
 }

@@ -1,7 +1,7 @@
 package dev.vigil.scoring;
 
+import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
-import dev.vigil.pipeline.Metrics;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
@@ -56,27 +56,29 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
             throws Exception {
         this.ctx = ctx;
         this.out = out;
-        DeviceState s = scorer.prepare(state.value(), e.deviceId, this);
-        if (scorer.accept(s, e, this)) {
+        // Outputs take this record's timestamp from ctx and out: no need to pass one.
+        long ts = Scorer.NO_TIMESTAMP;
+        DeviceState s = scorer.prepare(state.value(), e.deviceId, ts, this);
+        if (scorer.accept(s, e, ts, this)) {
             scorer.load(s, e, 0);
             scorer.infer(1);
-            scorer.finish(s, e, 0, this);
+            scorer.finish(s, e, 0, ts, this);
         }
         state.update(s);
     }
 
     @Override
-    public void anomaly(AnomalyEvent event) {
+    public void anomaly(AnomalyEvent event, long timestamp) {
         out.collect(event);
     }
 
     @Override
-    public void late(TelemetryEvent event) {
+    public void late(TelemetryEvent event, long timestamp) {
         ctx.output(Outputs.LATE, event);
     }
 
     @Override
-    public void score(ScoredStep step) {
+    public void score(ScoredStep step, long timestamp) {
         ctx.output(Outputs.SCORES, step);
     }
 }

@@ -2,10 +2,10 @@ package dev.vigil.scoring;
 
 import dev.vigil.alerts.EpisodeRules;
 import dev.vigil.alerts.Thresholds;
+import dev.vigil.metrics.Metrics;
 import dev.vigil.model.GruModel;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
-import dev.vigil.pipeline.Metrics;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
@@ -28,13 +28,20 @@ final class Scorer implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(Scorer.class);
 
-    /** Where a step's results go. */
+    /** A record without a Flink timestamp. */
+    static final long NO_TIMESTAMP = Long.MIN_VALUE;
+
+    /**
+     * Where a step's results go. {@code timestamp} is the Flink timestamp of the input record that
+     * caused the output (or {@link #NO_TIMESTAMP}), for an operator that emits outside Flink's
+     * per-record context.
+     */
     interface Emitter {
-        void anomaly(AnomalyEvent event);
+        void anomaly(AnomalyEvent event, long timestamp);
 
-        void late(TelemetryEvent event);
+        void late(TelemetryEvent event, long timestamp);
 
-        void score(ScoredStep step);
+        void score(ScoredStep step, long timestamp);
     }
 
     private final ModelCard card;
@@ -83,7 +90,7 @@ final class Scorer implements AutoCloseable {
      * under the new version when the sizes match (else a reset), {@code FAIL} stops the job with
      * both versions named.
      */
-    DeviceState prepare(DeviceState stored, String deviceId, Emitter out) {
+    DeviceState prepare(DeviceState stored, String deviceId, long timestamp, Emitter out) {
         if (stored == null) {
             return DeviceState.fresh(card.version(), hidden, features);
         }
@@ -120,7 +127,7 @@ final class Scorer implements AutoCloseable {
             metrics.keptModelChange.inc();
             return stored;
         }
-        closeOnReset(stored, deviceId, out);
+        closeOnReset(stored, deviceId, timestamp, out);
         DeviceState s = DeviceState.fresh(card.version(), hidden, features);
         s.lastTs = stored.lastTs;
         s.lastSeq = stored.lastSeq;
@@ -133,19 +140,19 @@ final class Scorer implements AutoCloseable {
      * is at or before the last scored step, by {@code seq} when both have one, else by {@code ts};
      * the hidden state is then untouched.
      */
-    boolean accept(DeviceState s, TelemetryEvent e, Emitter out) {
+    boolean accept(DeviceState s, TelemetryEvent e, long timestamp, Emitter out) {
         if (s.lastTs != Long.MIN_VALUE) {
             boolean bySeq = e.hasSeq() && s.lastSeq != DeviceState.NO_SEQ;
             long last = bySeq ? s.lastSeq : s.lastTs;
             long now = bySeq ? e.seq : e.ts;
             if (now <= last) {
                 metrics.late(now == last);
-                out.late(e);
+                out.late(e, timestamp);
                 return false;
             }
         }
         if (s.steps > 0 && e.ts - s.lastTs > settings.gapMs()) {
-            closeOnReset(s, e.deviceId, out);
+            closeOnReset(s, e.deviceId, timestamp, out);
             s.resetMemory();
             metrics.resetGap.inc();
         }
@@ -178,7 +185,7 @@ final class Scorer implements AutoCloseable {
     }
 
     /** Takes row {@code row}'s new memory and forecast, then warm-up, episodes and outputs. */
-    void finish(DeviceState s, TelemetryEvent e, int row, Emitter out) {
+    void finish(DeviceState s, TelemetryEvent e, int row, long timestamp, Emitter out) {
         model.hNext().get(row * hidden, s.hidden);
         model.y().get(row * features, s.forecast);
         s.steps++;
@@ -187,20 +194,21 @@ final class Scorer implements AutoCloseable {
         metrics.scored.inc();
         float score = scores[row];
         if (settings.emitScores()) {
-            out.score(new ScoredStep(e.deviceId, e.ts, score));
+            out.score(new ScoredStep(e.deviceId, e.ts, score), timestamp);
         }
         if (scored[row] && s.steps > card.warmupSteps()) {
             float threshold = thresholds.effective(s);
             String type = rules.step(s, e.ts, score, threshold, shares[row]);
             if (type != null) {
-                out.anomaly(event(type, e.deviceId, e.ts, score, threshold, s, shares[row]));
+                out.anomaly(
+                        event(type, e.deviceId, e.ts, score, threshold, s, shares[row]), timestamp);
             }
             thresholds.learn(s, score);
         }
         latencyMs.update(System.currentTimeMillis() - e.ts);
     }
 
-    private void closeOnReset(DeviceState s, String deviceId, Emitter out) {
+    private void closeOnReset(DeviceState s, String deviceId, long timestamp, Emitter out) {
         if (rules.forceClose(s)) {
             out.anomaly(
                     event(
@@ -210,7 +218,8 @@ final class Scorer implements AutoCloseable {
                             0f,
                             thresholds.effective(s),
                             s,
-                            s.episodeShares));
+                            s.episodeShares),
+                    timestamp);
         }
     }
 

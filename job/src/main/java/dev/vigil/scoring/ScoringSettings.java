@@ -18,6 +18,8 @@ import java.io.Serializable;
  * @param batchTimeoutMs longest a record waits in the buffer
  * @param onModelChange what a device's state written by another model version becomes
  * @param stateTtl how long a silent device's state is kept
+ *     <p>{@code VigilConfig.scoring()} builds it from the options; {@link #toBuilder()} changes a
+ *     few fields of a given one (tests start from the options' defaults).
  */
 public record ScoringSettings(
         long gapMs,
@@ -31,4 +33,105 @@ public record ScoringSettings(
         long batchTimeoutMs,
         ModelChange onModelChange,
         java.time.Duration stateTtl)
-        implements Serializable {}
+        implements Serializable {
+
+    public Builder toBuilder() {
+        return new Builder(this);
+    }
+
+    /** A copy of some settings with a few fields changed. */
+    public static final class Builder {
+        private long gapMs;
+        private int openAfter;
+        private int closeAfter;
+        private int updateEvery;
+        private int topFeatures;
+        private int adaptiveHalfLife;
+        private boolean emitScores;
+        private int batchSize;
+        private long batchTimeoutMs;
+        private ModelChange onModelChange;
+        private java.time.Duration stateTtl;
+
+        private Builder(ScoringSettings s) {
+            gapMs = s.gapMs;
+            openAfter = s.openAfter;
+            closeAfter = s.closeAfter;
+            updateEvery = s.updateEvery;
+            topFeatures = s.topFeatures;
+            adaptiveHalfLife = s.adaptiveHalfLife;
+            emitScores = s.emitScores;
+            batchSize = s.batchSize;
+            batchTimeoutMs = s.batchTimeoutMs;
+            onModelChange = s.onModelChange;
+            stateTtl = s.stateTtl;
+        }
+
+        public Builder gapMs(long v) {
+            gapMs = v;
+            return this;
+        }
+
+        public Builder openAfter(int v) {
+            openAfter = v;
+            return this;
+        }
+
+        public Builder closeAfter(int v) {
+            closeAfter = v;
+            return this;
+        }
+
+        public Builder updateEvery(int v) {
+            updateEvery = v;
+            return this;
+        }
+
+        public Builder topFeatures(int v) {
+            topFeatures = v;
+            return this;
+        }
+
+        public Builder adaptiveHalfLife(int v) {
+            adaptiveHalfLife = v;
+            return this;
+        }
+
+        public Builder emitScores(boolean v) {
+            emitScores = v;
+            return this;
+        }
+
+        /** Records per ONNX Runtime round and the longest wait; size 0 for the per-record one. */
+        public Builder batch(int size, long timeoutMs) {
+            batchSize = size;
+            batchTimeoutMs = timeoutMs;
+            return this;
+        }
+
+        public Builder onModelChange(ModelChange v) {
+            onModelChange = v;
+            return this;
+        }
+
+        public Builder stateTtl(java.time.Duration v) {
+            stateTtl = v;
+            return this;
+        }
+
+        public ScoringSettings build() {
+            return new ScoringSettings(
+                    gapMs,
+                    openAfter,
+                    closeAfter,
+                    updateEvery,
+                    topFeatures,
+                    adaptiveHalfLife,
+                    emitScores,
+                    batchSize,
+                    batchTimeoutMs,
+                    onModelChange,
+                    stateTtl);
+        }
+    }
+}

@@ -187,6 +187,8 @@ class VigilConfigTest {
             def = "(none)";
         } else if (o.defaultValue() instanceof java.time.Duration d) {
             def = org.apache.flink.util.TimeUtils.formatWithHighestUnit(d);
+        } else if (o.defaultValue() instanceof Enum<?> e) {
+            def = e.name().toLowerCase(java.util.Locale.ROOT);
         } else if (String.valueOf(o.defaultValue()).isEmpty()) {
             def = "(empty)";
         } else {

@@ -30,8 +30,7 @@ class KryoDisabledTest {
     @Test
     void shouldRefuseAGenericTypeWhenTheJobIsBuilt(@TempDir Path dir) {
         StreamExecutionEnvironment env =
-                VigilPipeline.environment(
-                        VigilConfig.of(Fixtures.boundedRun("127.0.0.1:9", "kryo", dir, "1s")));
+                VigilPipeline.environment(VigilConfig.of(Fixtures.brokerFreeRun(dir)));
 
         assertThatThrownBy(
                         () -> {

@@ -12,7 +12,6 @@ import dev.vigil.testing.Fixtures;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -54,18 +53,11 @@ class BatchedScoringOperatorTest {
     }
 
     private static ScoringSettings settings(int batchSize, long timeoutMs) {
-        return new ScoringSettings(
-                10 * 60_000L,
-                3,
-                30,
-                20,
-                3,
-                0,
-                true,
-                batchSize,
-                timeoutMs,
-                ModelChange.RESET,
-                Duration.ofDays(30));
+        return Fixtures.scoringDefaults()
+                .updateEvery(20)
+                .emitScores(true)
+                .batch(batchSize, timeoutMs)
+                .build();
     }
 
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>

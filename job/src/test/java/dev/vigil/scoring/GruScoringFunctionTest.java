@@ -34,8 +34,15 @@ class GruScoringFunctionTest {
     /** State time-to-live of these tests: an hour of processing time. */
     private static final Duration TTL = Duration.ofHours(1);
 
+    /** The defaults (gap 10 min, reset on model change), record by record, quicker episodes. */
     private static final ScoringSettings SETTINGS =
-            new ScoringSettings(10 * 60_000L, 2, 10, 0, 3, 0, true, 0, 0, ModelChange.RESET, TTL);
+            Fixtures.scoringDefaults()
+                    .openAfter(2)
+                    .closeAfter(10)
+                    .emitScores(true)
+                    .batch(0, 0)
+                    .stateTtl(TTL)
+                    .build();
 
     /** 400 normal steps of one pump, one a minute, with seq. */
     private static List<TelemetryEvent> normal;
@@ -158,7 +165,7 @@ class GruScoringFunctionTest {
     void shouldOrderByTimestampWhenEventsCarryNoSeq() throws Exception {
         List<TelemetryEvent> noSeq = new ArrayList<>();
         for (TelemetryEvent e : normal.subList(0, 50)) {
-            noSeq.add(new TelemetryEvent(e.deviceId, e.ts, TelemetryEvent.NO_SEQ, e.values));
+            noSeq.add(TelemetryEvent.withoutSeq(e.deviceId, e.ts, e.values));
         }
         noSeq.add(noSeq.get(20)); // an old timestamp
         noSeq.add(noSeq.get(49)); // the same timestamp again
@@ -269,19 +276,7 @@ class GruScoringFunctionTest {
     }
 
     private static ScoringSettings onModelChange(ModelChange policy) {
-        ScoringSettings s = SETTINGS;
-        return new ScoringSettings(
-                s.gapMs(),
-                s.openAfter(),
-                s.closeAfter(),
-                s.updateEvery(),
-                s.topFeatures(),
-                s.adaptiveHalfLife(),
-                s.emitScores(),
-                s.batchSize(),
-                s.batchTimeoutMs(),
-                policy,
-                s.stateTtl());
+        return SETTINGS.toBuilder().onModelChange(policy).build();
     }
 
     @Test

@@ -3,14 +3,14 @@ package dev.vigil.testing;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import dev.vigil.cli.LocalRun;
-import dev.vigil.kafka.TopicIO;
+import dev.vigil.config.VigilConfig;
+import dev.vigil.config.VigilOptions;
 import dev.vigil.model.ModelBundle;
+import dev.vigil.scoring.ScoringSettings;
 import dev.vigil.serde.AnomalyEvent;
-import dev.vigil.serde.WireFormat;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.common.JobExecutionResult;
@@ -18,7 +18,11 @@ import org.apache.flink.configuration.Configuration;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 
-/** Where the committed test data lives, found from any module's working directory. */
+/**
+ * The shared test fixtures of every module (published as the job's test-jar): where the committed
+ * test data lives, found from any module's working directory; the committed model; the mini cluster
+ * the job tests run on; and the one "same anomalies" assertion.
+ */
 public final class Fixtures {
 
     private Fixtures() {}
@@ -40,22 +44,32 @@ public final class Fixtures {
     }
 
     /**
-     * The configuration of a bounded test run of the whole job against {@code bootstrapServers}
-     * (see {@link LocalRun}): the committed model, output topics and ids suffixed with {@code run},
-     * parallelism 2. Callers add or override keys.
+     * The configuration of a test job that reads no Kafka (its source and sinks are injected): the
+     * committed model, checkpoints every 200 ms under {@code checkpoints}, parallelism 2. The
+     * bootstrap address is required by the options but never contacted. Callers add keys.
      */
-    public static Map<String, String> boundedRun(
-            String bootstrapServers, String run, Path checkpoints, String checkpointInterval) {
-        return LocalRun.config(
-                bootstrapServers, modelDir(), run, checkpoints, checkpointInterval, 2);
+    public static Map<String, String> brokerFreeRun(Path checkpoints) {
+        Map<String, String> c = new HashMap<>();
+        c.put(VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(), "127.0.0.1:9");
+        c.put(VigilOptions.MODEL_DIR.key(), modelDir().toString());
+        c.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "200ms");
+        c.put(VigilOptions.CHECKPOINT_DIR.key(), checkpoints.toUri().toString());
+        c.put("parallelism.default", "2");
+        return c;
     }
 
-    /** The output topics {@link #boundedRun} writes to. */
-    public static List<String> outputTopics(String run) {
-        return LocalRun.outputTopics(run);
+    /**
+     * The scoring settings a job gets from the options' defaults (see {@code VigilOptions}), to
+     * change the few fields a test cares about.
+     */
+    public static ScoringSettings.Builder scoringDefaults() {
+        Map<String, String> c = new HashMap<>();
+        c.put(VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(), "127.0.0.1:9");
+        c.put(VigilOptions.MODEL_DIR.key(), modelDir().toString());
+        return VigilConfig.of(c).scoring().toBuilder();
     }
 
-    /** A count the finished job accumulated (see {@code dev.vigil.pipeline.Metrics}). */
+    /** A count the finished job accumulated (see {@code dev.vigil.metrics.Metrics}). */
     public static long accumulated(JobExecutionResult result, String name) {
         return ((Number) result.getAccumulatorResult(name)).longValue();
     }
@@ -72,20 +86,17 @@ public final class Fixtures {
 
     /** A mini cluster of one TaskManager with {@code slots} slots (the largest parallelism). */
     public static MiniClusterExtension miniCluster(int slots) {
+        return miniCluster(slots, new Configuration());
+    }
+
+    /** {@link #miniCluster(int)} with a cluster configuration (for example a metric reporter's). */
+    public static MiniClusterExtension miniCluster(int slots, Configuration configuration) {
         return new MiniClusterExtension(
                 new MiniClusterResourceConfiguration.Builder()
-                        .setConfiguration(new Configuration())
+                        .setConfiguration(configuration)
                         .setNumberTaskManagers(1)
                         .setNumberSlotsPerTaskManager(slots)
                         .build());
-    }
-
-    /** The committed anomaly events of a topic, in event id order. */
-    public static List<AnomalyEvent> anomalies(String bootstrapServers, String topic) {
-        return TopicIO.readCommitted(bootstrapServers, topic).stream()
-                .map(WireFormat::parseAnomaly)
-                .sorted(Comparator.comparing((AnomalyEvent e) -> e.eventId))
-                .toList();
     }
 
     /**

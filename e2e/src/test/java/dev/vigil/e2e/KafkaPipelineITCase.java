@@ -1,20 +1,23 @@
-package dev.vigil.pipeline;
+package dev.vigil.e2e;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import dev.vigil.alerts.Evaluation;
-import dev.vigil.cli.VigilJob;
 import dev.vigil.config.VigilConfig;
-import dev.vigil.kafka.EmbeddedKafkaBroker;
-import dev.vigil.kafka.TopicIO;
+import dev.vigil.job.VigilJob;
+import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
+import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.RawRecord;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.WireFormat;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testing.Fixtures;
+import dev.vigil.tools.LocalRun;
+import dev.vigil.tools.evaluation.Evaluation;
+import dev.vigil.tools.kafka.EmbeddedKafkaBroker;
+import dev.vigil.tools.kafka.TopicIO;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Comparator;
@@ -31,8 +34,6 @@ import org.apache.flink.api.common.state.CheckpointListener;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.runtime.testutils.InMemoryReporter;
-import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
-import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.junit.jupiter.api.AfterAll;
@@ -57,12 +58,7 @@ class KafkaPipelineITCase {
      */
     @RegisterExtension
     static final MiniClusterExtension MINI_CLUSTER =
-            new MiniClusterExtension(
-                    new MiniClusterResourceConfiguration.Builder()
-                            .setConfiguration(REPORTER.addToConfiguration(new Configuration()))
-                            .setNumberTaskManagers(1)
-                            .setNumberSlotsPerTaskManager(2)
-                            .build());
+            Fixtures.miniCluster(2, REPORTER.addToConfiguration(new Configuration()));
 
     private static EmbeddedKafkaBroker kafka;
     private static Path fleet;
@@ -89,9 +85,15 @@ class KafkaPipelineITCase {
 
     /** A bounded run's configuration, writing to topics with the given suffix. */
     private static VigilConfig config(String run, Path checkpoints) throws Exception {
-        kafka.createTopics(4, Fixtures.outputTopics(run));
+        kafka.createTopics(4, LocalRun.outputTopics(run));
         Map<String, String> c =
-                Fixtures.boundedRun(kafka.bootstrapServers(), run, checkpoints, "200ms");
+                LocalRun.config(
+                        kafka.bootstrapServers(),
+                        Fixtures.modelDir(),
+                        run,
+                        checkpoints,
+                        "200ms",
+                        2);
         c.put("restart-strategy.type", "fixed-delay");
         c.put("restart-strategy.fixed-delay.attempts", "3");
         c.put("restart-strategy.fixed-delay.delay", "500ms");
@@ -127,10 +129,10 @@ class KafkaPipelineITCase {
             throws Exception {
         JobExecutionResult result = VigilJob.run(config("plain", checkpoints), bundle);
 
-        long in = Fixtures.accumulated(result, Metrics.RECORDS_IN);
-        long scored = Fixtures.accumulated(result, Metrics.SCORED);
-        long late = Fixtures.accumulated(result, Metrics.LATE);
-        long dead = Fixtures.accumulated(result, Metrics.DEAD_LETTERS);
+        long in = LocalRun.counted(result, Metrics.RECORDS_IN);
+        long scored = LocalRun.counted(result, Metrics.SCORED);
+        long late = LocalRun.counted(result, Metrics.LATE);
+        long dead = LocalRun.counted(result, Metrics.DEAD_LETTERS);
         assertThat(in).isEqualTo(produced);
         assertThat(in).isEqualTo(scored + late + dead);
         assertThat(late).isPositive(); // the fleet's feed carries duplicates and late re-sends
@@ -169,11 +171,16 @@ class KafkaPipelineITCase {
 
         VigilConfig failing = config("failing", dir.resolve("b"));
         StreamExecutionEnvironment env = VigilPipeline.environment(failing);
-        DataStream<RawRecord> raw =
-                VigilPipeline.readKafka(env, failing)
-                        .map(new FailOnceAfterACheckpoint(produced / 4))
-                        .uid("fail-once");
-        VigilPipeline.writeKafka(VigilPipeline.score(raw, bundle, failing.scoring()), failing);
+        VigilPipeline.define(
+                env,
+                e ->
+                        VigilJob.kafkaSource(failing)
+                                .read(e)
+                                .map(new FailOnceAfterACheckpoint(produced / 4))
+                                .uid("fail-once"),
+                bundle,
+                VigilPipeline.Scoring.of(bundle, failing.scoring()),
+                VigilJob.kafkaSinks(failing));
         env.execute("vigil-with-failure");
 
         assertThat(FailOnceAfterACheckpoint.FAILED.get()).isTrue();

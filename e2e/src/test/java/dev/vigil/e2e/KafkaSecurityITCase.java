@@ -1,19 +1,20 @@
-package dev.vigil.pipeline;
+package dev.vigil.e2e;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.vigil.cli.VigilJob;
 import dev.vigil.config.VigilConfig;
 import dev.vigil.config.VigilOptions;
-import dev.vigil.kafka.EmbeddedKafkaBroker;
-import dev.vigil.kafka.TopicIO;
+import dev.vigil.job.VigilJob;
+import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testing.Fixtures;
 import dev.vigil.testing.LogCapture;
+import dev.vigil.tools.LocalRun;
+import dev.vigil.tools.kafka.EmbeddedKafkaBroker;
+import dev.vigil.tools.kafka.TopicIO;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Path;
@@ -23,16 +24,12 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.UUID;
 import org.apache.flink.api.common.JobExecutionResult;
-import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.apache.flink.util.ExceptionUtils;
 import org.apache.kafka.common.errors.SaslAuthenticationException;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.MethodOrderer;
-import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -42,16 +39,9 @@ import org.junit.jupiter.api.io.TempDir;
  * within a minute with Kafka's authentication error with a wrong one, and no password ever reaches
  * the log (captured at INFO, DEBUG for Kafka's security code and Flink's Kafka connector).
  */
-@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class KafkaSecurityITCase {
 
-    @RegisterExtension
-    static final MiniClusterExtension MINI_CLUSTER =
-            new MiniClusterExtension(
-                    new MiniClusterResourceConfiguration.Builder()
-                            .setNumberTaskManagers(1)
-                            .setNumberSlotsPerTaskManager(2)
-                            .build());
+    @RegisterExtension static final MiniClusterExtension MINI_CLUSTER = Fixtures.miniCluster(2);
 
     private static final String ADMIN = "vigil-admin";
     private static final String USER = "vigil";
@@ -66,10 +56,17 @@ class KafkaSecurityITCase {
     private static long produced;
     private static ModelBundle bundle;
 
-    /** The wrong-credentials run's failure, for the log test: its trace must not leak either. */
+    /** The right-credentials run's result. */
+    private static JobExecutionResult rightResult;
+
+    /**
+     * The wrong-credentials run's failure (its trace must not leak either), and how long it took.
+     */
     private static Throwable failure;
 
-    private static boolean ranRight;
+    private static Duration failedAfter;
+
+    @TempDir static Path work;
 
     @BeforeAll
     static void startScramKafkaAndReplayASmallFleet(@TempDir Path fleet) throws Exception {
@@ -87,6 +84,34 @@ class KafkaSecurityITCase {
         produced =
                 TopicIO.replay(
                         kafka.bootstrapServers(), user, "telemetry", fleet.resolve("test.jsonl"));
+    }
+
+    /**
+     * Runs the job twice, with the right and with a wrong password, the first time a test asks
+     * (inside a test, so on this class's mini cluster): each test checks one side of those two
+     * runs, so each is meaningful when run alone.
+     */
+    private static synchronized void runWithRightAndWrongCredentials() throws Exception {
+        if (rightResult != null) {
+            return;
+        }
+        Map<String, String> right = config("right", PASSWORD, work.resolve("right"));
+        right.put("restart-strategy.type", "fixed-delay");
+        right.put("restart-strategy.fixed-delay.attempts", "3");
+        right.put("restart-strategy.fixed-delay.delay", "500ms");
+        rightResult = VigilJob.run(VigilConfig.of(right), bundle);
+
+        Map<String, String> wrong = config("wrong", WRONG_PASSWORD, work.resolve("wrong"));
+        // Without this a checkpointing job restarts forever; a real deployment sees the same
+        // error on every attempt in its log.
+        wrong.put("restart-strategy.type", "none");
+        VigilConfig config = VigilConfig.of(wrong);
+        long start = System.nanoTime();
+        failure =
+                assertTimeoutPreemptively(
+                        Duration.ofSeconds(60),
+                        () -> catchThrowable(() -> VigilJob.run(config, bundle)));
+        failedAfter = Duration.ofNanos(System.nanoTime() - start);
     }
 
     @AfterAll
@@ -108,9 +133,15 @@ class KafkaSecurityITCase {
      */
     private static Map<String, String> config(String run, String password, Path checkpoints)
             throws Exception {
-        kafka.createTopics(2, Fixtures.outputTopics(run));
+        kafka.createTopics(2, LocalRun.outputTopics(run));
         Map<String, String> c =
-                Fixtures.boundedRun(kafka.bootstrapServers(), run, checkpoints, "500ms");
+                LocalRun.config(
+                        kafka.bootstrapServers(),
+                        Fixtures.modelDir(),
+                        run,
+                        checkpoints,
+                        "500ms",
+                        2);
         EmbeddedKafkaBroker.scramClientProperties(USER, password)
                 .forEach(
                         (k, v) ->
@@ -119,20 +150,12 @@ class KafkaSecurityITCase {
     }
 
     @Test
-    @Order(1)
-    void shouldRunWithTheRightCredentials(@TempDir Path checkpoints) throws Exception {
-        Map<String, String> c = config("right", PASSWORD, checkpoints);
-        c.put("restart-strategy.type", "fixed-delay");
-        c.put("restart-strategy.fixed-delay.attempts", "3");
-        c.put("restart-strategy.fixed-delay.delay", "500ms");
-
-        ranRight = true;
-        JobExecutionResult result = VigilJob.run(VigilConfig.of(c), bundle);
-
-        long in = Fixtures.accumulated(result, Metrics.RECORDS_IN);
-        long scored = Fixtures.accumulated(result, Metrics.SCORED);
-        long late = Fixtures.accumulated(result, Metrics.LATE);
-        long dead = Fixtures.accumulated(result, Metrics.DEAD_LETTERS);
+    void shouldRunWithTheRightCredentials() throws Exception {
+        runWithRightAndWrongCredentials();
+        long in = LocalRun.counted(rightResult, Metrics.RECORDS_IN);
+        long scored = LocalRun.counted(rightResult, Metrics.SCORED);
+        long late = LocalRun.counted(rightResult, Metrics.LATE);
+        long dead = LocalRun.counted(rightResult, Metrics.DEAD_LETTERS);
         assertThat(in).isEqualTo(produced);
         assertThat(in).isEqualTo(scored + late + dead);
         assertThat(scored).isPositive();
@@ -147,22 +170,8 @@ class KafkaSecurityITCase {
     }
 
     @Test
-    @Order(2)
-    void shouldFailFastWithAClearMessageOnWrongCredentials(@TempDir Path checkpoints)
-            throws Exception {
-        Map<String, String> c = config("wrong", WRONG_PASSWORD, checkpoints);
-        // Without this a checkpointing job restarts forever; a real deployment sees the same
-        // error on every attempt in its log.
-        c.put("restart-strategy.type", "none");
-        VigilConfig config = VigilConfig.of(c);
-
-        long start = System.nanoTime();
-        failure =
-                assertTimeoutPreemptively(
-                        Duration.ofSeconds(60),
-                        () -> catchThrowable(() -> VigilJob.run(config, bundle)));
-        Duration took = Duration.ofNanos(System.nanoTime() - start);
-
+    void shouldFailFastWithAClearMessageOnWrongCredentials() throws Exception {
+        runWithRightAndWrongCredentials();
         assertThat(failure).as("the job must fail, not run").isNotNull();
         assertThat(ExceptionUtils.findThrowable(failure, SaslAuthenticationException.class))
                 .as("Kafka's authentication error in the cause chain of %s", failure)
@@ -172,15 +181,15 @@ class KafkaSecurityITCase {
                                         .hasMessageContaining("Authentication failed")
                                         .hasMessageContaining("invalid credentials")
                                         .hasMessageContaining(EmbeddedKafkaBroker.SCRAM_MECHANISM));
-        assertThat(took).isLessThan(Duration.ofSeconds(60));
+        assertThat(failedAfter).isLessThan(Duration.ofSeconds(60));
     }
 
     @Test
-    @Order(3)
-    void shouldNeverLogAPassword() {
-        assumeTrue(ranRight && failure != null, "checks the log of the two runs above");
+    void shouldNeverLogAPassword() throws Exception {
+        runWithRightAndWrongCredentials();
+        assertThat(failure).as("the wrong-credentials run must fail").isNotNull();
         List<String> events = logs.events();
-        String trace = failure == null ? "" : stackTrace(failure);
+        String trace = stackTrace(failure);
 
         for (String secret : List.of(PASSWORD, WRONG_PASSWORD, ADMIN_PASSWORD)) {
             assertThat(events).noneMatch(e -> e.contains(secret));

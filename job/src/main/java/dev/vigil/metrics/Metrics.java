@@ -1,4 +1,4 @@
-package dev.vigil.pipeline;
+package dev.vigil.metrics;
 
 import dev.vigil.serde.DeadLetterReason;
 import java.util.EnumMap;

@@ -1,4 +1,4 @@
-package dev.vigil.cli;
+package dev.vigil.tools;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;

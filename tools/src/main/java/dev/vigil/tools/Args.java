@@ -1,4 +1,4 @@
-package dev.vigil.cli;
+package dev.vigil.tools;
 
 import java.nio.file.Path;
 import java.util.HashMap;

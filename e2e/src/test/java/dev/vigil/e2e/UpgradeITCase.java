@@ -1,25 +1,26 @@
-package dev.vigil.pipeline;
+package dev.vigil.e2e;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.vigil.cli.VigilJob;
-import dev.vigil.cli.VigilJob.Stopped;
 import dev.vigil.config.VigilConfig;
 import dev.vigil.config.VigilOptions;
-import dev.vigil.kafka.EmbeddedKafkaBroker;
-import dev.vigil.kafka.TopicIO;
+import dev.vigil.job.VigilJob;
+import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testing.Fixtures;
+import dev.vigil.tools.LocalRun;
+import dev.vigil.tools.LocalRun.Stopped;
+import dev.vigil.tools.kafka.EmbeddedKafkaBroker;
+import dev.vigil.tools.kafka.TopicIO;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import org.apache.flink.configuration.StateRecoveryOptions;
-import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -69,8 +70,10 @@ class UpgradeITCase {
 
     private static Map<String, String> run(
             String input, String run, int parallelism, Path dir, boolean bounded) throws Exception {
-        kafka.createTopics(4, Fixtures.outputTopics(run));
-        Map<String, String> c = Fixtures.boundedRun(kafka.bootstrapServers(), run, dir, "500ms");
+        kafka.createTopics(4, LocalRun.outputTopics(run));
+        Map<String, String> c =
+                LocalRun.config(
+                        kafka.bootstrapServers(), Fixtures.modelDir(), run, dir, "500ms", 2);
         c.put(VigilOptions.TOPIC_TELEMETRY.key(), input);
         c.put(VigilOptions.KAFKA_BOUNDED.key(), Boolean.toString(bounded));
         c.put("parallelism.default", Integer.toString(parallelism));
@@ -86,7 +89,7 @@ class UpgradeITCase {
         Path savepoints =
                 Path.of(java.net.URI.create(config.get(VigilOptions.CHECKPOINT_DIR.key())))
                         .resolveSibling("savepoints");
-        return VigilJob.runThenStop(VigilConfig.of(config), model, records, savepoints, WAIT);
+        return LocalRun.runThenStop(VigilConfig.of(config), model, records, savepoints, WAIT);
     }
 
     /** Runs the three parts with savepoints between them; returns the run's anomaly events. */
@@ -108,25 +111,27 @@ class UpgradeITCase {
         Map<String, String> third = run(input, run, 1, dir.resolve("cp3"), false);
         third.put(StateRecoveryOptions.SAVEPOINT_PATH.key(), middle.savepoint());
         Stopped last3 = runThenStop(third, last, three);
-        resetsOnLastPart = Fixtures.accumulated(last3.result(), Metrics.RESETS_MODEL_CHANGE);
+        resetsOnLastPart = LocalRun.counted(last3.result(), Metrics.RESETS_MODEL_CHANGE);
+        readOnAllParts = 0;
+        for (Stopped part : List.of(first, middle, last3)) {
+            readOnAllParts += LocalRun.counted(part.result(), Metrics.RECORDS_IN);
+        }
         return anomalies("anomalies-" + run);
     }
 
     private long resetsOnLastPart;
 
+    /** Records the three jobs read: each restored from its savepoint's offsets, none twice. */
+    private long readOnAllParts;
+
     private static List<AnomalyEvent> anomalies(String topic) {
-        return Fixtures.anomalies(kafka.bootstrapServers(), topic);
+        return LocalRun.committedAnomalies(kafka.bootstrapServers(), topic);
     }
 
     /** The whole stream in one bounded run, from the same topic. */
     private static List<AnomalyEvent> uninterrupted(String name, Path dir) throws Exception {
         String run = "whole-" + name;
-        StreamExecutionEnvironment env =
-                VigilPipeline.environment(
-                        VigilConfig.of(run("telemetry-" + name, run, 2, dir, true)));
-        VigilPipeline.defineKafkaJob(
-                env, VigilConfig.of(run("telemetry-" + name, run, 2, dir, true)), Fixtures.model());
-        env.execute("vigil-whole");
+        VigilJob.run(VigilConfig.of(run("telemetry-" + name, run, 2, dir, true)), Fixtures.model());
         return anomalies("anomalies-" + run);
     }
 
@@ -139,6 +144,7 @@ class UpgradeITCase {
 
         Fixtures.assertSameAnomalies(upgraded, whole, 1e-4f);
         assertThat(resetsOnLastPart).isZero();
+        assertThat(readOnAllParts).isEqualTo(total);
     }
 
     @Test
@@ -160,6 +166,6 @@ class UpgradeITCase {
         assertThat(resetsOnLastPart).isEqualTo(FleetGenerator.Spec.defaults().devices());
         assertThat(upgraded).anyMatch(e -> e.modelVersion.equals(next.card().version()));
         assertThat(upgraded).extracting(e -> e.eventId).doesNotHaveDuplicates();
-        assertThat(total).isPositive();
+        assertThat(readOnAllParts).isEqualTo(total);
     }
 }

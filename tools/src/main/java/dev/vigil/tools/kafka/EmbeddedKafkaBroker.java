@@ -1,4 +1,4 @@
-package dev.vigil.kafka;
+package dev.vigil.tools.kafka;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -205,16 +205,6 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
     }
 
     /**
-     * The client properties of the broker's super user: the SCRAM admin of {@link #startWithScram},
-     * none for a PLAINTEXT broker. A copy.
-     */
-    public Properties superUserProperties() {
-        Properties props = new Properties();
-        props.putAll(superUser);
-        return props;
-    }
-
-    /**
      * Creates (or replaces) a SCRAM-SHA-256 user, as the super user, and returns once the broker
      * accepts its login (at most 30 s).
      */
@@ -302,7 +292,10 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
         }
     }
 
-    /** An admin client acting as the super user (see {@link #superUserProperties()}). */
+    /**
+     * An admin client acting as the super user: the SCRAM admin of {@link #startWithScram}, no
+     * credentials for a PLAINTEXT broker.
+     */
     public Admin admin() {
         return admin(superUser);
     }

@@ -1,20 +1,22 @@
-package dev.vigil.pipeline;
+package dev.vigil.e2e;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import dev.vigil.cli.SavepointManifest;
-import dev.vigil.cli.VigilJob;
 import dev.vigil.config.VigilConfig;
 import dev.vigil.config.VigilOptions;
-import dev.vigil.kafka.EmbeddedKafkaBroker;
-import dev.vigil.kafka.TopicIO;
+import dev.vigil.job.VigilJob;
+import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.WireFormat;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testing.Fixtures;
+import dev.vigil.tools.LocalRun;
+import dev.vigil.tools.SavepointManifest;
+import dev.vigil.tools.kafka.EmbeddedKafkaBroker;
+import dev.vigil.tools.kafka.TopicIO;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -93,18 +95,18 @@ class GoldenSavepointsITCase {
         assertThat(TopicIO.replay(kafka.bootstrapServers(), topic, stream)).isEqualTo(total);
 
         String whole = "whole-" + release;
-        kafka.createTopics(4, Fixtures.outputTopics(whole));
+        kafka.createTopics(4, LocalRun.outputTopics(whole));
         Map<String, String> uninterrupted = config(topic, whole, dir.resolve("whole"));
         VigilJob.run(VigilConfig.of(uninterrupted), model);
 
         String restored = "restored-" + release;
-        kafka.createTopics(4, Fixtures.outputTopics(restored));
+        kafka.createTopics(4, LocalRun.outputTopics(restored));
         Map<String, String> resume = config(topic, restored, dir.resolve("restored"));
         resume.put(StateRecoveryOptions.SAVEPOINT_PATH.key(), golden.toUri().toString());
         resume.put(VigilOptions.KAFKA_BOUNDED.key(), "false");
         resume.put("parallelism.default", "3");
-        VigilJob.Stopped stopped =
-                VigilJob.runThenStop(
+        LocalRun.Stopped stopped =
+                LocalRun.runThenStop(
                         VigilConfig.of(resume),
                         model,
                         total - manifest.records(),
@@ -112,7 +114,7 @@ class GoldenSavepointsITCase {
                         Duration.ofMinutes(2));
 
         // Every device continued from its saved memory: nothing was reset or re-warmed.
-        assertThat(Fixtures.accumulated(stopped.result(), Metrics.RESETS_MODEL_CHANGE)).isZero();
+        assertThat(LocalRun.counted(stopped.result(), Metrics.RESETS_MODEL_CHANGE)).isZero();
         Map<String, Float> before = scores(whole);
         Map<String, Float> after = scores(restored);
         assertThat(after).hasSize(before.size() - (int) manifest.scored());
@@ -146,7 +148,13 @@ class GoldenSavepointsITCase {
     private Map<String, String> config(String topic, String run, Path checkpoints) {
         Map<String, String> c =
                 new HashMap<>(
-                        Fixtures.boundedRun(kafka.bootstrapServers(), run, checkpoints, "1s"));
+                        LocalRun.config(
+                                kafka.bootstrapServers(),
+                                Fixtures.modelDir(),
+                                run,
+                                checkpoints,
+                                "1s",
+                                2));
         c.put(VigilOptions.TOPIC_TELEMETRY.key(), topic);
         c.put(VigilOptions.STATE_TTL.key(), "36500 d");
         return c;
@@ -163,6 +171,6 @@ class GoldenSavepointsITCase {
     }
 
     private List<AnomalyEvent> anomalies(String run) {
-        return Fixtures.anomalies(kafka.bootstrapServers(), "anomalies-" + run);
+        return LocalRun.committedAnomalies(kafka.bootstrapServers(), "anomalies-" + run);
     }
 }

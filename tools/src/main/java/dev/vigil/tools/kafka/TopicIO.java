@@ -1,15 +1,15 @@
-package dev.vigil.kafka;
+package dev.vigil.tools.kafka;
 
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
+import dev.vigil.serde.TelemetryParser;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -128,7 +128,7 @@ public final class TopicIO {
                 } else if (field.equals("ts") && t == JsonToken.VALUE_NUMBER_INT) {
                     ts = p.getLongValue();
                 } else if (field.equals("ts") && t == JsonToken.VALUE_STRING) {
-                    ts = Instant.parse(p.getText()).toEpochMilli();
+                    ts = TelemetryParser.parseInstant(p.getText()); // the job's string forms
                 } else {
                     p.skipChildren();
                 }

@@ -1,4 +1,4 @@
-package dev.vigil.alerts;
+package dev.vigil.tools.evaluation;
 
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.ScoredStep;
@@ -136,19 +136,110 @@ public final class Evaluation {
                 && l.startTs() <= e.end();
     }
 
+    /** Event-wise figures by label kind, with point recall and delays when known. */
+    public record Kind(
+            int labelled,
+            int matched,
+            double recall,
+            Double pointRecall,
+            Double medianDelaySteps,
+            Double medianDelayMs) {}
+
+    /** Point-wise figures: every scored step, positive when above the threshold. */
+    public record Points(
+            int steps,
+            int labelled,
+            int aboveThreshold,
+            int truePositives,
+            double precision,
+            double recall,
+            double f1) {}
+
     /**
-     * Everything as one JSON-ready map: {@code episodes} (event-wise, with {@code by_kind}), {@code
-     * points} (point-wise, when scores are given) and {@code detection_delay}.
+     * Everything {@code vigil evaluate} and the demo report: event-wise ({@code result}, with
+     * {@code byKind}), point-wise ({@code points}, null without scores), and the median detection
+     * delay in steps (null without scores) and milliseconds. {@link ReportFormat} prints it and
+     * turns it into JSON.
+     */
+    public record Report(
+            float threshold,
+            Result result,
+            Map<String, Kind> byKind,
+            Points points,
+            Double medianDelaySteps,
+            Double medianDelayMs) {}
+
+    /**
+     * Evaluates anomaly events (and, if given, every scored step) against labels.
      *
      * @param scores every scored step, or null
      */
-    public static Map<String, Object> report(
+    public static Report report(
             List<AnomalyEvent> events,
             List<Label> labels,
             List<ScoredStep> scores,
             float threshold) {
         List<Episode> episodes = episodes(events);
         Result r = evaluate(episodes, labels);
+        Map<String, List<Double>> delaySteps = new TreeMap<>();
+        Map<String, List<Double>> delayMs = new TreeMap<>();
+        delays(episodes, labels, scores, delaySteps, delayMs);
+        Map<String, int[]> points = scores == null ? null : pointCounts(scores, labels, threshold);
+
+        Map<String, Kind> kinds = new LinkedHashMap<>();
+        r.byKind()
+                .forEach(
+                        (kind, k) -> {
+                            Double pointRecall = null;
+                            if (points != null) {
+                                int[] p = points.get(kind);
+                                pointRecall = ratio(p == null ? 0 : p[1], p == null ? 0 : p[0]);
+                            }
+                            kinds.put(
+                                    kind,
+                                    new Kind(
+                                            k[0],
+                                            k[1],
+                                            ratio(k[1], k[0]),
+                                            pointRecall,
+                                            median(delaySteps.get(kind)),
+                                            median(delayMs.get(kind))));
+                        });
+        Points pointFigures = null;
+        if (points != null) {
+            int[] all = points.get("all");
+            double precision = ratio(all[1], all[3]);
+            double recall = ratio(all[1], all[0]);
+            pointFigures =
+                    new Points(
+                            all[2],
+                            all[0],
+                            all[3],
+                            all[1],
+                            precision,
+                            recall,
+                            f1(precision, recall));
+        }
+        return new Report(
+                threshold,
+                r,
+                kinds,
+                pointFigures,
+                median(delaySteps.get("all")),
+                median(delayMs.get("all")));
+    }
+
+    /**
+     * For each matched label, from its start to the OPEN of the earliest episode that matches it:
+     * in scored steps of its device (when scores are given) and in milliseconds; under "all" and
+     * under the label's kind.
+     */
+    private static void delays(
+            List<Episode> episodes,
+            List<Label> labels,
+            List<ScoredStep> scores,
+            Map<String, List<Double>> delaySteps,
+            Map<String, List<Double>> delayMs) {
         Map<String, List<Long>> stepTimes = new HashMap<>();
         if (scores != null) {
             for (ScoredStep s : scores) {
@@ -156,9 +247,6 @@ public final class Evaluation {
             }
             stepTimes.values().forEach(l -> l.sort(null));
         }
-
-        Map<String, List<Double>> delaySteps = new TreeMap<>();
-        Map<String, List<Double>> delayMs = new TreeMap<>();
         for (Label l : labels) {
             Episode first =
                     episodes.stream()
@@ -183,64 +271,6 @@ public final class Evaluation {
                 }
             }
         }
-
-        Map<String, int[]> points = scores == null ? null : pointCounts(scores, labels, threshold);
-
-        Map<String, Object> ep = new LinkedHashMap<>();
-        ep.put("found", r.found());
-        ep.put("labelled", r.labelled());
-        ep.put("matched", r.matchedLabels());
-        ep.put("matched_episodes", r.matchedEpisodes());
-        ep.put("precision", round(r.precision()));
-        ep.put("recall", round(r.recall()));
-        ep.put("f1", round(r.f1()));
-        ep.put("max_episodes_per_label", r.maxEpisodesPerLabel());
-        Map<String, Object> kinds = new LinkedHashMap<>();
-        r.byKind()
-                .forEach(
-                        (kind, k) -> {
-                            Map<String, Object> m = new LinkedHashMap<>();
-                            m.put("labelled", k[0]);
-                            m.put("matched", k[1]);
-                            m.put("recall", round(ratio(k[1], k[0])));
-                            if (points != null) {
-                                int[] p = points.get(kind);
-                                m.put(
-                                        "point_recall",
-                                        round(ratio(p == null ? 0 : p[1], p == null ? 0 : p[0])));
-                            }
-                            m.put("median_delay_steps", median(delaySteps.get(kind)));
-                            m.put("median_delay_ms", median(delayMs.get(kind)));
-                            kinds.put(kind, m);
-                        });
-        ep.put("by_kind", kinds);
-
-        Map<String, Object> out = new LinkedHashMap<>();
-        out.put("threshold", round(threshold));
-        out.put("episodes", ep);
-        if (points != null) {
-            int[] all = points.get("all");
-            int steps = all[2];
-            int labelled = all[0];
-            int predicted = all[3];
-            int truePositive = all[1];
-            double precision = ratio(truePositive, predicted);
-            double recall = ratio(truePositive, labelled);
-            Map<String, Object> pm = new LinkedHashMap<>();
-            pm.put("steps", steps);
-            pm.put("labelled", labelled);
-            pm.put("above_threshold", predicted);
-            pm.put("true_positives", truePositive);
-            pm.put("precision", round(precision));
-            pm.put("recall", round(recall));
-            pm.put("f1", round(f1(precision, recall)));
-            out.put("points", pm);
-        }
-        Map<String, Object> delay = new LinkedHashMap<>();
-        delay.put("median_steps", median(delaySteps.get("all")));
-        delay.put("median_ms", median(delayMs.get("all")));
-        out.put("detection_delay", delay);
-        return out;
     }
 
     /**
@@ -303,9 +333,5 @@ public final class Evaluation {
 
     private static double f1(double p, double r) {
         return p + r == 0 ? 0 : 2 * p * r / (p + r);
-    }
-
-    private static double round(double v) {
-        return Math.round(v * 1000) / 1000.0;
     }
 }

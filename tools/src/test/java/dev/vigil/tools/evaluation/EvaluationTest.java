@@ -1,4 +1,4 @@
-package dev.vigil.alerts;
+package dev.vigil.tools.evaluation;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -61,11 +61,39 @@ class EvaluationTest {
     }
 
     @Test
-    @SuppressWarnings("unchecked")
     void shouldReportEventWiseAndPointWiseFiguresAndDelays() {
-        Map<String, Object> report = Evaluation.report(EVENTS, LABELS, scores(), 4f);
+        Evaluation.Report report = Evaluation.report(EVENTS, LABELS, scores(), 4f);
 
-        Map<String, Object> episodes = (Map<String, Object>) report.get("episodes");
+        Evaluation.Result r = report.result();
+        assertThat(r.found()).isEqualTo(2);
+        assertThat(r.labelled()).isEqualTo(2);
+        assertThat(r.matchedLabels()).isEqualTo(1);
+        assertThat(r.precision()).isEqualTo(0.5);
+        assertThat(r.recall()).isEqualTo(0.5);
+        assertThat(r.maxEpisodesPerLabel()).isEqualTo(1);
+        assertThat(report.byKind().get("spike").recall()).isEqualTo(1.0);
+        assertThat(report.byKind().get("spike").medianDelaySteps()).isEqualTo(4.0);
+        assertThat(report.byKind().get("stuck").recall()).isEqualTo(0.0);
+
+        // 11 + 11 labelled steps; a's steps 12..20 are above the threshold, all labelled.
+        Evaluation.Points points = report.points();
+        assertThat(points.labelled()).isEqualTo(22);
+        assertThat(points.aboveThreshold()).isEqualTo(9);
+        assertThat(points.truePositives()).isEqualTo(9);
+        assertThat(points.precision()).isEqualTo(1.0);
+        assertThat(points.recall()).isEqualTo(9.0 / 22);
+        assertThat(report.medianDelaySteps()).isEqualTo(4.0);
+        assertThat(report.medianDelayMs()).isEqualTo(4.0 * MIN);
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void shouldRenderTheReportAsTheJsonTheReadmeDescribes() {
+        Map<String, Object> json =
+                ReportFormat.json(Evaluation.report(EVENTS, LABELS, scores(), 4f));
+
+        assertThat(json).containsOnlyKeys("threshold", "episodes", "points", "detection_delay");
+        Map<String, Object> episodes = (Map<String, Object>) json.get("episodes");
         assertThat(episodes)
                 .containsEntry("found", 2)
                 .containsEntry("labelled", 2)
@@ -77,19 +105,21 @@ class EvaluationTest {
                 (Map<String, Map<String, Object>>) episodes.get("by_kind");
         assertThat(kinds.get("spike"))
                 .containsEntry("recall", 1.0)
+                .containsEntry("point_recall", 0.818)
                 .containsEntry("median_delay_steps", 4.0);
-        assertThat(kinds.get("stuck")).containsEntry("recall", 0.0);
-
-        // 11 + 11 labelled steps; a's steps 12..20 are above the threshold, all labelled.
-        Map<String, Object> points = (Map<String, Object>) report.get("points");
-        assertThat(points)
-                .containsEntry("labelled", 22)
-                .containsEntry("above_threshold", 9)
-                .containsEntry("true_positives", 9)
-                .containsEntry("precision", 1.0)
-                .containsEntry("recall", 0.409);
-        Map<String, Object> delay = (Map<String, Object>) report.get("detection_delay");
+        Map<String, Object> points = (Map<String, Object>) json.get("points");
+        assertThat(points).containsEntry("recall", 0.409).containsEntry("true_positives", 9);
+        Map<String, Object> delay = (Map<String, Object>) json.get("detection_delay");
         assertThat(delay).containsEntry("median_steps", 4.0).containsEntry("median_ms", 4.0 * MIN);
+    }
+
+    @Test
+    void shouldLeavePointFiguresOutWithoutScores() {
+        Evaluation.Report report = Evaluation.report(EVENTS, LABELS, null, 4f);
+
+        assertThat(report.points()).isNull();
+        assertThat(report.medianDelaySteps()).isNull();
+        assertThat(ReportFormat.json(report)).doesNotContainKey("points");
     }
 
     @Test

@@ -1,4 +1,4 @@
-package dev.vigil.cli;
+package dev.vigil.tools;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
 /**
  * {@code vigil inspect-savepoint} on the committed golden savepoint (24 pumps, 7 in an episode).
  */
-class InspectSavepointCommandTest {
+class InspectSavepointCommandITCase {
 
     private static final Path GOLDEN = Fixtures.repoRoot().resolve("testdata/savepoints/0.1.0");
 

@@ -44,13 +44,13 @@ import org.junit.jupiter.api.extension.RegisterExtension;
  * type; that matters to heap backends, which deserialize everything at restore with it, and not to
  * RocksDB, which reads each value with the registered serializer.
  */
-class SchemaEvolutionTest {
+class SchemaEvolutionITCase {
 
     /**
      * A cluster that outlives each read: the collect sink fetches its last results after the job
      * ends, which a per-job local cluster may not be there to answer.
      */
-    @RegisterExtension static final MiniClusterExtension MINI_CLUSTER = new MiniClusterExtension();
+    @RegisterExtension static final MiniClusterExtension MINI_CLUSTER = Fixtures.miniCluster(1);
 
     private static final Path GOLDEN = Fixtures.repoRoot().resolve("testdata/savepoints/0.1.0");
     private static final Duration TTL = Duration.ofDays(36_500); // golden savepoints age

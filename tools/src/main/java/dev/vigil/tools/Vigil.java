@@ -1,6 +1,7 @@
-package dev.vigil.cli;
+package dev.vigil.tools;
 
 import dev.vigil.config.ConfigException;
+import dev.vigil.job.VigilJob;
 import dev.vigil.model.ModelException;
 import dev.vigil.testdata.FleetGenerator;
 import java.io.PrintStream;

@@ -1,0 +1,135 @@
+package dev.vigil.job;
+
+import dev.vigil.config.ConfigException;
+import dev.vigil.config.VigilConfig;
+import dev.vigil.config.VigilOptions;
+import dev.vigil.kafka.KafkaConnectors;
+import dev.vigil.kafka.KafkaSettings;
+import dev.vigil.model.ModelBundle;
+import dev.vigil.model.ModelException;
+import dev.vigil.pipeline.VigilPipeline;
+import dev.vigil.pipeline.VigilPipeline.RawSource;
+import dev.vigil.pipeline.VigilPipeline.Scoring;
+import dev.vigil.pipeline.VigilPipeline.Sinks;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.DeadLetter;
+import dev.vigil.serde.RawRecord;
+import dev.vigil.serde.ScoredStep;
+import dev.vigil.serde.WireFormat;
+import java.time.Duration;
+import org.apache.flink.api.common.JobExecutionResult;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The job's entry point on a cluster ({@code flink run vigil-job-flink.jar --config FILE
+ * [-Dkey=value ...]}): reads the configuration and the model, refuses either with a message that
+ * says what to fix, and hands the Kafka source and sinks to {@link VigilPipeline#define}.
+ */
+public final class VigilJob {
+
+    public static final String JOB_NAME = "vigil";
+
+    private static final Logger LOG = LoggerFactory.getLogger(VigilJob.class);
+
+    private VigilJob() {}
+
+    public static void main(String[] args) throws Exception {
+        VigilConfig config;
+        ModelBundle bundle;
+        try {
+            config = VigilConfig.fromArgs(args);
+            bundle = ModelBundle.load(config.modelDir());
+        } catch (ConfigException | ModelException e) {
+            System.err.println("vigil: cannot start: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        run(config, bundle);
+    }
+
+    /** Builds and executes the job; returns when a bounded run finishes. */
+    public static JobExecutionResult run(VigilConfig config, ModelBundle bundle) throws Exception {
+        // Secrets (Kafka passwords, JAAS lines) are masked: see VigilConfig.printable().
+        LOG.info(
+                "Starting {} with model {} and configuration {}",
+                JOB_NAME,
+                bundle.card().version(),
+                config);
+        StreamExecutionEnvironment env = VigilPipeline.environment(config);
+        define(env, config, bundle);
+        return env.execute(JOB_NAME);
+    }
+
+    /** The whole job from Kafka to Kafka, on {@code env}. */
+    public static void define(
+            StreamExecutionEnvironment env, VigilConfig config, ModelBundle bundle) {
+        VigilPipeline.define(
+                env,
+                kafkaSource(config),
+                bundle,
+                Scoring.of(bundle, config.scoring()),
+                kafkaSinks(config));
+    }
+
+    /** The telemetry topic as raw records, with per-partition watermarks and idleness. */
+    public static RawSource kafkaSource(VigilConfig config) {
+        WatermarkStrategy<RawRecord> watermarks =
+                WatermarkStrategy.<RawRecord>forBoundedOutOfOrderness(Duration.ofSeconds(30))
+                        .withIdleness(Duration.ofMinutes(1));
+        return env ->
+                env.fromSource(
+                                KafkaConnectors.telemetrySource(
+                                        config.kafka(), config.get(VigilOptions.TOPIC_TELEMETRY)),
+                                watermarks,
+                                "telemetry ← Kafka")
+                        .uid(VigilPipeline.UID_SOURCE);
+    }
+
+    /** The exactly-once Kafka sinks: anomalies, dead letters and, if a topic is set, scores. */
+    public static Sinks kafkaSinks(VigilConfig config) {
+        KafkaSettings kafka = config.kafka();
+        return new Sinks() {
+            @Override
+            public void anomalies(DataStream<AnomalyEvent> anomalies) {
+                anomalies
+                        .sinkTo(
+                                KafkaConnectors.exactlyOnceSink(
+                                        kafka,
+                                        config.get(VigilOptions.TOPIC_ANOMALIES),
+                                        a -> a.deviceId,
+                                        WireFormat::anomaly))
+                        .uid(VigilPipeline.UID_ANOMALIES_SINK)
+                        .name("anomalies → Kafka");
+            }
+
+            @Override
+            public void deadLetters(DataStream<DeadLetter> deadLetters) {
+                deadLetters
+                        .sinkTo(
+                                KafkaConnectors.exactlyOnceSink(
+                                        kafka,
+                                        config.get(VigilOptions.TOPIC_DEAD_LETTERS),
+                                        d -> null,
+                                        WireFormat::deadLetter))
+                        .uid(VigilPipeline.UID_DEAD_LETTERS_SINK)
+                        .name("dead letters → Kafka");
+            }
+
+            @Override
+            public void scores(DataStream<ScoredStep> scores) {
+                String topic = config.get(VigilOptions.TOPIC_SCORES);
+                if (!topic.isBlank()) {
+                    scores.sinkTo(
+                                    KafkaConnectors.exactlyOnceSink(
+                                            kafka, topic, s -> s.deviceId, WireFormat::score))
+                            .uid(VigilPipeline.UID_SCORES_SINK)
+                            .name("scores → Kafka");
+                }
+            }
+        };
+    }
+}
