@@ -4,12 +4,18 @@
 The step model is the contract of DESIGN.md ("Model contract"):
     inputs  x [batch, F] normalised features, h [batch, H] hidden state
     outputs h_next [batch, H], y [batch, F] forecast of the next step's normalised features
-Scoring, calibrated here on held-out normal data only, is the job's (DESIGN.md "Scoring"):
-    r_i = (x_i - y_prev_i) / residual_scale_i,  score = mean_i r_i^2.
+Scoring, calibrated here on training data only, is the job's (README "Scoring"), over the
+target features (a feature is "context" when it is binary or constant in the training data, or
+named by --context: the model sees it, the scores do not):
+    dynamics  r_i = (x_i - y_prev_i) / residual_scale_i,  mean over targets of r_i^2
+    level     each target's moving average over the level window against the device's own
+              profile (learned over its first profile_steps steps, then adapting on quiet steps
+              only), in the device's own unit of deviation: the largest over targets
+    combined  max(dynamics / dynamics_scale, level / level_scale), threshold 1.0
 
 Usage: train.py --train FILE.jsonl --out DIR [--labels labels.csv] [--hidden 64] [--epochs 40]
-                [--max-minutes 10] [--seed 7] [--features a,b,c] [--gap-minutes 10]
-                [--threshold-quantile 0.99]
+                [--max-minutes 10] [--seed 7] [--features a,b,c] [--context a,b | none]
+                [--gap-minutes 10] [--threshold-quantile 0.999] [--no-level]
 Writes DIR/model.onnx, DIR/model.json (the card) and DIR/golden.json (vectors a Java test checks).
 """
 import argparse
@@ -28,8 +34,14 @@ import torch
 from torch import nn
 
 WARMUP_STEPS = 20          # steps after a start or reset before the GRU's forecast is trusted
-THRESHOLD_QUANTILE = 0.99  # of held-out normal step scores; episodes need k steps in a row above it
+THRESHOLD_QUANTILE = 0.99  # of held-out normal step scores: the dynamics score's unit
 REPORTED_QUANTILES = [0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999]
+# The level score (README "Scoring"; measurements in EVALUATION.md).
+PROFILE_STEPS = 1000       # steps a device's profile is learned over (fewer for short histories)
+LEVEL_WINDOW = 60          # steps of the moving average the level compares (alpha = 2 / (W + 1))
+LEVEL_HALF_LIFE = 2000     # steps: how slowly a learned profile adapts (on quiet steps only)
+LEVEL_FLOOR = 0.01         # the device's unit of deviation is at least this (normalised units)
+LEVEL_DEVICE_QUANTILE = 0.95  # level scale: this quantile over devices of each one's largest level
 
 
 def parse_ts(v):
@@ -166,9 +178,92 @@ def windows(segs, length, count, rng):
     return torch.from_numpy(out)
 
 
-def loss_on(model, batch):
+def loss_on(model, batch, targets):
+    """Next-step forecast error over the target features (context features are inputs only)."""
     y, _ = model(batch[:-1])
-    return ((y[WARMUP_STEPS:] - batch[1 + WARMUP_STEPS:]) ** 2).mean()
+    return ((y[WARMUP_STEPS:, :, targets] - batch[1 + WARMUP_STEPS:, :, targets]) ** 2).mean()
+
+
+def feature_roles(features, fleet, context):
+    """'context' for the features named by --context (none: every feature is a target), else for
+    features that are binary or constant in the training data (commands, modes, switches); the
+    rest are 'target'. At least one feature must stay a target."""
+    if context is not None:
+        named = set() if context == "none" else set(c for c in context.split(",") if c)
+        unknown = named - set(features)
+        if unknown:
+            sys.exit(f"--context names features the data does not have: {sorted(unknown)}")
+        roles = ["context" if f in named else "target" for f in features]
+    else:
+        x = np.concatenate([v[1] for v in fleet.values()])
+        roles = []
+        for i in range(len(features)):
+            col = x[:, i]
+            distinct = np.unique(col[: min(len(col), 200_000)])
+            constant = col.std() <= 1e-6 * max(1.0, float(np.abs(col).max()))
+            roles.append("context" if len(distinct) <= 2 or constant else "target")
+    if "target" not in roles:
+        sys.exit("every feature is context (binary or constant): name the watched ones, or"
+                 " pass --context none")
+    return roles
+
+
+def level_stream(z, profile_steps, window, half_life, floor, quiet=None, dtype=np.float32):
+    """The job's level score (StepMath.updateLevelMean, level, learnProfile) over one device's
+    normalised target values z [T, Ft], in the job's order: move the level mean, score against
+    the profile learned so far, then learn this step (always while learning; afterwards only
+    where quiet[t], all steps when quiet is None). Returns the level per step (nan while the
+    profile is learned) and the final (level_mean, profile_mean, profile_var)."""
+    z = z.astype(dtype)
+    T, F = z.shape
+    one = dtype(1)
+    alpha = dtype(2.0 / (window + 1))
+    beta = dtype(0.0 if half_life == 0 else 1 - 0.5 ** (1.0 / half_life))
+    floor = dtype(floor)
+    m = np.zeros(F, dtype)
+    mean = np.zeros(F, dtype)
+    var = np.zeros(F, dtype)
+    out = np.full(T, np.nan)
+    for t in range(T):
+        x = z[t]
+        m = x.copy() if t == 0 else (m + alpha * (x - m)).astype(dtype)
+        if t >= profile_steps:
+            unit = np.maximum(np.sqrt(var).astype(dtype), floor)
+            out[t] = float((np.abs(m - mean) / unit).max())
+        if t < profile_steps or (beta > 0 and (quiet is None or quiet[t])):
+            w = one / dtype(t + 1) if t < profile_steps else beta
+            mean = (mean + w * (x - mean)).astype(dtype)
+            dm = (m - mean).astype(dtype)
+            var = (var + w * (dm * dm - var)).astype(dtype)
+    return out, (m, mean, var)
+
+
+def profile_steps_for(fleet):
+    """PROFILE_STEPS, or half the median device history when histories are shorter than twice
+    that (at least 100): the profile must be learned well inside a device's training history."""
+    median = float(np.median([len(ts) for ts, _ in fleet.values()]))
+    return int(PROFILE_STEPS if median >= 2 * PROFILE_STEPS else max(100, median // 2))
+
+
+def calibrate_level(fleet, labels, norm, targets, profile_steps):
+    """The level's scale: each device's training history streamed as the job would (profile
+    learned from its first step, alerting off), its largest level outside labelled spans; the
+    scale is the LEVEL_DEVICE_QUANTILE quantile of those over devices, so that most devices
+    would have stayed quiet through their own history. None when no device is long enough."""
+    maxima = []
+    for dev, (ts, x) in fleet.items():
+        if len(ts) <= profile_steps:
+            continue
+        lv, _ = level_stream(norm(x)[:, targets], profile_steps, LEVEL_WINDOW, LEVEL_HALF_LIFE,
+                             LEVEL_FLOOR, dtype=np.float64)
+        ok = ~np.isnan(lv)
+        for start, end in labels.get(dev, []):
+            ok &= ~((ts >= start) & (ts <= end))
+        if ok.any():
+            maxima.append(float(lv[ok].max()))
+    if not maxima:
+        return None, 0
+    return max(float(np.quantile(maxima, LEVEL_DEVICE_QUANTILE)), 1e-6), len(maxima)
 
 
 def residuals(step_model, x):
@@ -190,6 +285,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--labels")
     ap.add_argument("--features", help="comma-separated feature names in model order (default: from the data)")
+    ap.add_argument("--context", help="comma-separated features the model sees but never scores (commands,"
+                    " setpoints, load); 'none' for none (default: the binary or constant ones)")
+    ap.add_argument("--no-level", action="store_true", help="score the forecast residual only (no level score)")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--max-minutes", type=float, default=10)
@@ -215,7 +313,10 @@ def main():
     labels = read_labels(a.labels) if a.labels else {}
     segs = segments(fleet, labels, a.gap_minutes * 60_000)
     F = len(features)
+    roles = feature_roles(features, fleet, a.context)
+    targets = [i for i, r in enumerate(roles) if r == "target"]
     print(f"features ({F}): {', '.join(features)}")
+    print(f"targets ({len(targets)}): {', '.join(features[i] for i in targets)}")
     print(f"devices: {len(fleet)}, normal runs: {len(segs)}, steps: {sum(len(s[1]) for s in segs)}")
 
     # Time split of every run: 70 % training, 15 % validation (early stopping), 15 % calibration.
@@ -242,13 +343,13 @@ def main():
         data = windows(fit_n, a.window, a.windows_per_epoch, rng)
         for b in range(0, data.shape[1], 64):
             opt.zero_grad()
-            loss = loss_on(model, data[:, b:b + 64])
+            loss = loss_on(model, data[:, b:b + 64], targets)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
         model.eval()
         with torch.no_grad():
-            v = loss_on(model, val_batch).item()
+            v = loss_on(model, val_batch, targets).item()
         sched.step(v)
         epochs_run = epoch + 1
         print(f"epoch {epochs_run}: validation mse {v:.5f}", flush=True)
@@ -275,11 +376,25 @@ def main():
     cal_res = np.concatenate([r for r in cal_res if len(r)])
     scale = np.sqrt((cal_res ** 2).mean(axis=0))
     scale[scale < 1e-6] = 1e-6
-    scores = ((cal_res / scale) ** 2).mean(axis=1)
+    scores = ((cal_res[:, targets] / scale[targets]) ** 2).mean(axis=1)
     quantiles = {str(q): float(np.quantile(scores, q))
                  for q in sorted(set(REPORTED_QUANTILES + [a.threshold_quantile]))}
-    threshold = float(np.quantile(scores, a.threshold_quantile))
-    print(f"calibration steps: {len(scores)}, threshold (q{a.threshold_quantile}): {threshold:.3f}")
+    dynamics_scale = float(np.quantile(scores, a.threshold_quantile))
+    print(f"calibration steps: {len(scores)}, dynamics scale (q{a.threshold_quantile}): {dynamics_scale:.3f}")
+
+    level = None
+    if not a.no_level:
+        profile_steps = profile_steps_for(fleet)
+        level_scale, level_devices = calibrate_level(fleet, labels, norm, targets, profile_steps)
+        if level_scale is None:
+            print(f"no level score: no device has more than {profile_steps} steps of history")
+        else:
+            level = {"profile_steps": profile_steps, "half_life_steps": LEVEL_HALF_LIFE,
+                     "window_steps": LEVEL_WINDOW, "floor": LEVEL_FLOOR, "scale": level_scale,
+                     "calibration": f"quantile {LEVEL_DEVICE_QUANTILE} over {level_devices} devices"
+                                    " of each one's largest level in its training history"}
+            print(f"level scale (q{LEVEL_DEVICE_QUANTILE} over {level_devices} devices' maxima):"
+                  f" {level_scale:.3f}, profile {profile_steps} steps")
 
     os.makedirs(a.out, exist_ok=True)
     onnx_path = os.path.join(a.out, "model.onnx")
@@ -293,10 +408,18 @@ def main():
         "version": f"{a.version_prefix}-{dt.date.today().isoformat()}+sha256:{digest[:12]}",
         "hidden_size": a.hidden,
         "features": [
-            {"name": n, "mean": float(mean[i]), "std": float(std[i]), "residual_scale": float(scale[i])}
+            {"name": n, "mean": float(mean[i]), "std": float(std[i]), "residual_scale": float(scale[i]),
+             "role": roles[i]}
             for i, n in enumerate(features)
         ],
-        "threshold": threshold,
+        # Each component divided by its scale, the larger counts: 1.0 is the threshold of both.
+        "score": {
+            "combine": "max",
+            "dynamics": {"scale": dynamics_scale,
+                         "calibration": f"quantile {a.threshold_quantile} of held-out normal step scores"},
+            **({"level": level} if level else {}),
+        },
+        "threshold": 1.0,
         "threshold_quantile": a.threshold_quantile,
         "score_quantiles": quantiles,
         "warmup_steps": WARMUP_STEPS,
@@ -316,13 +439,15 @@ def main():
     with open(os.path.join(a.out, "model.json"), "w") as f:
         json.dump(card, f, indent=2)
         f.write("\n")
-    write_golden(os.path.join(a.out, "golden.json"), step, segs, cal, mean, std, scale, features, a.hidden)
+    write_golden(os.path.join(a.out, "golden.json"), step, segs, cal, mean, std, scale, features, a.hidden,
+                 targets, level)
     print(f"wrote {onnx_path} ({os.path.getsize(onnx_path)} bytes), model.json, golden.json "
           f"in {time.time() - started:.0f} s; version {card['version']}")
 
 
-def write_golden(path, step, segs, cal, mean, std, scale, features, hidden):
-    """Raw inputs -> forecasts and scores, computed in float32 as the job computes them."""
+def write_golden(path, step, segs, cal, mean, std, scale, features, hidden, targets, level):
+    """Raw inputs -> forecasts and scores, computed in float32 as the job computes them; and a
+    level case: normalised target values -> level scores, with a short profile so it shows."""
     cases = []
     for k in range(min(2, len(segs))):
         dev, ts, x = segs[k]
@@ -336,7 +461,7 @@ def write_golden(path, step, segs, cal, mean, std, scale, features, hidden):
                 xn = ((raw[t] - mean.astype(np.float32)) / std.astype(np.float32)).astype(np.float32)
                 score = None
                 if prev is not None:
-                    r = (xn - prev) / scale.astype(np.float32)
+                    r = (xn - prev)[targets] / scale.astype(np.float32)[targets]
                     score = float((r * r).mean())
                 h, y = step(torch.from_numpy(xn).unsqueeze(0), h)
                 prev = y[0].numpy()
@@ -344,8 +469,18 @@ def write_golden(path, step, segs, cal, mean, std, scale, features, hidden):
                               "score": score})
         cases.append({"device_id": dev, "h0": [float(v) for v in h0], "steps": steps,
                       "h_final": [float(v) for v in h[0].numpy()]})
+    golden = {"features": features, "targets": targets, "cases": cases}
+    if level:
+        dev, ts, x = segs[0]
+        z = ((x[:200].astype(np.float32) - mean.astype(np.float32)) / std.astype(np.float32))[:, targets]
+        case = {"profile_steps": 50, "window_steps": 10, "half_life_steps": 40, "floor": LEVEL_FLOOR}
+        lv, _ = level_stream(z, case["profile_steps"], case["window_steps"], case["half_life_steps"],
+                             case["floor"], dtype=np.float32)
+        case["z"] = [[float(v) for v in row] for row in z]
+        case["level"] = [None if np.isnan(v) else float(v) for v in lv]
+        golden["level_case"] = case
     with open(path, "w") as f:
-        json.dump({"features": features, "cases": cases}, f)
+        json.dump(golden, f)
         f.write("\n")
 
 

@@ -38,12 +38,33 @@ public class AnomalyEvent {
 
     public String modelVersion;
 
+    /**
+     * Which score component crossed the threshold during the episode so far: {@code dynamics} (the
+     * step was not what the recent past predicted), {@code level} (the device is not where it
+     * normally is) or {@code both}.
+     */
+    public String reason;
+
     /** Features that explain the score (for CLOSE: the whole episode), largest share first. */
     public String[] topFeatureNames;
 
     public float[] topFeatureShares;
 
     public AnomalyEvent() {}
+
+    /** Bits of {@link #reason(int)}: the forecast residual, the level score. */
+    public static final int REASON_DYNAMICS = 1;
+
+    public static final int REASON_LEVEL = 2;
+
+    /** {@code dynamics}, {@code level} or {@code both} for a set of reason bits. */
+    public static String reason(int bits) {
+        return switch (bits & (REASON_DYNAMICS | REASON_LEVEL)) {
+            case REASON_LEVEL -> "level";
+            case REASON_DYNAMICS | REASON_LEVEL -> "both";
+            default -> "dynamics";
+        };
+    }
 
     public static String eventId(String deviceId, long episodeStart, String type, int steps) {
         String id = deviceId + ":" + episodeStart + ":" + type;

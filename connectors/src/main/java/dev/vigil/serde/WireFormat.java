@@ -59,6 +59,9 @@ public final class WireFormat {
                         g.writeNumberField("duration_ms", e.durationMs);
                     }
                     g.writeStringField("model_version", e.modelVersion);
+                    if (e.reason != null) {
+                        g.writeStringField("reason", e.reason);
+                    }
                     g.writeArrayFieldStart("top_features");
                     for (int i = 0; i < e.topFeatureNames.length; i++) {
                         g.writeStartObject();
@@ -91,6 +94,7 @@ public final class WireFormat {
                     case "steps" -> e.steps = p.getIntValue();
                     case "duration_ms" -> e.durationMs = p.getLongValue();
                     case "model_version" -> e.modelVersion = p.getText();
+                    case "reason" -> e.reason = p.getText();
                     case "top_features" -> {
                         while (p.nextToken() == JsonToken.START_OBJECT) {
                             while (p.nextToken() == JsonToken.FIELD_NAME) {
@@ -145,6 +149,12 @@ public final class WireFormat {
                     g.writeStringField("device_id", s.deviceId);
                     g.writeNumberField("ts", s.ts);
                     g.writeNumberField("score", s.score);
+                    if (!Float.isNaN(s.dynamics)) {
+                        g.writeNumberField("dynamics", s.dynamics);
+                    }
+                    if (!Float.isNaN(s.level)) {
+                        g.writeNumberField("level", s.level);
+                    }
                 });
     }
 
@@ -159,6 +169,8 @@ public final class WireFormat {
                     case "device_id" -> s.deviceId = p.getText();
                     case "ts" -> s.ts = p.getLongValue();
                     case "score" -> s.score = p.getFloatValue();
+                    case "dynamics" -> s.dynamics = p.getFloatValue();
+                    case "level" -> s.level = p.getFloatValue();
                     default -> p.skipChildren();
                 }
             }

@@ -26,6 +26,7 @@ class WireFormatTest {
         e.steps = 11;
         e.durationMs = 600_000L;
         e.modelVersion = "fleet-gru-2026-11-23+sha256:ab12";
+        e.reason = AnomalyEvent.reason(AnomalyEvent.REASON_LEVEL);
         e.topFeatureNames = new String[] {"vibration", "temperature"};
         e.topFeatureShares = new float[] {0.81f, 0.12f};
         return e;
@@ -39,6 +40,15 @@ class WireFormatTest {
 
         assertThat(back).usingRecursiveComparison().isEqualTo(e);
         assertThat(back.eventId).isEqualTo("pump-17:1764000000000:CLOSE");
+        assertThat(back.reason).isEqualTo("level");
+    }
+
+    @Test
+    void shouldNameTheReasonOfEveryCombinationOfComponents() {
+        assertThat(AnomalyEvent.reason(AnomalyEvent.REASON_DYNAMICS)).isEqualTo("dynamics");
+        assertThat(AnomalyEvent.reason(AnomalyEvent.REASON_LEVEL)).isEqualTo("level");
+        assertThat(AnomalyEvent.reason(AnomalyEvent.REASON_DYNAMICS | AnomalyEvent.REASON_LEVEL))
+                .isEqualTo("both");
     }
 
     @Test
@@ -84,12 +94,27 @@ class WireFormatTest {
     }
 
     @Test
-    void shouldRoundTripAStepScore() {
-        ScoredStep s = new ScoredStep("pump-1", 42L, 1.25f);
+    void shouldRoundTripAStepScoreWithItsComponents() throws Exception {
+        ScoredStep s = new ScoredStep("pump-1", 42L, 1.25f, 1.25f, 0.5f);
 
         assertThat(WireFormat.parseScore(WireFormat.score(s)))
                 .usingRecursiveComparison()
                 .isEqualTo(s);
+        assertThat(flat(WireFormat.score(s)))
+                .containsEntry("dynamics", "1.25")
+                .containsEntry("level", "0.5");
+    }
+
+    @Test
+    void shouldLeaveOutAComponentWithoutAValue() throws Exception {
+        ScoredStep s = new ScoredStep("pump-1", 42L, 1.25f);
+
+        ScoredStep back = WireFormat.parseScore(WireFormat.score(s));
+
+        assertThat(flat(WireFormat.score(s))).containsOnlyKeys("device_id", "ts", "score");
+        assertThat(back.score).isEqualTo(1.25f);
+        assertThat(back.dynamics).isNaN();
+        assertThat(back.level).isNaN();
     }
 
     private static Map<String, String> flat(byte[] json) throws Exception {

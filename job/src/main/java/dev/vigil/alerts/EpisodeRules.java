@@ -45,6 +45,7 @@ public final class EpisodeRules implements Serializable {
                 s.episodePeak = 0f;
                 java.util.Arrays.fill(s.episodeShares, 0f);
                 s.episodeSteps = 0;
+                s.episodeReasons = 0;
             }
             s.aboveRun++;
             accumulate(s, score, shares);

@@ -20,8 +20,34 @@ public final class ModelCard implements Serializable {
 
     public static final String FILE = "model.json";
 
+    /**
+     * What a feature is for: a {@code TARGET} is watched (scored, explained, profiled); a {@code
+     * CONTEXT} feature (a command, a setpoint, a load) is only an input that explains the targets.
+     */
+    public enum Role {
+        TARGET,
+        CONTEXT
+    }
+
     /** One input feature, in model order. */
-    public record Feature(String name, float mean, float std, float residualScale)
+    public record Feature(String name, float mean, float std, float residualScale, Role role)
+            implements Serializable {
+
+        /** A target feature. */
+        public Feature(String name, float mean, float std, float residualScale) {
+            this(name, mean, std, residualScale, Role.TARGET);
+        }
+    }
+
+    /**
+     * The level score ("this device is not where it normally is", README "Scoring"): each target's
+     * moving average over {@code windowSteps} against the device's own profile, learned over its
+     * first {@code profileSteps} steps and then adapting with {@code halfLifeSteps} on quiet steps
+     * only; the profile's unit is floored at {@code floor} (normalised units). {@code scale} is the
+     * raw level that counts as the threshold (training's calibration).
+     */
+    public record Level(
+            int profileSteps, int halfLifeSteps, int windowSteps, float floor, float scale)
             implements Serializable {}
 
     private final String version;
@@ -29,24 +55,46 @@ public final class ModelCard implements Serializable {
     private final List<Feature> features;
     private final float threshold;
     private final int warmupSteps;
+    private final float dynamicsScale;
+    private final Level level;
 
     // Derived once, read per record.
     private final float[] mean;
     private final float[] std;
     private final float[] residualScale;
     private final String[] names;
+    private final int[] targets;
 
+    /** A card with the forecast residual as its only score (a card written before 0.2.0). */
     public ModelCard(
             String version,
             int hiddenSize,
             List<Feature> features,
             float threshold,
             int warmupSteps) {
+        this(version, hiddenSize, features, threshold, warmupSteps, 1f, null);
+    }
+
+    /**
+     * @param dynamicsScale the raw forecast-residual score that counts as the threshold: the
+     *     combined score divides it by this (1 for a card with no {@code score} section)
+     * @param level the level score's parameters, or null for none
+     */
+    public ModelCard(
+            String version,
+            int hiddenSize,
+            List<Feature> features,
+            float threshold,
+            int warmupSteps,
+            float dynamicsScale,
+            Level level) {
         this.version = version;
         this.hiddenSize = hiddenSize;
         this.features = List.copyOf(features);
         this.threshold = threshold;
         this.warmupSteps = warmupSteps;
+        this.dynamicsScale = dynamicsScale;
+        this.level = level;
         int n = features.size();
         mean = new float[n];
         std = new float[n];
@@ -59,6 +107,10 @@ public final class ModelCard implements Serializable {
             std[i] = f.std();
             residualScale[i] = f.residualScale();
         }
+        targets =
+                java.util.stream.IntStream.range(0, n)
+                        .filter(i -> features.get(i).role() != Role.CONTEXT)
+                        .toArray();
         validate();
     }
 
@@ -92,17 +144,54 @@ public final class ModelCard implements Serializable {
                                 required(f, "name").asText(),
                                 number(f, "mean"),
                                 number(f, "std"),
-                                number(f, "residual_scale")));
+                                number(f, "residual_scale"),
+                                role(f)));
+            }
+            JsonNode score = root.get("score");
+            float dynamicsScale = 1f;
+            Level level = null;
+            if (score != null && !score.isNull()) {
+                dynamicsScale = number(required(score, "dynamics"), "scale");
+                JsonNode l = score.get("level");
+                if (l != null && !l.isNull()) {
+                    level =
+                            new Level(
+                                    required(l, "profile_steps").asInt(),
+                                    required(l, "half_life_steps").asInt(),
+                                    required(l, "window_steps").asInt(),
+                                    number(l, "floor"),
+                                    number(l, "scale"));
+                }
             }
             return new ModelCard(
                     required(root, "version").asText(),
                     required(root, "hidden_size").asInt(),
                     features,
                     number(root, "threshold"),
-                    required(root, "warmup_steps").asInt());
+                    required(root, "warmup_steps").asInt(),
+                    dynamicsScale,
+                    level);
         } catch (ModelException e) {
             throw new ModelException("model card " + file + ": " + e.getMessage(), e);
         }
+    }
+
+    private static Role role(JsonNode feature) {
+        JsonNode v = feature.get("role");
+        if (v == null || v.isNull()) {
+            return Role.TARGET;
+        }
+        return switch (v.asText()) {
+            case "target" -> Role.TARGET;
+            case "context" -> Role.CONTEXT;
+            default ->
+                    throw new ModelException(
+                            "feature \""
+                                    + feature.path("name").asText()
+                                    + "\" has role \""
+                                    + v.asText()
+                                    + "\": must be target or context");
+        };
     }
 
     private static JsonNode required(JsonNode node, String field) {
@@ -172,6 +261,32 @@ public final class ModelCard implements Serializable {
         if (warmupSteps < 0) {
             throw new ModelException("\"warmup_steps\" must be 0 or more, found " + warmupSteps);
         }
+        if (targets.length == 0) {
+            throw new ModelException(
+                    "every feature has role \"context\": at least one must be a target to score");
+        }
+        if (!Float.isFinite(dynamicsScale) || dynamicsScale <= 0) {
+            throw new ModelException(
+                    "\"score.dynamics.scale\" must be finite and positive, found " + dynamicsScale);
+        }
+        if (level != null) {
+            if (level.profileSteps() < 1 || level.windowSteps() < 1 || level.halfLifeSteps() < 0) {
+                throw new ModelException(
+                        "\"score.level\" needs profile_steps and window_steps of at least 1 and"
+                                + " half_life_steps of 0 or more, found "
+                                + level);
+            }
+            if (!(level.floor() > 0) || !Float.isFinite(level.floor())) {
+                throw new ModelException(
+                        "\"score.level.floor\" must be finite and positive, found "
+                                + level.floor());
+            }
+            if (!(level.scale() > 0) || !Float.isFinite(level.scale())) {
+                throw new ModelException(
+                        "\"score.level.scale\" must be finite and positive, found "
+                                + level.scale());
+            }
+        }
     }
 
     public String version() {
@@ -220,5 +335,20 @@ public final class ModelCard implements Serializable {
 
     public int warmupSteps() {
         return warmupSteps;
+    }
+
+    /** The raw forecast-residual score that counts as the threshold (1 for older cards). */
+    public float dynamicsScale() {
+        return dynamicsScale;
+    }
+
+    /** The level score's parameters, or null when the card has none. */
+    public Level level() {
+        return level;
+    }
+
+    /** Indexes of the target features, in model order; shared, never modify. */
+    public int[] targets() {
+        return targets;
     }
 }

@@ -55,10 +55,18 @@ final class Scorer implements AutoCloseable {
     private final Histogram latencyMs;
     private final int features;
     private final int hidden;
-    // Per row, reused: the step's score, whether it had a forecast, each feature's share.
+    private final int[] targets;
+    // The level score's constants, from the card (level null: no level score).
+    private final ModelCard.Level level;
+    private final float levelAlpha;
+    private final float profileBeta;
+    // Per row, reused: the dynamics score, whether it had a forecast, each feature's share; the
+    // raw level score (NaN while the device's profile is being learned) and its shares.
     private final float[] scores;
     private final boolean[] scored;
     private final float[][] shares;
+    private final float[] levels;
+    private final float[][] levelShares;
     private final int[] top;
     private boolean loggedModelChange;
 
@@ -76,9 +84,18 @@ final class Scorer implements AutoCloseable {
         this.latencyMs = metrics.histogram(Metrics.EVENT_TO_EMIT_LATENCY_MS);
         this.features = card.featureCount();
         this.hidden = card.hiddenSize();
+        this.targets = card.targets();
+        this.level = card.level();
+        this.levelAlpha = level == null ? 0f : 2f / (level.windowSteps() + 1);
+        this.profileBeta =
+                level == null || level.halfLifeSteps() == 0
+                        ? 0f
+                        : (float) (1 - Math.pow(0.5, 1.0 / level.halfLifeSteps()));
         this.scores = new float[maxBatch];
         this.scored = new boolean[maxBatch];
         this.shares = new float[maxBatch][features];
+        this.levels = new float[maxBatch];
+        this.levelShares = new float[maxBatch][features];
         this.top = new int[features];
         this.model = GruModel.open(bundle, maxBatch); // last: nothing to leak if the above throws
     }
@@ -92,10 +109,10 @@ final class Scorer implements AutoCloseable {
      */
     DeviceState prepare(DeviceState stored, String deviceId, long timestamp, Emitter out) {
         if (stored == null) {
-            return DeviceState.fresh(card.version(), hidden, features);
+            return withProfile(DeviceState.fresh(card.version(), hidden, features));
         }
         if (card.version().equals(stored.modelVersion)) {
-            return stored;
+            return withProfile(stored); // restored from format 1: starts learning its profile
         }
         ModelChange policy = settings.onModelChange();
         if (policy == ModelChange.FAIL) {
@@ -125,13 +142,25 @@ final class Scorer implements AutoCloseable {
         if (policy == ModelChange.KEEP && sizesMatch) {
             stored.modelVersion = card.version();
             metrics.keptModelChange.inc();
-            return stored;
+            return withProfile(stored);
         }
         closeOnReset(stored, deviceId, timestamp, out);
+        // The profile goes too: it is in the old card's normalised units.
         DeviceState s = DeviceState.fresh(card.version(), hidden, features);
         s.lastTs = stored.lastTs;
         s.lastSeq = stored.lastSeq;
         metrics.resetModelChange.inc();
+        return withProfile(s);
+    }
+
+    /**
+     * A profile of this card's size: a new one (learned from the next step) when the card has a
+     * level score and the state has none (new device, format 1, another card's targets).
+     */
+    private DeviceState withProfile(DeviceState s) {
+        if (level != null && (s.profileMean == null || s.profileMean.length != targets.length)) {
+            s.resetProfile(targets.length);
+        }
         return s;
     }
 
@@ -159,20 +188,40 @@ final class Scorer implements AutoCloseable {
         return true;
     }
 
-    /** Normalises the event into row {@code row}, scores it and stages the device's memory. */
+    /**
+     * Normalises the event into row {@code row}, scores it (dynamics against the last forecast;
+     * level against the device's profile, once learned) and stages the device's memory.
+     */
     void load(DeviceState s, TelemetryEvent e, int row) {
-        StepMath.normalise(e.values, card.mean(), card.std(), model.x(), row * features);
+        int offset = row * features;
+        StepMath.normalise(e.values, card.mean(), card.std(), model.x(), offset);
         boolean hasForecast = s.steps > 0; // a forecast exists only after the first step
         scored[row] = hasForecast;
         scores[row] =
                 hasForecast
                         ? StepMath.score(
                                 model.x(),
-                                row * features,
+                                offset,
                                 s.forecast,
                                 card.residualScale(),
+                                targets,
                                 shares[row])
                         : 0f;
+        levels[row] = Float.NaN;
+        if (level != null) {
+            StepMath.updateLevelMean(
+                    model.x(), offset, targets, s.levelMean, levelAlpha, s.profileSteps == 0);
+            if (s.profileSteps >= level.profileSteps()) {
+                levels[row] =
+                        StepMath.level(
+                                s.levelMean,
+                                s.profileMean,
+                                s.profileVar,
+                                level.floor(),
+                                targets,
+                                levelShares[row]);
+            }
+        }
         model.h().put(row * hidden, s.hidden);
     }
 
@@ -192,20 +241,65 @@ final class Scorer implements AutoCloseable {
         s.lastTs = e.ts;
         s.lastSeq = e.hasSeq() ? e.seq : DeviceState.NO_SEQ;
         metrics.scored.inc();
-        float score = scores[row];
+        // Each component in threshold units (the card's calibration); NaN when it has no value.
+        float dynamics = scored[row] ? scores[row] / card.dynamicsScale() : Float.NaN;
+        float levelScore = Float.isNaN(levels[row]) ? Float.NaN : levels[row] / level.scale();
+        boolean levelLeads = levelScore > dynamics || Float.isNaN(dynamics);
+        float score = levelLeads ? levelScore : dynamics;
+        float[] stepShares = levelLeads ? levelShares[row] : shares[row];
         if (settings.emitScores()) {
-            out.score(new ScoredStep(e.deviceId, e.ts, score), timestamp);
+            out.score(
+                    new ScoredStep(
+                            e.deviceId,
+                            e.ts,
+                            Float.isNaN(score) ? 0f : score,
+                            dynamics,
+                            level == null ? Float.NaN : levelScore),
+                    timestamp);
         }
-        if (scored[row] && s.steps > card.warmupSteps()) {
-            float threshold = thresholds.effective(s);
-            String type = rules.step(s, e.ts, score, threshold, shares[row]);
+        float threshold = thresholds.effective(s);
+        if (!Float.isNaN(score) && s.steps > card.warmupSteps()) {
+            String type = rules.step(s, e.ts, score, threshold, stepShares);
+            if (s.episodeOpen || s.aboveRun > 0) {
+                s.episodeReasons |=
+                        (dynamics > threshold ? AnomalyEvent.REASON_DYNAMICS : 0)
+                                | (levelScore > threshold ? AnomalyEvent.REASON_LEVEL : 0);
+            }
             if (type != null) {
                 out.anomaly(
-                        event(type, e.deviceId, e.ts, score, threshold, s, shares[row]), timestamp);
+                        event(type, e.deviceId, e.ts, score, threshold, s, stepShares), timestamp);
             }
             thresholds.learn(s, score);
         }
+        if (level != null) {
+            learnProfile(s, row, score, threshold);
+        }
         latencyMs.update(System.currentTimeMillis() - e.ts);
+    }
+
+    /**
+     * The device's profile learns this step: always while it is being learned, afterwards only from
+     * a quiet step (at or below the threshold, no episode open or building), so that a fault that
+     * lasts does not become the device's normal.
+     */
+    private void learnProfile(DeviceState s, int row, float score, float threshold) {
+        boolean learning = s.profileSteps < level.profileSteps();
+        boolean quiet = !(score > threshold) && !s.episodeOpen && s.aboveRun == 0;
+        if (learning || (quiet && profileBeta > 0f)) {
+            StepMath.learnProfile(
+                    model.x(),
+                    row * features,
+                    targets,
+                    s.levelMean,
+                    s.profileMean,
+                    s.profileVar,
+                    s.profileSteps,
+                    level.profileSteps(),
+                    profileBeta);
+            if (learning) {
+                s.profileSteps++;
+            }
+        }
     }
 
     private void closeOnReset(DeviceState s, String deviceId, long timestamp, Emitter out) {
@@ -242,6 +336,10 @@ final class Scorer implements AutoCloseable {
         a.peakScore = s.episodePeak;
         a.steps = s.episodeSteps;
         a.modelVersion = card.version();
+        // Format 1 state (no reasons recorded) only ever had the forecast residual.
+        a.reason =
+                AnomalyEvent.reason(
+                        s.episodeReasons == 0 ? AnomalyEvent.REASON_DYNAMICS : s.episodeReasons);
         // OPEN and UPDATE are explained by this step; CLOSE by the whole episode.
         float[] explain = AnomalyEvent.CLOSE.equals(type) ? s.episodeShares : stepShares;
         float total = 0f;

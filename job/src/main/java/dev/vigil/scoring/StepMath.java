@@ -19,27 +19,112 @@ public final class StepMath {
     }
 
     /**
-     * Scores the observation against the forecast made at the previous step: per-feature residuals
-     * scaled by the card's residual scale, score = their mean square. {@code shares} receives each
-     * feature's part of the score (summing to 1, or all 0 for a perfect forecast).
+     * The dynamics score: the observation against the forecast made at the previous step, over the
+     * target features: per-feature residuals scaled by the card's residual scale, score = their
+     * mean square. {@code shares} receives each feature's part of the score (summing to 1 over the
+     * targets, 0 for context features, all 0 for a perfect forecast).
      *
      * @param x normalised observation, read from {@code offset}
+     * @param targets indexes of the target features, increasing
      */
     public static float score(
-            FloatBuffer x, int offset, float[] forecast, float[] scale, float[] shares) {
+            FloatBuffer x,
+            int offset,
+            float[] forecast,
+            float[] scale,
+            int[] targets,
+            float[] shares) {
+        java.util.Arrays.fill(shares, 0f);
         float sum = 0f;
-        for (int i = 0; i < forecast.length; i++) {
+        for (int i : targets) {
             float r = (x.get(offset + i) - forecast[i]) / scale[i];
             float sq = r * r;
             shares[i] = sq;
             sum += sq;
         }
         if (sum > 0f) {
-            for (int i = 0; i < shares.length; i++) {
+            for (int i : targets) {
                 shares[i] /= sum;
             }
         }
-        return sum / forecast.length;
+        return sum / targets.length;
+    }
+
+    /**
+     * Moves each target's moving average {@code levelMean[j]} (j-th target) towards this step's
+     * normalised value with weight {@code alpha}; the first step of a profile sets it.
+     */
+    public static void updateLevelMean(
+            FloatBuffer x,
+            int offset,
+            int[] targets,
+            float[] levelMean,
+            float alpha,
+            boolean first) {
+        for (int j = 0; j < targets.length; j++) {
+            float v = x.get(offset + targets[j]);
+            levelMean[j] = first ? v : levelMean[j] + alpha * (v - levelMean[j]);
+        }
+    }
+
+    /**
+     * The level score: the largest deviation of a target's moving average from the device's normal
+     * value, in the device's own unit (the root of {@code profileVar}, at least {@code floor}).
+     * {@code shares} receives each target's part of the squared deviations (0 for context
+     * features).
+     */
+    public static float level(
+            float[] levelMean,
+            float[] profileMean,
+            float[] profileVar,
+            float floor,
+            int[] targets,
+            float[] shares) {
+        java.util.Arrays.fill(shares, 0f);
+        float max = 0f;
+        float sum = 0f;
+        for (int j = 0; j < targets.length; j++) {
+            float d = Math.abs(levelMean[j] - profileMean[j]) / unit(profileVar[j], floor);
+            max = Math.max(max, d);
+            shares[targets[j]] = d * d;
+            sum += d * d;
+        }
+        if (sum > 0f) {
+            for (int i : targets) {
+                shares[i] /= sum;
+            }
+        }
+        return max;
+    }
+
+    private static float unit(float variance, float floor) {
+        float sd = (float) Math.sqrt(variance);
+        return sd > floor ? sd : floor;
+    }
+
+    /**
+     * Learns one step into the device's profile: while {@code steps} (before this one) is below
+     * {@code profileSteps}, the running mean and mean square (Welford); after that an exponential
+     * average with weight {@code beta}. The mean learns the observation; the mean square learns the
+     * moving average's deviation from the updated mean.
+     */
+    public static void learnProfile(
+            FloatBuffer x,
+            int offset,
+            int[] targets,
+            float[] levelMean,
+            float[] profileMean,
+            float[] profileVar,
+            int steps,
+            int profileSteps,
+            float beta) {
+        float w = steps < profileSteps ? 1f / (steps + 1) : beta;
+        for (int j = 0; j < targets.length; j++) {
+            float v = x.get(offset + targets[j]);
+            profileMean[j] += w * (v - profileMean[j]);
+            float dm = levelMean[j] - profileMean[j];
+            profileVar[j] += w * (dm * dm - profileVar[j]);
+        }
     }
 
     /**

@@ -44,7 +44,12 @@ class GoldenVectorsTest {
                     } else {
                         float score =
                                 StepMath.score(
-                                        model.x(), 0, forecast, card.residualScale(), shares);
+                                        model.x(),
+                                        0,
+                                        forecast,
+                                        card.residualScale(),
+                                        card.targets(),
+                                        shares);
                         float expected = (float) step.get("score").asDouble();
                         assertThat(score)
                                 .isCloseTo(expected, within(TOLERANCE * Math.max(1f, expected)));
@@ -67,6 +72,50 @@ class GoldenVectorsTest {
             }
         }
         assertThat(checkedScores).isGreaterThan(20);
+    }
+
+    /**
+     * The level score: training's stream of normalised target values (learning every step, as in
+     * calibration) replayed through {@link StepMath}'s level arithmetic. Skipped only for a card
+     * trained without a level score.
+     */
+    @Test
+    void shouldReproduceTrainingsLevelScores() throws Exception {
+        JsonNode golden =
+                new ObjectMapper().readTree(Fixtures.modelDir().resolve("golden.json").toFile());
+        JsonNode c = golden.get("level_case");
+        org.junit.jupiter.api.Assumptions.assumeTrue(
+                Fixtures.model().card().level() != null, "the committed card has no level score");
+        assertThat(c).as("a card with a level score has a golden level case").isNotNull();
+        int profileSteps = c.get("profile_steps").asInt();
+        float alpha = 2f / (c.get("window_steps").asInt() + 1);
+        float beta = (float) (1 - Math.pow(0.5, 1.0 / c.get("half_life_steps").asInt()));
+        float floor = (float) c.get("floor").asDouble();
+        int targets = c.get("z").get(0).size();
+        int[] all = java.util.stream.IntStream.range(0, targets).toArray();
+        float[] m = new float[targets];
+        float[] mean = new float[targets];
+        float[] var = new float[targets];
+        float[] shares = new float[targets];
+        int checked = 0;
+        for (int t = 0; t < c.get("z").size(); t++) {
+            java.nio.FloatBuffer x = java.nio.FloatBuffer.wrap(floats(c.get("z").get(t)));
+            StepMath.updateLevelMean(x, 0, all, m, alpha, t == 0);
+            JsonNode expected = c.get("level").get(t);
+            if (t >= profileSteps) {
+                float level = StepMath.level(m, mean, var, floor, all, shares);
+                assertThat(level)
+                        .as("level at step %d", t)
+                        .isCloseTo(
+                                (float) expected.asDouble(),
+                                within(TOLERANCE * Math.max(1f, level)));
+                checked++;
+            } else {
+                assertThat(expected.isNull()).isTrue();
+            }
+            StepMath.learnProfile(x, 0, all, m, mean, var, t, profileSteps, beta);
+        }
+        assertThat(checked).isGreaterThan(100);
     }
 
     private static float[] floats(JsonNode array) {

@@ -122,4 +122,84 @@ class ModelCardTest {
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("ONNX Runtime cannot load the model");
     }
+
+    /** The score section training writes: a forecast residual scale and a level score. */
+    private static void withScoreSection(ObjectNode card) {
+        ObjectNode score = card.putObject("score");
+        score.put("combine", "max");
+        score.putObject("dynamics").put("scale", 4.5);
+        score.putObject("level")
+                .put("profile_steps", 1000)
+                .put("half_life_steps", 2000)
+                .put("window_steps", 60)
+                .put("floor", 0.01)
+                .put("scale", 4.1);
+        card.put("threshold", 1.0);
+    }
+
+    @Test
+    void shouldReadTheScoreSectionAndFeatureRoles() throws IOException {
+        Path model =
+                modelWith(
+                        c -> {
+                            withScoreSection(c);
+                            feature(c, 7).put("role", "context");
+                        });
+
+        ModelCard card = ModelBundle.load(model).card();
+
+        assertThat(card.dynamicsScale()).isEqualTo(4.5f);
+        assertThat(card.level()).isEqualTo(new ModelCard.Level(1000, 2000, 60, 0.01f, 4.1f));
+        assertThat(card.threshold()).isEqualTo(1f);
+        assertThat(card.targets()).containsExactly(0, 1, 2, 3, 4, 5, 6);
+        assertThat(card.features().get(7).role()).isEqualTo(ModelCard.Role.CONTEXT);
+    }
+
+    @Test
+    void shouldReadACardWithoutScoreSectionAsTheForecastResidualAlone() {
+        ModelCard old = new ModelCard("v", 64, Fixtures.model().card().features(), 4.47f, 20);
+
+        assertThat(old.dynamicsScale()).isEqualTo(1f);
+        assertThat(old.level()).isNull();
+        assertThat(old.targets()).hasSize(8);
+    }
+
+    @Test
+    void shouldRefuseAnUnknownRole() throws IOException {
+        Path model = modelWith(c -> feature(c, 3).put("role", "input"));
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining(
+                        "feature \"flow_lpm\" has role \"input\": must be target or context");
+    }
+
+    @Test
+    void shouldRefuseACardWithNothingToScore() throws IOException {
+        Path model =
+                modelWith(
+                        c -> {
+                            for (int i = 0; i < 8; i++) {
+                                feature(c, i).put("role", "context");
+                            }
+                        });
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("at least one must be a target");
+    }
+
+    @Test
+    void shouldRefuseALevelScoreWithoutAScale() throws IOException {
+        Path model =
+                modelWith(
+                        c -> {
+                            withScoreSection(c);
+                            ((ObjectNode) c.get("score").get("level")).remove("scale");
+                        });
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("missing \"scale\"");
+    }
 }

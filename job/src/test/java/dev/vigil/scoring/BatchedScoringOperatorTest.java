@@ -2,6 +2,8 @@ package dev.vigil.scoring;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.vigil.model.ModelBundle;
+import dev.vigil.model.ModelCard;
 import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.ScoredStep;
@@ -73,15 +75,22 @@ class BatchedScoringOperatorTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
             perRecord() throws Exception {
-        return harness(
-                new KeyedProcessOperator<>(
-                        new GruScoringFunction(Fixtures.model(), settings(0, 0))));
+        return perRecord(Fixtures.model());
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            perRecord(ModelBundle bundle) throws Exception {
+        return harness(new KeyedProcessOperator<>(new GruScoringFunction(bundle, settings(0, 0))));
     }
 
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
             batched(int batchSize, long timeoutMs) throws Exception {
-        return harness(
-                new BatchedScoringOperator(Fixtures.model(), settings(batchSize, timeoutMs)));
+        return batched(Fixtures.model(), batchSize, timeoutMs);
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            batched(ModelBundle bundle, int batchSize, long timeoutMs) throws Exception {
+        return harness(new BatchedScoringOperator(bundle, settings(batchSize, timeoutMs)));
     }
 
     private static void feed(
@@ -140,12 +149,10 @@ class BatchedScoringOperatorTest {
                 assertThat(mine).hasSameSizeAs(theirs);
                 for (int i = 0; i < theirs.size(); i++) {
                     assertThat(mine.get(i).ts).isEqualTo(theirs.get(i).ts);
-                    assertThat((double) mine.get(i).score)
-                            .as("score of %s at %d", device, theirs.get(i).ts)
-                            .isCloseTo(
-                                    theirs.get(i).score,
-                                    org.assertj.core.data.Offset.offset(
-                                            SCORE_TOLERANCE * Math.max(1, theirs.get(i).score)));
+                    assertClose(mine.get(i).score, theirs.get(i).score, device, theirs.get(i).ts);
+                    assertClose(
+                            mine.get(i).dynamics, theirs.get(i).dynamics, device, theirs.get(i).ts);
+                    assertClose(mine.get(i).level, theirs.get(i).level, device, theirs.get(i).ts);
                     steps++;
                 }
             }
@@ -162,7 +169,58 @@ class BatchedScoringOperatorTest {
         }
     }
 
+    private static void assertClose(float mine, float theirs, String device, long ts) {
+        if (Float.isNaN(theirs)) {
+            assertThat(mine).as("no value of %s at %d", device, ts).isNaN();
+            return;
+        }
+        assertThat((double) mine)
+                .as("score of %s at %d", device, ts)
+                .isCloseTo(
+                        theirs,
+                        org.assertj.core.data.Offset.offset(SCORE_TOLERANCE * Math.max(1, theirs)));
+    }
+
     private static Emitted reference;
+
+    /**
+     * The committed model with a level score (a profile of 200 steps, so that it is learned well
+     * inside the test stream) with a scale low enough that it fires on this stream.
+     */
+    private static ModelBundle withLevel() {
+        ModelCard c = Fixtures.model().card();
+        return new ModelBundle(
+                new ModelCard(
+                        c.version() + "-level",
+                        c.hiddenSize(),
+                        c.features(),
+                        1f,
+                        c.warmupSteps(),
+                        c.threshold(),
+                        new ModelCard.Level(200, 400, 20, 0.01f, 10f)),
+                Fixtures.model().onnx());
+    }
+
+    @Test
+    void shouldEmitWhatThePerRecordOperatorEmitsWithALevelScore() throws Exception {
+        Emitted perRecord;
+        try (var h = perRecord(withLevel())) {
+            h.open();
+            feed(h, stream);
+            perRecord = Emitted.of(h);
+        }
+        try (var h = batched(withLevel(), 64, 0)) {
+            h.open();
+            feed(h, stream);
+            h.endInput();
+
+            Emitted batched = Emitted.of(h);
+            batched.assertSameAs(perRecord);
+            assertThat(batched.anomalies().values().stream().flatMap(List::stream))
+                    .extracting(a -> a.reason)
+                    .containsAnyOf("level", "both");
+        }
+    }
 
     private static synchronized Emitted reference() throws Exception {
         if (reference == null) {

@@ -103,6 +103,15 @@ class GruScoringFunctionTest {
             return harness.extractOutputValues();
         }
 
+        List<ScoredStep> steps() {
+            List<ScoredStep> out = new ArrayList<>();
+            var side = harness.getSideOutput(Outputs.SCORES);
+            if (side != null) {
+                side.forEach(r -> out.add(r.getValue()));
+            }
+            return out;
+        }
+
         List<Float> scores() {
             List<Float> out = new ArrayList<>();
             var side = harness.getSideOutput(Outputs.SCORES);
@@ -235,6 +244,96 @@ class GruScoringFunctionTest {
             assertThat(close.peakScore).isGreaterThanOrEqualTo(open.score);
             assertThat(close.topFeatureNames[0]).isEqualTo("rpm");
             assertThat(close.topFeatureShares[0]).isGreaterThan(0.3f);
+        }
+    }
+
+    /**
+     * The committed model with a level score (profile of 100 steps, window 10) whose raw {@code
+     * scale} counts as the threshold; the forecast residual is put out of reach, so that these
+     * tests see the level alone.
+     */
+    private static ModelBundle withLevel(float scale) {
+        ModelCard c = Fixtures.model().card();
+        return new ModelBundle(
+                new ModelCard(
+                        c.version() + "-level",
+                        c.hiddenSize(),
+                        c.features(),
+                        1f,
+                        c.warmupSteps(),
+                        1e9f,
+                        new ModelCard.Level(100, 200, 10, 0.01f, scale)),
+                Fixtures.model().onnx());
+    }
+
+    /**
+     * A steady device: every feature at the card's mean plus a small deterministic wobble (a tenth
+     * of its std), one step a minute, with {@code feature} moved {@code delta} fleet stds in [from,
+     * to). Steady, so that its profile, learned over 100 steps, is its normal.
+     */
+    private static List<TelemetryEvent> steady(String feature, float delta, int from, int to) {
+        ModelCard card = Fixtures.model().card();
+        int shifted = card.featureNames().indexOf(feature);
+        List<TelemetryEvent> out = new ArrayList<>();
+        long t0 = normal.get(0).ts;
+        for (int i = 0; i < 400; i++) {
+            float[] v = new float[card.featureCount()];
+            for (int f = 0; f < v.length; f++) {
+                float wobble = 0.1f * (float) Math.sin(0.7 * i + f);
+                boolean moved = f == shifted && i >= from && i < to;
+                v[f] = card.mean()[f] + card.std()[f] * (wobble + (moved ? delta : 0f));
+            }
+            out.add(new TelemetryEvent("steady-1", t0 + i * 60_000L, i, v));
+        }
+        return out;
+    }
+
+    /** 1.5 times the largest level (raw) the steady device reaches once its profile is learned. */
+    private static float steadyLevelScale() throws Exception {
+        try (Run run = new Run(withLevel(1f), null).feed(steady("ambient_c", 0f, 0, 0))) {
+            List<ScoredStep> steps = run.steps();
+            assertThat(steps.subList(0, 100)).allMatch(st -> Float.isNaN(st.level));
+            assertThat(steps.subList(100, steps.size())).allMatch(st -> st.level >= 0f);
+            double max =
+                    steps.stream()
+                            .mapToDouble(st -> st.level)
+                            .filter(v -> !Double.isNaN(v))
+                            .max()
+                            .orElseThrow();
+            return 1.5f * (float) max;
+        }
+    }
+
+    @Test
+    void shouldHoldAnEpisodeOpenByTheLevelWhileAShiftLasts() throws Exception {
+        float scale = steadyLevelScale();
+        List<TelemetryEvent> shifted = steady("ambient_c", 1f, 200, 320);
+
+        try (Run run = new Run(withLevel(scale), null).feed(shifted)) {
+            List<AnomalyEvent> events = run.events();
+            List<ScoredStep> steps = run.steps();
+
+            assertThat(events).extracting(e -> e.type).containsExactly("OPEN", "CLOSE");
+            assertThat(events.get(0).episodeStart)
+                    .isBetween(shifted.get(200).ts, shifted.get(210).ts);
+            // Open while the shift lasts, closed once it is over and the quiet steps have passed.
+            assertThat(events.get(1).ts).isGreaterThanOrEqualTo(shifted.get(320).ts);
+            assertThat(steps.subList(215, 320)).allMatch(st -> st.level > 1f);
+            assertThat(events).extracting(e -> e.reason).containsOnly("level");
+            assertThat(events.get(1).topFeatureNames[0]).isEqualTo("ambient_c");
+        }
+    }
+
+    @Test
+    void shouldNotLearnALastingShiftIntoTheProfile() throws Exception {
+        float scale = steadyLevelScale();
+
+        try (Run run = new Run(withLevel(scale), null).feed(steady("ambient_c", 1f, 200, 400))) {
+            List<ScoredStep> steps = run.steps();
+
+            // 180 steps into the shift the device is as far from its normal as 20 steps in.
+            assertThat(steps.get(399).level).isGreaterThan(0.9f * steps.get(220).level);
+            assertThat(run.events()).extracting(e -> e.type).containsExactly("OPEN");
         }
     }
 

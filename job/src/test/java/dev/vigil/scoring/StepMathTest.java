@@ -26,7 +26,7 @@ class StepMathTest {
         float[] scale = {0.5f, 1f, 1f};
         float[] shares = new float[3];
 
-        float score = StepMath.score(x, 0, forecast, scale, shares);
+        float score = StepMath.score(x, 0, forecast, scale, new int[] {0, 1, 2}, shares);
 
         // residuals 2, 0, 2 -> squares 4, 0, 4 -> mean 8/3
         assertThat(score).isCloseTo(8f / 3f, within(1e-6f));
@@ -43,10 +43,73 @@ class StepMathTest {
                         0,
                         new float[] {1f, 1f},
                         new float[] {1f, 1f},
+                        new int[] {0, 1},
                         shares);
 
         assertThat(score).isZero();
         assertThat(shares).containsExactly(0f, 0f);
+    }
+
+    @Test
+    void shouldScoreAndExplainTargetsOnlyWhenSomeFeaturesAreContext() {
+        FloatBuffer x = FloatBuffer.wrap(new float[] {1f, 7f, 3f});
+        float[] shares = {9f, 9f, 9f};
+
+        // feature 1 is context: its residual of 7 counts for nothing
+        float score =
+                StepMath.score(
+                        x,
+                        0,
+                        new float[] {0f, 0f, 1f},
+                        new float[] {1f, 1f, 1f},
+                        new int[] {0, 2},
+                        shares);
+
+        // residuals 1 and 2 -> squares 1, 4 -> mean over the two targets 2.5
+        assertThat(score).isCloseTo(2.5f, within(1e-6f));
+        assertThat(shares).containsExactly(0.2f, 0f, 0.8f);
+    }
+
+    @Test
+    void shouldLearnTheProfileByWelfordThenByExponentialAverage() {
+        int[] targets = {0};
+        float[] m = new float[1];
+        float[] mean = new float[1];
+        float[] var = new float[1];
+        float[] values = {1f, 3f, 5f};
+        for (int n = 0; n < values.length; n++) {
+            FloatBuffer x = FloatBuffer.wrap(new float[] {values[n]});
+            StepMath.updateLevelMean(x, 0, targets, m, 0.5f, n == 0);
+            StepMath.learnProfile(x, 0, targets, m, mean, var, n, 3, 0.1f);
+        }
+        // m: 1, 2, 3.5; running mean of x: 1, 2, 3; mean square of (m - mean): 0, 0, 0.0833...
+        assertThat(m[0]).isEqualTo(3.5f);
+        assertThat(mean[0]).isCloseTo(3f, within(1e-6f));
+        assertThat(var[0]).isCloseTo(0.25f / 3f, within(1e-6f));
+
+        // After profileSteps, the exponential average with beta 0.1
+        FloatBuffer x = FloatBuffer.wrap(new float[] {13f});
+        StepMath.learnProfile(x, 0, targets, m, mean, var, 3, 3, 0.1f);
+        assertThat(mean[0]).isCloseTo(4f, within(1e-6f));
+        assertThat(var[0]).isCloseTo(0.25f / 3f + 0.1f * (0.25f - 0.25f / 3f), within(1e-6f));
+    }
+
+    @Test
+    void shouldScoreTheLevelAsTheLargestDeviationInTheDevicesOwnUnit() {
+        float[] shares = new float[3];
+
+        float level =
+                StepMath.level(
+                        new float[] {2f, -1f},
+                        new float[] {0f, 0f},
+                        new float[] {4f, 0f}, // unit 2, and 0 floored at 0.5
+                        0.5f,
+                        new int[] {0, 2},
+                        shares);
+
+        // deviations 2/2 = 1 and 1/0.5 = 2: the level is 2; shares of 1 and 4
+        assertThat(level).isEqualTo(2f);
+        assertThat(shares).containsExactly(0.2f, 0f, 0.8f);
     }
 
     @Test

@@ -53,10 +53,38 @@ public class DeviceState {
     public float[] episodeShares;
 
     /**
+     * Which score components crossed the threshold in the open episode (or the run building one),
+     * as {@code AnomalyEvent} reason bits: 1 dynamics, 2 level (format 2; 0 from format 1).
+     */
+    public int episodeReasons;
+
+    /**
      * Slow moving average of this device's scores outside episodes, for the optional adaptive
      * threshold; 1 is the calibration level of the fleet the model was trained on.
      */
     public float scoreLevel;
+
+    /**
+     * Steps learned into the device's normal profile (format 2): counted up to the card's {@code
+     * profile_steps}, then the profile adapts slowly. 0 for a new device, after a model change, and
+     * for a device restored from format 1, which then starts learning its profile.
+     */
+    public int profileSteps;
+
+    /**
+     * Per target feature (the card's targets, in card order), format 2: a moving average of the
+     * normalised observation over the level window, what the level score compares.
+     */
+    public float[] levelMean;
+
+    /** Per target feature (format 2): the device's normal value of {@link #levelMean}. */
+    public float[] profileMean;
+
+    /**
+     * Per target feature (format 2): the mean square of {@code levelMean - profileMean} in normal
+     * operation, the device's own unit of deviation.
+     */
+    public float[] profileVar;
 
     public DeviceState() {}
 
@@ -71,6 +99,17 @@ public class DeviceState {
         s.lastTs = Long.MIN_VALUE;
         s.scoreLevel = 1f;
         return s;
+    }
+
+    /**
+     * Forgets the normal profile (a model change: the profile is in the old card's units); it is
+     * learned again from the next step. Arrays are (re)allocated for {@code targets} features.
+     */
+    public void resetProfile(int targets) {
+        profileSteps = 0;
+        levelMean = new float[targets];
+        profileMean = new float[targets];
+        profileVar = new float[targets];
     }
 
     /**

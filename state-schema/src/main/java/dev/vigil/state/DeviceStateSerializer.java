@@ -23,7 +23,7 @@ import org.apache.flink.core.memory.DataOutputView;
 public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
 
     /** The format this code writes. Raise it, and keep the old reader, for every change. */
-    public static final int CURRENT_FORMAT = 1;
+    public static final int CURRENT_FORMAT = 2;
 
     private static final int OPEN = 1;
     private static final int HAS_SEQ = 2;
@@ -67,6 +67,11 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         to.episodeSteps = from.episodeSteps;
         to.episodeShares = copyOf(from.episodeShares);
         to.scoreLevel = from.scoreLevel;
+        to.episodeReasons = from.episodeReasons;
+        to.profileSteps = from.profileSteps;
+        to.levelMean = copyOf(from.levelMean);
+        to.profileMean = copyOf(from.profileMean);
+        to.profileVar = copyOf(from.profileVar);
         return to;
     }
 
@@ -84,6 +89,29 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     public void serialize(DeviceState s, DataOutputView out) throws IOException {
         out.writeByte(CURRENT_FORMAT);
         writeFormat1(s, out);
+        writeProfile(s, out);
+    }
+
+    /**
+     * What format 2 adds after format 1's fields: the reasons of the open episode and the device's
+     * normal profile for the level score.
+     */
+    public void writeProfile(DeviceState s, DataOutputView out) throws IOException {
+        // Like format 1's episode fields, the reasons are stale outside a run: written as 0.
+        writeVarLong(s.episodeOpen || s.aboveRun > 0 ? s.episodeReasons : 0, out);
+        writeVarLong(s.profileSteps, out);
+        writeFloats(s.levelMean, out);
+        writeFloats(s.profileMean, out);
+        writeFloats(s.profileVar, out);
+    }
+
+    /** Reads what {@link #writeProfile} wrote into {@code s}. */
+    public void readProfile(DataInputView in, DeviceState s) throws IOException {
+        s.episodeReasons = (int) readVarLong(in);
+        s.profileSteps = (int) readVarLong(in);
+        s.levelMean = readFloats(in);
+        s.profileMean = readFloats(in);
+        s.profileVar = readFloats(in);
     }
 
     /**
@@ -121,7 +149,12 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     public DeviceState deserialize(DataInputView in) throws IOException {
         int format = in.readUnsignedByte();
         return switch (format) {
-            case 1 -> readFormat1(in, new DeviceState());
+            case 1 -> readFormat1(in, new DeviceState()); // no profile yet: profileSteps 0
+            case 2 -> {
+                DeviceState s = readFormat1(in, new DeviceState());
+                readProfile(in, s);
+                yield s;
+            }
             default ->
                     throw new IOException(
                             "device state in format "

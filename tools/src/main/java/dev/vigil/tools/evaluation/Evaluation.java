@@ -167,7 +167,18 @@ public final class Evaluation {
             Map<String, Kind> byKind,
             Points points,
             Double medianDelaySteps,
-            Double medianDelayMs) {}
+            Double medianDelayMs,
+            FalseAlarms falseAlarms) {}
+
+    /**
+     * Episodes that match no label, per device-day of normal operation: the scored steps outside
+     * labelled windows, each counted as its device's median step interval (null without scores).
+     */
+    public record FalseAlarms(int episodes, double deviceDays) {
+        public double perDeviceDay() {
+            return deviceDays == 0 ? 0 : episodes / deviceDays;
+        }
+    }
 
     /**
      * Evaluates anomaly events (and, if given, every scored step) against labels.
@@ -226,7 +237,45 @@ public final class Evaluation {
                 kinds,
                 pointFigures,
                 median(delaySteps.get("all")),
-                median(delayMs.get("all")));
+                median(delayMs.get("all")),
+                scores == null
+                        ? null
+                        : new FalseAlarms(
+                                r.found() - r.matchedEpisodes(), normalDeviceDays(scores, labels)));
+    }
+
+    /** Device-days of normal operation: each device's unlabelled steps times its step interval. */
+    private static double normalDeviceDays(List<ScoredStep> scores, List<Label> labels) {
+        Map<String, List<Long>> times = new HashMap<>();
+        for (ScoredStep s : scores) {
+            times.computeIfAbsent(s.deviceId, k -> new ArrayList<>()).add(s.ts);
+        }
+        double ms = 0;
+        for (Map.Entry<String, List<Long>> device : times.entrySet()) {
+            List<Long> ts = device.getValue();
+            ts.sort(null);
+            if (ts.size() < 2) {
+                continue;
+            }
+            List<Double> gaps = new ArrayList<>();
+            for (int i = 1; i < ts.size(); i++) {
+                gaps.add((double) (ts.get(i) - ts.get(i - 1)));
+            }
+            List<Label> own =
+                    labels.stream().filter(l -> l.deviceId().equals(device.getKey())).toList();
+            long normal =
+                    ts.stream()
+                            .filter(
+                                    t ->
+                                            own.stream()
+                                                    .noneMatch(
+                                                            l ->
+                                                                    t >= l.startTs()
+                                                                            && t <= l.endTs()))
+                            .count();
+            ms += normal * median(gaps);
+        }
+        return ms / 86_400_000.0;
     }
 
     /**

@@ -79,6 +79,13 @@ public final class ReportFormat {
         out.printf(
                 "median detection delay: %s steps (%s ms)%n",
                 report.medianDelaySteps(), report.medianDelayMs());
+        Evaluation.FalseAlarms fa = report.falseAlarms();
+        if (fa != null) {
+            out.printf(
+                    "false alarms: %d episodes in %s device-days of normal operation, %s per"
+                            + " device-day%n",
+                    fa.episodes(), round(fa.deviceDays()), round(fa.perDeviceDay()));
+        }
         out.printf(
                 "%n%-20s %8s %8s %7s %13s %12s%n",
                 "kind", "labelled", "matched", "recall", "point recall", "delay steps");
@@ -97,7 +104,8 @@ public final class ReportFormat {
 
     /**
      * The report as JSON-ready maps: {@code threshold}, {@code episodes} (event-wise, with {@code
-     * by_kind}), {@code points} (when scores were given) and {@code detection_delay}.
+     * by_kind}), {@code points} (when scores were given), {@code detection_delay} and {@code
+     * false_alarms} (when scores were given).
      */
     public static Map<String, Object> json(Evaluation.Report report) {
         Evaluation.Result r = report.result();
@@ -146,6 +154,14 @@ public final class ReportFormat {
         delay.put("median_steps", report.medianDelaySteps());
         delay.put("median_ms", report.medianDelayMs());
         out.put("detection_delay", delay);
+        Evaluation.FalseAlarms fa = report.falseAlarms();
+        if (fa != null) {
+            Map<String, Object> fm = new LinkedHashMap<>();
+            fm.put("episodes", fa.episodes());
+            fm.put("device_days", round(fa.deviceDays()));
+            fm.put("per_device_day", round(fa.perDeviceDay()));
+            out.put("false_alarms", fm);
+        }
         return out;
     }
 

@@ -1,6 +1,7 @@
 package dev.vigil.tools.evaluation;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.ScoredStep;
@@ -84,6 +85,10 @@ class EvaluationTest {
         assertThat(points.recall()).isEqualTo(9.0 / 22);
         assertThat(report.medianDelaySteps()).isEqualTo(4.0);
         assertThat(report.medianDelayMs()).isEqualTo(4.0 * MIN);
+        // One episode matches nothing; normal time: (60 - 11) + (60 - 11) one-minute steps.
+        assertThat(report.falseAlarms().episodes()).isEqualTo(1);
+        assertThat(report.falseAlarms().deviceDays()).isCloseTo(98.0 / 1440, within(1e-12));
+        assertThat(report.falseAlarms().perDeviceDay()).isCloseTo(1440.0 / 98, within(1e-9));
     }
 
     @Test
@@ -92,7 +97,9 @@ class EvaluationTest {
         Map<String, Object> json =
                 ReportFormat.json(Evaluation.report(EVENTS, LABELS, scores(), 4f));
 
-        assertThat(json).containsOnlyKeys("threshold", "episodes", "points", "detection_delay");
+        assertThat(json)
+                .containsOnlyKeys(
+                        "threshold", "episodes", "points", "detection_delay", "false_alarms");
         Map<String, Object> episodes = (Map<String, Object>) json.get("episodes");
         assertThat(episodes)
                 .containsEntry("found", 2)
@@ -119,7 +126,8 @@ class EvaluationTest {
 
         assertThat(report.points()).isNull();
         assertThat(report.medianDelaySteps()).isNull();
-        assertThat(ReportFormat.json(report)).doesNotContainKey("points");
+        assertThat(report.falseAlarms()).isNull();
+        assertThat(ReportFormat.json(report)).doesNotContainKeys("points", "false_alarms");
     }
 
     @Test
