@@ -151,14 +151,7 @@ class UpgradeITCase {
     void shouldResetEveryDeviceOnceWhenTheModelVersionChanges(@TempDir Path dir) throws Exception {
         ModelCard c = Fixtures.model().card();
         ModelBundle next =
-                new ModelBundle(
-                        new ModelCard(
-                                c.version() + "-next",
-                                c.hiddenSize(),
-                                c.features(),
-                                c.threshold(),
-                                c.warmupSteps()),
-                        Fixtures.model().onnx());
+                new ModelBundle(c.withVersion(c.version() + "-next"), Fixtures.model().onnx());
 
         List<AnomalyEvent> upgraded = upgradeSequence("model", next, dir);
 

@@ -114,6 +114,21 @@ public final class ModelCard implements Serializable {
         validate();
     }
 
+    /** This card under another version: what a new release of the same model looks like. */
+    public ModelCard withVersion(String newVersion) {
+        return new ModelCard(
+                newVersion, hiddenSize, features, threshold, warmupSteps, dynamicsScale, level);
+    }
+
+    /**
+     * This card with another level score (or none): the same model scored with other level
+     * parameters.
+     */
+    public ModelCard withLevel(String newVersion, Level newLevel) {
+        return new ModelCard(
+                newVersion, hiddenSize, features, threshold, warmupSteps, dynamicsScale, newLevel);
+    }
+
     /** Reads and validates {@code dir/model.json}. */
     public static ModelCard load(Path dir) {
         Path file = dir.resolve(FILE);

@@ -184,20 +184,13 @@ class BatchedScoringOperatorTest {
     private static Emitted reference;
 
     /**
-     * The committed model with a level score (a profile of 200 steps, so that it is learned well
-     * inside the test stream) with a scale low enough that it fires on this stream.
+     * The committed model with a level score learned over 200 steps, so that it is learned well
+     * inside the test stream, and a scale low enough that it fires on it.
      */
     private static ModelBundle withLevel() {
         ModelCard c = Fixtures.model().card();
         return new ModelBundle(
-                new ModelCard(
-                        c.version() + "-level",
-                        c.hiddenSize(),
-                        c.features(),
-                        1f,
-                        c.warmupSteps(),
-                        c.threshold(),
-                        new ModelCard.Level(200, 400, 20, 0.01f, 10f)),
+                c.withLevel(c.version() + "-level", new ModelCard.Level(200, 400, 20, 0.01f, 2f)),
                 Fixtures.model().onnx());
     }
 

@@ -364,14 +364,7 @@ class GruScoringFunctionTest {
     private static ModelBundle nextVersion() {
         ModelBundle current = Fixtures.model();
         ModelCard c = current.card();
-        return new ModelBundle(
-                new ModelCard(
-                        "next-version",
-                        c.hiddenSize(),
-                        c.features(),
-                        c.threshold(),
-                        c.warmupSteps()),
-                current.onnx());
+        return new ModelBundle(c.withVersion("next-version"), current.onnx());
     }
 
     private static ScoringSettings onModelChange(ModelChange policy) {

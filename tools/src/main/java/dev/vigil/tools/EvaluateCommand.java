@@ -1,8 +1,11 @@
 package dev.vigil.tools;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.vigil.model.ModelCard;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.ScoredStep;
+import dev.vigil.serde.TelemetryParser;
 import dev.vigil.serde.WireFormat;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testdata.FleetGenerator.Label;
@@ -14,7 +17,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.function.Function;
 
@@ -27,7 +32,7 @@ final class EvaluateCommand {
 
     static final String USAGE =
             "vigil evaluate --anomalies FILE --labels FILE [--scores FILE] [--threshold X]"
-                    + " [--model DIR] [--report FILE]";
+                    + " [--model DIR] [--within FILE.jsonl] [--report FILE]";
 
     private final PrintStream out;
     private final Path home;
@@ -48,6 +53,7 @@ final class EvaluateCommand {
                                 "--scores",
                                 "--threshold",
                                 "--model",
+                                "--within",
                                 "--report"));
         if (args.path("--anomalies") == null || args.path("--labels") == null) {
             throw new Args.UsageException("needs --anomalies and --labels\n  " + USAGE);
@@ -72,6 +78,18 @@ final class EvaluateCommand {
                             : home.resolve("testdata/model");
             threshold = ModelCard.load(model).threshold();
         }
+        if (args.path("--within") != null) {
+            // Only each device's time span in that stream (for example a test split replayed
+            // after its train split): episodes, steps and labels elsewhere do not count.
+            Evaluation.Within within =
+                    Evaluation.Within.of(windows(args.path("--within")), events, scores, labels);
+            events = within.events();
+            scores = within.scores();
+            labels = within.labels();
+            out.printf(
+                    "evaluating within each device's span in %s: %d labels%n",
+                    args.path("--within"), labels.size());
+        }
         Evaluation.Report report = Evaluation.report(events, labels, scores, threshold);
         ReportFormat.printEpisodes(out, Evaluation.episodes(events), labels);
         ReportFormat.print(out, report);
@@ -80,6 +98,42 @@ final class EvaluateCommand {
         ReportFormat.writeJson(file, ReportFormat.json(report));
         out.println("report written to " + file);
         return 0;
+    }
+
+    /** Each device's first and last {@code ts} in a telemetry stream; unreadable lines skipped. */
+    static Map<String, Evaluation.Window> windows(Path jsonl) throws IOException {
+        Map<String, Evaluation.Window> windows = new HashMap<>();
+        ObjectMapper json = new ObjectMapper();
+        try (var lines = Files.lines(jsonl, StandardCharsets.UTF_8)) {
+            for (String line : (Iterable<String>) lines::iterator) {
+                JsonNode e;
+                try {
+                    e = json.readTree(line);
+                } catch (IOException bad) {
+                    continue;
+                }
+                if (e == null || !e.path("device_id").isTextual()) {
+                    continue;
+                }
+                JsonNode tsNode = e.path("ts");
+                Long ts =
+                        tsNode.isIntegralNumber()
+                                ? Long.valueOf(tsNode.asLong())
+                                : tsNode.isTextual()
+                                        ? TelemetryParser.parseInstant(tsNode.asText())
+                                        : null;
+                if (ts != null) {
+                    windows.merge(
+                            e.get("device_id").asText(),
+                            new Evaluation.Window(ts, ts),
+                            (a, b) ->
+                                    new Evaluation.Window(
+                                            Math.min(a.from(), b.from()),
+                                            Math.max(a.to(), b.to())));
+                }
+            }
+        }
+        return windows;
     }
 
     static <T> List<T> readJsonl(Path file, Function<byte[], T> parse) throws IOException {

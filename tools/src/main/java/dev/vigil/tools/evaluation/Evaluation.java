@@ -75,6 +75,62 @@ public final class Evaluation {
         return events.stream().filter(e -> type.equals(e.type)).findFirst().orElse(null);
     }
 
+    /** The part of a device's time that is evaluated, both ends included. */
+    public record Window(long from, long to) {}
+
+    /**
+     * The events, scores and labels of a run restricted to each device's window (devices without
+     * one are left out): an episode counts when any of its events lies at or after its device's
+     * window start, so one that began before the window and lasts into it is kept whole; a step
+     * score counts inside the window; a label when it overlaps it.
+     */
+    public record Within(List<AnomalyEvent> events, List<ScoredStep> scores, List<Label> labels) {
+
+        public static Within of(
+                Map<String, Window> windows,
+                List<AnomalyEvent> events,
+                List<ScoredStep> scores,
+                List<Label> labels) {
+            Map<String, Boolean> episodeIn = new HashMap<>();
+            for (AnomalyEvent e : events) {
+                Window w = windows.get(e.deviceId);
+                if (w != null && e.ts >= w.from() && e.episodeStart <= w.to()) {
+                    episodeIn.put(e.deviceId + "\u0000" + e.episodeStart, true);
+                }
+            }
+            List<AnomalyEvent> keptEvents =
+                    events.stream()
+                            .filter(
+                                    e ->
+                                            episodeIn.containsKey(
+                                                    e.deviceId + "\u0000" + e.episodeStart))
+                            .toList();
+            List<ScoredStep> keptScores =
+                    scores == null
+                            ? null
+                            : scores.stream()
+                                    .filter(
+                                            st -> {
+                                                Window w = windows.get(st.deviceId);
+                                                return w != null
+                                                        && st.ts >= w.from()
+                                                        && st.ts <= w.to();
+                                            })
+                                    .toList();
+            List<Label> keptLabels =
+                    labels.stream()
+                            .filter(
+                                    l -> {
+                                        Window w = windows.get(l.deviceId());
+                                        return w != null
+                                                && l.startTs() <= w.to()
+                                                && w.from() <= l.endTs();
+                                    })
+                            .toList();
+            return new Within(keptEvents, keptScores, keptLabels);
+        }
+    }
+
     /** Event-wise figures. */
     public record Result(
             int found,

@@ -140,4 +140,24 @@ class EvaluationTest {
         assertThat(r.maxEpisodesPerLabel()).isEqualTo(2);
         assertThat(r.precision()).isEqualTo(1.0);
     }
+
+    @Test
+    void shouldKeepOnlyWhatFallsInEachDevicesWindow() {
+        // Device a is evaluated from minute 22: the episode [12, 25] reaches into it, the one at
+        // [50, 55] lies in it; device b has no window at all.
+        Map<String, Evaluation.Window> windows =
+                Map.of("a", new Evaluation.Window(22 * MIN, 60 * MIN));
+
+        Evaluation.Within within = Evaluation.Within.of(windows, EVENTS, scores(), LABELS);
+
+        assertThat(within.events()).hasSize(4);
+        assertThat(within.labels()).isEmpty(); // a's label ends at 20, b has no window
+        assertThat(within.scores()).hasSize(38).allMatch(st -> st.deviceId.equals("a"));
+
+        Map<String, Evaluation.Window> later =
+                Map.of("a", new Evaluation.Window(30 * MIN, 60 * MIN));
+        assertThat(Evaluation.Within.of(later, EVENTS, null, LABELS).events())
+                .extracting(e -> e.episodeStart)
+                .containsOnly(50 * MIN);
+    }
 }

@@ -1,0 +1,86 @@
+package dev.vigil.bench;
+
+import dev.vigil.scoring.StepMath;
+import java.nio.FloatBuffer;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+
+/**
+ * What the score components cost per event, at 16 target features, on the arithmetic the operators
+ * run ({@link StepMath}): the forecast residual alone (what every card pays) and the residual plus
+ * the level score (move the moving average, score against the profile, learn the step), side by
+ * side. The difference is the level score's cost per event, before state bytes.
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+public class ScoreComponentsBenchmark {
+
+    @Param({"16"})
+    public int features;
+
+    private FloatBuffer x;
+    private float[] forecast;
+    private float[] scale;
+    private int[] targets;
+    private float[] shares;
+    private float[] levelShares;
+    private float[] levelMean;
+    private float[] profileMean;
+    private float[] profileVar;
+    private int step;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        SplittableRandom r = new SplittableRandom(3);
+        x = FloatBuffer.allocate(features * 64);
+        for (int i = 0; i < x.capacity(); i++) {
+            x.put(i, (float) r.nextGaussian());
+        }
+        forecast = new float[features];
+        scale = new float[features];
+        profileMean = new float[features];
+        profileVar = new float[features];
+        levelMean = new float[features];
+        for (int i = 0; i < features; i++) {
+            forecast[i] = (float) r.nextGaussian() * 0.1f;
+            scale[i] = 0.05f;
+            profileVar[i] = 0.04f;
+        }
+        targets = java.util.stream.IntStream.range(0, features).toArray();
+        shares = new float[features];
+        levelShares = new float[features];
+    }
+
+    /** The next of 64 prepared observations, so that no two calls see the same row. */
+    private int offset() {
+        step = (step + 1) & 63;
+        return step * features;
+    }
+
+    @Benchmark
+    public float dynamicsOnly() {
+        return StepMath.score(x, offset(), forecast, scale, targets, shares);
+    }
+
+    @Benchmark
+    public float dynamicsAndLevel() {
+        int offset = offset();
+        float dynamics = StepMath.score(x, offset, forecast, scale, targets, shares);
+        StepMath.updateLevelMean(x, offset, targets, levelMean, 2f / 61, false);
+        float level =
+                StepMath.level(levelMean, profileMean, profileVar, 0.01f, targets, levelShares);
+        StepMath.learnProfile(
+                x, offset, targets, levelMean, profileMean, profileVar, 5000, 1000, 3.5e-4f);
+        return Math.max(dynamics / 4.5f, level / 4.1f);
+    }
+}

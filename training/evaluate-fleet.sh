@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Evaluates Vigil on a labelled fleet as a user would: trains on the fleet's train split
+# (./vigil train), replays train then test through the job (./vigil demo: embedded Kafka, Flink
+# mini cluster, exactly-once), and scores the episodes against the labels at the card's threshold
+# (never tuned on the labels). EVALUATION.md gives the results on the fleets in
+# ../shared/datasets/ (SMAP, MSL) and the synthetic test fleet.
+#   usage: training/evaluate-fleet.sh DATASET_DIR OUT_DIR [./vigil train options ...]
+# DATASET_DIR holds train.jsonl, test.jsonl (either may be gzipped) and labels.csv
+# (device_id,start_ts,end_ts[,kind]); OUT_DIR receives the model, the stream, the anomalies, the
+# step scores, report.json (everything replayed: an episode in the train part is a false alarm)
+# and report-test.json (the test split only).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+data="${1:?usage: training/evaluate-fleet.sh DATASET_DIR OUT_DIR [train options]}"
+out="${2:?usage: training/evaluate-fleet.sh DATASET_DIR OUT_DIR [train options]}"
+shift 2
+mkdir -p "$out"
+read_any() { if [ -f "$1" ]; then cat "$1"; elif [ -f "$1.gz" ]; then gzip -dc "$1.gz"; else echo "no $1" >&2; exit 2; fi; }
+read_any "$data/train.jsonl" > "$out/train.jsonl"
+read_any "$data/test.jsonl" > "$out/test.jsonl"
+# One continuous history per device: its train records, then its test records.
+cat "$out/train.jsonl" "$out/test.jsonl" > "$out/stream.jsonl"
+start=$(date +%s)
+if [ -f "$out/model/model.json" ]; then
+  echo "using the model already in $out/model (delete it to train again)"
+else
+  "$root/vigil" train --train "$out/train.jsonl" --out "$out/model" "$@"
+fi
+trained=$(date +%s)
+"$root/vigil" demo --model "$out/model" --input "$out/stream.jsonl" --labels "$data/labels.csv" \
+  --anomalies-out "$out/anomalies.jsonl" --scores-out "$out/scores.jsonl" --report "$out/report.json"
+# The same run judged on the test split alone, as published detectors are.
+"$root/vigil" evaluate --anomalies "$out/anomalies.jsonl" --scores "$out/scores.jsonl" \
+  --labels "$data/labels.csv" --model "$out/model" --within "$out/test.jsonl" \
+  --report "$out/report-test.json"
+echo "trained in $((trained - start)) s, replayed and evaluated in $(( $(date +%s) - trained )) s"
+echo "reports: $out/report.json (train + test replayed), $out/report-test.json (test split only)"
