@@ -427,6 +427,9 @@ public final class Bench {
         DeviceState s = DeviceState.fresh(card.version(), card.hiddenSize(), card.featureCount());
         s.lastTs = 1_764_000_000_000L;
         s.lastSeq = 4711;
+        if (card.level() != null) {
+            s.resetProfile(card.targets().length); // a level score keeps a profile per target
+        }
         DataOutputSerializer out = new DataOutputSerializer(1024);
         DeviceStateSchema.serializer().serialize(s, out);
         return out.length() + "dev-12345".length() + 1;

@@ -42,6 +42,7 @@ public class StateSerializerBenchmark {
     private final DataOutputSerializer out = new DataOutputSerializer(1024);
     private final DataInputDeserializer in = new DataInputDeserializer();
     private DeviceState state;
+    private DeviceState withProfile;
     private TypeSerializer<DeviceState> vigil;
     private TypeSerializer<DeviceState> pojo;
     private TypeSerializer<GenericRecord> avro;
@@ -50,6 +51,7 @@ public class StateSerializerBenchmark {
     @Setup(Level.Trial)
     public void open() throws IOException {
         state = sample();
+        withProfile = sampleWithProfile();
         vigil = DeviceStateSchema.serializer();
         SerializerConfigImpl config = new SerializerConfigImpl();
         config.setGenericTypes(false);
@@ -73,6 +75,22 @@ public class StateSerializerBenchmark {
         return s;
     }
 
+    /**
+     * {@link #sample()} with a learned level profile of 16 target features (state format 2 with a
+     * card that has a level score; the other candidates are compared on {@link #sample()}).
+     */
+    static DeviceState sampleWithProfile() {
+        DeviceState s = sample();
+        s.resetProfile(16);
+        s.profileSteps = 1_000;
+        for (int i = 0; i < 16; i++) {
+            s.levelMean[i] = i * 0.05f;
+            s.profileMean[i] = i * 0.04f;
+            s.profileVar[i] = 0.01f * (i + 1);
+        }
+        return s;
+    }
+
     static Schema avroSchema() throws IOException {
         try (InputStream in =
                 StateSerializerBenchmark.class.getResourceAsStream("/device-state.avsc")) {
@@ -83,6 +101,12 @@ public class StateSerializerBenchmark {
     @Benchmark
     public DeviceState vigilFormat() throws IOException {
         return roundTrip(vigil);
+    }
+
+    /** The same serializer on a device with a learned level profile (format 2's extra bytes). */
+    @Benchmark
+    public DeviceState vigilFormatWithProfile() throws IOException {
+        return roundTrip(vigil, withProfile);
     }
 
     @Benchmark
@@ -99,8 +123,13 @@ public class StateSerializerBenchmark {
     }
 
     private DeviceState roundTrip(TypeSerializer<DeviceState> serializer) throws IOException {
+        return roundTrip(serializer, state);
+    }
+
+    private DeviceState roundTrip(TypeSerializer<DeviceState> serializer, DeviceState device)
+            throws IOException {
         out.clear();
-        serializer.serialize(state, out);
+        serializer.serialize(device, out);
         in.setBuffer(out.getSharedBuffer(), 0, out.length());
         return serializer.deserialize(in);
     }
