@@ -11,11 +11,13 @@ named by --context: the model sees it, the scores do not):
     level     each target's moving average over the level window against the device's own
               profile (learned over its first profile_steps steps, then adapting on quiet steps
               only), in the device's own unit of deviation: the largest over targets
-    combined  max(dynamics / dynamics_scale, level / level_scale), threshold 1.0
+    stuck     the longest run of steps in which a watched target (one whose normal readings
+              rarely repeat) repeated its value exactly
+    combined  max(dynamics / dynamics_scale, level / level_scale, stuck / stuck_scale), threshold 1
 
 Usage: train.py --train FILE.jsonl --out DIR [--labels labels.csv] [--hidden 64] [--epochs 40]
                 [--max-minutes 10] [--seed 7] [--features a,b,c] [--context a,b | none]
-                [--gap-minutes 10] [--threshold-quantile 0.999] [--no-level]
+                [--gap-minutes 10] [--threshold-quantile 0.99] [--no-level] [--no-stuck]
 Writes DIR/model.onnx, DIR/model.json (the card) and DIR/golden.json (vectors a Java test checks).
 """
 import argparse
@@ -42,6 +44,9 @@ LEVEL_WINDOW = 60          # steps of the moving average the level compares (alp
 LEVEL_HALF_LIFE = 2000     # steps: how slowly a learned profile adapts (on quiet steps only)
 LEVEL_FLOOR = 0.01         # the device's unit of deviation is at least this (normalised units)
 LEVEL_DEVICE_QUANTILE = 0.95  # level scale: this quantile over devices of each one's largest level
+STUCK_MAX_REPEATS = 0.01   # a target is watched for stuck readings when fewer of its normal steps
+                           # than this repeat the previous value exactly (held or quantized
+                           # signals repeat all the time: a repeat tells nothing there)
 
 
 def parse_ts(v):
@@ -245,6 +250,46 @@ def profile_steps_for(fleet):
     return int(PROFILE_STEPS if median >= 2 * PROFILE_STEPS else max(100, median // 2))
 
 
+def unchanged_runs(x):
+    """Per step, the longest run of consecutive steps in which a target repeated its value exactly
+    (float32, as the job compares raw values): StepMath.unchangedRun over one device."""
+    x = x.astype(np.float32)
+    run = np.zeros(x.shape[1], dtype=np.int64)
+    out = np.zeros(len(x), dtype=np.int64)
+    for t in range(1, len(x)):
+        run = np.where(x[t] == x[t - 1], run + 1, 0)
+        out[t] = run.max()
+    return out
+
+
+def stuck_features(fleet, targets):
+    """The targets whose normal readings rarely repeat exactly (fewer than STUCK_MAX_REPEATS of
+    their steps): only there does a run of repeats mean a reading stopped moving."""
+    repeats = np.zeros(len(targets))
+    steps = 0
+    for ts, x in fleet.values():
+        v = x[:, targets].astype(np.float32)
+        repeats += (v[1:] == v[:-1]).sum(axis=0)
+        steps += max(len(v) - 1, 0)
+    fractions = repeats / max(steps, 1)
+    return [t for t, f in zip(targets, fractions) if f < STUCK_MAX_REPEATS], fractions
+
+
+def calibrate_stuck(fleet, labels, watched):
+    """The stuck score's scale: the longest run of an exactly repeated value of a watched target
+    that any device had in its training history outside labelled spans (at least 1 step), so
+    that a run longer than every one seen in normal data is what crosses the threshold."""
+    longest = 0
+    for dev, (ts, x) in fleet.items():
+        runs = unchanged_runs(x[:, watched])
+        ok = np.ones(len(ts), dtype=bool)
+        for start, end in labels.get(dev, []):
+            ok &= ~((ts >= start) & (ts <= end))
+        if ok.any():
+            longest = max(longest, int(runs[ok].max()))
+    return max(longest, 1)
+
+
 def calibrate_level(fleet, labels, norm, targets, profile_steps):
     """The level's scale: each device's training history streamed as the job would (profile
     learned from its first step, alerting off), its largest level outside labelled spans; the
@@ -287,7 +332,8 @@ def main():
     ap.add_argument("--features", help="comma-separated feature names in model order (default: from the data)")
     ap.add_argument("--context", help="comma-separated features the model sees but never scores (commands,"
                     " setpoints, load); 'none' for none (default: the binary or constant ones)")
-    ap.add_argument("--no-level", action="store_true", help="score the forecast residual only (no level score)")
+    ap.add_argument("--no-level", action="store_true", help="no level score")
+    ap.add_argument("--no-stuck", action="store_true", help="no stuck score")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--max-minutes", type=float, default=10)
@@ -395,6 +441,20 @@ def main():
                                     " of each one's largest level in its training history"}
             print(f"level scale (q{LEVEL_DEVICE_QUANTILE} over {level_devices} devices' maxima):"
                   f" {level_scale:.3f}, profile {profile_steps} steps")
+    stuck = None
+    if not a.no_stuck:
+        watched, repeats = stuck_features(fleet, targets)
+        if not watched:
+            print(f"no stuck score: every target repeats its value on more than"
+                  f" {STUCK_MAX_REPEATS:.0%} of normal steps ({np.round(repeats, 3).tolist()})")
+        else:
+            stuck_scale = calibrate_stuck(fleet, labels, watched)
+            stuck = {"scale": float(stuck_scale), "features": [features[i] for i in watched],
+                     "calibration": "the longest run of an exactly repeated value of a watched"
+                                    " target in any device's training history; watched: targets"
+                                    f" repeating on fewer than {STUCK_MAX_REPEATS:.0%} of steps"}
+            print(f"stuck scale: a run of {stuck_scale} repeated steps, watching"
+                  f" {', '.join(features[i] for i in watched)}")
 
     os.makedirs(a.out, exist_ok=True)
     onnx_path = os.path.join(a.out, "model.onnx")
@@ -418,6 +478,7 @@ def main():
             "dynamics": {"scale": dynamics_scale,
                          "calibration": f"quantile {a.threshold_quantile} of held-out normal step scores"},
             **({"level": level} if level else {}),
+            **({"stuck": stuck} if stuck else {}),
         },
         "threshold": 1.0,
         "threshold_quantile": a.threshold_quantile,

@@ -430,6 +430,9 @@ public final class Bench {
         if (card.level() != null) {
             s.resetProfile(card.targets().length); // a level score keeps a profile per target
         }
+        if (card.stuck() != null) {
+            s.resetRuns(card.stuckTargets().length); // and a stuck score a run per watched one
+        }
         DataOutputSerializer out = new DataOutputSerializer(1024);
         DeviceStateSchema.serializer().serialize(s, out);
         return out.length() + "dev-12345".length() + 1;

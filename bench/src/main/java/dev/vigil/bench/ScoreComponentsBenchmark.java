@@ -37,6 +37,10 @@ public class ScoreComponentsBenchmark {
     private float[] levelMean;
     private float[] profileMean;
     private float[] profileVar;
+    private float[] raw;
+    private float[] lastValues;
+    private int[] runs;
+    private float[] runShares;
     private int step;
 
     @Setup(Level.Trial)
@@ -59,6 +63,10 @@ public class ScoreComponentsBenchmark {
         targets = java.util.stream.IntStream.range(0, features).toArray();
         shares = new float[features];
         levelShares = new float[features];
+        raw = new float[features];
+        lastValues = new float[features];
+        runs = new int[features];
+        runShares = new float[features];
     }
 
     /** The next of 64 prepared observations, so that no two calls see the same row. */
@@ -82,5 +90,19 @@ public class ScoreComponentsBenchmark {
         StepMath.learnProfile(
                 x, offset, targets, levelMean, profileMean, profileVar, 5000, 1000, 3.5e-4f);
         return Math.max(dynamics / 4.5f, level / 4.1f);
+    }
+
+    @Benchmark
+    public float dynamicsLevelAndStuck() {
+        int offset = offset();
+        float dynamics = StepMath.score(x, offset, forecast, scale, targets, shares);
+        StepMath.updateLevelMean(x, offset, targets, levelMean, 2f / 61, false);
+        float level =
+                StepMath.level(levelMean, profileMean, profileVar, 0.01f, targets, levelShares);
+        StepMath.learnProfile(
+                x, offset, targets, levelMean, profileMean, profileVar, 5000, 1000, 3.5e-4f);
+        x.get(offset, raw); // the raw values the stuck score compares
+        float run = StepMath.unchangedRun(raw, targets, lastValues, runs, runShares);
+        return Math.max(Math.max(dynamics / 4.5f, level / 4.1f), run / 2f);
     }
 }

@@ -39,9 +39,9 @@ public class AnomalyEvent {
     public String modelVersion;
 
     /**
-     * Which score component crossed the threshold during the episode so far: {@code dynamics} (the
-     * step was not what the recent past predicted), {@code level} (the device is not where it
-     * normally is) or {@code both}.
+     * Which score components crossed the threshold during the episode so far, joined by {@code +}
+     * in this order: {@code dynamics} (the step was not what the recent past predicted), {@code
+     * level} (the device is not where it normally is), {@code stuck} (a reading stopped moving).
      */
     public String reason;
 
@@ -52,18 +52,23 @@ public class AnomalyEvent {
 
     public AnomalyEvent() {}
 
-    /** Bits of {@link #reason(int)}: the forecast residual, the level score. */
+    /** Bits of {@link #reason(int)}: the forecast residual, the level score, the stuck score. */
     public static final int REASON_DYNAMICS = 1;
 
     public static final int REASON_LEVEL = 2;
+    public static final int REASON_STUCK = 4;
 
-    /** {@code dynamics}, {@code level} or {@code both} for a set of reason bits. */
+    private static final String[] REASON_NAMES = {"dynamics", "level", "stuck"};
+
+    /** The components of a set of reason bits joined by {@code +}, {@code dynamics} for none. */
     public static String reason(int bits) {
-        return switch (bits & (REASON_DYNAMICS | REASON_LEVEL)) {
-            case REASON_LEVEL -> "level";
-            case REASON_DYNAMICS | REASON_LEVEL -> "both";
-            default -> "dynamics";
-        };
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < REASON_NAMES.length; i++) {
+            if ((bits & (1 << i)) != 0) {
+                b.append(b.length() == 0 ? "" : "+").append(REASON_NAMES[i]);
+            }
+        }
+        return b.length() == 0 ? REASON_NAMES[0] : b.toString();
     }
 
     public static String eventId(String deviceId, long episodeStart, String type, int steps) {

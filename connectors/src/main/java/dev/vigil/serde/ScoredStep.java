@@ -11,6 +11,7 @@ public class ScoredStep {
     public float score;
     public float dynamics = Float.NaN;
     public float level = Float.NaN;
+    public float stuck = Float.NaN;
 
     public ScoredStep() {}
 
@@ -20,9 +21,11 @@ public class ScoredStep {
         this.score = score;
     }
 
-    public ScoredStep(String deviceId, long ts, float score, float dynamics, float level) {
+    public ScoredStep(
+            String deviceId, long ts, float score, float dynamics, float level, float stuck) {
         this(deviceId, ts, score);
         this.dynamics = dynamics;
         this.level = level;
+        this.stuck = stuck;
     }
 }

@@ -155,6 +155,9 @@ public final class WireFormat {
                     if (!Float.isNaN(s.level)) {
                         g.writeNumberField("level", s.level);
                     }
+                    if (!Float.isNaN(s.stuck)) {
+                        g.writeNumberField("stuck", s.stuck);
+                    }
                 });
     }
 
@@ -171,6 +174,7 @@ public final class WireFormat {
                     case "score" -> s.score = p.getFloatValue();
                     case "dynamics" -> s.dynamics = p.getFloatValue();
                     case "level" -> s.level = p.getFloatValue();
+                    case "stuck" -> s.stuck = p.getFloatValue();
                     default -> p.skipChildren();
                 }
             }

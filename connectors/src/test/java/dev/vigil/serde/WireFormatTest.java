@@ -48,7 +48,10 @@ class WireFormatTest {
         assertThat(AnomalyEvent.reason(AnomalyEvent.REASON_DYNAMICS)).isEqualTo("dynamics");
         assertThat(AnomalyEvent.reason(AnomalyEvent.REASON_LEVEL)).isEqualTo("level");
         assertThat(AnomalyEvent.reason(AnomalyEvent.REASON_DYNAMICS | AnomalyEvent.REASON_LEVEL))
-                .isEqualTo("both");
+                .isEqualTo("dynamics+level");
+        assertThat(AnomalyEvent.reason(AnomalyEvent.REASON_LEVEL | AnomalyEvent.REASON_STUCK))
+                .isEqualTo("level+stuck");
+        assertThat(AnomalyEvent.reason(0)).isEqualTo("dynamics");
     }
 
     @Test
@@ -95,14 +98,15 @@ class WireFormatTest {
 
     @Test
     void shouldRoundTripAStepScoreWithItsComponents() throws Exception {
-        ScoredStep s = new ScoredStep("pump-1", 42L, 1.25f, 1.25f, 0.5f);
+        ScoredStep s = new ScoredStep("pump-1", 42L, 1.25f, 1.25f, 0.5f, 0.25f);
 
         assertThat(WireFormat.parseScore(WireFormat.score(s)))
                 .usingRecursiveComparison()
                 .isEqualTo(s);
         assertThat(flat(WireFormat.score(s)))
                 .containsEntry("dynamics", "1.25")
-                .containsEntry("level", "0.5");
+                .containsEntry("level", "0.5")
+                .containsEntry("stuck", "0.25");
     }
 
     @Test

@@ -57,7 +57,8 @@ public final class VigilOptions {
                     .stringType()
                     .defaultValue("")
                     .withDescription(
-                            "Every step's score and its components ({device_id, ts, score, dynamics, level}); empty"
+                            "Every step's score and its components ({device_id, ts, score, dynamics, level,"
+                                    + " stuck}); empty"
                                     + " to write none.");
 
     public static final ConfigOption<String> KAFKA_TRANSACTIONAL_ID_PREFIX =

@@ -50,6 +50,18 @@ public final class ModelCard implements Serializable {
             int profileSteps, int halfLifeSteps, int windowSteps, float floor, float scale)
             implements Serializable {}
 
+    /**
+     * The stuck score ("this reading has stopped moving"): the longest run of consecutive steps in
+     * which one of {@code features} (targets whose normal readings rarely repeat) repeated its
+     * value exactly; {@code scale} is the run that counts as the threshold (training: the longest
+     * run any device had in its training history).
+     */
+    public record Stuck(float scale, List<String> features) implements Serializable {
+        public Stuck {
+            features = List.copyOf(features);
+        }
+    }
+
     private final String version;
     private final int hiddenSize;
     private final List<Feature> features;
@@ -57,6 +69,7 @@ public final class ModelCard implements Serializable {
     private final int warmupSteps;
     private final float dynamicsScale;
     private final Level level;
+    private final Stuck stuck;
 
     // Derived once, read per record.
     private final float[] mean;
@@ -64,6 +77,7 @@ public final class ModelCard implements Serializable {
     private final float[] residualScale;
     private final String[] names;
     private final int[] targets;
+    private final int[] stuckTargets;
 
     /** A card with the forecast residual as its only score (a card written before 0.2.0). */
     public ModelCard(
@@ -75,11 +89,7 @@ public final class ModelCard implements Serializable {
         this(version, hiddenSize, features, threshold, warmupSteps, 1f, null);
     }
 
-    /**
-     * @param dynamicsScale the raw forecast-residual score that counts as the threshold: the
-     *     combined score divides it by this (1 for a card with no {@code score} section)
-     * @param level the level score's parameters, or null for none
-     */
+    /** A card with a forecast residual and a level score, no stuck score. */
     public ModelCard(
             String version,
             int hiddenSize,
@@ -88,6 +98,24 @@ public final class ModelCard implements Serializable {
             int warmupSteps,
             float dynamicsScale,
             Level level) {
+        this(version, hiddenSize, features, threshold, warmupSteps, dynamicsScale, level, null);
+    }
+
+    /**
+     * @param dynamicsScale the raw forecast-residual score that counts as the threshold: the
+     *     combined score divides it by this (1 for a card with no {@code score} section)
+     * @param level the level score's parameters, or null for none
+     * @param stuck the stuck score's parameters, or null for none
+     */
+    public ModelCard(
+            String version,
+            int hiddenSize,
+            List<Feature> features,
+            float threshold,
+            int warmupSteps,
+            float dynamicsScale,
+            Level level,
+            Stuck stuck) {
         this.version = version;
         this.hiddenSize = hiddenSize;
         this.features = List.copyOf(features);
@@ -95,6 +123,7 @@ public final class ModelCard implements Serializable {
         this.warmupSteps = warmupSteps;
         this.dynamicsScale = dynamicsScale;
         this.level = level;
+        this.stuck = stuck;
         int n = features.size();
         mean = new float[n];
         std = new float[n];
@@ -111,13 +140,25 @@ public final class ModelCard implements Serializable {
                 java.util.stream.IntStream.range(0, n)
                         .filter(i -> features.get(i).role() != Role.CONTEXT)
                         .toArray();
+        List<String> nameList = List.of(names);
+        stuckTargets =
+                stuck == null
+                        ? new int[0]
+                        : stuck.features().stream().mapToInt(nameList::indexOf).toArray();
         validate();
     }
 
     /** This card under another version: what a new release of the same model looks like. */
     public ModelCard withVersion(String newVersion) {
         return new ModelCard(
-                newVersion, hiddenSize, features, threshold, warmupSteps, dynamicsScale, level);
+                newVersion,
+                hiddenSize,
+                features,
+                threshold,
+                warmupSteps,
+                dynamicsScale,
+                level,
+                stuck);
     }
 
     /**
@@ -126,7 +167,14 @@ public final class ModelCard implements Serializable {
      */
     public ModelCard withLevel(String newVersion, Level newLevel) {
         return new ModelCard(
-                newVersion, hiddenSize, features, threshold, warmupSteps, dynamicsScale, newLevel);
+                newVersion,
+                hiddenSize,
+                features,
+                threshold,
+                warmupSteps,
+                dynamicsScale,
+                newLevel,
+                stuck);
     }
 
     /** Reads and validates {@code dir/model.json}. */
@@ -165,6 +213,7 @@ public final class ModelCard implements Serializable {
             JsonNode score = root.get("score");
             float dynamicsScale = 1f;
             Level level = null;
+            Stuck stuck = null;
             if (score != null && !score.isNull()) {
                 dynamicsScale = number(required(score, "dynamics"), "scale");
                 JsonNode l = score.get("level");
@@ -177,6 +226,12 @@ public final class ModelCard implements Serializable {
                                     number(l, "floor"),
                                     number(l, "scale"));
                 }
+                JsonNode st = score.get("stuck");
+                if (st != null && !st.isNull()) {
+                    List<String> watched = new ArrayList<>();
+                    required(st, "features").forEach(f -> watched.add(f.asText()));
+                    stuck = new Stuck(number(st, "scale"), watched);
+                }
             }
             return new ModelCard(
                     required(root, "version").asText(),
@@ -185,7 +240,8 @@ public final class ModelCard implements Serializable {
                     number(root, "threshold"),
                     required(root, "warmup_steps").asInt(),
                     dynamicsScale,
-                    level);
+                    level,
+                    stuck);
         } catch (ModelException e) {
             throw new ModelException("model card " + file + ": " + e.getMessage(), e);
         }
@@ -302,6 +358,22 @@ public final class ModelCard implements Serializable {
                                 + level.scale());
             }
         }
+        if (stuck != null) {
+            if (!(stuck.scale() >= 1) || !Float.isFinite(stuck.scale())) {
+                throw new ModelException(
+                        "\"score.stuck.scale\" must be a finite run of at least 1 step, found "
+                                + stuck.scale());
+            }
+            for (int j = 0; j < stuckTargets.length; j++) {
+                int i = stuckTargets[j];
+                if (i < 0 || features.get(i).role() == Role.CONTEXT) {
+                    throw new ModelException(
+                            "\"score.stuck.features\" names \""
+                                    + stuck.features().get(j)
+                                    + "\", which is not a target feature of this card");
+                }
+            }
+        }
     }
 
     public String version() {
@@ -360,6 +432,16 @@ public final class ModelCard implements Serializable {
     /** The level score's parameters, or null when the card has none. */
     public Level level() {
         return level;
+    }
+
+    /** The stuck score's parameters, or null when the card has none. */
+    public Stuck stuck() {
+        return stuck;
+    }
+
+    /** Indexes of the features the stuck score watches (none without one); never modify. */
+    public int[] stuckTargets() {
+        return stuckTargets;
     }
 
     /** Indexes of the target features, in model order; shared, never modify. */

@@ -58,6 +58,7 @@ final class Scorer implements AutoCloseable {
     private final int[] targets;
     // The level score's constants, from the card (level null: no level score).
     private final ModelCard.Level level;
+    private final ModelCard.Stuck stuck;
     private final float levelAlpha;
     private final float profileBeta;
     // Per row, reused: the dynamics score, whether it had a forecast, each feature's share; the
@@ -67,6 +68,8 @@ final class Scorer implements AutoCloseable {
     private final float[][] shares;
     private final float[] levels;
     private final float[][] levelShares;
+    private final float[] runs;
+    private final float[][] runShares;
     private final int[] top;
     private boolean loggedModelChange;
 
@@ -86,6 +89,7 @@ final class Scorer implements AutoCloseable {
         this.hidden = card.hiddenSize();
         this.targets = card.targets();
         this.level = card.level();
+        this.stuck = card.stuck();
         this.levelAlpha = level == null ? 0f : 2f / (level.windowSteps() + 1);
         this.profileBeta =
                 level == null || level.halfLifeSteps() == 0
@@ -96,6 +100,8 @@ final class Scorer implements AutoCloseable {
         this.shares = new float[maxBatch][features];
         this.levels = new float[maxBatch];
         this.levelShares = new float[maxBatch][features];
+        this.runs = new float[maxBatch];
+        this.runShares = new float[maxBatch][features];
         this.top = new int[features];
         this.model = GruModel.open(bundle, maxBatch); // last: nothing to leak if the above throws
     }
@@ -154,12 +160,17 @@ final class Scorer implements AutoCloseable {
     }
 
     /**
-     * A profile of this card's size: a new one (learned from the next step) when the card has a
-     * level score and the state has none (new device, format 1, another card's targets).
+     * A profile and runs of this card's size: new ones (learned from the next step) when the card
+     * has a level or stuck score and the state has none (new device, format 1, another card's
+     * targets).
      */
     private DeviceState withProfile(DeviceState s) {
         if (level != null && (s.profileMean == null || s.profileMean.length != targets.length)) {
             s.resetProfile(targets.length);
+        }
+        int watched = card.stuckTargets().length;
+        if (stuck != null && (s.unchangedRuns == null || s.unchangedRuns.length != watched)) {
+            s.resetRuns(watched);
         }
         return s;
     }
@@ -222,6 +233,15 @@ final class Scorer implements AutoCloseable {
                                 levelShares[row]);
             }
         }
+        runs[row] =
+                stuck == null
+                        ? Float.NaN
+                        : StepMath.unchangedRun(
+                                e.values,
+                                card.stuckTargets(),
+                                s.lastValues,
+                                s.unchangedRuns,
+                                runShares[row]);
         model.h().put(row * hidden, s.hidden);
     }
 
@@ -244,15 +264,25 @@ final class Scorer implements AutoCloseable {
         // Each component in threshold units (the card's calibration); NaN when it has no value.
         float dynamics = scored[row] ? scores[row] / card.dynamicsScale() : Float.NaN;
         float levelScore = Float.isNaN(levels[row]) ? Float.NaN : levels[row] / level.scale();
-        boolean levelLeads = levelScore > dynamics || Float.isNaN(dynamics);
-        float score = levelLeads ? levelScore : dynamics;
+        float stuckScore = Float.isNaN(runs[row]) ? Float.NaN : runs[row] / stuck.scale();
         float threshold = thresholds.effective(s);
-        // The forecast residual explains the step unless the level is what crossed the threshold
-        // (a spike's quiet closing steps keep naming the spiking feature, not a drifting one).
-        float[] stepShares =
-                levelLeads && (levelScore > threshold || Float.isNaN(dynamics))
-                        ? levelShares[row]
-                        : shares[row];
+        // The step's score is the largest component; the forecast residual explains the step
+        // unless another component is what crossed the threshold (a spike's quiet closing steps
+        // keep naming the spiking feature, not a drifting one).
+        float score = dynamics;
+        float[] stepShares = shares[row];
+        if (levelScore > score || Float.isNaN(score)) {
+            score = levelScore;
+            if (levelScore > threshold || Float.isNaN(dynamics)) {
+                stepShares = levelShares[row];
+            }
+        }
+        if (stuckScore > score || Float.isNaN(score)) {
+            score = stuckScore;
+            if (stuckScore > threshold) {
+                stepShares = runShares[row];
+            }
+        }
         if (settings.emitScores()) {
             out.score(
                     new ScoredStep(
@@ -260,7 +290,8 @@ final class Scorer implements AutoCloseable {
                             e.ts,
                             Float.isNaN(score) ? 0f : score,
                             dynamics,
-                            level == null ? Float.NaN : levelScore),
+                            level == null ? Float.NaN : levelScore,
+                            stuckScore),
                     timestamp);
         }
         if (!Float.isNaN(score) && s.steps > card.warmupSteps()) {
@@ -268,7 +299,8 @@ final class Scorer implements AutoCloseable {
             if (s.episodeOpen || s.aboveRun > 0) {
                 s.episodeReasons |=
                         (dynamics > threshold ? AnomalyEvent.REASON_DYNAMICS : 0)
-                                | (levelScore > threshold ? AnomalyEvent.REASON_LEVEL : 0);
+                                | (levelScore > threshold ? AnomalyEvent.REASON_LEVEL : 0)
+                                | (stuckScore > threshold ? AnomalyEvent.REASON_STUCK : 0);
             }
             if (type != null) {
                 out.anomaly(

@@ -128,6 +128,37 @@ public final class StepMath {
     }
 
     /**
+     * The stuck score: counts, per target, the consecutive steps that repeated the raw value
+     * exactly ({@code runs[j]} is -1 before the first value), remembers this step's values, and
+     * returns the longest run; {@code shares} receives 1 for the target(s) with that run (split
+     * evenly), 0 elsewhere.
+     */
+    public static float unchangedRun(
+            float[] raw, int[] targets, float[] lastValues, int[] runs, float[] shares) {
+        int longest = 0;
+        for (int j = 0; j < targets.length; j++) {
+            float v = raw[targets[j]];
+            // Bits, not ==: a repeated NaN never reaches here, and -0.0 and 0.0 are two readings.
+            boolean same =
+                    runs[j] >= 0 && Float.floatToIntBits(v) == Float.floatToIntBits(lastValues[j]);
+            runs[j] = same ? runs[j] + 1 : 0;
+            lastValues[j] = v;
+            longest = Math.max(longest, runs[j]);
+        }
+        java.util.Arrays.fill(shares, 0f);
+        if (longest > 0) {
+            int ties = 0;
+            for (int run : runs) {
+                ties += run == longest ? 1 : 0;
+            }
+            for (int j = 0; j < targets.length; j++) {
+                shares[targets[j]] = runs[j] == longest ? 1f / ties : 0f;
+            }
+        }
+        return longest;
+    }
+
+    /**
      * Indexes of the {@code k} largest values, largest first, into {@code out}; returns how many
      * were written (fewer when there are fewer values). Ties keep model order.
      */

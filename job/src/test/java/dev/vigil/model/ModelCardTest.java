@@ -105,7 +105,13 @@ class ModelCardTest {
 
     @Test
     void shouldRefuseAFeatureCountTheOnnxModelDoesNotHave() throws IOException {
-        Path model = modelWith(c -> ((ArrayNode) c.withArray("features")).remove(7));
+        Path model =
+                modelWith(
+                        c -> {
+                            ((ArrayNode) c.withArray("features")).remove(7);
+                            // the stuck score watches it too (committed card): drop it there
+                            ((ArrayNode) c.get("score").get("stuck").get("features")).remove(7);
+                        });
 
         assertThatThrownBy(() -> ModelBundle.load(model))
                 .isInstanceOf(ModelException.class)
@@ -201,5 +207,44 @@ class ModelCardTest {
         assertThatThrownBy(() -> ModelBundle.load(model))
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("missing \"scale\"");
+    }
+
+    @Test
+    void shouldReadTheStuckScoreAndTheFeaturesItWatches() throws IOException {
+        Path model =
+                modelWith(
+                        c -> {
+                            withScoreSection(c);
+                            ObjectNode stuck =
+                                    ((ObjectNode) c.get("score"))
+                                            .putObject("stuck")
+                                            .put("scale", 2);
+                            stuck.putArray("features").add("rpm").add("current_a");
+                        });
+
+        ModelCard card = ModelBundle.load(model).card();
+
+        assertThat(card.stuck())
+                .isEqualTo(new ModelCard.Stuck(2f, java.util.List.of("rpm", "current_a")));
+        assertThat(card.stuckTargets()).containsExactly(1, 2);
+    }
+
+    @Test
+    void shouldRefuseAStuckScoreOnAContextFeature() throws IOException {
+        Path model =
+                modelWith(
+                        c -> {
+                            withScoreSection(c);
+                            feature(c, 7).put("role", "context");
+                            ObjectNode stuck =
+                                    ((ObjectNode) c.get("score"))
+                                            .putObject("stuck")
+                                            .put("scale", 2);
+                            stuck.putArray("features").add("ambient_c");
+                        });
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("names \"ambient_c\", which is not a target feature");
     }
 }

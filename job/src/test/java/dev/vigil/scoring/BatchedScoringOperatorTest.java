@@ -211,7 +211,7 @@ class BatchedScoringOperatorTest {
             batched.assertSameAs(perRecord);
             assertThat(batched.anomalies().values().stream().flatMap(List::stream))
                     .extracting(a -> a.reason)
-                    .containsAnyOf("level", "both");
+                    .anyMatch(r -> r.contains("level"));
         }
     }
 

@@ -325,6 +325,45 @@ class GruScoringFunctionTest {
     }
 
     @Test
+    void shouldFindAReadingThatStopsMovingAndNameIt() throws Exception {
+        ModelCard c = Fixtures.model().card();
+        ModelBundle stuck =
+                new ModelBundle(
+                        new ModelCard(
+                                c.version() + "-stuck",
+                                c.hiddenSize(),
+                                c.features(),
+                                1f,
+                                c.warmupSteps(),
+                                1e9f, // the forecast residual out of reach: the stuck score alone
+                                null,
+                                new ModelCard.Stuck(2f, c.featureNames())),
+                        Fixtures.model().onnx());
+        int rpm = c.featureNames().indexOf("rpm");
+        List<TelemetryEvent> frozen = new ArrayList<>();
+        for (int i = 0; i < normal.size(); i++) {
+            TelemetryEvent e = copy(normal.get(i));
+            if (i >= 200 && i < 260) {
+                e.values[rpm] = normal.get(199).values[rpm];
+            }
+            frozen.add(e);
+        }
+
+        try (Run run = new Run(stuck, null).feed(frozen)) {
+            List<AnomalyEvent> events = run.events();
+
+            // From step 202 the value has repeated 3 times (over the scale of 2); two such steps
+            // (open-after 2 here) open the episode at step 203.
+            assertThat(events).extracting(e -> e.type).containsExactly("OPEN", "CLOSE");
+            assertThat(events.get(0).ts).isEqualTo(normal.get(203).ts);
+            assertThat(events.get(0).episodeStart).isEqualTo(normal.get(202).ts);
+            assertThat(events.get(1).ts).isGreaterThanOrEqualTo(normal.get(260).ts);
+            assertThat(events).extracting(e -> e.reason).containsOnly("stuck");
+            assertThat(events.get(0).topFeatureNames[0]).isEqualTo("rpm");
+        }
+    }
+
+    @Test
     void shouldNotLearnALastingShiftIntoTheProfile() throws Exception {
         float scale = steadyLevelScale();
 

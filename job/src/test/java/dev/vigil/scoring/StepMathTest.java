@@ -113,6 +113,25 @@ class StepMathTest {
     }
 
     @Test
+    void shouldCountTheLongestRunOfAnExactlyRepeatedTargetValue() {
+        int[] targets = {0, 2};
+        float[] last = new float[2];
+        int[] runs = {-1, -1};
+        float[] shares = new float[3];
+
+        float[][] steps = {{1f, 9f, 5f}, {1f, 8f, 5f}, {1f, 7f, 6f}, {1f, 7f, 6f}};
+        float[] longest = new float[steps.length];
+        for (int t = 0; t < steps.length; t++) {
+            longest[t] = StepMath.unchangedRun(steps[t], targets, last, runs, shares);
+        }
+
+        // feature 0 repeats three times; feature 1 is context (its repeat counts for nothing)
+        assertThat(longest).containsExactly(0f, 1f, 2f, 3f);
+        assertThat(runs).containsExactly(3, 1);
+        assertThat(shares).containsExactly(1f, 0f, 0f);
+    }
+
+    @Test
     void shouldPickTheLargestSharesFirst() {
         int[] top = new int[4];
 

@@ -86,6 +86,18 @@ public class DeviceState {
      */
     public float[] profileVar;
 
+    /**
+     * Per target feature (format 2, cards with a stuck score): the raw value of the last scored
+     * step, to see the next one repeat it.
+     */
+    public float[] lastValues;
+
+    /**
+     * Per target feature (format 2): how many consecutive steps repeated the value exactly (0 when
+     * the last step changed it).
+     */
+    public int[] unchangedRuns;
+
     public DeviceState() {}
 
     /** A fresh device: zero memory, no forecast yet, nothing open. */
@@ -110,6 +122,13 @@ public class DeviceState {
         levelMean = new float[targets];
         profileMean = new float[targets];
         profileVar = new float[targets];
+    }
+
+    /** Forgets the unchanged-value runs: the next step starts them (arrays sized for targets). */
+    public void resetRuns(int targets) {
+        lastValues = new float[targets];
+        unchangedRuns = new int[targets];
+        java.util.Arrays.fill(unchangedRuns, -1); // -1: no value seen yet
     }
 
     /**

@@ -72,6 +72,11 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         to.levelMean = copyOf(from.levelMean);
         to.profileMean = copyOf(from.profileMean);
         to.profileVar = copyOf(from.profileVar);
+        to.lastValues = copyOf(from.lastValues);
+        to.unchangedRuns =
+                from.unchangedRuns == null
+                        ? null
+                        : Arrays.copyOf(from.unchangedRuns, from.unchangedRuns.length);
         return to;
     }
 
@@ -93,8 +98,8 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     }
 
     /**
-     * What format 2 adds after format 1's fields: the reasons of the open episode and the device's
-     * normal profile for the level score.
+     * What format 2 adds after format 1's fields: the reasons of the open episode, the device's
+     * normal profile for the level score, and the unchanged-value runs for the stuck score.
      */
     public void writeProfile(DeviceState s, DataOutputView out) throws IOException {
         // Like format 1's episode fields, the reasons are stale outside a run: written as 0.
@@ -103,6 +108,32 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         writeFloats(s.levelMean, out);
         writeFloats(s.profileMean, out);
         writeFloats(s.profileVar, out);
+        writeFloats(s.lastValues, out);
+        writeRuns(s.unchangedRuns, out);
+    }
+
+    /** Length + 1 as a varint (0 = null), then each run + 1 as a varint (-1, none yet, is 0). */
+    private static void writeRuns(int[] v, DataOutputView out) throws IOException {
+        if (v == null) {
+            out.writeByte(0);
+            return;
+        }
+        writeVarLong(v.length + 1L, out);
+        for (int run : v) {
+            writeVarLong(run + 1L, out);
+        }
+    }
+
+    private static int[] readRuns(DataInputView in) throws IOException {
+        int n = readLength(in);
+        if (n < 0) {
+            return null;
+        }
+        int[] v = new int[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (int) readVarLong(in) - 1;
+        }
+        return v;
     }
 
     /** Reads what {@link #writeProfile} wrote into {@code s}. */
@@ -112,6 +143,8 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         s.levelMean = readFloats(in);
         s.profileMean = readFloats(in);
         s.profileVar = readFloats(in);
+        s.lastValues = readFloats(in);
+        s.unchangedRuns = readRuns(in);
     }
 
     /**
