@@ -82,7 +82,10 @@ public class ScoreComponentsBenchmark {
 
     @Benchmark
     public float dynamicsAndLevel() {
-        int offset = offset();
+        return dynamicsAndLevel(offset());
+    }
+
+    private float dynamicsAndLevel(int offset) {
         float dynamics = StepMath.score(x, offset, forecast, scale, targets, shares);
         StepMath.updateLevelMean(x, offset, targets, levelMean, 2f / 61, false);
         float level =
@@ -95,14 +98,9 @@ public class ScoreComponentsBenchmark {
     @Benchmark
     public float dynamicsLevelAndStuck() {
         int offset = offset();
-        float dynamics = StepMath.score(x, offset, forecast, scale, targets, shares);
-        StepMath.updateLevelMean(x, offset, targets, levelMean, 2f / 61, false);
-        float level =
-                StepMath.level(levelMean, profileMean, profileVar, 0.01f, targets, levelShares);
-        StepMath.learnProfile(
-                x, offset, targets, levelMean, profileMean, profileVar, 5000, 1000, 3.5e-4f);
+        float score = dynamicsAndLevel(offset);
         x.get(offset, raw); // the raw values the stuck score compares
         float run = StepMath.unchangedRun(raw, targets, lastValues, runs, runShares);
-        return Math.max(Math.max(dynamics / 4.5f, level / 4.1f), run / 2f);
+        return Math.max(score, run / 2f);
     }
 }

@@ -76,8 +76,9 @@ public class StateSerializerBenchmark {
     }
 
     /**
-     * {@link #sample()} with a learned level profile of 16 target features (state format 2 with a
-     * card that has a level score; the other candidates are compared on {@link #sample()}).
+     * {@link #sample()} with a learned level profile and stuck-score runs of 16 target features
+     * (state format 2 with a card that has both; the other candidates are compared on {@link
+     * #sample()}).
      */
     static DeviceState sampleWithProfile() {
         DeviceState s = sample();
@@ -87,6 +88,11 @@ public class StateSerializerBenchmark {
             s.levelMean[i] = i * 0.05f;
             s.profileMean[i] = i * 0.04f;
             s.profileVar[i] = 0.01f * (i + 1);
+        }
+        s.resetRuns(16);
+        for (int i = 0; i < 16; i++) {
+            s.lastValues[i] = 50f + i;
+            s.unchangedRuns[i] = i % 2;
         }
         return s;
     }

@@ -86,19 +86,7 @@ public final class ModelCard implements Serializable {
             List<Feature> features,
             float threshold,
             int warmupSteps) {
-        this(version, hiddenSize, features, threshold, warmupSteps, 1f, null);
-    }
-
-    /** A card with a forecast residual and a level score, no stuck score. */
-    public ModelCard(
-            String version,
-            int hiddenSize,
-            List<Feature> features,
-            float threshold,
-            int warmupSteps,
-            float dynamicsScale,
-            Level level) {
-        this(version, hiddenSize, features, threshold, warmupSteps, dynamicsScale, level, null);
+        this(version, hiddenSize, features, threshold, warmupSteps, 1f, null, null);
     }
 
     /**

@@ -262,7 +262,8 @@ class GruScoringFunctionTest {
                         1f,
                         c.warmupSteps(),
                         1e9f,
-                        new ModelCard.Level(100, 200, 10, 0.01f, scale)),
+                        new ModelCard.Level(100, 200, 10, 0.01f, scale),
+                        null),
                 Fixtures.model().onnx());
     }
 
