@@ -124,6 +124,10 @@ public final class VigilConfig {
         positive(VigilOptions.ALERTS_TOP_FEATURES);
         positive(VigilOptions.MAX_PARALLELISM);
         positive(VigilOptions.ALERTS_ADAPTIVE_HALF_LIFE);
+        if (!(get(VigilOptions.SCORING_MAX_ABS_NORMALISED) > 0)) {
+            throw new ConfigException(
+                    VigilOptions.SCORING_MAX_ABS_NORMALISED.key() + " must be greater than 0");
+        }
         if (get(VigilOptions.SCORING_BATCH_SIZE) < 0) {
             throw new ConfigException(VigilOptions.SCORING_BATCH_SIZE.key() + " must be 0 or more");
         }
@@ -268,7 +272,8 @@ public final class VigilConfig {
                 get(VigilOptions.SCORING_BATCH_SIZE),
                 get(VigilOptions.SCORING_BATCH_TIMEOUT).toMillis(),
                 modelChange(),
-                get(VigilOptions.STATE_TTL));
+                get(VigilOptions.STATE_TTL),
+                get(VigilOptions.SCORING_MAX_ABS_NORMALISED).floatValue());
     }
 
     private ModelChange modelChange() {

@@ -139,6 +139,16 @@ public final class VigilOptions {
                             "Longest a record waits for its batch to fill; the buffer is also"
                                     + " flushed at every checkpoint barrier and watermark.");
 
+    public static final ConfigOption<Double> SCORING_MAX_ABS_NORMALISED =
+            ConfigOptions.key("vigil.scoring.max-abs-normalised")
+                    .doubleType()
+                    .defaultValue(1000.0)
+                    .withDescription(
+                            "A feature further than this from the card's mean, in the card's stds,"
+                                    + " is clamped to it before scoring (counted as clamped_values):"
+                                    + " one absurd but finite reading cannot overflow a device's"
+                                    + " memory.");
+
     public static final ConfigOption<Integer> ALERTS_OPEN_AFTER =
             ConfigOptions.key("vigil.alerts.open-after")
                     .intType()
@@ -238,6 +248,7 @@ public final class VigilOptions {
                 SCORING_GAP,
                 SCORING_BATCH_SIZE,
                 SCORING_BATCH_TIMEOUT,
+                SCORING_MAX_ABS_NORMALISED,
                 ALERTS_OPEN_AFTER,
                 ALERTS_CLOSE_AFTER,
                 ALERTS_UPDATE_EVERY,

@@ -41,6 +41,12 @@ public final class Metrics {
     public static final String RESETS_GAP = "resets_gap";
     public static final String RESETS_MODEL_CHANGE = "resets_model_change";
 
+    /** Devices reset because a step would have stored a non-finite memory or profile. */
+    public static final String RESETS_NON_FINITE = "resets_non_finite";
+
+    /** Feature values clamped to {@code vigil.scoring.max-abs-normalised} before scoring. */
+    public static final String CLAMPED_VALUES = "clamped_values";
+
     /**
      * Devices whose memory was kept across a model change ({@code vigil.model.on-change: keep}).
      */
@@ -81,6 +87,11 @@ public final class Metrics {
         public void inc() {
             metric.inc();
             accumulator.add(1L);
+        }
+
+        public void add(long n) {
+            metric.inc(n);
+            accumulator.add(n);
         }
     }
 
@@ -127,6 +138,8 @@ public final class Metrics {
         public final Count episodesClosed;
         public final Count resetGap;
         public final Count resetModelChange;
+        public final Count resetNonFinite;
+        public final Count clampedValues;
         public final Count keptModelChange;
 
         public Scoring(RuntimeContext ctx) {
@@ -149,6 +162,8 @@ public final class Metrics {
             episodesClosed = new Count(ctx, group, EPISODES_CLOSED, EPISODES_CLOSED);
             resetGap = new Count(ctx, group, RESETS_GAP, RESETS_GAP);
             resetModelChange = new Count(ctx, group, RESETS_MODEL_CHANGE, RESETS_MODEL_CHANGE);
+            resetNonFinite = new Count(ctx, group, RESETS_NON_FINITE, RESETS_NON_FINITE);
+            clampedValues = new Count(ctx, group, CLAMPED_VALUES, CLAMPED_VALUES);
             keptModelChange = new Count(ctx, group, KEPT_MODEL_CHANGE, KEPT_MODEL_CHANGE);
         }
 

@@ -205,7 +205,17 @@ final class Scorer implements AutoCloseable {
      */
     void load(DeviceState s, TelemetryEvent e, int row) {
         int offset = row * features;
-        StepMath.normalise(e.values, card.mean(), card.std(), model.x(), offset);
+        int clamped =
+                StepMath.normalise(
+                        e.values,
+                        card.mean(),
+                        card.std(),
+                        model.x(),
+                        offset,
+                        settings.maxAbsNormalised());
+        if (clamped > 0) {
+            metrics.clampedValues.add(clamped);
+        }
         boolean hasForecast = s.steps > 0; // a forecast exists only after the first step
         scored[row] = hasForecast;
         scores[row] =
@@ -311,7 +321,30 @@ final class Scorer implements AutoCloseable {
         if (level != null) {
             learnProfile(s, row, levelScore, threshold);
         }
+        keepFinite(s, e.deviceId, timestamp, out);
         latencyMs.update(System.currentTimeMillis() - e.ts);
+    }
+
+    /**
+     * Never stores a non-finite memory, forecast or profile: from one, every later score of the
+     * device would be NaN and never cross a threshold again. Such a step resets the device (an open
+     * episode is closed first) and is counted.
+     */
+    private void keepFinite(DeviceState s, String deviceId, long timestamp, Emitter out) {
+        boolean memory = StepMath.allFinite(s.hidden) && StepMath.allFinite(s.forecast);
+        boolean profile =
+                StepMath.allFinite(s.levelMean)
+                        && StepMath.allFinite(s.profileMean)
+                        && StepMath.allFinite(s.profileVar);
+        if (memory && profile) {
+            return;
+        }
+        closeOnReset(s, deviceId, timestamp, out);
+        s.resetMemory();
+        if (!profile) {
+            s.resetProfile(targets.length);
+        }
+        metrics.resetNonFinite.inc();
     }
 
     /**

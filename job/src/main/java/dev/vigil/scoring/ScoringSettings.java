@@ -18,6 +18,8 @@ import java.io.Serializable;
  * @param batchTimeoutMs longest a record waits in the buffer
  * @param onModelChange what a device's state written by another model version becomes
  * @param stateTtl how long a silent device's state is kept
+ * @param maxAbsNormalised how far from the card's mean (in its stds) a feature may lie before it is
+ *     clamped
  *     <p>{@code VigilConfig.scoring()} builds it from the options; {@link #toBuilder()} changes a
  *     few fields of a given one (tests start from the options' defaults).
  */
@@ -32,7 +34,8 @@ public record ScoringSettings(
         int batchSize,
         long batchTimeoutMs,
         ModelChange onModelChange,
-        java.time.Duration stateTtl)
+        java.time.Duration stateTtl,
+        float maxAbsNormalised)
         implements Serializable {
 
     public Builder toBuilder() {
@@ -52,6 +55,7 @@ public record ScoringSettings(
         private long batchTimeoutMs;
         private ModelChange onModelChange;
         private java.time.Duration stateTtl;
+        private float maxAbsNormalised;
 
         private Builder(ScoringSettings s) {
             gapMs = s.gapMs;
@@ -65,6 +69,7 @@ public record ScoringSettings(
             batchTimeoutMs = s.batchTimeoutMs;
             onModelChange = s.onModelChange;
             stateTtl = s.stateTtl;
+            maxAbsNormalised = s.maxAbsNormalised;
         }
 
         public Builder gapMs(long v) {
@@ -119,6 +124,11 @@ public record ScoringSettings(
             return this;
         }
 
+        public Builder maxAbsNormalised(float v) {
+            maxAbsNormalised = v;
+            return this;
+        }
+
         public ScoringSettings build() {
             return new ScoringSettings(
                     gapMs,
@@ -131,7 +141,8 @@ public record ScoringSettings(
                     batchSize,
                     batchTimeoutMs,
                     onModelChange,
-                    stateTtl);
+                    stateTtl,
+                    maxAbsNormalised);
         }
     }
 }

@@ -10,12 +10,36 @@ public final class StepMath {
 
     private StepMath() {}
 
-    /** x = (raw - mean) / std, written at {@code offset} of {@code out} (absolute puts). */
-    public static void normalise(
-            float[] raw, float[] mean, float[] std, FloatBuffer out, int offset) {
+    /**
+     * x = (raw - mean) / std, clamped to [-bound, bound], written at {@code offset} of {@code out}
+     * (absolute puts); returns how many values were clamped. A finite reading can still normalise
+     * to infinity (3e38 with a std below 1): the clamp keeps every model input finite.
+     */
+    public static int normalise(
+            float[] raw, float[] mean, float[] std, FloatBuffer out, int offset, float bound) {
+        int clamped = 0;
         for (int i = 0; i < raw.length; i++) {
-            out.put(offset + i, (raw[i] - mean[i]) / std[i]);
+            float x = (raw[i] - mean[i]) / std[i];
+            if (!(Math.abs(x) <= bound)) {
+                x = x > 0 ? bound : -bound;
+                clamped++;
+            }
+            out.put(offset + i, x);
         }
+        return clamped;
+    }
+
+    /** Whether every value is finite (a model output or a profile that may be stored). */
+    public static boolean allFinite(float[] values) {
+        if (values == null) {
+            return true;
+        }
+        for (float v : values) {
+            if (!Float.isFinite(v)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**

@@ -365,6 +365,42 @@ class GruScoringFunctionTest {
     }
 
     @Test
+    void shouldKeepScoringADeviceAfterAnAbsurdButFiniteReading() throws Exception {
+        List<TelemetryEvent> events = new ArrayList<>();
+        for (int i = 0; i < normal.size(); i++) {
+            TelemetryEvent e = copy(normal.get(i));
+            if (i == 200) {
+                java.util.Arrays.fill(e.values, 3e38f); // normalises to infinity
+            }
+            events.add(e);
+        }
+
+        try (Run run = new Run().feed(events)) {
+            List<ScoredStep> steps = run.steps();
+
+            // Every step has a finite score, the absurd one far above the threshold; the only
+            // episode is the one it starts (the same device without it never alerts), so the
+            // memory recovered instead of carrying a NaN.
+            assertThat(steps).hasSize(normal.size()).allMatch(st -> Float.isFinite(st.score));
+            assertThat(steps.get(200).score).isGreaterThan(1f);
+            assertThat(run.events()).extracting(e -> e.type).containsExactly("OPEN", "CLOSE");
+            assertThat(run.events())
+                    .allMatch(
+                            e ->
+                                    e.episodeStart >= normal.get(200).ts
+                                            && e.episodeStart <= normal.get(205).ts);
+            assertThat(
+                            run.harness
+                                    .getEnvironment()
+                                    .getAccumulatorRegistry()
+                                    .getUserMap()
+                                    .get(dev.vigil.metrics.Metrics.CLAMPED_VALUES)
+                                    .getLocalValue())
+                    .isEqualTo((long) Fixtures.model().card().featureCount());
+        }
+    }
+
+    @Test
     void shouldNotLearnALastingShiftIntoTheProfile() throws Exception {
         float scale = steadyLevelScale();
 

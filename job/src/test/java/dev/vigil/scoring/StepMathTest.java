@@ -12,11 +12,46 @@ class StepMathTest {
     void shouldNormaliseWithTheCardsMeanAndStd() {
         FloatBuffer out = FloatBuffer.allocate(6);
 
-        StepMath.normalise(
-                new float[] {12f, 0f}, new float[] {10f, 1f}, new float[] {2f, 4f}, out, 4);
+        int clamped =
+                StepMath.normalise(
+                        new float[] {12f, 0f},
+                        new float[] {10f, 1f},
+                        new float[] {2f, 4f},
+                        out,
+                        4,
+                        1000f);
 
         assertThat(out.get(4)).isEqualTo(1f);
         assertThat(out.get(5)).isEqualTo(-0.25f);
+        assertThat(clamped).isZero();
+    }
+
+    @Test
+    void shouldClampAFiniteReadingThatNormalisesBeyondTheBoundOrToInfinity() {
+        FloatBuffer out = FloatBuffer.allocate(3);
+
+        // 3e38 / 0.5 overflows to infinity; -5000 lies 5000 stds below the mean
+        int clamped =
+                StepMath.normalise(
+                        new float[] {3e38f, -5000f, 2f},
+                        new float[] {0f, 0f, 0f},
+                        new float[] {0.5f, 1f, 1f},
+                        out,
+                        0,
+                        1000f);
+
+        assertThat(clamped).isEqualTo(2);
+        assertThat(out.get(0)).isEqualTo(1000f);
+        assertThat(out.get(1)).isEqualTo(-1000f);
+        assertThat(out.get(2)).isEqualTo(2f);
+    }
+
+    @Test
+    void shouldTellAFiniteArrayFromOneWithANaNOrInfinity() {
+        assertThat(StepMath.allFinite(new float[] {1f, -2f})).isTrue();
+        assertThat(StepMath.allFinite(null)).isTrue();
+        assertThat(StepMath.allFinite(new float[] {1f, Float.NaN})).isFalse();
+        assertThat(StepMath.allFinite(new float[] {Float.NEGATIVE_INFINITY})).isFalse();
     }
 
     @Test
