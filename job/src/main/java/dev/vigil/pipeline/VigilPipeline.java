@@ -20,6 +20,7 @@ import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.ExecutionOptions;
 import org.apache.flink.configuration.ExternalizedCheckpointRetention;
 import org.apache.flink.configuration.PipelineOptions;
+import org.apache.flink.configuration.RestartStrategyOptions;
 import org.apache.flink.configuration.StateBackendOptions;
 import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -114,7 +115,33 @@ public final class VigilPipeline {
         }
         c.set(PipelineOptions.GENERIC_TYPES, false);
         c.set(PipelineOptions.MAX_PARALLELISM, config.get(VigilOptions.MAX_PARALLELISM));
-        return StreamExecutionEnvironment.getExecutionEnvironment(c);
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(c);
+        if (env.getConfiguration().getOptional(RestartStrategyOptions.RESTART_STRATEGY).isEmpty()) {
+            // Neither the job's config nor the client's Flink config chose one: Flink's default for
+            // a checkpointing job restarts forever, so a failure that repeats (a poison pill, a
+            // wrong password) would loop without ever failing the job. This gives up after
+            // DEFAULT_RESTART_ATTEMPTS restarts in a row (backoff 1 s doubling to 1 min).
+            env.configure(defaultRestarts());
+        }
+        return env;
+    }
+
+    /** Restarts in a row (without an hour of stable running between them) before the job fails. */
+    public static final int DEFAULT_RESTART_ATTEMPTS = 10;
+
+    static Configuration defaultRestarts() {
+        Configuration r = new Configuration();
+        r.set(RestartStrategyOptions.RESTART_STRATEGY, "exponential-delay");
+        r.set(
+                RestartStrategyOptions.RESTART_STRATEGY_EXPONENTIAL_DELAY_INITIAL_BACKOFF,
+                Duration.ofSeconds(1));
+        r.set(
+                RestartStrategyOptions.RESTART_STRATEGY_EXPONENTIAL_DELAY_MAX_BACKOFF,
+                Duration.ofMinutes(1));
+        r.set(
+                RestartStrategyOptions.RESTART_STRATEGY_EXPONENTIAL_DELAY_ATTEMPTS,
+                DEFAULT_RESTART_ATTEMPTS);
+        return r;
     }
 
     /**
