@@ -253,7 +253,7 @@ def profile_steps_for(fleet):
 def unchanged_runs(x):
     """Per step, the longest run of consecutive steps in which a target repeated its value exactly
     (float32, as the job compares raw values): StepMath.unchangedRun over one device."""
-    x = x.astype(np.float32)
+    x = x.astype(np.float32).view(np.int32)  # bits, as the job compares: -0.0 is not 0.0
     run = np.zeros(x.shape[1], dtype=np.int64)
     out = np.zeros(len(x), dtype=np.int64)
     for t in range(1, len(x)):
@@ -268,7 +268,7 @@ def stuck_features(fleet, targets):
     repeats = np.zeros(len(targets))
     steps = 0
     for ts, x in fleet.values():
-        v = x[:, targets].astype(np.float32)
+        v = x[:, targets].astype(np.float32).view(np.int32)  # bits, as the job compares
         repeats += (v[1:] == v[:-1]).sum(axis=0)
         steps += max(len(v) - 1, 0)
     fractions = repeats / max(steps, 1)
@@ -292,7 +292,8 @@ def calibrate_stuck(fleet, labels, watched):
 
 def calibrate_level(fleet, labels, norm, targets, profile_steps):
     """The level's scale: each device's training history streamed as the job would (profile
-    learned from its first step, alerting off), its largest level outside labelled spans; the
+    learned from its first step, alerting off, so adapting on every step rather than only on
+    quiet ones), its largest level outside labelled spans; the
     scale is the LEVEL_DEVICE_QUANTILE quantile of those over devices, so that most devices
     would have stayed quiet through their own history. None when no device is long enough."""
     maxima = []

@@ -124,9 +124,12 @@ public final class VigilConfig {
         positive(VigilOptions.ALERTS_TOP_FEATURES);
         positive(VigilOptions.MAX_PARALLELISM);
         positive(VigilOptions.ALERTS_ADAPTIVE_HALF_LIFE);
-        if (!(get(VigilOptions.SCORING_MAX_ABS_NORMALISED) > 0)) {
+        double bound = get(VigilOptions.SCORING_MAX_ABS_NORMALISED);
+        if (!(bound > 0) || !(bound <= Float.MAX_VALUE)) {
             throw new ConfigException(
-                    VigilOptions.SCORING_MAX_ABS_NORMALISED.key() + " must be greater than 0");
+                    VigilOptions.SCORING_MAX_ABS_NORMALISED.key()
+                            + " must be a finite number greater than 0, was "
+                            + bound);
         }
         if (get(VigilOptions.SCORING_BATCH_SIZE) < 0) {
             throw new ConfigException(VigilOptions.SCORING_BATCH_SIZE.key() + " must be 0 or more");

@@ -352,6 +352,12 @@ public final class ModelCard implements Serializable {
                         "\"score.stuck.scale\" must be a finite run of at least 1 step, found "
                                 + stuck.scale());
             }
+            if (stuck.features().isEmpty()
+                    || new HashSet<>(stuck.features()).size() != stuck.features().size()) {
+                throw new ModelException(
+                        "\"score.stuck.features\" must name at least one feature, each once, found "
+                                + stuck.features());
+            }
             for (int j = 0; j < stuckTargets.length; j++) {
                 int i = stuckTargets[j];
                 if (i < 0 || features.get(i).role() == Role.CONTEXT) {

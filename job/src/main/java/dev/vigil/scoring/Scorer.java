@@ -147,6 +147,11 @@ final class Scorer implements AutoCloseable {
         }
         if (policy == ModelChange.KEEP && sizesMatch) {
             stored.modelVersion = card.version();
+            // The memory carries over; the profile and runs do not: they are in the old card's
+            // units and over its watched features, so they are learned again.
+            stored.profileSteps = 0;
+            stored.profileMean = null;
+            stored.unchangedRuns = null;
             metrics.keptModelChange.inc();
             return withProfile(stored);
         }

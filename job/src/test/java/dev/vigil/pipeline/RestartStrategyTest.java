@@ -30,6 +30,18 @@ class RestartStrategyTest {
                                         RestartStrategyOptions
                                                 .RESTART_STRATEGY_EXPONENTIAL_DELAY_ATTEMPTS))
                 .isEqualTo(VigilPipeline.DEFAULT_RESTART_ATTEMPTS);
+        assertThat(
+                        env.getConfiguration()
+                                .get(
+                                        RestartStrategyOptions
+                                                .RESTART_STRATEGY_EXPONENTIAL_DELAY_BACKOFF_MULTIPLIER))
+                .isEqualTo(2.0);
+        assertThat(
+                        env.getConfiguration()
+                                .get(
+                                        RestartStrategyOptions
+                                                .RESTART_STRATEGY_EXPONENTIAL_DELAY_MAX_BACKOFF))
+                .hasMinutes(1);
     }
 
     @Test

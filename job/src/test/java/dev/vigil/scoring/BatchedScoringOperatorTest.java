@@ -153,6 +153,7 @@ class BatchedScoringOperatorTest {
                     assertClose(
                             mine.get(i).dynamics, theirs.get(i).dynamics, device, theirs.get(i).ts);
                     assertClose(mine.get(i).level, theirs.get(i).level, device, theirs.get(i).ts);
+                    assertClose(mine.get(i).stuck, theirs.get(i).stuck, device, theirs.get(i).ts);
                     steps++;
                 }
             }

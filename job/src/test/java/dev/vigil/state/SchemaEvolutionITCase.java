@@ -258,7 +258,9 @@ class SchemaEvolutionITCase {
         for (int i = 0; i < v1.size(); i++) {
             assertThat(v2.get(i))
                     .usingRecursiveComparison()
-                    .ignoringFields("driftLevel")
+                    // the rehearsal's own field, and one of the real format 2's that the real
+                    // reader sets for a format 1 run and the rehearsal's reader does not
+                    .ignoringFields("driftLevel", "episodeReasons")
                     .isEqualTo(v1.get(i));
             assertThat(v2.get(i).driftLevel).isEqualTo(1f);
         }

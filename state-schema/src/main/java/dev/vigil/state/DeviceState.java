@@ -54,7 +54,8 @@ public class DeviceState {
 
     /**
      * Which score components crossed the threshold in the open episode (or the run building one),
-     * as {@code AnomalyEvent} reason bits: 1 dynamics, 2 level (format 2; 0 from format 1).
+     * as {@code AnomalyEvent} reason bits: 1 dynamics, 2 level, 4 stuck (format 2; a run or episode
+     * restored from format 1 reads as 1, dynamics).
      */
     public int episodeReasons;
 
@@ -87,14 +88,14 @@ public class DeviceState {
     public float[] profileVar;
 
     /**
-     * Per target feature (format 2, cards with a stuck score): the raw value of the last scored
-     * step, to see the next one repeat it.
+     * Per feature the stuck score watches (format 2, the card's {@code score.stuck.features} in
+     * order): the raw value of the last scored step, to see the next one repeat it.
      */
     public float[] lastValues;
 
     /**
-     * Per target feature (format 2): how many consecutive steps repeated the value exactly (0 when
-     * the last step changed it).
+     * Per watched feature (format 2): how many consecutive steps repeated the value exactly (0 when
+     * the last step changed it, -1 before the first value).
      */
     public int[] unchangedRuns;
 
@@ -124,7 +125,7 @@ public class DeviceState {
         profileVar = new float[targets];
     }
 
-    /** Forgets the unchanged-value runs: the next step starts them (arrays sized for targets). */
+    /** Forgets the unchanged-value runs: the next step starts them (sized for watched features). */
     public void resetRuns(int targets) {
         lastValues = new float[targets];
         unchangedRuns = new int[targets];

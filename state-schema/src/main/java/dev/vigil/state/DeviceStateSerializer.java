@@ -182,7 +182,13 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     public DeviceState deserialize(DataInputView in) throws IOException {
         int format = in.readUnsignedByte();
         return switch (format) {
-            case 1 -> readFormat1(in, new DeviceState()); // no profile yet: profileSteps 0
+            case 1 -> {
+                // No profile yet (profileSteps 0); a run or episode format 1 kept was the forecast
+                // residual's, the only score there was: reason bit 1, dynamics.
+                DeviceState s = readFormat1(in, new DeviceState());
+                s.episodeReasons = s.episodeOpen || s.aboveRun > 0 ? 1 : 0;
+                yield s;
+            }
             case 2 -> {
                 DeviceState s = readFormat1(in, new DeviceState());
                 readProfile(in, s);
