@@ -138,15 +138,7 @@ public final class ModelCard implements Serializable {
 
     /** This card under another version: what a new release of the same model looks like. */
     public ModelCard withVersion(String newVersion) {
-        return new ModelCard(
-                newVersion,
-                hiddenSize,
-                features,
-                threshold,
-                warmupSteps,
-                dynamicsScale,
-                level,
-                stuck);
+        return withLevel(newVersion, level);
     }
 
     /**
