@@ -413,10 +413,7 @@ final class Scorer implements AutoCloseable {
         a.peakScore = s.episodePeak;
         a.steps = s.episodeSteps;
         a.modelVersion = card.version();
-        // Format 1 state (no reasons recorded) only ever had the forecast residual.
-        a.reason =
-                AnomalyEvent.reason(
-                        s.episodeReasons == 0 ? AnomalyEvent.REASON_DYNAMICS : s.episodeReasons);
+        a.reason = AnomalyEvent.reason(s.episodeReasons);
         // OPEN and UPDATE are explained by this step; CLOSE by the whole episode.
         float[] explain = AnomalyEvent.CLOSE.equals(type) ? s.episodeShares : stepShares;
         float total = 0f;

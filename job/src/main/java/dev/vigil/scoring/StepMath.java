@@ -66,11 +66,7 @@ public final class StepMath {
             shares[i] = sq;
             sum += sq;
         }
-        if (sum > 0f) {
-            for (int i : targets) {
-                shares[i] /= sum;
-            }
-        }
+        divide(shares, targets, sum);
         return sum / targets.length;
     }
 
@@ -113,12 +109,17 @@ public final class StepMath {
             shares[targets[j]] = d * d;
             sum += d * d;
         }
+        divide(shares, targets, sum);
+        return max;
+    }
+
+    /** Turns the targets' parts into shares of {@code sum} (left at 0 when the sum is 0). */
+    private static void divide(float[] shares, int[] targets, float sum) {
         if (sum > 0f) {
             for (int i : targets) {
                 shares[i] /= sum;
             }
         }
-        return max;
     }
 
     private static float unit(float variance, float floor) {

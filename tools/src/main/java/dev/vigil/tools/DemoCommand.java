@@ -200,12 +200,8 @@ final class DemoCommand {
     }
 
     private static Output readBack(String bootstrapServers) {
-        List<AnomalyEvent> events = new ArrayList<>();
-        for (byte[] v : TopicIO.readCommitted(bootstrapServers, ANOMALIES)) {
-            events.add(WireFormat.parseAnomaly(v));
-        }
         return new Output(
-                events,
+                LocalRun.committedAnomalies(bootstrapServers, ANOMALIES),
                 TopicIO.readCommitted(bootstrapServers, DEAD_LETTERS).size(),
                 TopicIO.readCommitted(bootstrapServers, SCORES));
     }
