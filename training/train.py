@@ -14,10 +14,14 @@ named by --context: the model sees it, the scores do not):
     stuck     the longest run of steps in which a watched target (one whose normal readings
               rarely repeat) repeated its value exactly
     combined  max(dynamics / dynamics_scale, level / level_scale, stuck / stuck_scale), threshold 1
+With --normalisation device, the model sees each target normalised by the device's own profile
+(its mean and spread, blended in from the fleet's over the profile's learning steps), not by the
+fleet's: training streams every device through its profile exactly as the job does.
 
 Usage: train.py --train FILE.jsonl --out DIR [--labels labels.csv] [--hidden 64] [--epochs 40]
                 [--max-minutes 10] [--seed 7] [--features a,b,c] [--context a,b | none]
                 [--gap-minutes 10] [--threshold-quantile 0.99] [--no-level] [--no-stuck]
+                [--normalisation fleet | device]
 Writes DIR/model.onnx, DIR/model.json (the card) and DIR/golden.json (vectors a Java test checks).
 """
 import argparse
@@ -44,6 +48,8 @@ LEVEL_WINDOW = 60          # steps of the moving average the level compares (alp
 LEVEL_HALF_LIFE = 2000     # steps: how slowly a learned profile adapts (on quiet steps only)
 LEVEL_FLOOR = 0.01         # the device's unit of deviation is at least this (normalised units)
 LEVEL_DEVICE_QUANTILE = 0.95  # level scale: this quantile over devices of each one's largest level
+NORMALISATION_FLOOR = 0.1  # per-device normalisation: a device's spread is at least this (fleet
+                           # standard deviations): it magnifies a quiet device's readings 10x at most
 STUCK_MAX_REPEATS = 0.01   # a target is watched for stuck readings when fewer of its normal steps
                            # than this repeat the previous value exactly (held or quantized
                            # signals repeat all the time: a repeat tells nothing there)
@@ -124,7 +130,8 @@ def read_labels(path):
 
 
 def segments(fleet, labels, gap_ms):
-    """Contiguous normal runs: split at silences longer than the gap and around labelled spans."""
+    """Contiguous normal runs: split at silences longer than the gap and around labelled spans.
+    Each is (device, times, values, index of its first step in the device's history)."""
     out = []
     for dev, (ts, x) in fleet.items():
         bad = np.zeros(len(ts), dtype=bool)
@@ -135,7 +142,7 @@ def segments(fleet, labels, gap_ms):
             cut = i == len(ts) or bad[i] != bad[i - 1] or ts[i] - ts[i - 1] > gap_ms
             if cut:
                 if not bad[start]:
-                    out.append((dev, ts[start:i], x[start:i]))
+                    out.append((dev, ts[start:i], x[start:i], start))
                 start = i
     return out
 
@@ -213,12 +220,16 @@ def feature_roles(features, fleet, context):
     return roles
 
 
-def level_stream(z, profile_steps, window, half_life, floor, quiet=None, dtype=np.float32):
+def level_stream(z, profile_steps, window, half_life, floor, quiet=None, dtype=np.float32,
+                 scale=None, norm_floor=None):
     """The job's level score (StepMath.updateLevelMean, level, learnProfile) over one device's
     normalised target values z [T, Ft], in the job's order: move the level mean, score against
     the profile learned so far, then learn this step (always while learning; afterwards only
-    where quiet[t], all steps when quiet is None). Returns the level per step (nan while the
-    profile is learned) and the final (level_mean, profile_mean, profile_var)."""
+    where quiet[t] (all steps when quiet is None) and, when scale is given, where the level is at
+    or below the threshold: level / scale <= 1, as the job gates it). With norm_floor, also the
+    model's inputs under per-device normalisation (StepMath.normaliseByDevice, before this step
+    is learned). Returns the level per step (nan while the profile is learned), the final
+    (level_mean, profile_mean, profile_var) and the inputs (None without norm_floor)."""
     z = z.astype(dtype)
     T, F = z.shape
     one = dtype(1)
@@ -228,19 +239,43 @@ def level_stream(z, profile_steps, window, half_life, floor, quiet=None, dtype=n
     m = np.zeros(F, dtype)
     mean = np.zeros(F, dtype)
     var = np.zeros(F, dtype)
+    spread = np.zeros(F, dtype)
     out = np.full(T, np.nan)
+    inputs = None if norm_floor is None else np.empty((T, F), dtype)
     for t in range(T):
         x = z[t]
         m = x.copy() if t == 0 else (m + alpha * (x - m)).astype(dtype)
         if t >= profile_steps:
             unit = np.maximum(np.sqrt(var).astype(dtype), floor)
             out[t] = float((np.abs(m - mean) / unit).max())
-        if t < profile_steps or (beta > 0 and (quiet is None or quiet[t])):
-            w = one / dtype(t + 1) if t < profile_steps else beta
+        if inputs is not None:
+            c = one if t >= profile_steps else dtype(t) / dtype(profile_steps)
+            sd = np.maximum(np.sqrt(c * spread + (one - c)).astype(dtype), dtype(norm_floor))
+            inputs[t] = (x - c * mean) / sd
+        learning = t < profile_steps
+        quiet_t = (quiet is None or quiet[t]) and (scale is None or not (out[t] / scale > 1))
+        if learning or (beta > 0 and quiet_t):
+            w = one / dtype(t + 1) if learning else beta
             mean = (mean + w * (x - mean)).astype(dtype)
             dm = (m - mean).astype(dtype)
             var = (var + w * (dm * dm - var)).astype(dtype)
-    return out, (m, mean, var)
+            dv = (x - mean).astype(dtype)
+            spread = (spread + w * (dv * dv - spread)).astype(dtype)
+    return out, (m, mean, var), inputs
+
+
+def model_inputs(z, targets, level):
+    """What the model sees for one device's whole history of fleet-normalised values z [T, F]:
+    z itself (fleet normalisation, level None), or with the targets normalised by the device's
+    profile as the job does (level: the card's level section, whose scale gates learning)."""
+    z = z.astype(np.float32)
+    if level is None:
+        return z
+    _, _, by_device = level_stream(z[:, targets], level["profile_steps"], level["window_steps"],
+                                   level["half_life_steps"], level["floor"], dtype=np.float32,
+                                   scale=level["scale"], norm_floor=NORMALISATION_FLOOR)
+    z[:, targets] = by_device
+    return z
 
 
 def profile_steps_for(fleet):
@@ -300,8 +335,8 @@ def calibrate_level(fleet, labels, norm, targets, profile_steps):
     for dev, (ts, x) in fleet.items():
         if len(ts) <= profile_steps:
             continue
-        lv, _ = level_stream(norm(x)[:, targets], profile_steps, LEVEL_WINDOW, LEVEL_HALF_LIFE,
-                             LEVEL_FLOOR, dtype=np.float64)
+        lv, _, _ = level_stream(norm(x)[:, targets], profile_steps, LEVEL_WINDOW, LEVEL_HALF_LIFE,
+                                LEVEL_FLOOR, dtype=np.float64)
         ok = ~np.isnan(lv)
         for start, end in labels.get(dev, []):
             ok &= ~((ts >= start) & (ts <= end))
@@ -335,6 +370,10 @@ def main():
                     " setpoints, load); 'none' for none (default: the binary or constant ones)")
     ap.add_argument("--no-level", action="store_true", help="no level score")
     ap.add_argument("--no-stuck", action="store_true", help="no stuck score")
+    ap.add_argument("--normalisation", choices=["fleet", "device"], default="fleet",
+                    help="what the model's target inputs are normalised by: the fleet's mean and"
+                    " std, or each device's own profile (for fleets whose devices differ in level"
+                    " or spread; needs the level score)")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--max-minutes", type=float, default=10)
@@ -368,7 +407,7 @@ def main():
 
     # Time split of every run: 70 % training, 15 % validation (early stopping), 15 % calibration.
     fit, val, cal = [], [], []
-    for dev, ts, x in segs:
+    for dev, ts, x, _ in segs:
         n = len(x)
         i, j = int(n * 0.70), int(n * 0.85)
         fit.append(x[:i]); val.append(x[i:j]); cal.append(x[j:])
@@ -376,9 +415,37 @@ def main():
     mean, std = allfit.mean(axis=0), allfit.std(axis=0)
     std[std < 1e-6] = 1.0
     norm = lambda x: (x - mean) / std
-    fit_n = [norm(x).astype(np.float32) for x in fit]
-    val_n = [norm(x).astype(np.float32) for x in val]
-    cal_n = [norm(x).astype(np.float32) for x in cal]
+
+    # The level score first: per-device normalisation streams each device through its profile.
+    level = None
+    if not a.no_level:
+        profile_steps = profile_steps_for(fleet)
+        level_scale, level_devices = calibrate_level(fleet, labels, norm, targets, profile_steps)
+        if level_scale is None:
+            print(f"no level score: no device has more than {profile_steps} steps of history")
+        else:
+            level = {"profile_steps": profile_steps, "half_life_steps": LEVEL_HALF_LIFE,
+                     "window_steps": LEVEL_WINDOW, "floor": LEVEL_FLOOR, "scale": level_scale,
+                     "calibration": f"quantile {LEVEL_DEVICE_QUANTILE} over {level_devices} devices"
+                                    " of each one's largest level in its training history"}
+            print(f"level scale (q{LEVEL_DEVICE_QUANTILE} over {level_devices} devices' maxima):"
+                  f" {level_scale:.3f}, profile {profile_steps} steps")
+    by_device = a.normalisation == "device"
+    if by_device and level is None:
+        sys.exit("--normalisation device needs the level score (the device's profile): drop"
+                 " --no-level, or give devices more history than the profile needs")
+    started_inputs = time.time()
+    inputs = {dev: model_inputs(norm(x), targets, level if by_device else None)
+              for dev, (ts, x) in fleet.items()}
+    if by_device:
+        print(f"per-device normalisation: streamed {len(inputs)} devices through their profiles"
+              f" in {time.time() - started_inputs:.0f} s")
+    seg_inputs = [inputs[dev][lo:lo + len(x)] for dev, ts, x, lo in segs]
+    fit_n, val_n = [], []
+    for xn in seg_inputs:
+        n = len(xn)
+        i, j = int(n * 0.70), int(n * 0.85)
+        fit_n.append(xn[:i]); val_n.append(xn[i:j])
 
     model = Forecaster(F, a.hidden)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -416,8 +483,7 @@ def main():
     # Calibration on held-out normal data only: serve each whole run from h = 0 as the job does,
     # and keep the residuals of its calibration part.
     cal_res = []
-    for (dev, ts, x), c in zip(segs, cal):
-        xn = norm(x).astype(np.float32)
+    for xn, c in zip(seg_inputs, cal):
         r = residuals(step, xn)
         cal_res.append(r[-min(len(c), len(r)):] if len(r) else r)
     cal_res = np.concatenate([r for r in cal_res if len(r)])
@@ -429,19 +495,6 @@ def main():
     dynamics_scale = float(np.quantile(scores, a.threshold_quantile))
     print(f"calibration steps: {len(scores)}, dynamics scale (q{a.threshold_quantile}): {dynamics_scale:.3f}")
 
-    level = None
-    if not a.no_level:
-        profile_steps = profile_steps_for(fleet)
-        level_scale, level_devices = calibrate_level(fleet, labels, norm, targets, profile_steps)
-        if level_scale is None:
-            print(f"no level score: no device has more than {profile_steps} steps of history")
-        else:
-            level = {"profile_steps": profile_steps, "half_life_steps": LEVEL_HALF_LIFE,
-                     "window_steps": LEVEL_WINDOW, "floor": LEVEL_FLOOR, "scale": level_scale,
-                     "calibration": f"quantile {LEVEL_DEVICE_QUANTILE} over {level_devices} devices"
-                                    " of each one's largest level in its training history"}
-            print(f"level scale (q{LEVEL_DEVICE_QUANTILE} over {level_devices} devices' maxima):"
-                  f" {level_scale:.3f}, profile {profile_steps} steps")
     stuck = None
     if not a.no_stuck:
         watched, repeats = stuck_features(fleet, targets)
@@ -468,6 +521,8 @@ def main():
     card = {
         "version": f"{a.version_prefix}-{dt.date.today().isoformat()}+sha256:{digest[:12]}",
         "hidden_size": a.hidden,
+        "normalisation": a.normalisation,
+        **({"normalisation_floor": NORMALISATION_FLOOR} if by_device else {}),
         "features": [
             {"name": n, "mean": float(mean[i]), "std": float(std[i]), "residual_scale": float(scale[i]),
              "role": roles[i]}
@@ -502,17 +557,20 @@ def main():
         json.dump(card, f, indent=2)
         f.write("\n")
     write_golden(os.path.join(a.out, "golden.json"), step, segs, cal, mean, std, scale, features, a.hidden,
-                 targets, level)
+                 targets)
     print(f"wrote {onnx_path} ({os.path.getsize(onnx_path)} bytes), model.json, golden.json "
           f"in {time.time() - started:.0f} s; version {card['version']}")
 
 
-def write_golden(path, step, segs, cal, mean, std, scale, features, hidden, targets, level):
-    """Raw inputs -> forecasts and scores, computed in float32 as the job computes them; and a
-    level case: normalised target values -> level scores, with a short profile so it shows."""
+def write_golden(path, step, segs, cal, mean, std, scale, features, hidden, targets):
+    """What a Java test replays to show the job computes what training computed, in float32:
+    raw inputs -> forecasts and dynamics scores; a profile case (normalised target values, with a
+    shift, -> level scores and per-device normalised inputs, learning gated by the level, with a
+    short profile so that it shows); a stuck case (raw target values with injected repeats ->
+    the longest unchanged run per step)."""
     cases = []
     for k in range(min(2, len(segs))):
-        dev, ts, x = segs[k]
+        dev, ts, x, _ = segs[k]
         raw = x[-len(cal[k]):][:WARMUP_STEPS + 10].astype(np.float32)
         h0 = np.zeros(hidden, dtype=np.float32) if k == 0 else \
             np.random.default_rng(k).normal(0, 0.3, hidden).astype(np.float32)
@@ -532,15 +590,26 @@ def write_golden(path, step, segs, cal, mean, std, scale, features, hidden, targ
         cases.append({"device_id": dev, "h0": [float(v) for v in h0], "steps": steps,
                       "h_final": [float(v) for v in h[0].numpy()]})
     golden = {"features": features, "targets": targets, "cases": cases}
-    if level:
-        dev, ts, x = segs[0]
-        z = ((x[:200].astype(np.float32) - mean.astype(np.float32)) / std.astype(np.float32))[:, targets]
-        case = {"profile_steps": 50, "window_steps": 10, "half_life_steps": 40, "floor": LEVEL_FLOOR}
-        lv, _ = level_stream(z, case["profile_steps"], case["window_steps"], case["half_life_steps"],
-                             case["floor"], dtype=np.float32)
-        case["z"] = [[float(v) for v in row] for row in z]
-        case["level"] = [None if np.isnan(v) else float(v) for v in lv]
-        golden["level_case"] = case
+
+    dev, ts, x, _ = segs[0]
+    z = ((x[:200].astype(np.float32) - mean.astype(np.float32)) / std.astype(np.float32))[:, targets]
+    z[120:150, 0] += np.float32(3)  # a shift the level sees, so that learning stops for a while
+    case = {"profile_steps": 50, "window_steps": 10, "half_life_steps": 40, "floor": LEVEL_FLOOR,
+            "scale": 2.0, "normalisation_floor": NORMALISATION_FLOOR}
+    lv, _, by_device = level_stream(z, case["profile_steps"], case["window_steps"],
+                                    case["half_life_steps"], case["floor"], dtype=np.float32,
+                                    scale=case["scale"], norm_floor=case["normalisation_floor"])
+    case["z"] = [[float(v) for v in row] for row in z]
+    case["level"] = [None if np.isnan(v) else float(v) for v in lv]
+    case["inputs"] = [[float(v) for v in row] for row in by_device]
+    golden["profile_case"] = case
+
+    raw = x[:120][:, targets].astype(np.float32)
+    raw[30:46, 0] = raw[29, 0]               # a frozen reading
+    raw[60:71, -1] = raw[59, -1]             # another, on the last target (the first if only one)
+    raw[80, 0], raw[81, 0] = np.float32(0.0), np.float32(-0.0)  # two readings, not a repeat
+    golden["stuck_case"] = {"raw": [[float(v) for v in row] for row in raw],
+                            "run": [int(v) for v in unchanged_runs(raw)]}
     with open(path, "w") as f:
         json.dump(golden, f)
         f.write("\n")

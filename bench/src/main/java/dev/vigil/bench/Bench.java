@@ -428,7 +428,8 @@ public final class Bench {
         s.lastTs = 1_764_000_000_000L;
         s.lastSeq = 4711;
         if (card.level() != null) {
-            s.resetProfile(card.targets().length); // a level score keeps a profile per target
+            // a level score keeps a profile per target (and its spread, normalising by device)
+            s.resetProfile(card.targets().length, card.normalisation() != null);
         }
         if (card.stuck() != null) {
             s.resetRuns(card.stuckTargets().length); // and a stuck score a run per watched one

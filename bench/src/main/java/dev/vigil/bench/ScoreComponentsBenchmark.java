@@ -18,7 +18,9 @@ import org.openjdk.jmh.annotations.State;
  * What the score components cost per event, at 16 target features, on the arithmetic the operators
  * run ({@link StepMath}): the forecast residual alone (what every card pays) and the residual plus
  * the level score (move the moving average, score against the profile, learn the step), side by
- * side. The difference is the level score's cost per event, before state bytes.
+ * side. The difference is the level score's cost per event, before state bytes. The stuck score and
+ * per-device normalisation (the targets normalised again by the device's profile, which then also
+ * learns the device's spread) are each measured on top of the level score.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -37,6 +39,9 @@ public class ScoreComponentsBenchmark {
     private float[] levelMean;
     private float[] profileMean;
     private float[] profileVar;
+    private float[] valueVar;
+    private float[] z;
+    private FloatBuffer byDevice;
     private float[] raw;
     private float[] lastValues;
     private int[] runs;
@@ -55,10 +60,14 @@ public class ScoreComponentsBenchmark {
         profileMean = new float[features];
         profileVar = new float[features];
         levelMean = new float[features];
+        valueVar = new float[features];
+        z = new float[features];
+        byDevice = FloatBuffer.allocate(features);
         for (int i = 0; i < features; i++) {
             forecast[i] = (float) r.nextGaussian() * 0.1f;
             scale[i] = 0.05f;
             profileVar[i] = 0.04f;
+            valueVar[i] = 0.8f;
         }
         targets = java.util.stream.IntStream.range(0, features).toArray();
         shares = new float[features];
@@ -87,11 +96,11 @@ public class ScoreComponentsBenchmark {
 
     private float dynamicsAndLevel(int offset) {
         float dynamics = StepMath.score(x, offset, forecast, scale, targets, shares);
-        StepMath.updateLevelMean(x, offset, targets, levelMean, 2f / 61, false);
+        StepMath.gatherTargets(x, offset, targets, z);
+        StepMath.updateLevelMean(z, levelMean, 2f / 61, false);
         float level =
                 StepMath.level(levelMean, profileMean, profileVar, 0.01f, targets, levelShares);
-        StepMath.learnProfile(
-                x, offset, targets, levelMean, profileMean, profileVar, 5000, 1000, 3.5e-4f);
+        StepMath.learnProfile(z, levelMean, profileMean, profileVar, null, 5000, 1000, 3.5e-4f);
         return Math.max(dynamics / 4.5f, level / 4.1f);
     }
 
@@ -102,5 +111,19 @@ public class ScoreComponentsBenchmark {
         x.get(offset, raw); // the raw values the stuck score compares
         float run = StepMath.unchangedRun(raw, targets, lastValues, runs, runShares);
         return Math.max(score, run / 2f);
+    }
+
+    @Benchmark
+    public float dynamicsAndLevelByDevice() {
+        int offset = offset();
+        StepMath.gatherTargets(x, offset, targets, z);
+        StepMath.updateLevelMean(z, levelMean, 2f / 61, false);
+        float level =
+                StepMath.level(levelMean, profileMean, profileVar, 0.01f, targets, levelShares);
+        StepMath.normaliseByDevice(
+                z, targets, profileMean, valueVar, 1000, 1000, 0.1f, byDevice, 0, 1000f);
+        float dynamics = StepMath.score(byDevice, 0, forecast, scale, targets, shares);
+        StepMath.learnProfile(z, levelMean, profileMean, profileVar, valueVar, 5000, 1000, 3.5e-4f);
+        return Math.max(dynamics / 4.5f, level / 4.1f);
     }
 }

@@ -82,7 +82,7 @@ public class StateSerializerBenchmark {
      */
     static DeviceState sampleWithProfile() {
         DeviceState s = sample();
-        s.resetProfile(16);
+        s.resetProfile(16, false);
         s.profileSteps = 1_000;
         for (int i = 0; i < 16; i++) {
             s.levelMean[i] = i * 0.05f;

@@ -62,6 +62,16 @@ public final class ModelCard implements Serializable {
         }
     }
 
+    /**
+     * Per-device normalisation ({@code "normalisation": "device"}, README "Scoring"): the model
+     * sees each target feature normalised by the device's own profile rather than the fleet's mean
+     * and std, so that one model serves devices whose levels and spreads differ. The fleet's
+     * statistics stand in while the profile is learned (blended out over {@code profile_steps});
+     * the device's spread is floored at {@code floor} (in fleet standard deviations). Context
+     * features keep the fleet's normalisation. Needs the level score, whose profile it uses.
+     */
+    public record DeviceNormalisation(float floor) implements Serializable {}
+
     private final String version;
     private final int hiddenSize;
     private final List<Feature> features;
@@ -70,6 +80,7 @@ public final class ModelCard implements Serializable {
     private final float dynamicsScale;
     private final Level level;
     private final Stuck stuck;
+    private final DeviceNormalisation normalisation;
 
     // Derived once, read per record.
     private final float[] mean;
@@ -86,7 +97,7 @@ public final class ModelCard implements Serializable {
             List<Feature> features,
             float threshold,
             int warmupSteps) {
-        this(version, hiddenSize, features, threshold, warmupSteps, 1f, null, null);
+        this(version, hiddenSize, features, threshold, warmupSteps, 1f, null, null, null);
     }
 
     /**
@@ -94,6 +105,7 @@ public final class ModelCard implements Serializable {
      *     combined score divides it by this (1 for a card with no {@code score} section)
      * @param level the level score's parameters, or null for none
      * @param stuck the stuck score's parameters, or null for none
+     * @param normalisation per-device normalisation, or null for the fleet's (every card before it)
      */
     public ModelCard(
             String version,
@@ -103,7 +115,8 @@ public final class ModelCard implements Serializable {
             int warmupSteps,
             float dynamicsScale,
             Level level,
-            Stuck stuck) {
+            Stuck stuck,
+            DeviceNormalisation normalisation) {
         this.version = version;
         this.hiddenSize = hiddenSize;
         this.features = List.copyOf(features);
@@ -112,6 +125,7 @@ public final class ModelCard implements Serializable {
         this.dynamicsScale = dynamicsScale;
         this.level = level;
         this.stuck = stuck;
+        this.normalisation = normalisation;
         int n = features.size();
         mean = new float[n];
         std = new float[n];
@@ -154,7 +168,22 @@ public final class ModelCard implements Serializable {
                 warmupSteps,
                 dynamicsScale,
                 newLevel,
-                stuck);
+                stuck,
+                normalisation);
+    }
+
+    /** This card with another normalisation (null: the fleet's). */
+    public ModelCard withNormalisation(String newVersion, DeviceNormalisation newNormalisation) {
+        return new ModelCard(
+                newVersion,
+                hiddenSize,
+                features,
+                threshold,
+                warmupSteps,
+                dynamicsScale,
+                level,
+                stuck,
+                newNormalisation);
     }
 
     /** Reads and validates {@code dir/model.json}. */
@@ -221,10 +250,23 @@ public final class ModelCard implements Serializable {
                     required(root, "warmup_steps").asInt(),
                     dynamicsScale,
                     level,
-                    stuck);
+                    stuck,
+                    normalisation(root));
         } catch (ModelException e) {
             throw new ModelException("model card " + file + ": " + e.getMessage(), e);
         }
+    }
+
+    private static DeviceNormalisation normalisation(JsonNode root) {
+        JsonNode v = root.get("normalisation");
+        String mode = v == null || v.isNull() ? "fleet" : v.asText();
+        return switch (mode) {
+            case "fleet" -> null;
+            case "device" -> new DeviceNormalisation(number(root, "normalisation_floor"));
+            default ->
+                    throw new ModelException(
+                            "\"normalisation\" is \"" + mode + "\": must be fleet or device");
+        };
     }
 
     private static Role role(JsonNode feature) {
@@ -338,6 +380,19 @@ public final class ModelCard implements Serializable {
                                 + level.scale());
             }
         }
+        if (normalisation != null) {
+            if (level == null) {
+                throw new ModelException(
+                        "\"normalisation\" is device but the card has no \"score.level\": the"
+                                + " device's normal profile is the level score's; train with a"
+                                + " level score");
+            }
+            if (!(normalisation.floor() > 0) || !Float.isFinite(normalisation.floor())) {
+                throw new ModelException(
+                        "\"normalisation_floor\" must be finite and positive, found "
+                                + normalisation.floor());
+            }
+        }
         if (stuck != null) {
             if (!(stuck.scale() >= 1) || !Float.isFinite(stuck.scale())) {
                 throw new ModelException(
@@ -423,6 +478,11 @@ public final class ModelCard implements Serializable {
     /** The stuck score's parameters, or null when the card has none. */
     public Stuck stuck() {
         return stuck;
+    }
+
+    /** Per-device normalisation's parameters, or null when the model sees the fleet's. */
+    public DeviceNormalisation normalisation() {
+        return normalisation;
     }
 
     /** Indexes of the features the stuck score watches (none without one); never modify. */

@@ -59,15 +59,18 @@ final class Scorer implements AutoCloseable {
     // The level score's constants, from the card (level null: no level score).
     private final ModelCard.Level level;
     private final ModelCard.Stuck stuck;
+    private final ModelCard.DeviceNormalisation byDevice;
     private final float levelAlpha;
     private final float profileBeta;
     // Per row, reused: the dynamics score, whether it had a forecast, each feature's share; the
-    // raw level score (NaN while the device's profile is being learned) and its shares.
+    // raw level score (NaN while the device's profile is being learned) and its shares; the
+    // targets' fleet-normalised values, which the level and the profile work on.
     private final float[] scores;
     private final boolean[] scored;
     private final float[][] shares;
     private final float[] levels;
     private final float[][] levelShares;
+    private final float[][] fleetTargets;
     private final float[] runs;
     private final float[][] runShares;
     private final int[] top;
@@ -90,6 +93,7 @@ final class Scorer implements AutoCloseable {
         this.targets = card.targets();
         this.level = card.level();
         this.stuck = card.stuck();
+        this.byDevice = card.normalisation();
         this.levelAlpha = level == null ? 0f : 2f / (level.windowSteps() + 1);
         this.profileBeta =
                 level == null || level.halfLifeSteps() == 0
@@ -100,6 +104,7 @@ final class Scorer implements AutoCloseable {
         this.shares = new float[maxBatch][features];
         this.levels = new float[maxBatch];
         this.levelShares = new float[maxBatch][features];
+        this.fleetTargets = new float[maxBatch][targets.length];
         this.runs = new float[maxBatch];
         this.runShares = new float[maxBatch][features];
         this.top = new int[features];
@@ -170,8 +175,11 @@ final class Scorer implements AutoCloseable {
      * targets).
      */
     private DeviceState withProfile(DeviceState s) {
-        if (level != null && (s.profileMean == null || s.profileMean.length != targets.length)) {
-            s.resetProfile(targets.length);
+        if (level != null
+                && (s.profileMean == null
+                        || s.profileMean.length != targets.length
+                        || (byDevice != null) != (s.valueVar != null))) {
+            s.resetProfile(targets.length, byDevice != null);
         }
         int watched = card.stuckTargets().length;
         if (stuck != null && (s.unchangedRuns == null || s.unchangedRuns.length != watched)) {
@@ -205,8 +213,10 @@ final class Scorer implements AutoCloseable {
     }
 
     /**
-     * Normalises the event into row {@code row}, scores it (dynamics against the last forecast;
-     * level against the device's profile, once learned) and stages the device's memory.
+     * Normalises the event into row {@code row} (by the fleet's statistics; under per-device
+     * normalisation the targets then by the device's profile), scores it (level against the
+     * device's profile, once learned; dynamics against the last forecast; stuck) and stages the
+     * device's memory.
      */
     void load(DeviceState s, TelemetryEvent e, int row) {
         int offset = row * features;
@@ -221,6 +231,39 @@ final class Scorer implements AutoCloseable {
         if (clamped > 0) {
             metrics.clampedValues.add(clamped);
         }
+        levels[row] = Float.NaN;
+        if (level != null) {
+            float[] z = fleetTargets[row];
+            StepMath.gatherTargets(model.x(), offset, targets, z);
+            StepMath.updateLevelMean(z, s.levelMean, levelAlpha, s.profileSteps == 0);
+            if (s.profileSteps >= level.profileSteps()) {
+                levels[row] =
+                        StepMath.level(
+                                s.levelMean,
+                                s.profileMean,
+                                s.profileVar,
+                                level.floor(),
+                                targets,
+                                levelShares[row]);
+            }
+            if (byDevice != null) {
+                clamped =
+                        StepMath.normaliseByDevice(
+                                z,
+                                targets,
+                                s.profileMean,
+                                s.valueVar,
+                                s.profileSteps,
+                                level.profileSteps(),
+                                byDevice.floor(),
+                                model.x(),
+                                offset,
+                                settings.maxAbsNormalised());
+                if (clamped > 0) {
+                    metrics.clampedValues.add(clamped);
+                }
+            }
+        }
         boolean hasForecast = s.steps > 0; // a forecast exists only after the first step
         scored[row] = hasForecast;
         scores[row] =
@@ -233,21 +276,6 @@ final class Scorer implements AutoCloseable {
                                 targets,
                                 shares[row])
                         : 0f;
-        levels[row] = Float.NaN;
-        if (level != null) {
-            StepMath.updateLevelMean(
-                    model.x(), offset, targets, s.levelMean, levelAlpha, s.profileSteps == 0);
-            if (s.profileSteps >= level.profileSteps()) {
-                levels[row] =
-                        StepMath.level(
-                                s.levelMean,
-                                s.profileMean,
-                                s.profileVar,
-                                level.floor(),
-                                targets,
-                                levelShares[row]);
-            }
-        }
         runs[row] =
                 stuck == null
                         ? Float.NaN
@@ -340,14 +368,15 @@ final class Scorer implements AutoCloseable {
         boolean profile =
                 StepMath.allFinite(s.levelMean)
                         && StepMath.allFinite(s.profileMean)
-                        && StepMath.allFinite(s.profileVar);
+                        && StepMath.allFinite(s.profileVar)
+                        && StepMath.allFinite(s.valueVar);
         if (memory && profile) {
             return;
         }
         closeOnReset(s, deviceId, timestamp, out);
         s.resetMemory();
         if (!profile) {
-            s.resetProfile(targets.length);
+            s.resetProfile(targets.length, byDevice != null);
         }
         metrics.resetNonFinite.inc();
     }
@@ -364,12 +393,11 @@ final class Scorer implements AutoCloseable {
         boolean quiet = !(levelScore > threshold);
         if (learning || (quiet && profileBeta > 0f)) {
             StepMath.learnProfile(
-                    model.x(),
-                    row * features,
-                    targets,
+                    fleetTargets[row],
                     s.levelMean,
                     s.profileMean,
                     s.profileVar,
+                    s.valueVar,
                     s.profileSteps,
                     level.profileSteps(),
                     profileBeta);

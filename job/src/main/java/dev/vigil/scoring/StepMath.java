@@ -70,21 +70,55 @@ public final class StepMath {
         return sum / targets.length;
     }
 
-    /**
-     * Moves each target's moving average {@code levelMean[j]} (j-th target) towards this step's
-     * normalised value with weight {@code alpha}; the first step of a profile sets it.
-     */
-    public static void updateLevelMean(
-            FloatBuffer x,
-            int offset,
-            int[] targets,
-            float[] levelMean,
-            float alpha,
-            boolean first) {
+    /** Copies the target features' values of the row at {@code offset} into {@code z}. */
+    public static void gatherTargets(FloatBuffer x, int offset, int[] targets, float[] z) {
         for (int j = 0; j < targets.length; j++) {
-            float v = x.get(offset + targets[j]);
-            levelMean[j] = first ? v : levelMean[j] + alpha * (v - levelMean[j]);
+            z[j] = x.get(offset + targets[j]);
         }
+    }
+
+    /**
+     * Moves each target's moving average {@code levelMean[j]} towards this step's normalised value
+     * {@code z[j]} with weight {@code alpha}; the first step of a profile sets it.
+     */
+    public static void updateLevelMean(float[] z, float[] levelMean, float alpha, boolean first) {
+        for (int j = 0; j < z.length; j++) {
+            levelMean[j] = first ? z[j] : levelMean[j] + alpha * (z[j] - levelMean[j]);
+        }
+    }
+
+    /**
+     * Per-device normalisation of the targets: writes each target's fleet-normalised value {@code
+     * z[j]} at {@code offset + targets[j]} of {@code out} as (z - mean) / sd in the device's own
+     * units, clamped to [-bound, bound]; returns how many were clamped. The device's profile weighs
+     * {@code c = profileSteps / learnSteps} (at most 1) against the fleet's (mean 0, variance 1 in
+     * these units): mean = c · profileMean, variance = c · valueVar + (1 - c), so the fleet's
+     * statistics stand in while the profile is learned and fade out as it is. The sd is at least
+     * {@code floor}.
+     */
+    public static int normaliseByDevice(
+            float[] z,
+            int[] targets,
+            float[] profileMean,
+            float[] valueVar,
+            int profileSteps,
+            int learnSteps,
+            float floor,
+            FloatBuffer out,
+            int offset,
+            float bound) {
+        float c = profileSteps >= learnSteps ? 1f : (float) profileSteps / learnSteps;
+        int clamped = 0;
+        for (int j = 0; j < targets.length; j++) {
+            float sd = unit(c * valueVar[j] + (1f - c), floor);
+            float x = (z[j] - c * profileMean[j]) / sd;
+            if (!(Math.abs(x) <= bound)) {
+                x = x > 0 ? bound : -bound;
+                clamped++;
+            }
+            out.put(offset + targets[j], x);
+        }
+        return clamped;
     }
 
     /**
@@ -129,26 +163,29 @@ public final class StepMath {
 
     /**
      * Learns one step into the device's profile: while {@code steps} (before this one) is below
-     * {@code profileSteps}, the running mean and mean square (Welford); after that an exponential
-     * average with weight {@code beta}. The mean learns the observation; the mean square learns the
-     * moving average's deviation from the updated mean.
+     * {@code profileSteps}, the running mean and mean squares (Welford); after that an exponential
+     * average with weight {@code beta}. The mean learns the observation {@code z}; {@code
+     * profileVar} the moving average's deviation from the updated mean; {@code valueVar} (when not
+     * null: per-device normalisation) the observation's.
      */
     public static void learnProfile(
-            FloatBuffer x,
-            int offset,
-            int[] targets,
+            float[] z,
             float[] levelMean,
             float[] profileMean,
             float[] profileVar,
+            float[] valueVar,
             int steps,
             int profileSteps,
             float beta) {
         float w = steps < profileSteps ? 1f / (steps + 1) : beta;
-        for (int j = 0; j < targets.length; j++) {
-            float v = x.get(offset + targets[j]);
-            profileMean[j] += w * (v - profileMean[j]);
+        for (int j = 0; j < z.length; j++) {
+            profileMean[j] += w * (z[j] - profileMean[j]);
             float dm = levelMean[j] - profileMean[j];
             profileVar[j] += w * (dm * dm - profileVar[j]);
+            if (valueVar != null) {
+                float dv = z[j] - profileMean[j];
+                valueVar[j] += w * (dv * dv - valueVar[j]);
+            }
         }
     }
 

@@ -80,47 +80,94 @@ class GoldenVectorsTest {
     }
 
     /**
-     * The level score: training's stream of normalised target values (learning every step, as in
-     * calibration) replayed through {@link StepMath}'s level arithmetic. Skipped only for a card
-     * trained without a level score.
+     * The level score and per-device normalisation: training's stream of normalised target values
+     * (with a shift, so that the level stops the profile learning for a while) replayed through
+     * {@link StepMath}'s level and normalisation arithmetic, learning gated as the scorer gates it.
      */
     @Test
-    void shouldReproduceTrainingsLevelScores() throws Exception {
-        JsonNode golden =
-                new ObjectMapper().readTree(Fixtures.modelDir().resolve("golden.json").toFile());
-        JsonNode c = golden.get("level_case");
-        org.junit.jupiter.api.Assumptions.assumeTrue(
-                Fixtures.model().card().level() != null, "the committed card has no level score");
-        assertThat(c).as("a card with a level score has a golden level case").isNotNull();
+    void shouldReproduceTrainingsLevelScoresAndDeviceInputs() throws Exception {
+        JsonNode c = golden().get("profile_case");
         int profileSteps = c.get("profile_steps").asInt();
         float alpha = 2f / (c.get("window_steps").asInt() + 1);
         float beta = (float) (1 - Math.pow(0.5, 1.0 / c.get("half_life_steps").asInt()));
         float floor = (float) c.get("floor").asDouble();
+        float scale = (float) c.get("scale").asDouble();
+        float normalisationFloor = (float) c.get("normalisation_floor").asDouble();
         int targets = c.get("z").get(0).size();
         int[] all = java.util.stream.IntStream.range(0, targets).toArray();
         float[] m = new float[targets];
         float[] mean = new float[targets];
         float[] var = new float[targets];
+        float[] spread = new float[targets];
         float[] shares = new float[targets];
-        int checked = 0;
+        java.nio.FloatBuffer inputs = java.nio.FloatBuffer.allocate(targets);
+        int learned = 0;
+        int gated = 0;
         for (int t = 0; t < c.get("z").size(); t++) {
-            java.nio.FloatBuffer x = java.nio.FloatBuffer.wrap(floats(c.get("z").get(t)));
-            StepMath.updateLevelMean(x, 0, all, m, alpha, t == 0);
+            float[] z = floats(c.get("z").get(t));
+            StepMath.updateLevelMean(z, m, alpha, t == 0);
             JsonNode expected = c.get("level").get(t);
-            if (t >= profileSteps) {
-                float level = StepMath.level(m, mean, var, floor, all, shares);
+            float level = Float.NaN;
+            if (learned >= profileSteps) {
+                level = StepMath.level(m, mean, var, floor, all, shares);
                 assertThat(level)
                         .as("level at step %d", t)
                         .isCloseTo(
                                 (float) expected.asDouble(),
                                 within(TOLERANCE * Math.max(1f, level)));
-                checked++;
             } else {
                 assertThat(expected.isNull()).isTrue();
             }
-            StepMath.learnProfile(x, 0, all, m, mean, var, t, profileSteps, beta);
+            StepMath.normaliseByDevice(
+                    z,
+                    all,
+                    mean,
+                    spread,
+                    learned,
+                    profileSteps,
+                    normalisationFloor,
+                    inputs,
+                    0,
+                    1e9f);
+            float[] expectedInputs = floats(c.get("inputs").get(t));
+            for (int j = 0; j < targets; j++) {
+                assertThat(inputs.get(j))
+                        .as("input %d at step %d", j, t)
+                        .isCloseTo(
+                                expectedInputs[j],
+                                within(TOLERANCE * Math.max(1f, Math.abs(expectedInputs[j]))));
+            }
+            if (learned < profileSteps || !(level / scale > 1f)) {
+                StepMath.learnProfile(z, m, mean, var, spread, learned, profileSteps, beta);
+                learned = Math.min(learned + 1, profileSteps);
+            } else {
+                gated++;
+            }
         }
-        assertThat(checked).isGreaterThan(100);
+        assertThat(gated).as("steps the shift kept out of the profile").isGreaterThan(10);
+    }
+
+    /** The stuck score: training's runs of exactly repeated raw values, step by step. */
+    @Test
+    void shouldReproduceTrainingsUnchangedRuns() throws Exception {
+        JsonNode c = golden().get("stuck_case");
+        int targets = c.get("raw").get(0).size();
+        int[] all = java.util.stream.IntStream.range(0, targets).toArray();
+        float[] last = new float[targets];
+        int[] runs = new int[targets];
+        java.util.Arrays.fill(runs, -1);
+        float[] shares = new float[targets];
+        int longest = 0;
+        for (int t = 0; t < c.get("raw").size(); t++) {
+            float run = StepMath.unchangedRun(floats(c.get("raw").get(t)), all, last, runs, shares);
+            assertThat(run).as("run at step %d", t).isEqualTo(c.get("run").get(t).asInt());
+            longest = Math.max(longest, (int) run);
+        }
+        assertThat(longest).as("the injected frozen reading").isGreaterThanOrEqualTo(15);
+    }
+
+    private static JsonNode golden() throws Exception {
+        return new ObjectMapper().readTree(Fixtures.modelDir().resolve("golden.json").toFile());
     }
 
     private static float[] floats(JsonNode array) {

@@ -247,4 +247,54 @@ class ModelCardTest {
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("names \"ambient_c\", which is not a target feature");
     }
+
+    @Test
+    void shouldReadPerDeviceNormalisation() throws IOException {
+        Path model =
+                modelWith(
+                        c -> {
+                            withScoreSection(c);
+                            c.put("normalisation", "device").put("normalisation_floor", 0.1);
+                        });
+
+        ModelCard card = ModelBundle.load(model).card();
+
+        assertThat(card.normalisation()).isEqualTo(new ModelCard.DeviceNormalisation(0.1f));
+        assertThat(Fixtures.model().card().normalisation()).as("fleet").isNull();
+    }
+
+    @Test
+    void shouldRefusePerDeviceNormalisationWithoutAProfile() throws IOException {
+        Path noLevel =
+                modelWith(
+                        c -> {
+                            withScoreSection(c);
+                            ((ObjectNode) c.get("score")).remove("level");
+                            c.put("normalisation", "device").put("normalisation_floor", 0.1);
+                        });
+        assertThatThrownBy(() -> ModelBundle.load(noLevel))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("no \"score.level\"");
+    }
+
+    @Test
+    void shouldRefusePerDeviceNormalisationWithoutAFloor() throws IOException {
+        Path noFloor =
+                modelWith(
+                        c -> {
+                            withScoreSection(c);
+                            c.put("normalisation", "device");
+                        });
+        assertThatThrownBy(() -> ModelBundle.load(noFloor))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("missing \"normalisation_floor\"");
+    }
+
+    @Test
+    void shouldRefuseAnUnknownNormalisation() throws IOException {
+        Path unknown = modelWith(c -> c.put("normalisation", "per-device"));
+        assertThatThrownBy(() -> ModelBundle.load(unknown))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("must be fleet or device");
+    }
 }

@@ -216,6 +216,50 @@ class BatchedScoringOperatorTest {
         }
     }
 
+    /**
+     * Per-device normalisation: both operators feed the model the same device-normalised inputs
+     * (the committed model was not trained on them; the operators' agreement is what is checked),
+     * and those inputs are not the fleet's: the dynamics scores differ from {@link #withLevel()}'s.
+     */
+    @Test
+    void shouldEmitWhatThePerRecordOperatorEmitsNormalisingByDevice() throws Exception {
+        ModelCard c = withLevel().card();
+        ModelBundle byDevice =
+                new ModelBundle(
+                        c.withNormalisation(
+                                c.version() + "-device", new ModelCard.DeviceNormalisation(0.1f)),
+                        Fixtures.model().onnx());
+        Emitted perRecord;
+        try (var h = perRecord(byDevice)) {
+            h.open();
+            feed(h, stream);
+            perRecord = Emitted.of(h);
+        }
+        Emitted byFleet;
+        try (var h = perRecord(withLevel())) {
+            h.open();
+            feed(h, stream);
+            byFleet = Emitted.of(h);
+        }
+        try (var h = batched(byDevice, 64, 0)) {
+            h.open();
+            feed(h, stream);
+            h.endInput();
+            Emitted batched = Emitted.of(h);
+            batched.assertSameAs(perRecord);
+        }
+        String device = perRecord.scores().keySet().iterator().next();
+        List<ScoredStep> mine = perRecord.scores().get(device);
+        List<ScoredStep> fleets = byFleet.scores().get(device);
+        assertThat(mine).hasSameSizeAs(fleets);
+        // Once the profile is learned (200 steps) the dynamics scores are the device's own.
+        int differing = 0;
+        for (int i = 300; i < mine.size(); i++) {
+            differing += Math.abs(mine.get(i).dynamics - fleets.get(i).dynamics) > 1e-3 ? 1 : 0;
+        }
+        assertThat(differing).isGreaterThan((mine.size() - 300) / 2);
+    }
+
     private static synchronized Emitted reference() throws Exception {
         if (reference == null) {
             try (var h = perRecord()) {

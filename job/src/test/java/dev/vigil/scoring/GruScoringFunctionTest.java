@@ -2,6 +2,7 @@ package dev.vigil.scoring;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
 
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
@@ -263,6 +264,7 @@ class GruScoringFunctionTest {
                         c.warmupSteps(),
                         1e9f,
                         new ModelCard.Level(100, 200, 10, 0.01f, scale),
+                        null,
                         null),
                 Fixtures.model().onnx());
     }
@@ -325,6 +327,52 @@ class GruScoringFunctionTest {
         }
     }
 
+    /**
+     * Per-device normalisation is what lets one model serve devices at different levels: a device
+     * whose feature sits 3 fleet stds away from its twin's for its whole life is, once its profile
+     * is learned, scored as its twin is; normalised by the fleet, it is not.
+     */
+    @Test
+    void shouldScoreADeviceAtAnotherLevelAsItsTwinWhenNormalisingByDevice() throws Exception {
+        List<TelemetryEvent> twin = steady("ambient_c", 0f, 0, 0);
+        List<TelemetryEvent> elsewhere = steady("ambient_c", 3f, 0, 400);
+        double[] byDevice = meanDynamicsAfterLearning(true, List.of(twin, elsewhere));
+        double[] byFleet = meanDynamicsAfterLearning(false, List.of(twin, elsewhere));
+
+        assertThat(byDevice[1]).isCloseTo(byDevice[0], within(0.01 * byDevice[0]));
+        assertThat(byFleet[1]).isGreaterThan(3 * byFleet[0]);
+    }
+
+    /** The mean dynamics score over steps 200 to 400 of each stream (profile learned by 100). */
+    private static double[] meanDynamicsAfterLearning(
+            boolean byDevice, List<List<TelemetryEvent>> streams) throws Exception {
+        ModelCard c = Fixtures.model().card();
+        ModelCard card =
+                new ModelCard(
+                        c.version() + (byDevice ? "-device" : "-fleet"),
+                        c.hiddenSize(),
+                        c.features(),
+                        1f,
+                        c.warmupSteps(),
+                        1f,
+                        new ModelCard.Level(100, 200, 10, 0.01f, 1e9f), // never gates learning
+                        null,
+                        byDevice ? new ModelCard.DeviceNormalisation(0.1f) : null);
+        double[] means = new double[streams.size()];
+        for (int k = 0; k < means.length; k++) {
+            try (Run run =
+                    new Run(new ModelBundle(card, Fixtures.model().onnx()), null)
+                            .feed(streams.get(k))) {
+                means[k] =
+                        run.steps().subList(200, 400).stream()
+                                .mapToDouble(st -> st.dynamics)
+                                .average()
+                                .orElseThrow();
+            }
+        }
+        return means;
+    }
+
     @Test
     void shouldFindAReadingThatStopsMovingAndNameIt() throws Exception {
         ModelCard c = Fixtures.model().card();
@@ -338,7 +386,8 @@ class GruScoringFunctionTest {
                                 c.warmupSteps(),
                                 1e9f, // the forecast residual out of reach: the stuck score alone
                                 null,
-                                new ModelCard.Stuck(2f, c.featureNames())),
+                                new ModelCard.Stuck(2f, c.featureNames()),
+                                null),
                         Fixtures.model().onnx());
         int rpm = c.featureNames().indexOf("rpm");
         List<TelemetryEvent> frozen = new ArrayList<>();

@@ -111,22 +111,49 @@ class StepMathTest {
         float[] m = new float[1];
         float[] mean = new float[1];
         float[] var = new float[1];
+        float[] spread = new float[1];
         float[] values = {1f, 3f, 5f};
         for (int n = 0; n < values.length; n++) {
-            FloatBuffer x = FloatBuffer.wrap(new float[] {values[n]});
-            StepMath.updateLevelMean(x, 0, targets, m, 0.5f, n == 0);
-            StepMath.learnProfile(x, 0, targets, m, mean, var, n, 3, 0.1f);
+            float[] z = {values[n]};
+            StepMath.updateLevelMean(z, m, 0.5f, n == 0);
+            StepMath.learnProfile(z, m, mean, var, spread, n, 3, 0.1f);
         }
-        // m: 1, 2, 3.5; running mean of x: 1, 2, 3; mean square of (m - mean): 0, 0, 0.0833...
+        // m: 1, 2, 3.5; running mean of x: 1, 2, 3; mean square of (m - mean): 0, 0, 0.0833...;
+        // of (x - mean), Welford-like from the updated mean: 0, 1 / 2, 1 / 2 + (4 - 1 / 2) / 3
         assertThat(m[0]).isEqualTo(3.5f);
         assertThat(mean[0]).isCloseTo(3f, within(1e-6f));
         assertThat(var[0]).isCloseTo(0.25f / 3f, within(1e-6f));
+        assertThat(spread[0]).isCloseTo(5f / 3f, within(1e-6f));
 
         // After profileSteps, the exponential average with beta 0.1
-        FloatBuffer x = FloatBuffer.wrap(new float[] {13f});
-        StepMath.learnProfile(x, 0, targets, m, mean, var, 3, 3, 0.1f);
+        StepMath.learnProfile(new float[] {13f}, m, mean, var, spread, 3, 3, 0.1f);
         assertThat(mean[0]).isCloseTo(4f, within(1e-6f));
         assertThat(var[0]).isCloseTo(0.25f / 3f + 0.1f * (0.25f - 0.25f / 3f), within(1e-6f));
+        assertThat(spread[0]).isCloseTo(5f / 3f + 0.1f * (81f - 5f / 3f), within(1e-5f));
+    }
+
+    @Test
+    void shouldNormaliseByTheDeviceBlendingOutTheFleetWhileTheProfileIsLearned() {
+        int[] targets = {1, 2};
+        float[] z = {3f, -1f};
+        float[] mean = {1f, 0f};
+        float[] spread = {0.25f, 0f};
+        FloatBuffer out = FloatBuffer.allocate(4);
+
+        // learned: (3 - 1) / 0.5 = 4; the second's spread 0 is floored at 0.1: -1 / 0.1 = -10
+        int clamped = StepMath.normaliseByDevice(z, targets, mean, spread, 8, 8, 0.1f, out, 1, 9f);
+        assertThat(clamped).isEqualTo(1); // -10 is beyond the bound 9
+        assertThat(out.array()).containsExactly(0f, 0f, 4f, -9f);
+
+        // nothing learned yet: the fleet's statistics, the value as it is
+        StepMath.normaliseByDevice(z, targets, mean, spread, 0, 8, 0.1f, out, 0, 1000f);
+        assertThat(out.get(1)).isEqualTo(3f);
+        assertThat(out.get(2)).isEqualTo(-1f);
+
+        // half learned: mean 0.5, variance 0.5 * 0.25 + 0.5 = 0.625
+        StepMath.normaliseByDevice(z, targets, mean, spread, 4, 8, 0.1f, out, 0, 1000f);
+        assertThat(out.get(1)).isCloseTo(2.5f / (float) Math.sqrt(0.625), within(1e-6f));
+        assertThat(out.get(2)).isCloseTo(-1f / (float) Math.sqrt(0.5), within(1e-6f));
     }
 
     @Test

@@ -88,6 +88,13 @@ public class DeviceState {
     public float[] profileVar;
 
     /**
+     * Per target feature (format 2), only under a card with per-device normalisation (null
+     * otherwise): the mean square of the normalised value's deviation from {@link #profileMean},
+     * the device's own spread, which the model's input is divided by.
+     */
+    public float[] valueVar;
+
+    /**
      * Per feature the stuck score watches (format 2, the card's {@code score.stuck.features} in
      * order): the raw value of the last scored step, to see the next one repeat it.
      */
@@ -116,13 +123,15 @@ public class DeviceState {
 
     /**
      * Forgets the normal profile (a model change: the profile is in the old card's units); it is
-     * learned again from the next step. Arrays are (re)allocated for {@code targets} features.
+     * learned again from the next step. Arrays are (re)allocated for {@code targets} features,
+     * {@link #valueVar} only when {@code spread} (per-device normalisation).
      */
-    public void resetProfile(int targets) {
+    public void resetProfile(int targets, boolean spread) {
         profileSteps = 0;
         levelMean = new float[targets];
         profileMean = new float[targets];
         profileVar = new float[targets];
+        valueVar = spread ? new float[targets] : null;
     }
 
     /** Forgets the unchanged-value runs: the next step starts them (sized for watched features). */

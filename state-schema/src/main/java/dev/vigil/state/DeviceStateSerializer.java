@@ -72,6 +72,7 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         to.levelMean = copyOf(from.levelMean);
         to.profileMean = copyOf(from.profileMean);
         to.profileVar = copyOf(from.profileVar);
+        to.valueVar = copyOf(from.valueVar);
         to.lastValues = copyOf(from.lastValues);
         to.unchangedRuns =
                 from.unchangedRuns == null
@@ -99,7 +100,8 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
 
     /**
      * What format 2 adds after format 1's fields: the reasons of the open episode, the device's
-     * normal profile for the level score, and the unchanged-value runs for the stuck score.
+     * normal profile for the level score (and per-device normalisation), and the unchanged-value
+     * runs for the stuck score.
      */
     public void writeProfile(DeviceState s, DataOutputView out) throws IOException {
         // Like format 1's episode fields, the reasons are stale outside a run: written as 0.
@@ -108,6 +110,7 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         writeFloats(s.levelMean, out);
         writeFloats(s.profileMean, out);
         writeFloats(s.profileVar, out);
+        writeFloats(s.valueVar, out);
         writeFloats(s.lastValues, out);
         writeRuns(s.unchangedRuns, out);
     }
@@ -143,6 +146,7 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         s.levelMean = readFloats(in);
         s.profileMean = readFloats(in);
         s.profileVar = readFloats(in);
+        s.valueVar = readFloats(in);
         s.lastValues = readFloats(in);
         s.unchangedRuns = readRuns(in);
     }

@@ -225,11 +225,15 @@ final class InspectSavepointCommand {
         r.put("episode_shares", run ? s.episodeShares : null);
         r.put("score_level", s.scoreLevel);
         r.put("episode_reasons", run ? s.episodeReasons : null);
-        // The level score's profile (state format 2; none for a card without a level score).
+        // The level score's profile (state format 2; none for a card without a level score), the
+        // spread of per-device normalisation and the stuck score's runs (none without them).
         r.put("profile_steps", s.profileSteps);
         r.put("level_mean", s.levelMean);
         r.put("profile_mean", s.profileMean);
         r.put("profile_var", s.profileVar);
+        r.put("value_var", s.valueVar);
+        r.put("last_values", s.lastValues);
+        r.put("unchanged_runs", s.unchangedRuns);
         r.put("hidden", s.hidden);
         r.put("forecast", s.forecast);
         return r;
