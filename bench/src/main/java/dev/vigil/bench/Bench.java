@@ -232,7 +232,8 @@ public final class Bench {
                 e -> VigilJob.kafkaSource(config).read(e).map(new RateProbe()).uid("rate-probe"),
                 bundle,
                 scoring,
-                VigilJob.kafkaSinks(config));
+                VigilJob.kafkaSinks(config),
+                config.get(VigilOptions.INPUT_MAX_CLOCK_SKEW));
         long t0 = System.nanoTime();
         Recording recording = null;
         if (variant.equals("profile")) {

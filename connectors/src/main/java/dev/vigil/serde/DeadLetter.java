@@ -14,6 +14,20 @@ public class DeadLetter {
 
     public DeadLetter() {}
 
+    /**
+     * A record the scorer turned away: {@code raw} is the record as parsed (what {@link
+     * WireFormat#telemetry} writes, which the job reads back as the same record); where it was read
+     * from is not known past parsing (topic null, partition and offset -1).
+     */
+    public DeadLetter(DeadLetterReason reason, String detail, byte[] raw, long at) {
+        this.reason = reason;
+        this.detail = detail;
+        this.raw = raw;
+        this.partition = -1;
+        this.offset = -1;
+        this.at = at;
+    }
+
     public DeadLetter(DeadLetterReason reason, String detail, RawRecord record, long at) {
         this.reason = reason;
         this.detail = detail;

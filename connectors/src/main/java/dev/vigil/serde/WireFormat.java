@@ -124,6 +124,28 @@ public final class WireFormat {
         return e;
     }
 
+    /**
+     * A telemetry record as the job reads it (README, "Contracts"): {@code device_id}, {@code ts}
+     * in epoch ms, {@code seq} when it has one, and {@code values} by the given feature names in
+     * model order. Float values are written as the floats the job scored, so reading the bytes back
+     * gives the same record.
+     */
+    public static byte[] telemetry(TelemetryEvent e, String[] names) {
+        return write(
+                g -> {
+                    g.writeStringField("device_id", e.deviceId);
+                    g.writeNumberField("ts", e.ts);
+                    if (e.hasSeq()) {
+                        g.writeNumberField("seq", e.seq);
+                    }
+                    g.writeObjectFieldStart("values");
+                    for (int i = 0; i < names.length; i++) {
+                        g.writeNumberField(names[i], e.values[i]);
+                    }
+                    g.writeEndObject();
+                });
+    }
+
     public static byte[] deadLetter(DeadLetter d) {
         return write(
                 g -> {

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.core.JsonToken;
 import java.nio.charset.StandardCharsets;
 import java.util.Base64;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -30,6 +31,21 @@ class WireFormatTest {
         e.topFeatureNames = new String[] {"vibration", "temperature"};
         e.topFeatureShares = new float[] {0.81f, 0.12f};
         return e;
+    }
+
+    @Test
+    void shouldWriteATelemetryRecordThatParsesBackToItself() {
+        List<String> names = List.of("temperature", "vibration");
+        TelemetryParser parser = new TelemetryParser(names);
+        TelemetryEvent e =
+                new TelemetryEvent("pump-17", 1_764_000_000_000L, 41, new float[] {0.1f, 3e38f});
+        TelemetryEvent noSeq = TelemetryEvent.withoutSeq("pump-18", 5L, new float[] {-0f, 1f / 3});
+
+        for (TelemetryEvent in : List.of(e, noSeq)) {
+            TelemetryEvent back =
+                    parser.parse(WireFormat.telemetry(in, names.toArray(String[]::new))).event();
+            assertThat(back).usingRecursiveComparison().isEqualTo(in);
+        }
     }
 
     @Test

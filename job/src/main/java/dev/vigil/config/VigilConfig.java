@@ -276,7 +276,8 @@ public final class VigilConfig {
                 get(VigilOptions.SCORING_BATCH_TIMEOUT).toMillis(),
                 modelChange(),
                 get(VigilOptions.STATE_TTL),
-                get(VigilOptions.SCORING_MAX_ABS_NORMALISED).floatValue());
+                get(VigilOptions.SCORING_MAX_ABS_NORMALISED).floatValue(),
+                get(VigilOptions.SCORING_RESTART_STEP_BACK).toMillis());
     }
 
     private ModelChange modelChange() {

@@ -122,6 +122,28 @@ public final class VigilOptions {
                             "A device silent for longer has its GRU memory reset and warms up"
                                     + " again.");
 
+    public static final ConfigOption<Duration> SCORING_RESTART_STEP_BACK =
+            ConfigOptions.key("vigil.scoring.restart-step-back")
+                    .durationType()
+                    .defaultValue(Duration.ofHours(1))
+                    .withDescription(
+                            "A step whose ts is more than this before its device's last scored"
+                                    + " step is a restart of the device (its clock was stepped"
+                                    + " back), as is a seq that goes back while ts moves on (a"
+                                    + " reboot that restarts the counter): the device's memory is"
+                                    + " reset (resets_restart) and the step is scored, instead of"
+                                    + " every later step being dropped as late. Shorter steps back"
+                                    + " are late: a dead letter DUPLICATE or OUT_OF_ORDER.");
+
+    public static final ConfigOption<Duration> INPUT_MAX_CLOCK_SKEW =
+            ConfigOptions.key("vigil.input.max-clock-skew")
+                    .durationType()
+                    .defaultValue(Duration.ofHours(1))
+                    .withDescription(
+                            "A record whose ts lies further ahead of the job's clock is a dead"
+                                    + " letter FUTURE_TS and moves no watermark: scored, it would"
+                                    + " make every later step of its device late.");
+
     public static final ConfigOption<Integer> SCORING_BATCH_SIZE =
             ConfigOptions.key("vigil.scoring.batch-size")
                     .intType()
@@ -245,7 +267,9 @@ public final class VigilOptions {
                 KAFKA_BOUNDED,
                 MODEL_DIR,
                 MODEL_ON_CHANGE,
+                INPUT_MAX_CLOCK_SKEW,
                 SCORING_GAP,
+                SCORING_RESTART_STEP_BACK,
                 SCORING_BATCH_SIZE,
                 SCORING_BATCH_TIMEOUT,
                 SCORING_MAX_ABS_NORMALISED,

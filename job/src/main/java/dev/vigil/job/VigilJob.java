@@ -72,13 +72,23 @@ public final class VigilJob {
                 kafkaSource(config),
                 bundle,
                 Scoring.of(bundle, config.scoring()),
-                kafkaSinks(config));
+                kafkaSinks(config),
+                config.get(VigilOptions.INPUT_MAX_CLOCK_SKEW));
     }
 
-    /** The telemetry topic as raw records, with per-partition watermarks and idleness. */
+    /**
+     * The telemetry topic as raw records, with per-partition watermarks and idleness. A record's
+     * Kafka timestamp counts for the watermark no further ahead of the clock than {@code
+     * vigil.input.max-clock-skew}: one record stamped years ahead cannot move its partition's
+     * watermark there (the record itself becomes a dead letter FUTURE_TS).
+     */
     public static RawSource kafkaSource(VigilConfig config) {
+        long skewMs = config.get(VigilOptions.INPUT_MAX_CLOCK_SKEW).toMillis();
         WatermarkStrategy<RawRecord> watermarks =
                 WatermarkStrategy.<RawRecord>forBoundedOutOfOrderness(Duration.ofSeconds(30))
+                        .withTimestampAssigner(
+                                (record, kafkaTs) ->
+                                        Math.min(kafkaTs, System.currentTimeMillis() + skewMs))
                         .withIdleness(Duration.ofMinutes(1));
         return env ->
                 env.fromSource(

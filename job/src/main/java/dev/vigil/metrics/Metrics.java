@@ -44,6 +44,8 @@ public final class Metrics {
     /** Devices reset because a step would have stored a non-finite memory or profile. */
     public static final String RESETS_NON_FINITE = "resets_non_finite";
 
+    public static final String RESETS_RESTART = "resets_restart";
+
     /** Feature values clamped to {@code vigil.scoring.max-abs-normalised} before scoring. */
     public static final String CLAMPED_VALUES = "clamped_values";
 
@@ -99,7 +101,7 @@ public final class Metrics {
         return ctx.getMetricGroup().addGroup(GROUP);
     }
 
-    /** The parse operator's: every record in, and the dead letters by reason. */
+    /** The parse operator's: every record in, and its dead letters by reason. */
     public static final class Parse {
         public final Count recordsIn;
         private final Count deadLetters;
@@ -111,6 +113,9 @@ public final class Metrics {
             recordsIn = new Count(ctx, group, RECORDS_IN, RECORDS_IN);
             deadLetters = new Count(ctx, group, DEAD_LETTERS, DEAD_LETTERS);
             for (DeadLetterReason r : DeadLetterReason.values()) {
+                if (r.fromScoring()) {
+                    continue; // counted by the scorer, as late_<reason>
+                }
                 deadLettersByReason.put(
                         r,
                         new Count(
@@ -139,6 +144,7 @@ public final class Metrics {
         public final Count resetGap;
         public final Count resetModelChange;
         public final Count resetNonFinite;
+        public final Count resetRestart;
         public final Count clampedValues;
         public final Count keptModelChange;
 
@@ -163,6 +169,7 @@ public final class Metrics {
             resetGap = new Count(ctx, group, RESETS_GAP, RESETS_GAP);
             resetModelChange = new Count(ctx, group, RESETS_MODEL_CHANGE, RESETS_MODEL_CHANGE);
             resetNonFinite = new Count(ctx, group, RESETS_NON_FINITE, RESETS_NON_FINITE);
+            resetRestart = new Count(ctx, group, RESETS_RESTART, RESETS_RESTART);
             clampedValues = new Count(ctx, group, CLAMPED_VALUES, CLAMPED_VALUES);
             keptModelChange = new Count(ctx, group, KEPT_MODEL_CHANGE, KEPT_MODEL_CHANGE);
         }

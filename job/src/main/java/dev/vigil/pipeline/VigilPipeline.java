@@ -146,24 +146,29 @@ public final class VigilPipeline {
     }
 
     /**
-     * The whole graph: reads {@code source}, parses and validates against the model's features,
-     * keys by device, scores with {@code scoring}, and hands every output to {@code sinks}.
+     * The whole graph: reads {@code source}, parses and validates against the model's features (a
+     * {@code ts} more than {@code maxClockSkew} ahead of the clock is a dead letter), keys by
+     * device, scores with {@code scoring}, and hands every output to {@code sinks}.
      */
     public static void define(
             StreamExecutionEnvironment env,
             RawSource source,
             ModelBundle bundle,
             Scoring scoring,
-            Sinks sinks) {
+            Sinks sinks,
+            Duration maxClockSkew) {
         SingleOutputStreamOperator<TelemetryEvent> parsed =
                 source.read(env)
-                        .process(new ParseTelemetry(bundle.card().featureNames()))
+                        .process(new ParseTelemetry(bundle.card().featureNames(), maxClockSkew))
                         .uid(UID_PARSE)
                         .name("parse + validate");
         SingleOutputStreamOperator<AnomalyEvent> anomalies =
                 scoring.apply(parsed.keyBy(new DeviceKey())).uid(UID_SCORING);
         sinks.anomalies(anomalies);
-        sinks.deadLetters(parsed.getSideOutput(ParseTelemetry.DEAD_LETTERS));
+        // One dead-letter topic: what the parser refused and what the scorer turned away (late).
+        sinks.deadLetters(
+                parsed.getSideOutput(ParseTelemetry.DEAD_LETTERS)
+                        .union(anomalies.getSideOutput(Outputs.LATE)));
         sinks.scores(anomalies.getSideOutput(Outputs.SCORES));
     }
 

@@ -3,6 +3,7 @@ package dev.vigil.scoring;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.state.DeviceState;
@@ -66,6 +67,8 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     private static final class Slot {
         String deviceId;
         DeviceState state;
+        // Whether the state is written back: a step was scored, or prepare() changed it.
+        boolean write;
         int[] indexes = new int[4];
         int count;
 
@@ -158,7 +161,9 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         for (Slot slot : slots) {
             setCurrentKey(slot.deviceId);
             int first = slot.indexes[0];
-            slot.state = scorer.prepare(state.value(), slot.deviceId, timestamps[first], this);
+            DeviceState stored = state.value();
+            slot.write = !scorer.current(stored);
+            slot.state = scorer.prepare(stored, slot.deviceId, timestamps[first], this);
         }
         for (int round = 0; round < rounds; round++) {
             int rows = 0;
@@ -166,6 +171,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
                 if (slot.count > round) {
                     int i = slot.indexes[round];
                     if (scorer.accept(slot.state, events[i], timestamps[i], this)) {
+                        slot.write = true;
                         scorer.load(slot.state, events[i], rows);
                         rowSlot[rows] = slot;
                         rowEvent[rows] = i;
@@ -182,8 +188,10 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
             }
         }
         for (Slot slot : slots) {
-            setCurrentKey(slot.deviceId);
-            state.update(slot.state);
+            if (slot.write) { // late records alone do not refresh the time-to-live
+                setCurrentKey(slot.deviceId);
+                state.update(slot.state);
+            }
         }
         release();
     }
@@ -234,8 +242,8 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     }
 
     @Override
-    public void late(TelemetryEvent event, long timestamp) {
-        output.collect(Outputs.LATE, stamped(new StreamRecord<>(event), event, timestamp));
+    public void late(DeadLetter letter, long timestamp) {
+        output.collect(Outputs.LATE, stamped(new StreamRecord<>(letter), letter, timestamp));
     }
 
     @Override

@@ -3,6 +3,7 @@ package dev.vigil.scoring;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.state.DeviceState;
@@ -28,7 +29,8 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
     private final ScoringSettings settings;
 
     private transient Scorer scorer;
-    // Created on a device's first event, written every step, dropped after stateTtl of silence.
+    // Created on a device's first event, written every scored step, dropped after stateTtl without
+    // one.
     private transient ValueState<DeviceState> state;
     private transient Context ctx;
     private transient Collector<AnomalyEvent> out;
@@ -58,13 +60,18 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         this.out = out;
         // Outputs take this record's timestamp from ctx and out: no need to pass one.
         long ts = Scorer.NO_TIMESTAMP;
-        DeviceState s = scorer.prepare(state.value(), e.deviceId, ts, this);
-        if (scorer.accept(s, e, ts, this)) {
+        DeviceState stored = state.value();
+        boolean current = scorer.current(stored);
+        DeviceState s = scorer.prepare(stored, e.deviceId, ts, this);
+        boolean accepted = scorer.accept(s, e, ts, this);
+        if (accepted) {
             scorer.load(s, e, 0);
             scorer.infer(1);
             scorer.finish(s, e, 0, ts, this);
         }
-        state.update(s);
+        if (accepted || !current) { // a late record alone does not refresh the time-to-live
+            state.update(s);
+        }
     }
 
     @Override
@@ -73,8 +80,8 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
     }
 
     @Override
-    public void late(TelemetryEvent event, long timestamp) {
-        ctx.output(Outputs.LATE, event);
+    public void late(DeadLetter letter, long timestamp) {
+        ctx.output(Outputs.LATE, letter);
     }
 
     @Override

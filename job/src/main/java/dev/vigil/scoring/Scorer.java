@@ -7,8 +7,11 @@ import dev.vigil.model.GruModel;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
 import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.DeadLetter;
+import dev.vigil.serde.DeadLetterReason;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
+import dev.vigil.serde.WireFormat;
 import dev.vigil.state.DeviceState;
 import org.apache.flink.metrics.Histogram;
 import org.slf4j.Logger;
@@ -39,7 +42,8 @@ final class Scorer implements AutoCloseable {
     interface Emitter {
         void anomaly(AnomalyEvent event, long timestamp);
 
-        void late(TelemetryEvent event, long timestamp);
+        /** A step turned away by the order guard, as a dead letter holding the record. */
+        void late(DeadLetter letter, long timestamp);
 
         void score(ScoredStep step, long timestamp);
     }
@@ -189,9 +193,24 @@ final class Scorer implements AutoCloseable {
     }
 
     /**
-     * The order guard and the gap reset: false (and the event goes to the late side output) when it
-     * is at or before the last scored step, by {@code seq} when both have one, else by {@code ts};
-     * the hidden state is then untouched.
+     * Whether a stored state needs no rewrite when its device's records are all turned away: it
+     * exists and was written by this card's model ({@link #prepare} changes nothing else that a
+     * later call would not change again). The operators then leave it unwritten, so that late and
+     * duplicate records do not keep a silent device's state alive past its time-to-live.
+     */
+    boolean current(DeviceState stored) {
+        return stored != null && card.version().equals(stored.modelVersion);
+    }
+
+    /**
+     * The order guard, restarts and the gap reset. A step at or before the last scored one (by
+     * {@code seq} when both have one, else by {@code ts}) is turned away as a dead letter ({@code
+     * DUPLICATE} when equal, {@code OUT_OF_ORDER} when before; false is returned and the state is
+     * untouched), unless it is a restart of the device: its {@code seq} went back while its {@code
+     * ts} moved on (a reboot that restarts the counter), or its {@code ts} lies more than {@link
+     * ScoringSettings#restartStepBackMs()} before the last step's (a clock stepped back). A restart
+     * closes an open episode, resets the memory (the profile stays: it is the same device) and the
+     * step is scored, so that no device is blinded for good by one bad clock or counter.
      */
     boolean accept(DeviceState s, TelemetryEvent e, long timestamp, Emitter out) {
         if (s.lastTs != Long.MIN_VALUE) {
@@ -199,9 +218,24 @@ final class Scorer implements AutoCloseable {
             long last = bySeq ? s.lastSeq : s.lastTs;
             long now = bySeq ? e.seq : e.ts;
             if (now <= last) {
-                metrics.late(now == last);
-                out.late(e, timestamp);
-                return false;
+                // Never a duplicate; the difference of two longs read unsigned cannot overflow.
+                boolean restart =
+                        now < last
+                                && ((bySeq && e.ts > s.lastTs)
+                                        || (e.ts < s.lastTs
+                                                && Long.compareUnsigned(
+                                                                s.lastTs - e.ts,
+                                                                settings.restartStepBackMs())
+                                                        > 0));
+                if (!restart) {
+                    metrics.late(now == last);
+                    out.late(lateLetter(e, now == last, bySeq, last), timestamp);
+                    return false;
+                }
+                closeOnReset(s, e.deviceId, timestamp, out);
+                s.resetMemory();
+                metrics.resetRestart.inc();
+                return true;
             }
         }
         if (s.steps > 0 && e.ts - s.lastTs > settings.gapMs()) {
@@ -210,6 +244,20 @@ final class Scorer implements AutoCloseable {
             metrics.resetGap.inc();
         }
         return true;
+    }
+
+    /** Turned away: the record as parsed, and why. Allocates, on this rare path only. */
+    private DeadLetter lateLetter(TelemetryEvent e, boolean duplicate, boolean bySeq, long last) {
+        String key = bySeq ? "seq " : "ts ";
+        String detail =
+                duplicate
+                        ? key + last + " was already scored for this device"
+                        : key + (bySeq ? e.seq : e.ts) + " is before the last scored " + key + last;
+        return new DeadLetter(
+                duplicate ? DeadLetterReason.DUPLICATE : DeadLetterReason.OUT_OF_ORDER,
+                detail,
+                WireFormat.telemetry(e, card.names()),
+                System.currentTimeMillis());
     }
 
     /**

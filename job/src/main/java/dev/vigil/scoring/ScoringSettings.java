@@ -20,6 +20,8 @@ import java.io.Serializable;
  * @param stateTtl how long a silent device's state is kept
  * @param maxAbsNormalised how far from the card's mean (in its stds) a feature may lie before it is
  *     clamped
+ * @param restartStepBackMs how far before its device's last scored step a step's ts may lie before
+ *     it is taken as a restart of the device rather than as late
  *     <p>{@code VigilConfig.scoring()} builds it from the options; {@link #toBuilder()} changes a
  *     few fields of a given one (tests start from the options' defaults).
  */
@@ -35,7 +37,8 @@ public record ScoringSettings(
         long batchTimeoutMs,
         ModelChange onModelChange,
         java.time.Duration stateTtl,
-        float maxAbsNormalised)
+        float maxAbsNormalised,
+        long restartStepBackMs)
         implements Serializable {
 
     public Builder toBuilder() {
@@ -56,6 +59,7 @@ public record ScoringSettings(
         private ModelChange onModelChange;
         private java.time.Duration stateTtl;
         private float maxAbsNormalised;
+        private long restartStepBackMs;
 
         private Builder(ScoringSettings s) {
             gapMs = s.gapMs;
@@ -70,6 +74,7 @@ public record ScoringSettings(
             onModelChange = s.onModelChange;
             stateTtl = s.stateTtl;
             maxAbsNormalised = s.maxAbsNormalised;
+            restartStepBackMs = s.restartStepBackMs;
         }
 
         public Builder gapMs(long v) {
@@ -129,6 +134,11 @@ public record ScoringSettings(
             return this;
         }
 
+        public Builder restartStepBackMs(long v) {
+            restartStepBackMs = v;
+            return this;
+        }
+
         public ScoringSettings build() {
             return new ScoringSettings(
                     gapMs,
@@ -142,7 +152,8 @@ public record ScoringSettings(
                     batchTimeoutMs,
                     onModelChange,
                     stateTtl,
-                    maxAbsNormalised);
+                    maxAbsNormalised,
+                    restartStepBackMs);
         }
     }
 }

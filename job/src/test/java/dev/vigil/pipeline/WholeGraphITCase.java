@@ -3,6 +3,7 @@ package dev.vigil.pipeline;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.vigil.config.VigilConfig;
+import dev.vigil.config.VigilOptions;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.serde.AnomalyEvent;
@@ -98,7 +99,8 @@ class WholeGraphITCase {
                     public void scores(DataStream<ScoredStep> s) {
                         s.sinkTo(new Collect<>(name + "/scores"));
                     }
-                });
+                },
+                config.get(VigilOptions.INPUT_MAX_CLOCK_SKEW));
         return env.execute("whole-graph-" + name);
     }
 
@@ -137,7 +139,13 @@ class WholeGraphITCase {
         assertThat(in).isEqualTo(scored + late + dead);
         assertThat(late).isPositive(); // the fleet carries duplicates and late re-sends
         assertThat(dead).isPositive(); // and malformed records
-        assertThat(collected("batched/dead-letters")).hasSize((int) dead);
+        // One dead-letter stream: the parser's and the scorer's late ones, each with its reason.
+        List<DeadLetter> letters = collected("batched/dead-letters");
+        assertThat(letters).hasSize((int) (dead + late));
+        assertThat(letters)
+                .filteredOn(d -> d.reason.fromScoring())
+                .hasSize((int) late)
+                .allMatch(d -> d.topic == null);
         assertThat(collected("batched/scores")).hasSize((int) scored);
 
         List<AnomalyEvent> events = collected("batched/anomalies");

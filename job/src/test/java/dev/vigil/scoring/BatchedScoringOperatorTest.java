@@ -38,6 +38,9 @@ class BatchedScoringOperatorTest {
 
     private static final double SCORE_TOLERANCE = 1e-6;
 
+    private static final TelemetryParser LATE_PARSER =
+            new TelemetryParser(Fixtures.model().card().featureNames());
+
     /** The generated test stream, parsed; bad records dropped (they never reach scoring). */
     private static List<TelemetryEvent> stream;
 
@@ -108,7 +111,7 @@ class BatchedScoringOperatorTest {
     private record Emitted(
             Map<String, List<AnomalyEvent>> anomalies,
             Map<String, List<ScoredStep>> scores,
-            Map<String, List<Long>> late) {
+            Map<String, List<String>> late) {
 
         static Emitted of(
                 KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h) {
@@ -128,13 +131,20 @@ class BatchedScoringOperatorTest {
                                                 r.getValue().deviceId, k -> new ArrayList<>())
                                         .add(r.getValue()));
             }
-            Map<String, List<Long>> late = new LinkedHashMap<>();
+            // Each late record by its dead letter's bytes: the record as parsed, and why.
+            Map<String, List<String>> late = new LinkedHashMap<>();
             var l = h.getSideOutput(Outputs.LATE);
             if (l != null) {
                 l.forEach(
-                        r ->
-                                late.computeIfAbsent(r.getValue().deviceId, k -> new ArrayList<>())
-                                        .add(r.getValue().ts));
+                        r -> {
+                            byte[] record = r.getValue().raw;
+                            String device = LATE_PARSER.parse(record).event().deviceId;
+                            late.computeIfAbsent(device, k -> new ArrayList<>())
+                                    .add(
+                                            r.getValue().reason
+                                                    + " "
+                                                    + new String(record, StandardCharsets.UTF_8));
+                        });
             }
             return new Emitted(anomalies, scores, late);
         }

@@ -8,6 +8,8 @@ import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
 import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.DeadLetter;
+import dev.vigil.serde.DeadLetterReason;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.TelemetryParser;
@@ -122,13 +124,20 @@ class GruScoringFunctionTest {
             return out;
         }
 
-        List<TelemetryEvent> late() {
-            List<TelemetryEvent> out = new ArrayList<>();
+        /** The dead letters of the records turned away as late, in order. */
+        List<DeadLetter> lateLetters() {
+            List<DeadLetter> out = new ArrayList<>();
             var side = harness.getSideOutput(Outputs.LATE);
             if (side != null) {
                 side.forEach(r -> out.add(r.getValue()));
             }
             return out;
+        }
+
+        /** The records turned away as late, read back from their dead letters. */
+        List<TelemetryEvent> late() {
+            TelemetryParser parser = new TelemetryParser(Fixtures.model().card().featureNames());
+            return lateLetters().stream().map(d -> parser.parse(d.raw).event()).toList();
         }
 
         @Override
@@ -558,6 +567,124 @@ class GruScoringFunctionTest {
             assertThat(run.late()).isEmpty();
             assertThat(run.scores()).hasSize(51);
             assertThat(run.scores().get(50)).isZero(); // a fresh device: no forecast
+        }
+    }
+
+    @Test
+    void shouldNotKeepADeviceAliveByItsLateRecords() throws Exception {
+        try (Run run = new Run()) {
+            run.harness.setStateTtlProcessingTime(0);
+            run.feed(normal.subList(0, 50));
+            // Late re-sends just before the TTL runs out: turned away, and they do not refresh it.
+            run.harness.setStateTtlProcessingTime(TTL.toMillis() - 1);
+            run.feed(List.of(normal.get(49), normal.get(30)));
+            run.harness.setStateTtlProcessingTime(TTL.toMillis() + 1);
+            run.feed(List.of(normal.get(30))); // the state is gone: a new device's first step
+
+            assertThat(run.late()).hasSize(2);
+            assertThat(run.scores()).hasSize(51);
+        }
+    }
+
+    @Test
+    void shouldWriteLateRecordsAsDeadLettersThatReadBackAsTheRecords() throws Exception {
+        List<TelemetryEvent> in = new ArrayList<>(normal.subList(0, 30));
+        in.add(normal.get(29)); // the last scored step again
+        in.add(normal.get(25)); // an older one
+
+        try (Run run = new Run().feed(in)) {
+            List<DeadLetter> letters = run.lateLetters();
+            assertThat(letters)
+                    .extracting(d -> d.reason)
+                    .containsExactly(DeadLetterReason.DUPLICATE, DeadLetterReason.OUT_OF_ORDER);
+            assertThat(letters.get(0).detail)
+                    .isEqualTo("seq " + normal.get(29).seq + " was already scored for this device");
+            assertThat(letters.get(1).detail)
+                    .isEqualTo(
+                            "seq "
+                                    + normal.get(25).seq
+                                    + " is before the last scored seq "
+                                    + normal.get(29).seq);
+            assertThat(letters).allMatch(d -> d.topic == null && d.offset == -1);
+            assertThat(run.late())
+                    .usingRecursiveFieldByFieldElementComparator()
+                    .containsExactly(normal.get(29), normal.get(25));
+        }
+    }
+
+    /**
+     * A device that reboots and starts its seq again (its ts moving on) is a restart: its memory is
+     * reset and it is scored from there, not turned away as late until its counter catches up.
+     */
+    @Test
+    void shouldTakeASeqThatStartsAgainAsARestartOfTheDevice() throws Exception {
+        List<TelemetryEvent> rebooted = new ArrayList<>(normal.subList(0, 100));
+        List<TelemetryEvent> afterReboot = new ArrayList<>();
+        for (int i = 100; i < 150; i++) {
+            TelemetryEvent e = copy(normal.get(i));
+            e.seq = i - 100; // the counter starts again at 0
+            afterReboot.add(e);
+        }
+        rebooted.addAll(afterReboot);
+
+        try (Run run = new Run().feed(rebooted);
+                Run fresh = new Run().feed(afterReboot)) {
+            assertThat(run.late()).isEmpty();
+            assertThat(run.steps()).hasSize(150);
+            // Memory reset: the forecast residuals are a new device's on the same steps.
+            assertThat(run.steps().subList(100, 150))
+                    .extracting(st -> st.dynamics)
+                    .containsExactlyElementsOf(
+                            fresh.steps().stream().map(st -> st.dynamics).toList());
+        }
+    }
+
+    /**
+     * Without seq, a clock stepped back by more than {@code vigil.scoring.restart-step-back} is a
+     * restart; a step back by less is late until the clock catches up. One record stamped years
+     * ahead blinds its device for one step, not for years.
+     */
+    @Test
+    void shouldTakeAClockSteppedFarBackAsARestartAndANearStepAsLate() throws Exception {
+        List<TelemetryEvent> noSeq = new ArrayList<>();
+        for (TelemetryEvent e : normal.subList(0, 150)) {
+            noSeq.add(TelemetryEvent.withoutSeq(e.deviceId, e.ts, e.values));
+        }
+        List<TelemetryEvent> farBack = new ArrayList<>();
+        List<TelemetryEvent> nearBack = new ArrayList<>();
+        List<TelemetryEvent> oneFromTheFuture = new ArrayList<>();
+        for (int i = 0; i < 150; i++) {
+            TelemetryEvent e = noSeq.get(i);
+            long ts = e.ts;
+            farBack.add(
+                    TelemetryEvent.withoutSeq(
+                            e.deviceId, i < 100 ? ts : ts - 7_200_000L, e.values)); // 2 h back
+            nearBack.add(
+                    TelemetryEvent.withoutSeq(
+                            e.deviceId, i < 100 ? ts : ts - 600_000L, e.values)); // 10 min back
+            oneFromTheFuture.add(
+                    TelemetryEvent.withoutSeq(
+                            e.deviceId, i == 50 ? ts + 10 * 365 * 86_400_000L : ts, e.values));
+        }
+        long minute = normal.get(1).ts - normal.get(0).ts;
+        assertThat(minute).isEqualTo(60_000L);
+
+        try (Run far = new Run().feed(farBack);
+                Run near = new Run().feed(nearBack);
+                Run future = new Run().feed(oneFromTheFuture)) {
+            assertThat(far.late()).isEmpty();
+            assertThat(far.steps()).hasSize(150);
+            // 10 minutes back: the steps up to the last scored time are late (10 of them, the
+            // one at the same time a duplicate), then scoring goes on.
+            assertThat(near.lateLetters())
+                    .extracting(d -> d.reason)
+                    .containsOnly(DeadLetterReason.OUT_OF_ORDER, DeadLetterReason.DUPLICATE)
+                    .hasSize(10)
+                    .last()
+                    .isEqualTo(DeadLetterReason.DUPLICATE);
+            assertThat(near.steps()).hasSize(140);
+            assertThat(future.late()).isEmpty();
+            assertThat(future.steps()).hasSize(150);
         }
     }
 

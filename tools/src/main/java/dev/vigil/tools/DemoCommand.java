@@ -249,11 +249,13 @@ final class DemoCommand {
     private void printSummary(Map<String, Object> report) {
         out.println();
         out.printf(
-                "records in %s = scored %s + late/duplicate %s + dead letters %s%n",
+                "records in %s = scored %s + late/duplicate %s + dead letters %s"
+                        + " (dead-letter topic: %s records, the late ones included)%n",
                 report.get("records_in"),
                 report.get("scored"),
                 report.get("late"),
-                report.get("dead_letters"));
+                report.get("dead_letters"),
+                report.get("dead_letter_records"));
         out.printf(
                 "anomaly events %s; job ran %s s (%s events/s)%n",
                 report.get("anomaly_events"),
@@ -277,7 +279,10 @@ final class DemoCommand {
         }
     }
 
-    /** 0 when every record produced was read and ended in exactly one place, else 1. */
+    /**
+     * 0 when every record produced was read and ended in exactly one place (and every record not
+     * scored is in the dead-letter topic), else 1.
+     */
     private int accountFor(Map<String, Object> report, long produced) {
         long in = (Long) report.get("records_in");
         long accounted =
@@ -288,6 +293,14 @@ final class DemoCommand {
             out.printf(
                     "MISMATCH: produced %d, read %d, accounted %d: records were lost%n",
                     produced, in, accounted);
+            return 1;
+        }
+        long letters = (Long) report.get("late") + (Long) report.get("dead_letters");
+        if (((Number) report.get("dead_letter_records")).longValue() != letters) {
+            out.printf(
+                    "MISMATCH: the dead-letter topic holds %s records, not late + dead letters"
+                            + " %d%n",
+                    report.get("dead_letter_records"), letters);
             return 1;
         }
         return 0;

@@ -4,8 +4,10 @@ import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import dev.vigil.serde.TelemetryParser;
-import java.io.BufferedReader;
+import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -46,9 +48,12 @@ public final class TopicIO {
     private TopicIO() {}
 
     /**
-     * Produces every line of {@code jsonl} as one record, keyed by its {@code device_id} (so one
-     * device stays in one partition, in order) and stamped with its {@code ts}. Lines that are not
-     * valid JSON are produced too, unkeyed: the job must turn them into dead letters.
+     * Produces every line of {@code jsonl} as one record, its bytes as they are, keyed by its
+     * {@code device_id} (so one device stays in one partition, in order) and stamped with its
+     * {@code ts} when that is a time the broker accepts (not negative, not in the future; else the
+     * producer stamps the record with the time it is sent). Lines that are not valid JSON or not
+     * UTF-8 are produced too, unkeyed: the job must turn them into dead letters. So the replay
+     * never fails on a record the job would score or dead-letter.
      *
      * @return the number of records produced
      */
@@ -77,15 +82,20 @@ public final class TopicIO {
         try (KafkaProducer<byte[], byte[]> producer =
                         new KafkaProducer<>(
                                 props, new ByteArraySerializer(), new ByteArraySerializer());
-                BufferedReader in = Files.newBufferedReader(jsonl, StandardCharsets.UTF_8)) {
+                InputStream in = new BufferedInputStream(Files.newInputStream(jsonl), 1 << 16)) {
             int partitions = producer.partitionsFor(topic).size();
-            String line;
-            while ((line = in.readLine()) != null) {
-                if (line.isEmpty()) {
+            byte[] value;
+            while ((value = nextLine(in)) != null) {
+                if (value.length == 0) {
                     continue;
                 }
-                byte[] value = line.getBytes(StandardCharsets.UTF_8);
                 Header h = header(value);
+                // Kafka refuses a negative timestamp, and the broker one more than an hour ahead
+                // (message.timestamp.after.max.ms): such a record is the job's to dead-letter.
+                Long ts =
+                        h.ts != null && h.ts >= 0 && h.ts <= System.currentTimeMillis()
+                                ? h.ts
+                                : null;
                 byte[] key =
                         h.deviceId == null ? null : h.deviceId.getBytes(StandardCharsets.UTF_8);
                 // Keyless records too go to a partition fixed by their bytes, not by the sticky
@@ -94,7 +104,7 @@ public final class TopicIO {
                 Integer partition =
                         key == null ? Utils.toPositive(Utils.murmur2(value)) % partitions : null;
                 producer.send(
-                        new ProducerRecord<>(topic, partition, h.ts, key, value),
+                        new ProducerRecord<>(topic, partition, ts, key, value),
                         (metadata, e) -> {
                             if (e != null) {
                                 failure.compareAndSet(null, e);
@@ -108,6 +118,24 @@ public final class TopicIO {
             throw new IOException("could not replay " + jsonl + " into " + topic, failure.get());
         }
         return count;
+    }
+
+    /**
+     * The next line's bytes without its end ({@code \n} or {@code \r\n}), or null at the end of the
+     * input. Bytes, not characters: a line that is not UTF-8 is replayed as it is.
+     */
+    static byte[] nextLine(InputStream in) throws IOException {
+        ByteArrayOutputStream line = new ByteArrayOutputStream(512);
+        int b;
+        while ((b = in.read()) != -1 && b != '\n') {
+            line.write(b);
+        }
+        if (b == -1 && line.size() == 0) {
+            return null;
+        }
+        byte[] bytes = line.toByteArray();
+        int n = bytes.length;
+        return n > 0 && bytes[n - 1] == '\r' ? java.util.Arrays.copyOf(bytes, n - 1) : bytes;
     }
 
     /** The key and timestamp of a line, as far as they can be read; nulls otherwise. */

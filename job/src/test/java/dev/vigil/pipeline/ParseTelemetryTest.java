@@ -1,0 +1,48 @@
+package dev.vigil.pipeline;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.vigil.serde.DeadLetter;
+import dev.vigil.serde.DeadLetterReason;
+import dev.vigil.serde.RawRecord;
+import dev.vigil.serde.TelemetryEvent;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
+import org.apache.flink.streaming.util.ProcessFunctionTestHarnesses;
+import org.junit.jupiter.api.Test;
+
+/** The parse operator's own rule beyond the parser's: a ts too far ahead of the clock. */
+class ParseTelemetryTest {
+
+    private static RawRecord record(long ts, long offset) {
+        String json =
+                "{\"device_id\":\"pump-01\",\"ts\":" + ts + ",\"values\":{\"temperature\":21.5}}";
+        return new RawRecord(json.getBytes(StandardCharsets.UTF_8), "telemetry", 3, offset, ts);
+    }
+
+    @Test
+    void shouldDeadLetterATimestampFurtherAheadThanTheAllowedSkew() throws Exception {
+        long now = System.currentTimeMillis();
+        try (OneInputStreamOperatorTestHarness<RawRecord, TelemetryEvent> h =
+                ProcessFunctionTestHarnesses.forProcessFunction(
+                        new ParseTelemetry(List.of("temperature"), Duration.ofHours(1)))) {
+            h.processElement(new StreamRecord<>(record(now - 86_400_000L, 1))); // a day old
+            h.processElement(new StreamRecord<>(record(now + 1_800_000L, 2))); // 30 min ahead
+            h.processElement(new StreamRecord<>(record(now + 7_200_000L, 3))); // 2 h ahead
+            h.processElement(new StreamRecord<>(record(Long.MAX_VALUE, 4)));
+
+            assertThat(h.extractOutputValues()).extracting(e -> e.ts).hasSize(2);
+            List<DeadLetter> letters = new ArrayList<>();
+            h.getSideOutput(ParseTelemetry.DEAD_LETTERS).forEach(r -> letters.add(r.getValue()));
+            assertThat(letters).extracting(d -> d.offset).containsExactly(3L, 4L);
+            assertThat(letters).allMatch(d -> d.reason == DeadLetterReason.FUTURE_TS);
+            assertThat(letters.get(0).detail)
+                    .containsPattern("is (PT1H59M5\\dS|PT2H) ahead of this job's clock")
+                    .contains("vigil.input.max-clock-skew is PT1H");
+        }
+    }
+}
