@@ -233,7 +233,7 @@ public final class Bench {
                 bundle,
                 scoring,
                 VigilJob.kafkaSinks(config),
-                config.get(VigilOptions.INPUT_MAX_CLOCK_SKEW));
+                config.input());
         long t0 = System.nanoTime();
         Recording recording = null;
         if (variant.equals("profile")) {

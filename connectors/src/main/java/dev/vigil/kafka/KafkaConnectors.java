@@ -82,6 +82,7 @@ public final class KafkaConnectors {
         public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<RawRecord> out) {
             out.collect(
                     new RawRecord(
+                            record.key(),
                             record.value(),
                             record.topic(),
                             record.partition(),

@@ -1,8 +1,9 @@
 package dev.vigil.serde;
 
 /**
- * Why an input record could not be scored. Each reason is counted on its own: the parser's as
- * {@code dead_letters_<reason>}, the scorer's ({@link #fromScoring()}) as {@code late_<reason>}.
+ * Why an input record could not be scored. Each reason is counted on its own: as {@code
+ * dead_letters_<reason>}, except the order guard's ({@link #late()}), counted as {@code
+ * late_<reason>}.
  */
 public enum DeadLetterReason {
     /** Not a JSON object: empty, truncated, not UTF-8, or not JSON at all. */
@@ -31,6 +32,12 @@ public enum DeadLetterReason {
      */
     FUTURE_TS,
     /**
+     * The record's Kafka key is not its {@code device_id} (or it has none, unless {@code
+     * vigil.input.require-key} is false): a producer that keys otherwise spreads one device over
+     * partitions, and the reordering would turn its steps late.
+     */
+    KEY_MISMATCH,
+    /**
      * The scorer's: the same step as the last one scored for its device (equal {@code seq}, or
      * equal {@code ts} without one). Not scored again.
      */
@@ -39,13 +46,23 @@ public enum DeadLetterReason {
      * The scorer's: before the last step scored for its device (by {@code seq}, or {@code ts}
      * without one), and not a restart of the device. Not scored.
      */
-    OUT_OF_ORDER;
+    OUT_OF_ORDER,
+    /**
+     * The scorer's: ONNX Runtime failed on this record's step, alone as well as in its batch (the
+     * rest of the batch is scored); the detail gives the error. The device's memory is reset.
+     */
+    MODEL_ERROR;
 
     /**
-     * Whether the scorer decides it (a record that parsed but is not the device's next step); the
-     * parser decides every other reason.
+     * Whether the scorer decides it (a record that parsed but could not be scored as its device's
+     * next step); the parser decides every other reason.
      */
     public boolean fromScoring() {
+        return this == DUPLICATE || this == OUT_OF_ORDER || this == MODEL_ERROR;
+    }
+
+    /** Whether it is counted as {@code late} (the order guard's) rather than as a dead letter. */
+    public boolean late() {
         return this == DUPLICATE || this == OUT_OF_ORDER;
     }
 }

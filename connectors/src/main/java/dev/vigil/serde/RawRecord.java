@@ -5,6 +5,9 @@ package dev.vigil.serde;
  * that fails to parse can become a dead letter that points back at its origin.
  */
 public class RawRecord {
+    /** The Kafka key, or null when the record had none. */
+    public byte[] key;
+
     public byte[] value;
     public String topic;
     public int partition;
@@ -15,7 +18,14 @@ public class RawRecord {
 
     public RawRecord() {}
 
+    /** A record without a key. */
     public RawRecord(byte[] value, String topic, int partition, long offset, long timestamp) {
+        this(null, value, topic, partition, offset, timestamp);
+    }
+
+    public RawRecord(
+            byte[] key, byte[] value, String topic, int partition, long offset, long timestamp) {
+        this.key = key;
         this.value = value;
         this.topic = topic;
         this.partition = partition;

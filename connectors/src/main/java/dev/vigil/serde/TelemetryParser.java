@@ -19,6 +19,13 @@ import java.util.Map;
  */
 public final class TelemetryParser {
 
+    /**
+     * The longest {@code device_id} accepted (characters): a device id is a key of the state, of
+     * every output record and of the Kafka partitioner, and one without bound could make an output
+     * record larger than the broker accepts.
+     */
+    public static final int MAX_DEVICE_ID_LENGTH = 256;
+
     private static final JsonFactory JSON =
             JsonFactory.builder().enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS).build();
 
@@ -70,6 +77,7 @@ public final class TelemetryParser {
     private static final class Fields {
         String deviceId;
         boolean badDeviceId;
+        int deviceIdTooLong; // its length, when longer than MAX_DEVICE_ID_LENGTH
         long ts;
         boolean hasTs;
         String badTs;
@@ -81,6 +89,7 @@ public final class TelemetryParser {
         void clear() {
             deviceId = null;
             badDeviceId = false;
+            deviceIdTooLong = 0;
             ts = 0;
             hasTs = false;
             badTs = null;
@@ -92,7 +101,11 @@ public final class TelemetryParser {
 
         void readDeviceId(JsonParser p, JsonToken v) throws IOException {
             if (v == JsonToken.VALUE_STRING && !p.getText().isBlank()) {
-                deviceId = p.getText();
+                if (p.getTextLength() > MAX_DEVICE_ID_LENGTH) {
+                    deviceIdTooLong = p.getTextLength();
+                } else {
+                    deviceId = p.getText();
+                }
             } else {
                 badDeviceId = true;
                 p.skipChildren();
@@ -124,6 +137,11 @@ public final class TelemetryParser {
 
         /** The event, or the first problem in the contract's order of checks. */
         Result result() {
+            if (deviceIdTooLong > 0) {
+                return Result.reject(
+                        DeadLetterReason.BAD_DEVICE_ID,
+                        deviceIdTooLong + " characters, more than " + MAX_DEVICE_ID_LENGTH);
+            }
             if (deviceId == null) {
                 return badDeviceId
                         ? Result.reject(DeadLetterReason.BAD_DEVICE_ID, "not a non-empty string")

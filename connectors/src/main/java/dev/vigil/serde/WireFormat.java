@@ -146,16 +146,37 @@ public final class WireFormat {
                 });
     }
 
+    /**
+     * The most bytes of a record a dead letter keeps: JSON escapes a byte into at most six, so a
+     * dead letter stays below the broker's default 1 MiB limit for any record. A longer one is cut
+     * (at a character boundary) and says so: {@code raw_truncated} and {@code raw_length}.
+     */
+    public static final int MAX_RAW_BYTES = 128 * 1024;
+
     public static byte[] deadLetter(DeadLetter d) {
+        byte[] raw = d.raw;
+        boolean truncated = raw.length > MAX_RAW_BYTES;
+        if (truncated) {
+            int end = MAX_RAW_BYTES;
+            while (end > 0 && (raw[end] & 0xC0) == 0x80) {
+                end--; // not inside a UTF-8 character
+            }
+            raw = java.util.Arrays.copyOf(raw, end);
+        }
+        byte[] kept = raw;
         return write(
                 g -> {
                     g.writeStringField("reason", d.reason.name());
                     g.writeStringField("detail", d.detail);
-                    String utf8 = utf8OrNull(d.raw);
+                    if (truncated) {
+                        g.writeBooleanField("raw_truncated", true);
+                        g.writeNumberField("raw_length", d.raw.length);
+                    }
+                    String utf8 = utf8OrNull(kept);
                     if (utf8 != null) {
                         g.writeStringField("raw", utf8);
                     } else {
-                        g.writeStringField("raw", Base64.getEncoder().encodeToString(d.raw));
+                        g.writeStringField("raw", Base64.getEncoder().encodeToString(kept));
                         g.writeStringField("raw_encoding", "base64");
                     }
                     g.writeStringField("topic", d.topic);

@@ -98,6 +98,18 @@ class TelemetryParserTest {
     }
 
     @Test
+    void shouldRejectADeviceIdLongerThanTheLimitWithoutEchoingIt() {
+        String longest = "d".repeat(TelemetryParser.MAX_DEVICE_ID_LENGTH);
+        String values = ",\"ts\":1,\"values\":{\"temperature\":1,\"vibration\":2,\"pressure\":3}}";
+
+        assertThat(parse("{\"device_id\":\"" + longest + "\"" + values).event().deviceId)
+                .isEqualTo(longest);
+        TelemetryParser.Result r = parse("{\"device_id\":\"" + longest + "x\"" + values);
+        assertThat(r.rejection().reason()).isEqualTo(DeadLetterReason.BAD_DEVICE_ID);
+        assertThat(r.rejection().detail()).isEqualTo("257 characters, more than 256");
+    }
+
+    @Test
     void shouldRejectEmptyAndNonUtf8Records() {
         assertThat(PARSER.parse(new byte[0]).rejection().reason())
                 .isEqualTo(DeadLetterReason.MALFORMED_JSON);
@@ -111,8 +123,8 @@ class TelemetryParserTest {
     @Test
     void shouldCoverEveryReasonInThisTest() {
         // A new reason of the parser's must get a case above: the enum and this list change
-        // together. FUTURE_TS is decided after parsing (ParseTelemetryTest), DUPLICATE and
-        // OUT_OF_ORDER by the scorer.
-        assertThat(DeadLetterReason.values()).hasSize(13);
+        // together. FUTURE_TS and KEY_MISMATCH are decided after parsing (ParseTelemetryTest),
+        // DUPLICATE, OUT_OF_ORDER and MODEL_ERROR by the scorer.
+        assertThat(DeadLetterReason.values()).hasSize(15);
     }
 }

@@ -112,6 +112,36 @@ class WireFormatTest {
         assertThat(Base64.getDecoder().decode(json.get("raw"))).isEqualTo(bytes);
     }
 
+    /**
+     * A huge record's dead letter stays below the broker's default 1 MiB: cut at a character
+     * boundary, marked, with the original length. Control characters, which JSON escapes into six
+     * bytes each, are the worst case.
+     */
+    @Test
+    void shouldCutTheRawTextOfAHugeRecordAndSaySo() throws Exception {
+        byte[] huge = new byte[5 * 1024 * 1024];
+        java.util.Arrays.fill(huge, (byte) 0x01); // escaped as \u0001
+        byte[] euro = "\u20ac".getBytes(StandardCharsets.UTF_8); // 3 bytes across the cut
+        System.arraycopy(euro, 0, huge, WireFormat.MAX_RAW_BYTES - 1, euro.length);
+        DeadLetter d =
+                new DeadLetter(
+                        DeadLetterReason.MALFORMED_JSON,
+                        "x",
+                        new RawRecord(huge, "telemetry", 0, 1, 0),
+                        0);
+
+        byte[] written = WireFormat.deadLetter(d);
+        Map<String, String> json = flat(written);
+
+        assertThat(written.length).isLessThan(1024 * 1024);
+        assertThat(json)
+                .containsEntry("raw_truncated", "true")
+                .containsEntry("raw_length", String.valueOf(huge.length))
+                .doesNotContainKey("raw_encoding"); // still text: not cut inside the euro sign
+        assertThat(json.get("raw").getBytes(StandardCharsets.UTF_8))
+                .hasSize(WireFormat.MAX_RAW_BYTES - 1);
+    }
+
     @Test
     void shouldRoundTripAStepScoreWithItsComponents() throws Exception {
         ScoredStep s = new ScoredStep("pump-1", 42L, 1.25f, 1.25f, 0.5f, 0.25f);

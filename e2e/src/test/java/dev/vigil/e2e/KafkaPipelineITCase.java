@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import dev.vigil.config.VigilConfig;
-import dev.vigil.config.VigilOptions;
 import dev.vigil.job.VigilJob;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
@@ -183,7 +182,7 @@ class KafkaPipelineITCase {
                 bundle,
                 VigilPipeline.Scoring.of(bundle, failing.scoring()),
                 VigilJob.kafkaSinks(failing),
-                failing.get(VigilOptions.INPUT_MAX_CLOCK_SKEW));
+                failing.input());
         env.execute("vigil-with-failure");
 
         assertThat(FailOnceAfterACheckpoint.FAILED.get()).isTrue();

@@ -280,6 +280,12 @@ public final class VigilConfig {
                 get(VigilOptions.SCORING_RESTART_STEP_BACK).toMillis());
     }
 
+    /** What the parse step checks beyond the contract's fields: clock skew and the Kafka key. */
+    public InputRules input() {
+        return new InputRules(
+                get(VigilOptions.INPUT_MAX_CLOCK_SKEW), get(VigilOptions.INPUT_REQUIRE_KEY));
+    }
+
     private ModelChange modelChange() {
         return choice(VigilOptions.MODEL_ON_CHANGE, ModelChange.class);
     }

@@ -144,6 +144,17 @@ public final class VigilOptions {
                                     + " letter FUTURE_TS and moves no watermark: scored, it would"
                                     + " make every later step of its device late.");
 
+    public static final ConfigOption<Boolean> INPUT_REQUIRE_KEY =
+            ConfigOptions.key("vigil.input.require-key")
+                    .booleanType()
+                    .defaultValue(true)
+                    .withDescription(
+                            "Whether a record must be keyed by its device_id. A key that differs"
+                                    + " is always a dead letter KEY_MISMATCH (one device spread"
+                                    + " over partitions reaches the job out of order); false"
+                                    + " accepts records with no key, for producers that send"
+                                    + " none and write each device to one partition.");
+
     public static final ConfigOption<Integer> SCORING_BATCH_SIZE =
             ConfigOptions.key("vigil.scoring.batch-size")
                     .intType()
@@ -268,6 +279,7 @@ public final class VigilOptions {
                 MODEL_DIR,
                 MODEL_ON_CHANGE,
                 INPUT_MAX_CLOCK_SKEW,
+                INPUT_REQUIRE_KEY,
                 SCORING_GAP,
                 SCORING_RESTART_STEP_BACK,
                 SCORING_BATCH_SIZE,

@@ -73,7 +73,7 @@ public final class VigilJob {
                 bundle,
                 Scoring.of(bundle, config.scoring()),
                 kafkaSinks(config),
-                config.get(VigilOptions.INPUT_MAX_CLOCK_SKEW));
+                config.input());
     }
 
     /**

@@ -45,6 +45,7 @@ public final class Metrics {
     public static final String RESETS_NON_FINITE = "resets_non_finite";
 
     public static final String RESETS_RESTART = "resets_restart";
+    public static final String RESETS_INVALID_STATE = "resets_invalid_state";
 
     /** Feature values clamped to {@code vigil.scoring.max-abs-normalised} before scoring. */
     public static final String CLAMPED_VALUES = "clamped_values";
@@ -114,7 +115,7 @@ public final class Metrics {
             deadLetters = new Count(ctx, group, DEAD_LETTERS, DEAD_LETTERS);
             for (DeadLetterReason r : DeadLetterReason.values()) {
                 if (r.fromScoring()) {
-                    continue; // counted by the scorer, as late_<reason>
+                    continue; // counted by the scorer
                 }
                 deadLettersByReason.put(
                         r,
@@ -145,8 +146,11 @@ public final class Metrics {
         public final Count resetModelChange;
         public final Count resetNonFinite;
         public final Count resetRestart;
+        public final Count resetInvalidState;
         public final Count clampedValues;
         public final Count keptModelChange;
+        private final Count deadLetters;
+        private final Count modelErrors;
 
         public Scoring(RuntimeContext ctx) {
             group = group(ctx);
@@ -170,14 +174,30 @@ public final class Metrics {
             resetModelChange = new Count(ctx, group, RESETS_MODEL_CHANGE, RESETS_MODEL_CHANGE);
             resetNonFinite = new Count(ctx, group, RESETS_NON_FINITE, RESETS_NON_FINITE);
             resetRestart = new Count(ctx, group, RESETS_RESTART, RESETS_RESTART);
+            resetInvalidState = new Count(ctx, group, RESETS_INVALID_STATE, RESETS_INVALID_STATE);
             clampedValues = new Count(ctx, group, CLAMPED_VALUES, CLAMPED_VALUES);
             keptModelChange = new Count(ctx, group, KEPT_MODEL_CHANGE, KEPT_MODEL_CHANGE);
+            // The scorer's own dead letters add to the parser's counts of the same names.
+            deadLetters = new Count(ctx, group, DEAD_LETTERS, DEAD_LETTERS);
+            String modelError = DeadLetterReason.MODEL_ERROR.name();
+            modelErrors =
+                    new Count(
+                            ctx,
+                            group.addGroup(LABEL_REASON, modelError),
+                            DEAD_LETTERS_BY_REASON,
+                            DEAD_LETTERS + "_" + modelError.toLowerCase());
         }
 
         /** An event at (duplicate) or before (out of order) the last scored one of its device. */
         public void late(boolean duplicate) {
             late.inc();
             (duplicate ? lateDuplicate : lateOutOfOrder).inc();
+        }
+
+        /** A step ONNX Runtime failed on: a dead letter MODEL_ERROR. */
+        public void modelError() {
+            deadLetters.inc();
+            modelErrors.inc();
         }
 
         /** A histogram over the last {@value #HISTOGRAM_WINDOW} values, in the vigil group. */

@@ -185,22 +185,49 @@ public final class GruModel implements AutoCloseable {
         try (OrtSession.Result ignored = session.run(b.inputs(), b.outputs())) {
             // outputs are pinned: written straight into hNext and y, owned by this model
         } catch (OrtException e) {
-            throw new IllegalStateException("ONNX Runtime failed on a batch of " + batch, e);
+            throw new IllegalStateException(
+                    "ONNX Runtime failed on a batch of " + batch + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Steps row {@code row} of x and h alone, its results landing in that row of hNext and y: how a
+     * failed batch is retried, to find the row that fails it. Binds tensors for the one call (a
+     * rare path); throws {@link IllegalStateException} when ONNX Runtime fails on the row.
+     */
+    public void runRow(int row) {
+        if (row < 0 || row >= maxBatch) {
+            throw new IllegalArgumentException("row " + row + " outside 0.." + (maxBatch - 1));
+        }
+        Binding b = bind(row, 1);
+        try (OrtSession.Result ignored = session.run(b.inputs(), b.outputs())) {
+            // outputs pinned to the row's place in hNext and y
+        } catch (OrtException e) {
+            throw new IllegalStateException("ONNX Runtime failed on a row: " + e.getMessage(), e);
+        } finally {
+            for (OnnxTensor t : b.all()) {
+                t.close();
+            }
         }
     }
 
     private Binding bind(int batch) {
+        return bind(0, batch);
+    }
+
+    /** Tensors over rows [first, first + batch) of the four buffers. */
+    private Binding bind(int first, int batch) {
         OrtEnvironment env = OrtEnvironment.getEnvironment();
         int f = card.featureCount();
         int hs = card.hiddenSize();
         OnnxTensor[] all = new OnnxTensor[4];
         try {
-            all[0] = OnnxTensor.createTensor(env, x.slice(0, batch * f), new long[] {batch, f});
-            all[1] = OnnxTensor.createTensor(env, h.slice(0, batch * hs), new long[] {batch, hs});
-            all[2] =
-                    OnnxTensor.createTensor(
-                            env, hNext.slice(0, batch * hs), new long[] {batch, hs});
-            all[3] = OnnxTensor.createTensor(env, y.slice(0, batch * f), new long[] {batch, f});
+            long[] features = {batch, f};
+            long[] hidden = {batch, hs};
+            all[0] = OnnxTensor.createTensor(env, x.slice(first * f, batch * f), features);
+            all[1] = OnnxTensor.createTensor(env, h.slice(first * hs, batch * hs), hidden);
+            all[2] = OnnxTensor.createTensor(env, hNext.slice(first * hs, batch * hs), hidden);
+            all[3] = OnnxTensor.createTensor(env, y.slice(first * f, batch * f), features);
         } catch (OrtException e) {
             for (OnnxTensor t : all) {
                 closeQuietly(t);

@@ -1,5 +1,6 @@
 package dev.vigil.pipeline;
 
+import dev.vigil.config.InputRules;
 import dev.vigil.config.VigilConfig;
 import dev.vigil.config.VigilOptions;
 import dev.vigil.model.ModelBundle;
@@ -156,19 +157,19 @@ public final class VigilPipeline {
             ModelBundle bundle,
             Scoring scoring,
             Sinks sinks,
-            Duration maxClockSkew) {
+            InputRules input) {
         SingleOutputStreamOperator<TelemetryEvent> parsed =
                 source.read(env)
-                        .process(new ParseTelemetry(bundle.card().featureNames(), maxClockSkew))
+                        .process(new ParseTelemetry(bundle.card().featureNames(), input))
                         .uid(UID_PARSE)
                         .name("parse + validate");
         SingleOutputStreamOperator<AnomalyEvent> anomalies =
                 scoring.apply(parsed.keyBy(new DeviceKey())).uid(UID_SCORING);
         sinks.anomalies(anomalies);
-        // One dead-letter topic: what the parser refused and what the scorer turned away (late).
+        // One dead-letter topic: what the parser refused and what the scorer could not score.
         sinks.deadLetters(
                 parsed.getSideOutput(ParseTelemetry.DEAD_LETTERS)
-                        .union(anomalies.getSideOutput(Outputs.LATE)));
+                        .union(anomalies.getSideOutput(Outputs.DEAD_LETTERS)));
         sinks.scores(anomalies.getSideOutput(Outputs.SCORES));
     }
 

@@ -242,8 +242,9 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     }
 
     @Override
-    public void late(DeadLetter letter, long timestamp) {
-        output.collect(Outputs.LATE, stamped(new StreamRecord<>(letter), letter, timestamp));
+    public void deadLetter(DeadLetter letter, long timestamp) {
+        output.collect(
+                Outputs.DEAD_LETTERS, stamped(new StreamRecord<>(letter), letter, timestamp));
     }
 
     @Override

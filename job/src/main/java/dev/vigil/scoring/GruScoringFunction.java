@@ -80,8 +80,8 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
     }
 
     @Override
-    public void late(DeadLetter letter, long timestamp) {
-        ctx.output(Outputs.LATE, letter);
+    public void deadLetter(DeadLetter letter, long timestamp) {
+        ctx.output(Outputs.DEAD_LETTERS, letter);
     }
 
     @Override

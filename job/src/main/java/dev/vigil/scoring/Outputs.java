@@ -8,11 +8,13 @@ import org.apache.flink.util.OutputTag;
 public final class Outputs {
 
     /**
-     * Events at or before the last scored one of their device, as dead letters ({@code DUPLICATE},
-     * {@code OUT_OF_ORDER}) holding the record as parsed: counted, never scored, and written to the
-     * dead-letter topic with the parser's.
+     * The records the scorer could not score, as dead letters holding the record as parsed: at or
+     * before the last scored step of their device ({@code DUPLICATE}, {@code OUT_OF_ORDER}, counted
+     * as late) or failed by ONNX Runtime ({@code MODEL_ERROR}). Written to the dead-letter topic
+     * with the parser's.
      */
-    public static final OutputTag<DeadLetter> LATE = new OutputTag<>("late-or-duplicate") {};
+    public static final OutputTag<DeadLetter> DEAD_LETTERS =
+            new OutputTag<>("scorer-dead-letters") {};
 
     /** Every scored step's score, when enabled. */
     public static final OutputTag<ScoredStep> SCORES = new OutputTag<>("scores") {};

@@ -42,8 +42,8 @@ final class Scorer implements AutoCloseable {
     interface Emitter {
         void anomaly(AnomalyEvent event, long timestamp);
 
-        /** A step turned away by the order guard, as a dead letter holding the record. */
-        void late(DeadLetter letter, long timestamp);
+        /** A record the scorer could not score, as a dead letter holding the record as parsed. */
+        void deadLetter(DeadLetter letter, long timestamp);
 
         void score(ScoredStep step, long timestamp);
     }
@@ -78,7 +78,12 @@ final class Scorer implements AutoCloseable {
     private final float[] runs;
     private final float[][] runShares;
     private final int[] top;
+    // Per row: why ONNX Runtime failed on it alone (null: it did not), set by a failed batch's
+    // retry.
+    private final String[] failures;
     private boolean loggedModelChange;
+    private boolean loggedModelError;
+    private boolean loggedInvalidState;
 
     Scorer(ModelBundle bundle, ScoringSettings settings, int maxBatch, Metrics.Scoring metrics) {
         this.card = bundle.card();
@@ -112,6 +117,7 @@ final class Scorer implements AutoCloseable {
         this.runs = new float[maxBatch];
         this.runShares = new float[maxBatch][features];
         this.top = new int[features];
+        this.failures = new String[maxBatch];
         this.model = GruModel.open(bundle, maxBatch); // last: nothing to leak if the above throws
     }
 
@@ -127,6 +133,9 @@ final class Scorer implements AutoCloseable {
             return withProfile(DeviceState.fresh(card.version(), hidden, features));
         }
         if (card.version().equals(stored.modelVersion)) {
+            if (!fits(stored)) {
+                return invalidState(stored, deviceId, timestamp, out);
+            }
             return withProfile(stored); // restored from format 1: starts learning its profile
         }
         ModelChange policy = settings.onModelChange();
@@ -174,22 +183,77 @@ final class Scorer implements AutoCloseable {
     }
 
     /**
+     * Whether a state of this card's version has this card's sizes and a finite memory: what a
+     * restore must give. A savepoint written by a faulty build, or edited, could give anything.
+     */
+    private boolean fits(DeviceState s) {
+        return s.hidden != null
+                && s.hidden.length == hidden
+                && s.forecast != null
+                && s.forecast.length == features
+                && s.episodeShares != null
+                && s.episodeShares.length == features
+                && StepMath.allFinite(s.hidden)
+                && StepMath.allFinite(s.forecast)
+                && StepMath.allFinite(s.episodeShares)
+                && Float.isFinite(s.scoreLevel);
+    }
+
+    /**
+     * A restored state that does not fit the card is reset, never a crash: an open episode is
+     * closed (when its explanation fits), the memory and profile start again, the order guard is
+     * kept, and the reset is counted ({@code resets_invalid_state}).
+     */
+    private DeviceState invalidState(
+            DeviceState stored, String deviceId, long timestamp, Emitter out) {
+        if (!loggedInvalidState) {
+            loggedInvalidState = true; // once per subtask; the counter has the rest
+            LOG.warn(
+                    "device {}: restored state does not fit model {} (hidden {}, forecast {},"
+                            + " or a non-finite value); its memory is reset",
+                    deviceId,
+                    card.version(),
+                    stored.hidden == null ? "none" : stored.hidden.length,
+                    stored.forecast == null ? "none" : stored.forecast.length);
+        }
+        if (stored.episodeShares != null
+                && stored.episodeShares.length == features
+                && StepMath.allFinite(stored.episodeShares)) {
+            closeOnReset(stored, deviceId, timestamp, out);
+        }
+        DeviceState s = DeviceState.fresh(card.version(), hidden, features);
+        s.lastTs = stored.lastTs;
+        s.lastSeq = stored.lastSeq;
+        metrics.resetInvalidState.inc();
+        return withProfile(s);
+    }
+
+    /**
      * A profile and runs of this card's size: new ones (learned from the next step) when the card
-     * has a level or stuck score and the state has none (new device, format 1, another card's
-     * targets).
+     * has a level or stuck score and the state has none, or ones of other sizes (new device, format
+     * 1, another card's targets, a faulty savepoint).
      */
     private DeviceState withProfile(DeviceState s) {
+        int t = targets.length;
         if (level != null
-                && (s.profileMean == null
-                        || s.profileMean.length != targets.length
-                        || (byDevice != null) != (s.valueVar != null))) {
-            s.resetProfile(targets.length, byDevice != null);
+                && !(sized(s.levelMean, t)
+                        && sized(s.profileMean, t)
+                        && sized(s.profileVar, t)
+                        && (byDevice == null ? s.valueVar == null : sized(s.valueVar, t)))) {
+            s.resetProfile(t, byDevice != null);
         }
         int watched = card.stuckTargets().length;
-        if (stuck != null && (s.unchangedRuns == null || s.unchangedRuns.length != watched)) {
+        if (stuck != null
+                && !(sized(s.lastValues, watched)
+                        && s.unchangedRuns != null
+                        && s.unchangedRuns.length == watched)) {
             s.resetRuns(watched);
         }
         return s;
+    }
+
+    private static boolean sized(float[] values, int length) {
+        return values != null && values.length == length;
     }
 
     /**
@@ -229,7 +293,7 @@ final class Scorer implements AutoCloseable {
                                                         > 0));
                 if (!restart) {
                     metrics.late(now == last);
-                    out.late(lateLetter(e, now == last, bySeq, last), timestamp);
+                    out.deadLetter(lateLetter(e, now == last, bySeq, last), timestamp);
                     return false;
                 }
                 closeOnReset(s, e.deviceId, timestamp, out);
@@ -336,16 +400,59 @@ final class Scorer implements AutoCloseable {
         model.h().put(row * hidden, s.hidden);
     }
 
-    /** Steps the GRU for the first {@code rows} staged rows in one ONNX Runtime call. */
+    /**
+     * Steps the GRU for the first {@code rows} staged rows in one ONNX Runtime call. If that call
+     * fails, each row is stepped alone, so that one row ONNX Runtime cannot step fails only itself
+     * ({@link #finish} turns it into a dead letter {@code MODEL_ERROR}), never its batch or the
+     * job.
+     */
     void infer(int rows) {
         long t0 = System.nanoTime();
-        model.run(rows);
+        try {
+            model.run(rows);
+        } catch (IllegalStateException batchFailed) {
+            retryRowByRow(rows, batchFailed);
+        }
         inferenceMicros.update((System.nanoTime() - t0) / 1_000);
         batchSizes.update(rows);
     }
 
-    /** Takes row {@code row}'s new memory and forecast, then warm-up, episodes and outputs. */
+    private void retryRowByRow(int rows, IllegalStateException batchFailed) {
+        if (!loggedModelError) {
+            loggedModelError = true; // the dead letters carry each row's error
+            LOG.warn("{}; stepping its rows one by one", batchFailed.getMessage(), batchFailed);
+        }
+        for (int row = 0; row < rows; row++) {
+            try {
+                model.runRow(row);
+            } catch (IllegalStateException rowFailed) {
+                String why = rowFailed.getMessage();
+                failures[row] = why.length() > 1000 ? why.substring(0, 1000) + "..." : why;
+            }
+        }
+    }
+
+    /**
+     * Takes row {@code row}'s new memory and forecast, then warm-up, episodes and outputs. A row
+     * ONNX Runtime failed on is a dead letter {@code MODEL_ERROR} instead, and its device's memory
+     * is reset (an open episode closed): the step is not scored and the order guard does not move.
+     */
     void finish(DeviceState s, TelemetryEvent e, int row, long timestamp, Emitter out) {
+        if (failures[row] != null) {
+            String failure = failures[row];
+            failures[row] = null;
+            closeOnReset(s, e.deviceId, timestamp, out);
+            s.resetMemory();
+            metrics.modelError();
+            out.deadLetter(
+                    new DeadLetter(
+                            DeadLetterReason.MODEL_ERROR,
+                            failure,
+                            WireFormat.telemetry(e, card.names()),
+                            System.currentTimeMillis()),
+                    timestamp);
+            return;
+        }
         model.hNext().get(row * hidden, s.hidden);
         model.y().get(row * features, s.forecast);
         s.steps++;

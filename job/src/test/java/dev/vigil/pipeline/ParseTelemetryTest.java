@@ -2,6 +2,7 @@ package dev.vigil.pipeline;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.vigil.config.InputRules;
 import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.DeadLetterReason;
 import dev.vigil.serde.RawRecord;
@@ -29,7 +30,9 @@ class ParseTelemetryTest {
         long now = System.currentTimeMillis();
         try (OneInputStreamOperatorTestHarness<RawRecord, TelemetryEvent> h =
                 ProcessFunctionTestHarnesses.forProcessFunction(
-                        new ParseTelemetry(List.of("temperature"), Duration.ofHours(1)))) {
+                        new ParseTelemetry(
+                                List.of("temperature"),
+                                new InputRules(Duration.ofHours(1), false)))) {
             h.processElement(new StreamRecord<>(record(now - 86_400_000L, 1))); // a day old
             h.processElement(new StreamRecord<>(record(now + 1_800_000L, 2))); // 30 min ahead
             h.processElement(new StreamRecord<>(record(now + 7_200_000L, 3))); // 2 h ahead
@@ -43,6 +46,50 @@ class ParseTelemetryTest {
             assertThat(letters.get(0).detail)
                     .containsPattern("is (PT1H59M5\\dS|PT2H) ahead of this job's clock")
                     .contains("vigil.input.max-clock-skew is PT1H");
+        }
+    }
+
+    private static RawRecord keyed(String key, String deviceId, long offset) {
+        String json =
+                "{\"device_id\":\""
+                        + deviceId
+                        + "\",\"ts\":1764000000000,\"values\":{\"temperature\":21.5}}";
+        return new RawRecord(
+                key == null ? null : key.getBytes(StandardCharsets.UTF_8),
+                json.getBytes(StandardCharsets.UTF_8),
+                "telemetry",
+                0,
+                offset,
+                0L);
+    }
+
+    @Test
+    void shouldDeadLetterARecordKeyedByAnythingButItsDeviceId() throws Exception {
+        for (boolean requireKey : new boolean[] {true, false}) {
+            try (OneInputStreamOperatorTestHarness<RawRecord, TelemetryEvent> h =
+                    ProcessFunctionTestHarnesses.forProcessFunction(
+                            new ParseTelemetry(
+                                    List.of("temperature"),
+                                    new InputRules(Duration.ofHours(1), requireKey)))) {
+                h.processElement(new StreamRecord<>(keyed("pump-01", "pump-01", 1)));
+                h.processElement(new StreamRecord<>(keyed("pümp-02", "pümp-02", 2)));
+                h.processElement(new StreamRecord<>(keyed("pump-03", "pump-01", 3)));
+                h.processElement(new StreamRecord<>(keyed("pump-0", "pump-01", 4)));
+                h.processElement(new StreamRecord<>(keyed(null, "pump-01", 5)));
+
+                List<DeadLetter> letters = new ArrayList<>();
+                h.getSideOutput(ParseTelemetry.DEAD_LETTERS)
+                        .forEach(r -> letters.add(r.getValue()));
+                assertThat(letters).allMatch(d -> d.reason == DeadLetterReason.KEY_MISMATCH);
+                if (requireKey) {
+                    assertThat(h.extractOutputValues()).hasSize(2);
+                    assertThat(letters).extracting(d -> d.offset).containsExactly(3L, 4L, 5L);
+                    assertThat(letters.get(2).detail).contains("vigil.input.require-key");
+                } else {
+                    assertThat(h.extractOutputValues()).hasSize(3); // the unkeyed one too
+                    assertThat(letters).extracting(d -> d.offset).containsExactly(3L, 4L);
+                }
+            }
         }
     }
 }

@@ -3,13 +3,14 @@ package dev.vigil.pipeline;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.vigil.config.VigilConfig;
-import dev.vigil.config.VigilOptions;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.RawRecord;
 import dev.vigil.serde.ScoredStep;
+import dev.vigil.serde.TelemetryEvent;
+import dev.vigil.serde.TelemetryParser;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testing.Fixtures;
 import java.nio.charset.StandardCharsets;
@@ -55,10 +56,13 @@ class WholeGraphITCase {
         new FleetGenerator(FleetGenerator.Spec.defaults()).writeTo(dir);
         input = new ArrayList<>();
         long offset = 0;
+        // Keyed by device_id as a producer keys them (a record without one goes unkeyed).
+        TelemetryParser ids = new TelemetryParser(List.of());
         for (String line : Files.readAllLines(dir.resolve("test.jsonl"))) {
-            input.add(
-                    new RawRecord(
-                            line.getBytes(StandardCharsets.UTF_8), "telemetry", 0, offset++, 0L));
+            byte[] value = line.getBytes(StandardCharsets.UTF_8);
+            TelemetryEvent e = ids.parse(value).event();
+            byte[] key = e == null ? null : e.deviceId.getBytes(StandardCharsets.UTF_8);
+            input.add(new RawRecord(key, value, "telemetry", 0, offset++, 0L));
         }
     }
 
@@ -100,7 +104,7 @@ class WholeGraphITCase {
                         s.sinkTo(new Collect<>(name + "/scores"));
                     }
                 },
-                config.get(VigilOptions.INPUT_MAX_CLOCK_SKEW));
+                config.input());
         return env.execute("whole-graph-" + name);
     }
 

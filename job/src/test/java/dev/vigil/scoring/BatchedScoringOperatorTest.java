@@ -6,6 +6,7 @@ import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
 import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.TelemetryParser;
@@ -133,7 +134,7 @@ class BatchedScoringOperatorTest {
             }
             // Each late record by its dead letter's bytes: the record as parsed, and why.
             Map<String, List<String>> late = new LinkedHashMap<>();
-            var l = h.getSideOutput(Outputs.LATE);
+            var l = h.getSideOutput(Outputs.DEAD_LETTERS);
             if (l != null) {
                 l.forEach(
                         r -> {
@@ -268,6 +269,52 @@ class BatchedScoringOperatorTest {
             differing += Math.abs(mine.get(i).dynamics - fleets.get(i).dynamics) > 1e-3 ? 1 : 0;
         }
         assertThat(differing).isGreaterThan((mine.size() - 300) / 2);
+    }
+
+    /**
+     * One row ONNX Runtime cannot step (the test model fails on a first input of 4 or more) fails
+     * neither its batch nor the job: it becomes a dead letter MODEL_ERROR holding the record, its
+     * device's memory is reset, and every other step of the batch, its device's included, is
+     * scored.
+     */
+    @Test
+    void shouldContainARowOnnxRuntimeFailsOn() throws Exception {
+        ModelCard card = Fixtures.model().card();
+        ModelBundle poison =
+                new ModelBundle(
+                        card,
+                        Files.readAllBytes(Path.of("src/test/resources/poison-model/model.onnx")));
+        List<TelemetryEvent> in = new ArrayList<>();
+        for (int i = 0; i < 60; i++) {
+            for (String device : List.of("pump-a", "pump-b", "pump-c")) {
+                float[] v = card.mean().clone();
+                if (device.equals("pump-b") && i == 30) {
+                    v[0] += 10 * card.std()[0]; // normalised 10: the row the model fails on
+                }
+                in.add(new TelemetryEvent(device, 1_764_000_000_000L + i * 60_000L, i, v));
+            }
+        }
+        for (boolean batched : new boolean[] {false, true}) {
+            try (var h = batched ? batched(poison, 64, 0) : perRecord(poison)) {
+                h.open();
+                feed(h, in);
+                if (batched) {
+                    h.endInput();
+                }
+                Emitted out = Emitted.of(h);
+                assertThat(out.late()).containsOnlyKeys("pump-b");
+                assertThat(out.late().get("pump-b")).hasSize(1);
+                assertThat(out.late().get("pump-b").get(0))
+                        .startsWith("MODEL_ERROR ")
+                        .contains("\"seq\":30");
+                assertThat(out.scores().get("pump-a")).hasSize(60);
+                assertThat(out.scores().get("pump-b")).hasSize(59);
+                assertThat(out.scores().get("pump-c")).hasSize(60);
+                List<DeadLetter> letters = new ArrayList<>();
+                h.getSideOutput(Outputs.DEAD_LETTERS).forEach(r -> letters.add(r.getValue()));
+                assertThat(letters.get(0).detail).contains("ONNX Runtime failed on a row");
+            }
+        }
     }
 
     private static synchronized Emitted reference() throws Exception {

@@ -13,6 +13,8 @@ import dev.vigil.serde.DeadLetterReason;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.TelemetryParser;
+import dev.vigil.state.DeviceState;
+import dev.vigil.state.DeviceStateSchema;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testing.Fixtures;
 import java.nio.charset.StandardCharsets;
@@ -21,8 +23,12 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.runtime.state.KeyedStateBackend;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
@@ -127,7 +133,7 @@ class GruScoringFunctionTest {
         /** The dead letters of the records turned away as late, in order. */
         List<DeadLetter> lateLetters() {
             List<DeadLetter> out = new ArrayList<>();
-            var side = harness.getSideOutput(Outputs.LATE);
+            var side = harness.getSideOutput(Outputs.DEAD_LETTERS);
             if (side != null) {
                 side.forEach(r -> out.add(r.getValue()));
             }
@@ -685,6 +691,34 @@ class GruScoringFunctionTest {
             assertThat(near.steps()).hasSize(140);
             assertThat(future.late()).isEmpty();
             assertThat(future.steps()).hasSize(150);
+        }
+    }
+
+    /**
+     * A restored state of this model's version whose arrays do not fit the card (a savepoint of a
+     * faulty build, or edited) resets the device instead of failing the job on every restart.
+     */
+    @Test
+    void shouldResetAStoredStateThatDoesNotFitTheCard() throws Exception {
+        try (Run run = new Run().feed(normal.subList(0, 50))) {
+            KeyedStateBackend<String> backend = run.harness.getOperator().getKeyedStateBackend();
+            backend.setCurrentKey(normal.get(0).deviceId);
+            ValueState<DeviceState> state =
+                    backend.getPartitionedState(
+                            VoidNamespace.INSTANCE,
+                            VoidNamespaceSerializer.INSTANCE,
+                            DeviceStateSchema.descriptor(TTL));
+            DeviceState broken = state.value();
+            broken.hidden = new float[3]; // not the card's hidden size
+            broken.levelMean = new float[1]; // nor its targets
+            state.update(broken);
+
+            run.feed(normal.subList(50, 100));
+
+            assertThat(run.late()).isEmpty(); // the order guard survives
+            assertThat(run.scores()).hasSize(100);
+            assertThat(run.scores().get(50)).isZero(); // a reset: no forecast to score against
+            assertThat(run.scores().subList(51, 100)).allMatch(score -> score > 0);
         }
     }
 
