@@ -11,6 +11,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.SortedMap;
@@ -227,10 +228,53 @@ public final class VigilConfig {
                 get(VigilOptions.KAFKA_BOOTSTRAP_SERVERS),
                 get(VigilOptions.KAFKA_GROUP_ID),
                 props,
-                get(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX),
+                transactionalIdPrefix(),
                 get(VigilOptions.KAFKA_TRANSACTION_TIMEOUT).toMillis(),
                 startFrom(),
                 get(VigilOptions.KAFKA_BOUNDED));
+    }
+
+    /**
+     * The sinks' transactional id prefix: the configured one, else one derived from the group id
+     * and the telemetry topic, so that two jobs that differ in either never share transactional ids
+     * (with one fixed default, any two such jobs writing a topic of the same name would fence each
+     * other).
+     */
+    public String transactionalIdPrefix() {
+        String set = conf.get(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX);
+        if (set != null && !set.isBlank()) {
+            return set;
+        }
+        return "vigil-"
+                + get(VigilOptions.KAFKA_GROUP_ID)
+                + "-"
+                + get(VigilOptions.TOPIC_TELEMETRY);
+    }
+
+    /**
+     * What to warn about at start when the prefix was not chosen for this job: unset (derived), or
+     * the bare {@code vigil} that every job had before it was derived. Empty when it was chosen.
+     */
+    public Optional<String> transactionalIdPrefixWarning() {
+        String set = conf.get(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX);
+        String key = VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX.key();
+        if (set == null || set.isBlank()) {
+            return Optional.of(
+                    key
+                            + " is not set: the sinks' transactional ids start with '"
+                            + transactionalIdPrefix()
+                            + "' (from the group id and the telemetry topic). Two jobs with the"
+                            + " same ones writing a topic of the same name fence each other: set"
+                            + " a prefix unique to this job, and keep it across upgrades.");
+        }
+        if (set.equals("vigil")) {
+            return Optional.of(
+                    key
+                            + " is 'vigil', the default of earlier releases: any other job that"
+                            + " kept it and writes a topic of the same name fences this one. Set"
+                            + " a prefix unique to this job.");
+        }
+        return Optional.empty();
     }
 
     private KafkaSettings.StartFrom startFrom() {

@@ -64,10 +64,13 @@ public final class VigilOptions {
     public static final ConfigOption<String> KAFKA_TRANSACTIONAL_ID_PREFIX =
             ConfigOptions.key("vigil.kafka.transactional-id-prefix")
                     .stringType()
-                    .defaultValue("vigil")
+                    .noDefaultValue()
                     .withDescription(
-                            "Prefix of the exactly-once sinks' transactional ids; must be unique"
-                                    + " per job on the cluster.");
+                            "Prefix of the exactly-once sinks' transactional ids (each sink adds"
+                                    + " its topic); must be unique per job on the cluster, or two"
+                                    + " jobs fence each other's transactions. Unset:"
+                                    + " vigil-<group id>-<telemetry topic>, with a warning at"
+                                    + " start.");
 
     public static final ConfigOption<Duration> KAFKA_TRANSACTION_TIMEOUT =
             ConfigOptions.key("vigil.kafka.transaction-timeout")

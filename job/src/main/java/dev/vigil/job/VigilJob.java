@@ -59,6 +59,7 @@ public final class VigilJob {
                 JOB_NAME,
                 bundle.card().version(),
                 config);
+        config.transactionalIdPrefixWarning().ifPresent(LOG::warn);
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
         define(env, config, bundle);
         return env.execute(JOB_NAME);

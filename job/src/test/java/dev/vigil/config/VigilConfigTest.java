@@ -2,6 +2,7 @@ package dev.vigil.config;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.InstanceOfAssertFactories.STRING;
 
 import dev.vigil.kafka.KafkaSettings;
 import dev.vigil.testing.Fixtures;
@@ -160,6 +161,30 @@ class VigilConfigTest {
         assertThatThrownBy(() -> VigilConfig.fromArgs(new String[] {"--config", file.toString()}))
                 .isInstanceOf(ConfigException.class)
                 .hasMessageContaining("line 1: expected 'key: value'");
+    }
+
+    @Test
+    void shouldDeriveTheTransactionalIdPrefixFromTheGroupAndTopicAndWarnUnlessChosen() {
+        Map<String, String> values = valid();
+        VigilConfig unset = VigilConfig.of(values);
+        assertThat(unset.transactionalIdPrefix()).isEqualTo("vigil-vigil-telemetry");
+        assertThat(unset.kafka().transactionalIdPrefix()).isEqualTo("vigil-vigil-telemetry");
+        assertThat(unset.transactionalIdPrefixWarning()).get(STRING).contains("is not set");
+
+        values.put(VigilOptions.KAFKA_GROUP_ID.key(), "fleet-b");
+        values.put(VigilOptions.TOPIC_TELEMETRY.key(), "telemetry-b");
+        assertThat(VigilConfig.of(values).transactionalIdPrefix())
+                .isEqualTo("vigil-fleet-b-telemetry-b");
+
+        values.put(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX.key(), "vigil");
+        assertThat(VigilConfig.of(values).transactionalIdPrefixWarning())
+                .get(STRING)
+                .contains("the default of earlier releases");
+
+        values.put(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX.key(), "vigil-prod");
+        VigilConfig chosen = VigilConfig.of(values);
+        assertThat(chosen.transactionalIdPrefix()).isEqualTo("vigil-prod");
+        assertThat(chosen.transactionalIdPrefixWarning()).isEmpty();
     }
 
     /** The README's table is this one, so the documentation cannot drift from the code. */

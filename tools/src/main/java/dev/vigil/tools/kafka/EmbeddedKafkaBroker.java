@@ -1,13 +1,20 @@
 package dev.vigil.tools.kafka;
 
+import java.io.IOException;
+import java.lang.reflect.Field;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import org.apache.kafka.clients.CommonClientConfigs;
@@ -26,14 +33,15 @@ import org.apache.kafka.common.security.scram.ScramCredential;
 import org.apache.kafka.common.security.scram.internals.ScramFormatter;
 import org.apache.kafka.common.security.scram.internals.ScramMechanism;
 import org.apache.kafka.common.test.KafkaClusterTestKit;
+import org.apache.kafka.common.test.PreboundSocketFactoryManager;
 import org.apache.kafka.common.test.TestKitNodes;
 import org.apache.kafka.metadata.bootstrap.BootstrapMetadata;
 import org.apache.kafka.server.common.ApiMessageAndVersion;
 
 /**
- * A real single-node Kafka (KRaft, combined broker and controller) running inside this JVM, on
- * loopback with a free port and a temporary log directory that is deleted on close. For local runs
- * and tests only: its dependencies are never part of the job jar.
+ * A real single-node Kafka (KRaft, combined broker and controller) running inside this JVM, bound
+ * to 127.0.0.1 only, with free ports and a temporary log directory that is deleted on close. For
+ * local runs and tests only: its dependencies are never part of the job jar.
  *
  * <p>{@link #start()} gives a PLAINTEXT client listener; {@link #startWithScram} one that accepts
  * only SASL/SCRAM-SHA-256 (SASL_PLAINTEXT: loopback, no TLS). The controller listener stays
@@ -115,6 +123,7 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
                         .setConfigProp("group.initial.rebalance.delay.ms", "0")
                         .setConfigProp("auto.create.topics.enable", "false")
                         .setDeleteOnClose(true);
+        LoopbackSockets.install(builder);
         if (scram) {
             String listener = built.brokerListenerName().value().toLowerCase(Locale.ROOT);
             String mechanism = SCRAM_MECHANISM.toLowerCase(Locale.ROOT);
@@ -155,6 +164,46 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
         Properties superUser =
                 scram ? scramClientProperties(adminUser, adminPassword) : new Properties();
         return new EmbeddedKafkaBroker(cluster, logDir, superUser, restoreJaas);
+    }
+
+    /**
+     * The test kit's socket manager, opening each listener's socket on 127.0.0.1 instead of on
+     * every interface: an in-process broker for a demo or a test must not be reachable from the
+     * network. The kit offers no setting for it, so this subclass puts a loopback socket where the
+     * kit would open a wildcard one (its private map of sockets), and replaces the builder's
+     * manager; both by reflection, checked by {@code EmbeddedKafkaBrokerITCase}.
+     */
+    static final class LoopbackSockets extends PreboundSocketFactoryManager {
+        private final Map<Integer, Map<String, ServerSocketChannel>> sockets;
+
+        @SuppressWarnings("unchecked")
+        private LoopbackSockets() throws ReflectiveOperationException {
+            Field f = PreboundSocketFactoryManager.class.getDeclaredField("sockets");
+            f.setAccessible(true);
+            sockets = (Map<Integer, Map<String, ServerSocketChannel>>) f.get(this);
+        }
+
+        static void install(KafkaClusterTestKit.Builder builder)
+                throws ReflectiveOperationException {
+            Field f = KafkaClusterTestKit.Builder.class.getDeclaredField("socketFactoryManager");
+            f.setAccessible(true);
+            f.set(builder, new LoopbackSockets());
+        }
+
+        @Override
+        public synchronized int getOrCreatePortForListener(int node, String listener)
+                throws IOException {
+            Map<String, ServerSocketChannel> ofNode =
+                    sockets.computeIfAbsent(node, n -> new HashMap<>());
+            if (!ofNode.containsKey(listener)) {
+                // What Kafka's own socket factory opens, on loopback: non-blocking, bound.
+                ServerSocketChannel channel = ServerSocketChannel.open();
+                channel.configureBlocking(false);
+                channel.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+                ofNode.put(listener, channel);
+            }
+            return super.getOrCreatePortForListener(node, listener);
+        }
     }
 
     private static ApiMessageAndVersion scramRecord(String user, String password)
