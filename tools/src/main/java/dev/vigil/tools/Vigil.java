@@ -32,6 +32,7 @@ public final class Vigil {
                 case "demo" -> new DemoCommand(out, home).run(rest);
                 case "evaluate" -> new EvaluateCommand(out, home).run(rest);
                 case "inspect-savepoint" -> new InspectSavepointCommand(out, err).run(rest);
+                case "reset-device" -> new ResetDeviceCommand(out, err).run(rest);
                 case "testdata" -> {
                     Path dir =
                             rest.length > 0 ? Path.of(rest[0]) : home.resolve("testdata/generated");
@@ -69,6 +70,9 @@ public final class Vigil {
                 "  " + InspectSavepointCommand.USAGE,
                 "      each device's state in a savepoint (one row per device), or one device's in"
                         + " full",
+                "  " + ResetDeviceCommand.USAGE,
+                "      a copy of a savepoint with those devices reset (memory and profile) or"
+                        + " dropped",
                 "  vigil testdata [DIR]      generate the labelled test fleet (default"
                         + " testdata/generated)",
                 "  vigil train --train FILE.jsonl --out DIR [--labels FILE] [--hidden N]"
