@@ -44,27 +44,48 @@ public final class KafkaConnectors {
         return builder.build();
     }
 
+    /** How a sink delivers: in Kafka transactions committed at checkpoints, or as produced. */
+    public enum Delivery {
+        /**
+         * Visible to a {@code read_committed} consumer when the checkpoint that covers it completes
+         * (every {@code vigil.checkpoint.interval}); never duplicated.
+         */
+        EXACTLY_ONCE,
+        /**
+         * Sent as produced (flushed at every checkpoint); after a failure, what was sent since the
+         * last checkpoint is sent again: consumers de-duplicate (by {@code event_id} for events).
+         */
+        AT_LEAST_ONCE
+    }
+
     /**
-     * An exactly-once sink writing each element as the value {@code valueOf} gives, keyed by {@code
-     * keyOf} (the device id, so one device's outputs stay in one partition, in order).
+     * A sink writing each element as the value {@code valueOf} gives, keyed by {@code keyOf} (the
+     * device id, so one device's outputs stay in one partition, in order), with {@code delivery}.
      */
-    public static <T> KafkaSink<T> exactlyOnceSink(
+    public static <T> KafkaSink<T> sink(
             KafkaSettings settings,
             String topic,
+            Delivery delivery,
             SerializableFunction<T, String> keyOf,
             SerializableFunction<T, byte[]> valueOf) {
         Properties props = new Properties();
         props.putAll(settings.clientProperties());
+        var builder =
+                KafkaSink.<T>builder()
+                        .setBootstrapServers(settings.bootstrapServers())
+                        .setRecordSerializer(new JsonRecordSerializer<>(topic, keyOf, valueOf));
+        if (delivery == Delivery.AT_LEAST_ONCE) {
+            return builder.setKafkaProducerConfig(props)
+                    .setDeliveryGuarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+                    .build();
+        }
         props.setProperty(
                 ProducerConfig.TRANSACTION_TIMEOUT_CONFIG,
                 Long.toString(settings.transactionTimeoutMs()));
-        return KafkaSink.<T>builder()
-                .setBootstrapServers(settings.bootstrapServers())
-                .setKafkaProducerConfig(props)
+        return builder.setKafkaProducerConfig(props)
                 .setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
                 // Unique per sink: two sinks sharing a prefix would fence each other.
                 .setTransactionalIdPrefix(settings.transactionalIdPrefix() + "-" + topic)
-                .setRecordSerializer(new JsonRecordSerializer<>(topic, keyOf, valueOf))
                 .build();
     }
 

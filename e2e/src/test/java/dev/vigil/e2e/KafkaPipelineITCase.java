@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import dev.vigil.config.VigilConfig;
+import dev.vigil.config.VigilOptions;
 import dev.vigil.job.VigilJob;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
@@ -85,6 +86,11 @@ class KafkaPipelineITCase {
 
     /** A bounded run's configuration, writing to topics with the given suffix. */
     private static VigilConfig config(String run, Path checkpoints) throws Exception {
+        return config(run, checkpoints, Map.of());
+    }
+
+    private static VigilConfig config(String run, Path checkpoints, Map<String, String> extra)
+            throws Exception {
         kafka.createTopics(4, LocalRun.outputTopics(run));
         Map<String, String> c =
                 LocalRun.config(
@@ -97,6 +103,7 @@ class KafkaPipelineITCase {
         c.put("restart-strategy.type", "fixed-delay");
         c.put("restart-strategy.fixed-delay.attempts", "3");
         c.put("restart-strategy.fixed-delay.delay", "500ms");
+        c.putAll(extra);
         return VigilConfig.of(c);
     }
 
@@ -164,13 +171,19 @@ class KafkaPipelineITCase {
         assertThat(events).extracting(e -> e.eventId).doesNotHaveDuplicates();
     }
 
-    @Test
-    void shouldWriteTheSameAnomaliesExactlyOnceWhenTheJobFailsMidStream(@TempDir Path dir)
-            throws Exception {
-        VigilConfig reference = config("reference", dir.resolve("a"));
-        VigilJob.run(reference, bundle);
+    private static boolean referenceRun;
 
-        VigilConfig failing = config("failing", dir.resolve("b"));
+    /** A failure-free run into the "reference" topics, once for the tests that compare with it. */
+    private static synchronized void runTheReference(Path dir) throws Exception {
+        if (!referenceRun) {
+            VigilJob.run(config("reference", dir), bundle);
+            referenceRun = true;
+        }
+    }
+
+    /** The whole job, failing once mid-stream after a checkpoint (then restoring from it). */
+    private static void runFailingOnce(VigilConfig failing) throws Exception {
+        FailOnceAfterACheckpoint.FAILED.set(false);
         StreamExecutionEnvironment env = VigilPipeline.environment(failing);
         VigilPipeline.define(
                 env,
@@ -184,8 +197,42 @@ class KafkaPipelineITCase {
                 VigilJob.kafkaSinks(failing),
                 failing.input());
         env.execute("vigil-with-failure");
-
         assertThat(FailOnceAfterACheckpoint.FAILED.get()).isTrue();
+    }
+
+    /**
+     * At-least-once delivery writes events as they are produced; a failure writes those since the
+     * last checkpoint again, with the same ids: the distinct events are exactly a failure-free
+     * run's, which is how a consumer de-duplicating by event_id sees them.
+     */
+    @Test
+    void shouldWriteEveryAnomalyAtLeastOnceWithStableIdsWhenTheJobFailsMidStream(@TempDir Path dir)
+            throws Exception {
+        runTheReference(dir.resolve("a"));
+        Map<String, String> atLeastOnce =
+                Map.of(
+                        VigilOptions.DELIVERY_ANOMALIES.key(), "at-least-once",
+                        VigilOptions.DELIVERY_SCORES.key(), "at-least-once",
+                        VigilOptions.DELIVERY_DEAD_LETTERS.key(), "at-least-once");
+        runFailingOnce(config("atleastonce", dir.resolve("b"), atLeastOnce));
+
+        List<AnomalyEvent> expected = anomalies("anomalies-reference");
+        List<AnomalyEvent> written = anomalies("anomalies-atleastonce");
+        Map<String, AnomalyEvent> distinct = new java.util.TreeMap<>();
+        written.forEach(e -> distinct.putIfAbsent(e.eventId, e));
+        assertThat(distinct.keySet())
+                .containsExactlyElementsOf(expected.stream().map(e -> e.eventId).toList());
+        Fixtures.assertSameAnomalies(List.copyOf(distinct.values()), expected, 1e-5f);
+        assertThat(steps("scores-atleastonce")).isEqualTo(steps("scores-reference"));
+    }
+
+    @Test
+    void shouldWriteTheSameAnomaliesExactlyOnceWhenTheJobFailsMidStream(@TempDir Path dir)
+            throws Exception {
+        runTheReference(dir.resolve("a"));
+        VigilConfig failing = config("failing", dir.resolve("b"));
+        runFailingOnce(failing);
+
         // Nothing lost, nothing duplicated: the same events, ids and order per device. Scores may
         // differ in their last bits, as batches form differently after the restore.
         List<AnomalyEvent> expected = anomalies("anomalies-reference");
@@ -210,6 +257,13 @@ class KafkaPipelineITCase {
                 .map(s -> WireFormat.parseAnomaly(s.getBytes(StandardCharsets.UTF_8)))
                 .sorted(Comparator.comparing((AnomalyEvent e) -> e.eventId))
                 .toList();
+    }
+
+    /** The distinct steps a scores topic holds, as "device@ts". */
+    private static java.util.Set<String> steps(String topic) {
+        return scores(topic).stream()
+                .map(st -> st.deviceId + "@" + st.ts)
+                .collect(java.util.stream.Collectors.toSet());
     }
 
     private static List<ScoredStep> scores(String topic) {

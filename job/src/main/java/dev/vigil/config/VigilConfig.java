@@ -1,5 +1,6 @@
 package dev.vigil.config;
 
+import dev.vigil.kafka.KafkaConnectors;
 import dev.vigil.kafka.KafkaSettings;
 import dev.vigil.scoring.ModelChange;
 import dev.vigil.scoring.ScoringSettings;
@@ -120,6 +121,9 @@ public final class VigilConfig {
         required(VigilOptions.MODEL_DIR);
         startFrom();
         modelChange();
+        delivery(VigilOptions.DELIVERY_ANOMALIES);
+        delivery(VigilOptions.DELIVERY_SCORES);
+        delivery(VigilOptions.DELIVERY_DEAD_LETTERS);
         positive(VigilOptions.ALERTS_OPEN_AFTER);
         positive(VigilOptions.ALERTS_CLOSE_AFTER);
         positive(VigilOptions.ALERTS_TOP_FEATURES);
@@ -275,6 +279,21 @@ public final class VigilConfig {
                             + " a prefix unique to this job.");
         }
         return Optional.empty();
+    }
+
+    /** How the sink of one output topic delivers ({@code vigil.delivery.*}). */
+    public KafkaConnectors.Delivery delivery(ConfigOption<String> option) {
+        String v = get(option).strip().toLowerCase(Locale.ROOT);
+        return switch (v) {
+            case "exactly-once" -> KafkaConnectors.Delivery.EXACTLY_ONCE;
+            case "at-least-once" -> KafkaConnectors.Delivery.AT_LEAST_ONCE;
+            default ->
+                    throw new ConfigException(
+                            option.key()
+                                    + " must be exactly-once or at-least-once, was '"
+                                    + get(option)
+                                    + "'");
+        };
     }
 
     private KafkaSettings.StartFrom startFrom() {

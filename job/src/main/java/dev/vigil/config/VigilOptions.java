@@ -61,6 +61,32 @@ public final class VigilOptions {
                                     + " stuck}); empty"
                                     + " to write none.");
 
+    public static final ConfigOption<String> DELIVERY_ANOMALIES =
+            ConfigOptions.key("vigil.delivery.anomalies")
+                    .stringType()
+                    .defaultValue("exactly-once")
+                    .withDescription(
+                            "exactly-once: anomaly events are written in Kafka transactions, visible"
+                                    + " to a read_committed consumer when the next checkpoint"
+                                    + " completes, never duplicated. at-least-once: written as they"
+                                    + " are produced (milliseconds); after a failure the events"
+                                    + " since the last checkpoint are written again, with the same"
+                                    + " event_id: consumers de-duplicate by it (README, Contracts).");
+
+    public static final ConfigOption<String> DELIVERY_SCORES =
+            ConfigOptions.key("vigil.delivery.scores")
+                    .stringType()
+                    .defaultValue("exactly-once")
+                    .withDescription(
+                            "exactly-once or at-least-once for the scores topic (a step written"
+                                    + " again after a failure has the same device_id and ts).");
+
+    public static final ConfigOption<String> DELIVERY_DEAD_LETTERS =
+            ConfigOptions.key("vigil.delivery.dead-letters")
+                    .stringType()
+                    .defaultValue("exactly-once")
+                    .withDescription("exactly-once or at-least-once for the dead-letter topic.");
+
     public static final ConfigOption<String> KAFKA_TRANSACTIONAL_ID_PREFIX =
             ConfigOptions.key("vigil.kafka.transactional-id-prefix")
                     .stringType()
@@ -275,6 +301,9 @@ public final class VigilOptions {
                 TOPIC_ANOMALIES,
                 TOPIC_DEAD_LETTERS,
                 TOPIC_SCORES,
+                DELIVERY_ANOMALIES,
+                DELIVERY_SCORES,
+                DELIVERY_DEAD_LETTERS,
                 KAFKA_TRANSACTIONAL_ID_PREFIX,
                 KAFKA_TRANSACTION_TIMEOUT,
                 KAFKA_START_FROM,

@@ -100,7 +100,10 @@ public final class VigilJob {
                         .uid(VigilPipeline.UID_SOURCE);
     }
 
-    /** The exactly-once Kafka sinks: anomalies, dead letters and, if a topic is set, scores. */
+    /**
+     * The Kafka sinks (exactly-once unless {@code vigil.delivery.*} says at-least-once): anomalies,
+     * dead letters and, if a topic is set, scores.
+     */
     public static Sinks kafkaSinks(VigilConfig config) {
         KafkaSettings kafka = config.kafka();
         return new Sinks() {
@@ -108,9 +111,10 @@ public final class VigilJob {
             public void anomalies(DataStream<AnomalyEvent> anomalies) {
                 anomalies
                         .sinkTo(
-                                KafkaConnectors.exactlyOnceSink(
+                                KafkaConnectors.sink(
                                         kafka,
                                         config.get(VigilOptions.TOPIC_ANOMALIES),
+                                        config.delivery(VigilOptions.DELIVERY_ANOMALIES),
                                         a -> a.deviceId,
                                         WireFormat::anomaly))
                         .uid(VigilPipeline.UID_ANOMALIES_SINK)
@@ -121,9 +125,10 @@ public final class VigilJob {
             public void deadLetters(DataStream<DeadLetter> deadLetters) {
                 deadLetters
                         .sinkTo(
-                                KafkaConnectors.exactlyOnceSink(
+                                KafkaConnectors.sink(
                                         kafka,
                                         config.get(VigilOptions.TOPIC_DEAD_LETTERS),
+                                        config.delivery(VigilOptions.DELIVERY_DEAD_LETTERS),
                                         d -> null,
                                         WireFormat::deadLetter))
                         .uid(VigilPipeline.UID_DEAD_LETTERS_SINK)
@@ -135,8 +140,12 @@ public final class VigilJob {
                 String topic = config.get(VigilOptions.TOPIC_SCORES);
                 if (!topic.isBlank()) {
                     scores.sinkTo(
-                                    KafkaConnectors.exactlyOnceSink(
-                                            kafka, topic, s -> s.deviceId, WireFormat::score))
+                                    KafkaConnectors.sink(
+                                            kafka,
+                                            topic,
+                                            config.delivery(VigilOptions.DELIVERY_SCORES),
+                                            s -> s.deviceId,
+                                            WireFormat::score))
                             .uid(VigilPipeline.UID_SCORES_SINK)
                             .name("scores → Kafka");
                 }

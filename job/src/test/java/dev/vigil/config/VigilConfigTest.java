@@ -187,6 +187,24 @@ class VigilConfigTest {
         assertThat(chosen.transactionalIdPrefixWarning()).isEmpty();
     }
 
+    @Test
+    void shouldReadTheDeliveryOfEachTopicAndRefuseAnUnknownOne() {
+        Map<String, String> values = valid();
+        values.put(VigilOptions.DELIVERY_ANOMALIES.key(), "At-Least-Once");
+        VigilConfig config = VigilConfig.of(values);
+        assertThat(config.delivery(VigilOptions.DELIVERY_ANOMALIES))
+                .isEqualTo(dev.vigil.kafka.KafkaConnectors.Delivery.AT_LEAST_ONCE);
+        assertThat(config.delivery(VigilOptions.DELIVERY_SCORES))
+                .isEqualTo(dev.vigil.kafka.KafkaConnectors.Delivery.EXACTLY_ONCE);
+
+        values.put(VigilOptions.DELIVERY_DEAD_LETTERS.key(), "best-effort");
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining(
+                        "vigil.delivery.dead-letters must be exactly-once or at-least-once,"
+                                + " was 'best-effort'");
+    }
+
     /** The README's table is this one, so the documentation cannot drift from the code. */
     @Test
     void shouldDocumentEveryOptionInTheReadme() throws Exception {
