@@ -160,6 +160,15 @@ public final class ModelCard implements Serializable {
      * parameters.
      */
     public ModelCard withLevel(String newVersion, Level newLevel) {
+        return with(newVersion, newLevel, normalisation);
+    }
+
+    /** This card with another normalisation (null: the fleet's). */
+    public ModelCard withNormalisation(String newVersion, DeviceNormalisation newNormalisation) {
+        return with(newVersion, level, newNormalisation);
+    }
+
+    private ModelCard with(String newVersion, Level newLevel, DeviceNormalisation newNorm) {
         return new ModelCard(
                 newVersion,
                 hiddenSize,
@@ -169,21 +178,7 @@ public final class ModelCard implements Serializable {
                 dynamicsScale,
                 newLevel,
                 stuck,
-                normalisation);
-    }
-
-    /** This card with another normalisation (null: the fleet's). */
-    public ModelCard withNormalisation(String newVersion, DeviceNormalisation newNormalisation) {
-        return new ModelCard(
-                newVersion,
-                hiddenSize,
-                features,
-                threshold,
-                warmupSteps,
-                dynamicsScale,
-                level,
-                stuck,
-                newNormalisation);
+                newNorm);
     }
 
     /** Reads and validates {@code dir/model.json}. */

@@ -175,9 +175,7 @@ final class Scorer implements AutoCloseable {
         }
         closeOnReset(stored, deviceId, timestamp, out);
         // The profile goes too: it is in the old card's normalised units.
-        DeviceState s = DeviceState.fresh(card.version(), hidden, features);
-        s.lastTs = stored.lastTs;
-        s.lastSeq = stored.lastSeq;
+        DeviceState s = DeviceState.freshKeepingOrder(stored, card.version(), hidden, features);
         metrics.resetModelChange.inc();
         return withProfile(s);
     }
@@ -221,9 +219,7 @@ final class Scorer implements AutoCloseable {
                 && StepMath.allFinite(stored.episodeShares)) {
             closeOnReset(stored, deviceId, timestamp, out);
         }
-        DeviceState s = DeviceState.fresh(card.version(), hidden, features);
-        s.lastTs = stored.lastTs;
-        s.lastSeq = stored.lastSeq;
+        DeviceState s = DeviceState.freshKeepingOrder(stored, card.version(), hidden, features);
         metrics.resetInvalidState.inc();
         return withProfile(s);
     }

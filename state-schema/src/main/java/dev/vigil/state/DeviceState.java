@@ -122,6 +122,18 @@ public class DeviceState {
     }
 
     /**
+     * A fresh device that keeps {@code from}'s order guard (last scored {@code ts} and {@code
+     * seq}): a reset must not let steps it already scored in again.
+     */
+    public static DeviceState freshKeepingOrder(
+            DeviceState from, String modelVersion, int hiddenSize, int features) {
+        DeviceState s = fresh(modelVersion, hiddenSize, features);
+        s.lastTs = from.lastTs;
+        s.lastSeq = from.lastSeq;
+        return s;
+    }
+
+    /**
      * Forgets the normal profile (a model change: the profile is in the old card's units); it is
      * learned again from the next step. Arrays are (re)allocated for {@code targets} features,
      * {@link #valueVar} only when {@code spread} (per-device normalisation).

@@ -18,6 +18,7 @@ import java.util.Set;
 import java.util.TreeSet;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple2;
@@ -55,6 +56,10 @@ final class ResetDeviceCommand {
             "vigil reset-device SAVEPOINT --out DIR [--reset ID,ID...] [--drop ID,ID...]";
 
     private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** The job's state, read and written with a time-to-live that expires nothing. */
+    private static final ValueStateDescriptor<DeviceState> DESCRIPTOR =
+            DeviceStateSchema.descriptor(InspectSavepointCommand.READ_TTL);
 
     private final PrintStream out;
     private final PrintStream err;
@@ -198,10 +203,7 @@ final class ResetDeviceCommand {
 
         @Override
         public void open(OpenContext context) {
-            state =
-                    getRuntimeContext()
-                            .getState(
-                                    DeviceStateSchema.descriptor(InspectSavepointCommand.READ_TTL));
+            state = getRuntimeContext().getState(DESCRIPTOR);
             bytes = new DataOutputSerializer(1024);
             wasReset = new java.util.ArrayList<>();
             dropped = new java.util.ArrayList<>();
@@ -249,10 +251,7 @@ final class ResetDeviceCommand {
     static DeviceState reset(DeviceState s) {
         int hidden = s.hidden == null ? 0 : s.hidden.length;
         int features = s.forecast == null ? 0 : s.forecast.length;
-        DeviceState fresh = DeviceState.fresh(s.modelVersion, hidden, features);
-        fresh.lastTs = s.lastTs;
-        fresh.lastSeq = s.lastSeq;
-        return fresh;
+        return DeviceState.freshKeepingOrder(s, s.modelVersion, hidden, features);
     }
 
     /** Writes each device's state back through the job's descriptor. */
@@ -261,10 +260,7 @@ final class ResetDeviceCommand {
 
         @Override
         public void open(OpenContext context) {
-            state =
-                    getRuntimeContext()
-                            .getState(
-                                    DeviceStateSchema.descriptor(InspectSavepointCommand.READ_TTL));
+            state = getRuntimeContext().getState(DESCRIPTOR);
         }
 
         @Override
