@@ -74,11 +74,15 @@ flink_java_opts_all() {
     sed -n 's/^[ ]*env\.java\.opts\.all[ ]*:[ ]*\(.*\)$/\1/p' "$FLINK_CONF_DIR/config.yaml" | tail -n 1
 }
 
+alive() { # PID: the process runs (a killed one that nobody has reaped yet, a zombie, does not)
+    kill -0 "$1" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]
+}
+
 pid_of() { # NAME -> pid recorded for it, if its process is alive
     local f="$VIGIL_PID_DIR/$1.pid" pid
     [[ -f "$f" ]] || return 1
     pid=$(<"$f")
-    kill -0 "$pid" 2>/dev/null || return 1
+    alive "$pid" || return 1
     echo "$pid"
 }
 

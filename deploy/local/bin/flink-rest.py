@@ -6,6 +6,9 @@
   flink-rest.py counters JOBID         the job's vigil counters summed over operators and
                                        subtasks, one "name value" per line (records_in, scored, ...)
   flink-rest.py checkpoints JOBID      number of completed checkpoints
+  flink-rest.py checkpoint-max JOBID   the longest completed checkpoint, end to end, in ms
+  flink-rest.py restarts JOBID         how often the job failed and restarted (the entries of its
+                                       exception history: the numRestarts metric lags)
   flink-rest.py exceptions JOBID       the job's exception history (root causes), empty if none
   flink-rest.py taskmanagers           one "id slots free" line per TaskManager
 The REST URL comes from $VIGIL_REST_URL (default http://127.0.0.1:18081).
@@ -54,6 +57,14 @@ def checkpoints(job):
     print(get(f"/jobs/{job}/checkpoints")["counts"]["completed"])
 
 
+def checkpoint_max(job):
+    print(get(f"/jobs/{job}/checkpoints")["summary"]["end_to_end_duration"]["max"])
+
+
+def restarts(job):
+    print(len(get(f"/jobs/{job}/exceptions").get("exceptionHistory", {}).get("entries", [])))
+
+
 def exceptions(job):
     d = get(f"/jobs/{job}/exceptions")
     for e in d.get("exceptionHistory", {}).get("entries", []):
@@ -67,7 +78,7 @@ def taskmanagers():
 
 def main(argv):
     cmds = {"state": state, "counters": counters, "checkpoints": checkpoints,
-            "exceptions": exceptions, "taskmanagers": taskmanagers}
+            "checkpoint-max": checkpoint_max, "restarts": restarts, "exceptions": exceptions, "taskmanagers": taskmanagers}
     if len(argv) < 2 or argv[1] not in cmds:
         print(__doc__, file=sys.stderr)
         return 2

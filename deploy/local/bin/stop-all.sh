@@ -9,15 +9,15 @@ stop_one() {
     pid=$(pid_of "$name") || { rm -f "$VIGIL_PID_DIR/$name.pid"; return 0; }
     kill -TERM "$pid" 2>/dev/null
     for ((i = 0; i < 40; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        alive "$pid" || break
         sleep 0.5
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if alive "$pid"; then
         vlog "$name (pid $pid) still runs after 20 s: SIGKILL"
         kill -KILL "$pid" 2>/dev/null
         sleep 0.5
     fi
-    kill -0 "$pid" 2>/dev/null && { vlog "cannot stop $name (pid $pid)"; return 1; }
+    alive "$pid" && { vlog "cannot stop $name (pid $pid)"; return 1; }
     rm -f "$VIGIL_PID_DIR/$name.pid"
     vlog "stopped $name (pid $pid)"
 }

@@ -79,6 +79,11 @@ public final class Vigil {
                         + " [--epochs N] [--max-minutes M] [--seed S]",
                 "      train a GRU forecaster (PyTorch) and export model.onnx + model.json",
                 "  vigil job --config FILE [-Dkey=value ...]",
-                "      run the job against a real Kafka from this machine (a local mini cluster)");
+                "      run the job against a real Kafka from this machine (a local mini cluster)",
+                "  vigil bench [--quick] [--report FILE] | --jmh | --soak MINUTES [--rate EPS]",
+                "      throughput and latency beside baselines; JMH; memory over a steady run",
+                "  vigil chaos [--cases a,b] [--rate EPS]",
+                "      fault campaign on the standalone cluster of deploy/local (TaskManager"
+                        + " kills, broker restart)");
     }
 }
