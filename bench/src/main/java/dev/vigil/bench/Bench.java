@@ -18,12 +18,14 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.SplittableRandom;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import jdk.jfr.Recording;
@@ -52,7 +54,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 public final class Bench {
 
     private static final String INPUT = "bench-input";
-    private static final String LIVE = "bench-live";
+    static final String LIVE = "bench-live";
     private static final int PARALLELISM = 2;
 
     private final Path modelDir;
@@ -83,6 +85,8 @@ public final class Bench {
         Path report = null;
         Path profile = null;
         Path model = home.resolve("bench/model");
+        Integer soakMinutes = null;
+        double soakRate = 5_000;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--quick" -> quick = true;
@@ -91,17 +95,22 @@ public final class Bench {
                 case "--report" -> report = Path.of(args[++i]);
                 case "--model" -> model = Path.of(args[++i]);
                 case "--profile" -> profile = Path.of(args[++i]);
+                case "--soak" -> soakMinutes = Integer.parseInt(args[++i]);
+                case "--rate" -> soakRate = Double.parseDouble(args[++i]);
                 default -> {
                     System.err.println(
                             "usage: vigil bench [--quick] [--devices N] [--steps N]"
-                                    + " [--report FILE] [--model DIR] [--profile FILE.jfr]");
+                                    + " [--report FILE] [--model DIR] [--profile FILE.jfr]\n"
+                                    + "       vigil bench --soak MINUTES [--rate EVENTS_PER_S]"
+                                    + " [--devices N] [--report FILE] [--model DIR]");
                     System.exit(2);
                 }
             }
         }
         int stepsPerDevice = steps != null ? steps : quick ? 20 : 100;
         Bench bench = new Bench(model, devices, stepsPerDevice, quick ? 15 : 40, profile);
-        Map<String, Object> result = bench.run();
+        Map<String, Object> result =
+                soakMinutes != null ? bench.soak(soakMinutes, soakRate) : bench.run();
         String json =
                 new ObjectMapper()
                         .enable(SerializationFeature.INDENT_OUTPUT)
@@ -151,7 +160,9 @@ public final class Bench {
             // Latency is timed on the scores topic (every step an output record), so its load is
             // half the maximum of that configuration, measured here too.
             double batchedScores = throughput("batched+scores");
-            double[] latency = latency(batchedScores / 2);
+            // The same rate twice: exactly-once (the job's default) and at-least-once delivery.
+            Latency latency = latency(batchedScores / 2, "exactly-once");
+            Latency atLeastOnce = latency(batchedScores / 2, "at-least-once");
             if (profile != null) {
                 // A separate batched run under JFR: recording slows the job, so it is not measured.
                 throughput("profile");
@@ -171,19 +182,74 @@ public final class Bench {
             out.put("ratio_batched_naive", round(batched / naive));
             out.put("batched_with_scores_eps", Math.round(batchedScores));
             out.put("latency_rate_eps", Math.round(batchedScores / 2));
-            out.put("latency_p50_ms", latency[0]);
-            out.put("latency_p99_ms", latency[1]);
-            out.put("latency_samples", (long) latency[2]);
-            out.put("savepoint_bytes", (long) latency[3]);
-            out.put("savepoint_bytes_per_device", Math.round(latency[3] / devices));
+            out.put("latency_p50_ms", latency.appended().p50());
+            out.put("latency_p99_ms", latency.appended().p99());
+            out.put("latency_samples", latency.samples());
+            out.put("checkpoint_interval_ms", latency.checkpointIntervalMs());
+            out.put("latency_exactly_once_p50_ms", latency.visible().p50());
+            out.put("latency_exactly_once_p99_ms", latency.visible().p99());
+            out.put("latency_exactly_once_max_ms", latency.visible().max());
+            out.put("latency_at_least_once_p50_ms", atLeastOnce.visible().p50());
+            out.put("latency_at_least_once_p99_ms", atLeastOnce.visible().p99());
+            out.put("latency_at_least_once_max_ms", atLeastOnce.visible().max());
+            out.put("latency_exactly_once_by_second", latency.bySecond());
+            out.put("latency_at_least_once_by_second", atLeastOnce.bySecond());
+            out.put("savepoint_bytes", latency.savepointBytes());
+            out.put(
+                    "savepoint_bytes_per_device",
+                    Math.round((double) latency.savepointBytes() / devices));
             out.put("bytes_per_device", bytesPerDevice(card));
             out.put("machine", machine());
         }
         return out;
     }
 
-    /** A config for a job on the broker, writing anomalies and dead letters to its own topics. */
+    /**
+     * The batched job on the broker for {@code minutes} at a steady {@code rate}, sampling its
+     * memory ({@link Soak}).
+     */
+    private Map<String, Object> soak(int minutes, double rate) throws Exception {
+        System.out.printf(
+                Locale.ROOT,
+                "soak: model %s, %d devices at %.0f events/s for %d min%n",
+                bundle.card().version(),
+                devices,
+                rate,
+                minutes);
+        try (EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.start()) {
+            kafka = broker;
+            kafka.createTopics(4, List.of(LIVE));
+            Map<String, Object> out = new LinkedHashMap<>();
+            out.put("model_version", bundle.card().version());
+            out.putAll(new Soak(this, minutes, rate).run());
+            out.put("machine", machine());
+            return out;
+        }
+    }
+
+    ModelBundle bundle() {
+        return bundle;
+    }
+
+    int devices() {
+        return devices;
+    }
+
     private VigilConfig config(String variant, String input, boolean bounded, boolean scores)
+            throws Exception {
+        return config(variant, input, bounded, scores, Map.of());
+    }
+
+    /**
+     * A config for a job on the broker, writing anomalies and dead letters to its own topics, with
+     * {@code extra} Flink or Vigil options.
+     */
+    VigilConfig config(
+            String variant,
+            String input,
+            boolean bounded,
+            boolean scores,
+            Map<String, String> extra)
             throws Exception {
         List<String> outputs = LocalRun.outputTopics(variant);
         kafka.createTopics(4, scores ? outputs : outputs.subList(0, 2)); // anomalies, dead letters
@@ -206,6 +272,7 @@ public final class Bench {
             c.remove(VigilOptions.CHECKPOINT_INTERVAL.key());
         }
         c.put(VigilOptions.SCORING_BATCH_SIZE.key(), variant.equals("batch1") ? "1" : "256");
+        c.putAll(extra);
         if (System.getProperty("vigil.bench.timeout") != null) {
             c.put(
                     VigilOptions.SCORING_BATCH_TIMEOUT.key(),
@@ -261,18 +328,48 @@ public final class Bench {
         return eps;
     }
 
+    /** Latency percentiles in ms. */
+    record Percentiles(double p50, double p99, double max) {
+        static Percentiles of(long[] values, int n) {
+            if (n == 0) {
+                return new Percentiles(Double.NaN, Double.NaN, Double.NaN);
+            }
+            long[] v = Arrays.copyOf(values, n);
+            Arrays.sort(v);
+            return new Percentiles(v[n / 2], v[Math.min(n - 1, (int) (n * 0.99))], v[n - 1]);
+        }
+    }
+
     /**
-     * Runs the batched job unbounded with step scores on, feeds it at {@code rate} events/s, and
-     * measures each step's latency from its event time (stamped at send) to its score's append in
-     * the scores topic (LogAppendTime, read uncommitted: the processing latency; committed output
-     * becomes visible at the next checkpoint on top of it). Returns p50, p99 (ms) and samples.
+     * One latency run: from a step's event time (its send time) to its score's append to the topic
+     * ({@code appended}: the job's processing latency) and to its arrival at a consumer reading as
+     * a user would ({@code visible}: read_committed; under exactly-once that waits for the
+     * checkpoint that commits it). {@code bySecond}: the visible latency per second of event time,
+     * to show it across checkpoints.
      */
-    private double[] latency(double rate) throws Exception {
+    record Latency(
+            Percentiles appended,
+            Percentiles visible,
+            long samples,
+            long checkpointIntervalMs,
+            List<Map<String, Object>> bySecond,
+            long savepointBytes) {}
+
+    /**
+     * Runs the batched job unbounded with step scores on, delivered {@code delivery} (exactly-once
+     * or at-least-once), feeds it at {@code rate} events/s, and times every step from its event
+     * time (stamped at send) to its score's LogAppendTime in the scores topic and to its arrival at
+     * a read_committed consumer polling the topic while the job runs.
+     */
+    private Latency latency(double rate, String delivery) throws Exception {
+        String run = "latency-" + delivery;
+        String live = LIVE + "-" + delivery;
+        String scores = LocalRun.topic("scores", run);
         try (var admin = kafka.admin()) {
             admin.createTopics(
                             List.of(
-                                    new NewTopic(LIVE, 4, (short) 1),
-                                    new NewTopic(LocalRun.topic("scores", "latency"), 4, (short) 1)
+                                    new NewTopic(live, 4, (short) 1),
+                                    new NewTopic(scores, 4, (short) 1)
                                             .configs(
                                                     Map.of(
                                                             "message.timestamp.type",
@@ -280,37 +377,144 @@ public final class Bench {
                     .all()
                     .get();
         }
-        VigilConfig config = config("latency", LIVE, false, true);
+        VigilConfig config =
+                config(
+                        run,
+                        live,
+                        false,
+                        true,
+                        Map.of(VigilOptions.DELIVERY_SCORES.key(), delivery));
+        long interval = config.get(VigilOptions.CHECKPOINT_INTERVAL).toMillis();
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
         VigilJob.define(env, config, bundle);
-        JobClient job = env.executeAsync("bench-latency");
+        JobClient job = env.executeAsync("bench-" + run);
+        LiveConsumer consumer = new LiveConsumer(scores);
         try {
             Thread.sleep(5_000); // let the job start before the clock runs
             long sendFrom = System.currentTimeMillis();
-            produce(LIVE, devices, Integer.MAX_VALUE, rate, latencySeconds * 1000L);
-            Thread.sleep(3_000); // drain
-            List<Double> latencies = new ArrayList<>();
-            for (ConsumerRecord<byte[], byte[]> r : readAll(LocalRun.topic("scores", "latency"))) {
-                long ts = WireFormat.parseScore(r.value()).ts;
-                if (ts >= sendFrom + 3_000) { // skip the first seconds of warm-up
-                    latencies.add((double) (r.timestamp() - ts));
-                }
-            }
-            latencies.sort(null);
-            int n = latencies.size();
-            double p50 = n == 0 ? Double.NaN : latencies.get(n / 2);
-            double p99 = n == 0 ? Double.NaN : latencies.get(Math.min(n - 1, (int) (n * 0.99)));
+            consumer.start();
+            produce(live, devices, Integer.MAX_VALUE, rate, latencySeconds * 1000L);
+            long sendTo = System.currentTimeMillis();
+            // drain: the last steps become visible at the checkpoint after them
+            Thread.sleep(interval + 3_000);
+            consumer.stop();
+            Latency result =
+                    consumer.latency(sendFrom + 3_000, sendTo, interval, savepointBytes(job));
             System.out.printf(
                     Locale.ROOT,
-                    "latency at %.0f events/s: p50 %.0f ms, p99 %.0f ms (%d steps)%n",
+                    "latency %s at %.0f events/s: appended p50 %.0f / p99 %.0f ms, visible to a"
+                            + " read_committed consumer p50 %.0f / p99 %.0f / max %.0f ms (%d"
+                            + " steps; checkpoints every %d ms)%n",
+                    delivery,
                     rate,
-                    p50,
-                    p99,
-                    n);
-            return new double[] {p50, p99, n, savepointBytes(job)};
+                    result.appended().p50(),
+                    result.appended().p99(),
+                    result.visible().p50(),
+                    result.visible().p99(),
+                    result.visible().max(),
+                    result.samples(),
+                    interval);
+            return result;
         } catch (Exception e) {
+            consumer.stop();
             job.cancel().get();
             throw e;
+        }
+    }
+
+    /**
+     * A read_committed consumer of a scores topic, polling in its own thread while the job runs.
+     */
+    private final class LiveConsumer {
+        private final String topic;
+        private final Thread thread;
+        private volatile boolean running = true;
+        private long[] eventTs = new long[1 << 16];
+        private long[] appended = new long[1 << 16];
+        private long[] visible = new long[1 << 16];
+        private int n;
+
+        LiveConsumer(String topic) {
+            this.topic = topic;
+            this.thread = new Thread(this::poll, "bench-live-consumer");
+        }
+
+        void start() {
+            thread.start();
+        }
+
+        void stop() throws InterruptedException {
+            running = false;
+            thread.join(30_000);
+        }
+
+        private void poll() {
+            Properties props = new Properties();
+            props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+            props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+            try (KafkaConsumer<byte[], byte[]> consumer =
+                    new KafkaConsumer<>(
+                            props, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+                List<TopicPartition> partitions =
+                        consumer.partitionsFor(topic).stream()
+                                .map(p -> new TopicPartition(topic, p.partition()))
+                                .toList();
+                consumer.assign(partitions);
+                consumer.seekToBeginning(partitions);
+                while (running) {
+                    for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(50))) {
+                        long now = System.currentTimeMillis();
+                        long ts = WireFormat.parseScore(r.value()).ts;
+                        if (n == eventTs.length) {
+                            eventTs = Arrays.copyOf(eventTs, n * 2);
+                            appended = Arrays.copyOf(appended, n * 2);
+                            visible = Arrays.copyOf(visible, n * 2);
+                        }
+                        eventTs[n] = ts;
+                        appended[n] = r.timestamp() - ts;
+                        visible[n] = now - ts;
+                        n++;
+                    }
+                }
+            }
+        }
+
+        /** The steps sent in [from, to] (warm-up left out), after {@link #stop}. */
+        Latency latency(long from, long to, long interval, long savepointBytes) {
+            long[] a = new long[n];
+            long[] v = new long[n];
+            int k = 0;
+            Map<Long, List<Long>> perSecond = new TreeMap<>();
+            for (int i = 0; i < n; i++) {
+                if (eventTs[i] < from || eventTs[i] > to) {
+                    continue;
+                }
+                a[k] = appended[i];
+                v[k] = visible[i];
+                k++;
+                perSecond
+                        .computeIfAbsent((eventTs[i] - from) / 1000, x -> new ArrayList<>())
+                        .add(visible[i]);
+            }
+            List<Map<String, Object>> bySecond = new ArrayList<>();
+            perSecond.forEach(
+                    (second, values) -> {
+                        long[] vs = values.stream().mapToLong(Long::longValue).toArray();
+                        Percentiles p = Percentiles.of(vs, vs.length);
+                        Map<String, Object> row = new LinkedHashMap<>();
+                        row.put("second", second);
+                        row.put("p50_ms", p.p50());
+                        row.put("p99_ms", p.p99());
+                        row.put("max_ms", p.max());
+                        bySecond.add(row);
+                    });
+            return new Latency(
+                    Percentiles.of(a, k),
+                    Percentiles.of(v, k),
+                    k,
+                    interval,
+                    bySecond,
+                    savepointBytes);
         }
     }
 
@@ -346,7 +550,7 @@ public final class Bench {
      * feature values around the card's means. At {@code rate} > 0 it paces itself and stamps each
      * event with the send time, for at most {@code forMs}.
      */
-    private long produce(String topic, int devices, int steps, double rate, long forMs) {
+    long produce(String topic, int devices, int steps, double rate, long forMs) {
         ModelCard card = bundle.card();
         Properties props = new Properties();
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
@@ -399,28 +603,6 @@ public final class Bench {
             producer.flush();
         }
         return sent;
-    }
-
-    private List<ConsumerRecord<byte[], byte[]>> readAll(String topic) {
-        Properties props = new Properties();
-        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
-        props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_uncommitted");
-        List<ConsumerRecord<byte[], byte[]>> out = new ArrayList<>();
-        try (KafkaConsumer<byte[], byte[]> consumer =
-                new KafkaConsumer<>(
-                        props, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
-            List<TopicPartition> partitions =
-                    consumer.partitionsFor(topic).stream()
-                            .map(p -> new TopicPartition(topic, p.partition()))
-                            .toList();
-            consumer.assign(partitions);
-            consumer.seekToBeginning(partitions);
-            Map<TopicPartition, Long> end = consumer.endOffsets(partitions);
-            while (partitions.stream().anyMatch(p -> consumer.position(p) < end.get(p))) {
-                consumer.poll(Duration.ofMillis(200)).forEach(out::add);
-            }
-        }
-        return out;
     }
 
     /** Serialized size of one device's state plus its key, at the model's sizes. */
