@@ -65,6 +65,10 @@ public final class LocalRun {
         c.put(VigilOptions.CHECKPOINT_INTERVAL.key(), checkpointInterval);
         c.put(VigilOptions.CHECKPOINT_DIR.key(), checkpoints.toUri().toString());
         c.put("parallelism.default", Integer.toString(parallelism));
+        // The mini cluster's own servers (blob server, REST endpoint) listen on 127.0.0.1 only,
+        // as the in-process broker does: a local run exposes nothing to the network.
+        c.put("jobmanager.bind-host", "127.0.0.1");
+        c.put("rest.bind-address", "127.0.0.1");
         return c;
     }
 
