@@ -68,8 +68,23 @@ public final class Bench {
 
     private EmbeddedKafkaBroker kafka;
 
-    private Bench(Path modelDir, int devices, int steps, int latencySeconds, Path profile) {
+    /** Options set for every run ({@code --set key=value}): what an experiment changes. */
+    private final Map<String, String> settings;
+
+    /** With {@code --latency-rate}: only the latency runs, at this rate; else 0. */
+    private final double latencyRate;
+
+    private Bench(
+            Path modelDir,
+            int devices,
+            int steps,
+            int latencySeconds,
+            Path profile,
+            Map<String, String> settings,
+            double latencyRate) {
         this.profile = profile;
+        this.settings = settings;
+        this.latencyRate = latencyRate;
         this.modelDir = modelDir;
         this.bundle = ModelBundle.load(modelDir);
         this.devices = devices;
@@ -86,6 +101,8 @@ public final class Bench {
         Path profile = null;
         Path model = home.resolve("bench/model");
         Integer soakMinutes = null;
+        Map<String, String> settings = new LinkedHashMap<>();
+        double latencyRate = 0;
         double soakRate = 5_000;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -97,10 +114,20 @@ public final class Bench {
                 case "--profile" -> profile = Path.of(args[++i]);
                 case "--soak" -> soakMinutes = Integer.parseInt(args[++i]);
                 case "--rate" -> soakRate = Double.parseDouble(args[++i]);
+                case "--latency-rate" -> latencyRate = Double.parseDouble(args[++i]);
+                case "--set" -> {
+                    String[] kv = args[++i].split("=", 2);
+                    if (kv.length != 2) {
+                        System.err.println("--set needs key=value, got " + args[i]);
+                        System.exit(2);
+                    }
+                    settings.put(kv[0], kv[1]);
+                }
                 default -> {
                     System.err.println(
                             "usage: vigil bench [--quick] [--devices N] [--steps N]"
-                                    + " [--report FILE] [--model DIR] [--profile FILE.jfr]\n"
+                                    + " [--report FILE] [--model DIR] [--profile FILE.jfr]"
+                                    + " [--set KEY=VALUE]... [--latency-rate EVENTS_PER_S]\n"
                                     + "       vigil bench --soak MINUTES [--rate EVENTS_PER_S]"
                                     + " [--devices N] [--report FILE] [--model DIR]");
                     System.exit(2);
@@ -108,7 +135,15 @@ public final class Bench {
             }
         }
         int stepsPerDevice = steps != null ? steps : quick ? 20 : 100;
-        Bench bench = new Bench(model, devices, stepsPerDevice, quick ? 15 : 40, profile);
+        Bench bench =
+                new Bench(
+                        model,
+                        devices,
+                        stepsPerDevice,
+                        quick ? 15 : 40,
+                        profile,
+                        settings,
+                        latencyRate);
         Map<String, Object> result =
                 soakMinutes != null ? bench.soak(soakMinutes, soakRate) : bench.run();
         String json =
@@ -139,6 +174,13 @@ public final class Bench {
         Map<String, Object> out = new LinkedHashMap<>();
         try (EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.start()) {
             kafka = broker;
+            if (!settings.isEmpty()) {
+                out.put("settings", settings);
+            }
+            if (latencyRate > 0) { // the latency runs alone, at a given rate (experiments)
+                putLatency(out, latencyRate);
+                return out;
+            }
             kafka.createTopics(4, List.of(INPUT));
             long t0 = System.nanoTime();
             long events = produce(INPUT, devices, steps, 0, Long.MAX_VALUE);
@@ -160,9 +202,6 @@ public final class Bench {
             // Latency is timed on the scores topic (every step an output record), so its load is
             // half the maximum of that configuration, measured here too.
             double batchedScores = throughput("batched+scores");
-            // The same rate twice: exactly-once (the job's default) and at-least-once delivery.
-            Latency latency = latency(batchedScores / 2, "exactly-once");
-            Latency atLeastOnce = latency(batchedScores / 2, "at-least-once");
             if (profile != null) {
                 // A separate batched run under JFR: recording slows the job, so it is not measured.
                 throughput("profile");
@@ -181,23 +220,7 @@ public final class Bench {
             out.put("ratio_batched_passthrough", round(batched / passthrough));
             out.put("ratio_batched_naive", round(batched / naive));
             out.put("batched_with_scores_eps", Math.round(batchedScores));
-            out.put("latency_rate_eps", Math.round(batchedScores / 2));
-            out.put("latency_p50_ms", latency.appended().p50());
-            out.put("latency_p99_ms", latency.appended().p99());
-            out.put("latency_samples", latency.samples());
-            out.put("checkpoint_interval_ms", latency.checkpointIntervalMs());
-            out.put("latency_exactly_once_p50_ms", latency.visible().p50());
-            out.put("latency_exactly_once_p99_ms", latency.visible().p99());
-            out.put("latency_exactly_once_max_ms", latency.visible().max());
-            out.put("latency_at_least_once_p50_ms", atLeastOnce.visible().p50());
-            out.put("latency_at_least_once_p99_ms", atLeastOnce.visible().p99());
-            out.put("latency_at_least_once_max_ms", atLeastOnce.visible().max());
-            out.put("latency_exactly_once_by_second", latency.bySecond());
-            out.put("latency_at_least_once_by_second", atLeastOnce.bySecond());
-            out.put("savepoint_bytes", latency.savepointBytes());
-            out.put(
-                    "savepoint_bytes_per_device",
-                    Math.round((double) latency.savepointBytes() / devices));
+            putLatency(out, batchedScores / 2);
             out.put("bytes_per_device", bytesPerDevice(card));
             out.put("machine", machine());
         }
@@ -273,11 +296,7 @@ public final class Bench {
         }
         c.put(VigilOptions.SCORING_BATCH_SIZE.key(), variant.equals("batch1") ? "1" : "256");
         c.putAll(extra);
-        if (System.getProperty("vigil.bench.timeout") != null) {
-            c.put(
-                    VigilOptions.SCORING_BATCH_TIMEOUT.key(),
-                    System.getProperty("vigil.bench.timeout"));
-        }
+        c.putAll(settings);
         return VigilConfig.of(c);
     }
 
@@ -326,6 +345,32 @@ public final class Bench {
                 eps,
                 (System.nanoTime() - t0) / 1e9);
         return eps;
+    }
+
+    /**
+     * The latency runs at {@code rate}: exactly-once (the job's default), then at-least-once
+     * delivery of anomalies and scores (the scores topic's steps stand in for alerts).
+     */
+    private void putLatency(Map<String, Object> out, double rate) throws Exception {
+        Latency latency = latency(rate, "exactly-once");
+        Latency atLeastOnce = latency(rate, "at-least-once");
+        out.put("latency_rate_eps", Math.round(rate));
+        out.put("latency_p50_ms", latency.appended().p50());
+        out.put("latency_p99_ms", latency.appended().p99());
+        out.put("latency_samples", latency.samples());
+        out.put("checkpoint_interval_ms", latency.checkpointIntervalMs());
+        out.put("latency_exactly_once_p50_ms", latency.visible().p50());
+        out.put("latency_exactly_once_p99_ms", latency.visible().p99());
+        out.put("latency_exactly_once_max_ms", latency.visible().max());
+        out.put("latency_at_least_once_p50_ms", atLeastOnce.visible().p50());
+        out.put("latency_at_least_once_p99_ms", atLeastOnce.visible().p99());
+        out.put("latency_at_least_once_max_ms", atLeastOnce.visible().max());
+        out.put("latency_exactly_once_by_second", latency.bySecond());
+        out.put("latency_at_least_once_by_second", atLeastOnce.bySecond());
+        out.put("savepoint_bytes", latency.savepointBytes());
+        out.put(
+                "savepoint_bytes_per_device",
+                Math.round((double) latency.savepointBytes() / devices));
     }
 
     /** Latency percentiles in ms. */
@@ -383,7 +428,12 @@ public final class Bench {
                         live,
                         false,
                         true,
-                        Map.of(VigilOptions.DELIVERY_SCORES.key(), delivery));
+                        // The scores topic stands in for the anomalies (every step a record):
+                        // both are delivered in the mode measured, as a user wanting fast
+                        // alerts would set them.
+                        Map.of(
+                                VigilOptions.DELIVERY_SCORES.key(), delivery,
+                                VigilOptions.DELIVERY_ANOMALIES.key(), delivery));
         long interval = config.get(VigilOptions.CHECKPOINT_INTERVAL).toMillis();
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
         VigilJob.define(env, config, bundle);
