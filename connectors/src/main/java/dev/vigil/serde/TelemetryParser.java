@@ -3,6 +3,7 @@ package dev.vigil.serde;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.core.json.JsonReadFeature;
 import java.io.IOException;
 import java.time.Instant;
@@ -27,7 +28,12 @@ public final class TelemetryParser {
     public static final int MAX_DEVICE_ID_LENGTH = 256;
 
     private static final JsonFactory JSON =
-            JsonFactory.builder().enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS).build();
+            JsonFactory.builder()
+                    .enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS)
+                    // FastDoubleParser: the same correctly rounded doubles as Double.parseDouble,
+                    // in less time (ParserBenchmark)
+                    .enable(StreamReadFeature.USE_FAST_DOUBLE_PARSER)
+                    .build();
 
     private final String[] features;
     private final Map<String, Integer> featureIndex;
