@@ -64,15 +64,7 @@ sed -i '/^restart-strategy/d' "$FLINK_CONF_DIR/config.yaml"
 printf 'heartbeat.interval: 1000\nheartbeat.timeout: 8000\n' >>"$FLINK_CONF_DIR/config.yaml"
 "$BIN/keyed.py" "$TEST_JSONL" "$VIGIL_WORK/stream" >/dev/null
 N=$("$BIN/chaos.py" pills "$VIGIL_WORK/stream1.keyed" "$VIGIL_WORK/input.keyed")
-cat >"$VIGIL_WORK/vigil.yaml" <<EOF
-# Vigil job configuration of the chaos run (flat YAML, README's configuration table)
-vigil.kafka.bootstrap-servers: $VIGIL_KAFKA_BOOTSTRAP
-vigil.model.dir: $MODEL_DIR
-vigil.kafka.start-from: earliest
-vigil.checkpoint.interval: 2 s
-vigil.checkpoint.dir: file://$VIGIL_WORK/checkpoints
-parallelism.default: 2
-EOF
+write_job_config
 ok "work dir $VIGIL_WORK; $N records (the test fleet and 14 poison pills) fed at $RATE records/s per case"
 
 step "start Kafka, the JobManager and a TaskManager"

@@ -41,15 +41,7 @@ step "work dir and configuration"
 export VIGIL_REST_URL
 read -r N1 N2 < <("$BIN/keyed.py" "$TEST_JSONL" "$VIGIL_WORK/half" 2)
 TOTAL=$((N1 + N2))
-cat >"$VIGIL_WORK/vigil.yaml" <<EOF
-# Vigil job configuration of the smoke run (flat YAML, README's configuration table)
-vigil.kafka.bootstrap-servers: $VIGIL_KAFKA_BOOTSTRAP
-vigil.model.dir: $MODEL_DIR
-vigil.kafka.start-from: earliest
-vigil.checkpoint.interval: 2 s
-vigil.checkpoint.dir: file://$VIGIL_WORK/checkpoints
-parallelism.default: 2
-EOF
+write_job_config
 ok "work dir $VIGIL_WORK; input split into $N1 + $N2 keyed records"
 
 step "start Kafka (KRaft, single node)"

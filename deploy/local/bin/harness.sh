@@ -126,6 +126,20 @@ produce() { # FILE [TOPIC]: key<TAB>value lines -> TOPIC (telemetry)
         fail "console producer failed: see $VIGIL_LOG_DIR/${RUN_LOG}-producers.out"
 }
 
+# The job's configuration of the run, $VIGIL_WORK/vigil.yaml: this cluster's broker, the test
+# model, checkpoints every 2 s into the work dir, parallelism 2.
+write_job_config() {
+    cat >"$VIGIL_WORK/vigil.yaml" <<EOF
+# Vigil job configuration of the $RUN_LOG run (flat YAML, README's configuration table)
+vigil.kafka.bootstrap-servers: $VIGIL_KAFKA_BOOTSTRAP
+vigil.model.dir: $MODEL_DIR
+vigil.kafka.start-from: earliest
+vigil.checkpoint.interval: 2 s
+vigil.checkpoint.dir: file://$VIGIL_WORK/checkpoints
+parallelism.default: 2
+EOF
+}
+
 # Preflight, the cluster's jars, the job jar and the test data with its model.
 harness_setup() {
     step "preflight"
