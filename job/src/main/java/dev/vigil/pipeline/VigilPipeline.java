@@ -115,6 +115,13 @@ public final class VigilPipeline {
             c.set(ExecutionOptions.BUFFER_TIMEOUT, Duration.ofMillis(10));
         }
         c.set(PipelineOptions.GENERIC_TYPES, false);
+        if (!c.contains(PipelineOptions.OBJECT_REUSE)) {
+            // Chained operators hand records on without a copy. Safe here: no operator keeps a
+            // record it was handed after returning (the sinks serialize in write(), the parser
+            // keeps nothing), and what the batched scorer buffers comes from the network input,
+            // which Flink always deserializes into fresh objects.
+            c.set(PipelineOptions.OBJECT_REUSE, true);
+        }
         c.set(PipelineOptions.MAX_PARALLELISM, config.get(VigilOptions.MAX_PARALLELISM));
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(c);
         if (env.getConfiguration().getOptional(RestartStrategyOptions.RESTART_STRATEGY).isEmpty()) {
