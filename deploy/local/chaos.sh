@@ -136,10 +136,7 @@ run_case() { # NAME FAULT WHAT [flink run args...]
         -Dvigil.kafka.topic.telemetry="telemetry-$name" -Dvigil.kafka.topic.anomalies="anomalies-$name" \
         -Dvigil.kafka.topic.dead-letters="dead-letters-$name" -Dvigil.kafka.topic.scores="scores-$name" "$@"
     wait_until 90 "job $JOB RUNNING" job_running "$JOB"
-    ("$BIN/chaos.py" feed "$RATE" "$VIGIL_WORK/input.keyed" | "$BIN/kafka-tool.sh" produce \
-        --topic "telemetry-$name" --reader-property parse.key=true --reader-property $'key.separator=\t' \
-        --request-required-acks all --producer-property max.request.size=1048576 \
-        >>"$VIGIL_LOG_DIR/chaos-producers.out" 2>&1) &
+    "$BIN/chaos.py" feed "$RATE" "$VIGIL_WORK/input.keyed" | produce - "telemetry-$name" &
     feeder=$!
     if [[ "$fault" != none ]]; then
         note=$("fault_${fault//-/_}")

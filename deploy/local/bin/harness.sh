@@ -119,9 +119,11 @@ consume() {
 }
 lines() { grep -c . "$1" || true; }
 
-produce() { # FILE [TOPIC]: key<TAB>value lines -> TOPIC (telemetry)
+produce() { # FILE [TOPIC]: key<TAB>value lines (FILE - : standard input) -> TOPIC (telemetry)
+    local in=$1
+    [[ "$in" != - ]] || in=/dev/stdin
     "$BIN/kafka-tool.sh" produce --topic "${2:-telemetry}" --reader-property parse.key=true \
-        --reader-property $'key.separator=\t' --request-required-acks all <"$1" \
+        --reader-property $'key.separator=\t' --request-required-acks all <"$in" \
         >>"$VIGIL_LOG_DIR/${RUN_LOG}-producers.out" 2>&1 ||
         fail "console producer failed: see $VIGIL_LOG_DIR/${RUN_LOG}-producers.out"
 }

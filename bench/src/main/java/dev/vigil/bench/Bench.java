@@ -352,8 +352,8 @@ public final class Bench {
      * delivery of anomalies and scores (the scores topic's steps stand in for alerts).
      */
     private void putLatency(Map<String, Object> out, double rate) throws Exception {
-        Latency latency = latency(rate, "exactly-once");
-        Latency atLeastOnce = latency(rate, "at-least-once");
+        Latency latency = latency(rate, "exactly-once", true);
+        Latency atLeastOnce = latency(rate, "at-least-once", false);
         out.put("latency_rate_eps", Math.round(rate));
         out.put("latency_p50_ms", latency.appended().p50());
         out.put("latency_p99_ms", latency.appended().p99());
@@ -404,9 +404,10 @@ public final class Bench {
      * Runs the batched job unbounded with step scores on, delivered {@code delivery} (exactly-once
      * or at-least-once), feeds it at {@code rate} events/s, and times every step from its event
      * time (stamped at send) to its score's LogAppendTime in the scores topic and to its arrival at
-     * a read_committed consumer polling the topic while the job runs.
+     * a read_committed consumer polling the topic while the job runs. Then stops the job with a
+     * savepoint whose size is measured ({@code savepoint}), or cancels it.
      */
-    private Latency latency(double rate, String delivery) throws Exception {
+    private Latency latency(double rate, String delivery, boolean savepoint) throws Exception {
         String run = "latency-" + delivery;
         String live = LIVE + "-" + delivery;
         String scores = LocalRun.topic("scores", run);
@@ -448,8 +449,13 @@ public final class Bench {
             // drain: the last steps become visible at the checkpoint after them
             Thread.sleep(interval + 3_000);
             consumer.stop();
-            Latency result =
-                    consumer.latency(sendFrom + 3_000, sendTo, interval, savepointBytes(job));
+            long bytes = -1;
+            if (savepoint) {
+                bytes = savepointBytes(job);
+            } else {
+                job.cancel().get();
+            }
+            Latency result = consumer.latency(sendFrom + 3_000, sendTo, interval, bytes);
             System.out.printf(
                     Locale.ROOT,
                     "latency %s at %.0f events/s: appended p50 %.0f / p99 %.0f ms, visible to a"
