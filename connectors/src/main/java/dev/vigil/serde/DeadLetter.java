@@ -16,8 +16,9 @@ public class DeadLetter {
 
     /**
      * A record the scorer turned away: {@code raw} is the record as parsed (what {@link
-     * WireFormat#telemetry} writes, which the job reads back as the same record); where it was read
-     * from is not known past parsing (topic null, partition and offset -1).
+     * InputFormat#write} writes in the job's input format, which the job reads back as the same
+     * record); where it was read from is not known past parsing (topic null, partition and offset
+     * -1).
      */
     public DeadLetter(DeadLetterReason reason, String detail, byte[] raw, long at) {
         this.reason = reason;

@@ -8,6 +8,11 @@ package dev.vigil.serde;
 public enum DeadLetterReason {
     /** Not a JSON object: empty, truncated, not UTF-8, or not JSON at all. */
     MALFORMED_JSON,
+    /**
+     * Under {@code vigil.input.format: avro}: not a record of the input schema (empty, truncated, a
+     * length or union branch out of range, bytes after the record).
+     */
+    MALFORMED_AVRO,
     /** No {@code device_id}. */
     MISSING_DEVICE_ID,
     /** {@code device_id} is not a non-empty string. */

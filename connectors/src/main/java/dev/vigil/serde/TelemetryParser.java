@@ -18,7 +18,7 @@ import java.util.Map;
  * order, or says exactly why it cannot: it never throws on bad input and never fills a missing
  * feature with a default. Not thread-safe: one per operator instance.
  */
-public final class TelemetryParser {
+public final class TelemetryParser implements InputFormat.Parser {
 
     /**
      * The longest {@code device_id} accepted (characters): a device id is a key of the state, of
@@ -65,6 +65,7 @@ public final class TelemetryParser {
         }
     }
 
+    @Override
     public Result parse(byte[] raw) {
         if (raw == null || raw.length == 0) {
             return Result.reject(DeadLetterReason.MALFORMED_JSON, "empty record");

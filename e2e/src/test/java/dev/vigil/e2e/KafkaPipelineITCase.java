@@ -10,8 +10,10 @@ import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.InputFormat;
 import dev.vigil.serde.RawRecord;
 import dev.vigil.serde.ScoredStep;
+import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.WireFormat;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testing.Fixtures;
@@ -249,6 +251,47 @@ class KafkaPipelineITCase {
             assertThat(actualScores.get(i).score).isCloseTo(e, within(1e-5f * Math.max(1f, e)));
         }
         assertThat(committed("dead-letters-failing"))
+                .hasSameSizeAs(committed("dead-letters-reference"));
+    }
+
+    /**
+     * The same feed in the Avro input format: every line the JSON parser reads becomes that record
+     * in Avro, every other line is sent as it is (and is no Avro record either). The job must score
+     * it exactly as it scores the JSON feed, and dead-letter as many records.
+     */
+    @Test
+    void shouldScoreTheFeedInAvroAsItScoresItInJson(@TempDir Path dir) throws Exception {
+        runTheReference(dir.resolve("a"));
+        kafka.createTopics(4, List.of("telemetry-avro"));
+        InputFormat.Parser json = InputFormat.JSON.parser(bundle.card().featureNames());
+        long sent =
+                TopicIO.replay(
+                        kafka.bootstrapServers(),
+                        new java.util.Properties(),
+                        "telemetry-avro",
+                        fleet.resolve("test.jsonl"),
+                        line -> {
+                            TelemetryEvent e = json.parse(line).event();
+                            return e == null
+                                    ? line
+                                    : InputFormat.AVRO.write(e, bundle.card().names());
+                        });
+        assertThat(sent).isEqualTo(produced);
+        VigilConfig avro =
+                config(
+                        "avro",
+                        dir.resolve("b"),
+                        Map.of(
+                                VigilOptions.INPUT_FORMAT.key(), "avro",
+                                VigilOptions.TOPIC_TELEMETRY.key(), "telemetry-avro"));
+
+        JobExecutionResult result = VigilJob.run(avro, bundle);
+
+        assertThat(LocalRun.counted(result, Metrics.RECORDS_IN)).isEqualTo(produced);
+        Fixtures.assertSameAnomalies(
+                anomalies("anomalies-avro"), anomalies("anomalies-reference"), 1e-5f);
+        assertThat(steps("scores-avro")).isEqualTo(steps("scores-reference"));
+        assertThat(committed("dead-letters-avro"))
                 .hasSameSizeAs(committed("dead-letters-reference"));
     }
 

@@ -4,6 +4,7 @@ import dev.vigil.kafka.KafkaConnectors;
 import dev.vigil.kafka.KafkaSettings;
 import dev.vigil.scoring.ModelChange;
 import dev.vigil.scoring.ScoringSettings;
+import dev.vigil.serde.InputFormat;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -121,6 +122,7 @@ public final class VigilConfig {
         required(VigilOptions.MODEL_DIR);
         startFrom();
         modelChange();
+        input();
         delivery(VigilOptions.DELIVERY_ANOMALIES);
         delivery(VigilOptions.DELIVERY_SCORES);
         delivery(VigilOptions.DELIVERY_DEAD_LETTERS);
@@ -340,13 +342,16 @@ public final class VigilConfig {
                 modelChange(),
                 get(VigilOptions.STATE_TTL),
                 get(VigilOptions.SCORING_MAX_ABS_NORMALISED).floatValue(),
-                get(VigilOptions.SCORING_RESTART_STEP_BACK).toMillis());
+                get(VigilOptions.SCORING_RESTART_STEP_BACK).toMillis(),
+                choice(VigilOptions.INPUT_FORMAT, InputFormat.class));
     }
 
     /** What the parse step checks beyond the contract's fields: clock skew and the Kafka key. */
     public InputRules input() {
         return new InputRules(
-                get(VigilOptions.INPUT_MAX_CLOCK_SKEW), get(VigilOptions.INPUT_REQUIRE_KEY));
+                choice(VigilOptions.INPUT_FORMAT, InputFormat.class),
+                get(VigilOptions.INPUT_MAX_CLOCK_SKEW),
+                get(VigilOptions.INPUT_REQUIRE_KEY));
     }
 
     private ModelChange modelChange() {

@@ -2,6 +2,7 @@ package dev.vigil.config;
 
 import dev.vigil.kafka.KafkaSettings;
 import dev.vigil.scoring.ModelChange;
+import dev.vigil.serde.InputFormat;
 import java.time.Duration;
 import java.util.List;
 import org.apache.flink.configuration.ConfigOption;
@@ -164,6 +165,17 @@ public final class VigilOptions {
                                     + " every later step being dropped as late. Shorter steps back"
                                     + " are late: a dead letter DUPLICATE or OUT_OF_ORDER.");
 
+    public static final ConfigOption<InputFormat> INPUT_FORMAT =
+            ConfigOptions.key("vigil.input.format")
+                    .enumType(InputFormat.class)
+                    .defaultValue(InputFormat.JSON)
+                    .withDescription(
+                            "How input records are encoded: json (UTF-8 text) or avro (binary, one"
+                                    + " record of the schema dev/vigil/serde/telemetry.avsc per"
+                                    + " Kafka value, no header). The same contract and dead-letter"
+                                    + " reasons, with MALFORMED_AVRO for bytes that are not a"
+                                    + " record of that schema.");
+
     public static final ConfigOption<Duration> INPUT_MAX_CLOCK_SKEW =
             ConfigOptions.key("vigil.input.max-clock-skew")
                     .durationType()
@@ -310,6 +322,7 @@ public final class VigilOptions {
                 KAFKA_BOUNDED,
                 MODEL_DIR,
                 MODEL_ON_CHANGE,
+                INPUT_FORMAT,
                 INPUT_MAX_CLOCK_SKEW,
                 INPUT_REQUIRE_KEY,
                 SCORING_GAP,

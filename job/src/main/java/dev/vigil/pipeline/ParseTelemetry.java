@@ -4,6 +4,7 @@ import dev.vigil.config.InputRules;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.DeadLetterReason;
+import dev.vigil.serde.InputFormat;
 import dev.vigil.serde.RawRecord;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.TelemetryParser;
@@ -31,7 +32,7 @@ public class ParseTelemetry extends ProcessFunction<RawRecord, TelemetryEvent> {
 
     private final List<String> features;
     private final InputRules rules;
-    private transient TelemetryParser parser;
+    private transient InputFormat.Parser parser;
     private transient Metrics.Parse metrics;
 
     public ParseTelemetry(List<String> features, InputRules rules) {
@@ -41,7 +42,7 @@ public class ParseTelemetry extends ProcessFunction<RawRecord, TelemetryEvent> {
 
     @Override
     public void open(OpenContext openContext) {
-        parser = new TelemetryParser(features);
+        parser = rules.format().parser(features);
         metrics = new Metrics.Parse(getRuntimeContext());
     }
 

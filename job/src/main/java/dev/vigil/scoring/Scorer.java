@@ -11,7 +11,6 @@ import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.DeadLetterReason;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
-import dev.vigil.serde.WireFormat;
 import dev.vigil.state.DeviceState;
 import org.apache.flink.metrics.Histogram;
 import org.slf4j.Logger;
@@ -316,7 +315,7 @@ final class Scorer implements AutoCloseable {
         return new DeadLetter(
                 duplicate ? DeadLetterReason.DUPLICATE : DeadLetterReason.OUT_OF_ORDER,
                 detail,
-                WireFormat.telemetry(e, card.names()),
+                settings.inputFormat().write(e, card.names()),
                 System.currentTimeMillis());
     }
 
@@ -444,7 +443,7 @@ final class Scorer implements AutoCloseable {
                     new DeadLetter(
                             DeadLetterReason.MODEL_ERROR,
                             failure,
-                            WireFormat.telemetry(e, card.names()),
+                            settings.inputFormat().write(e, card.names()),
                             System.currentTimeMillis()),
                     timestamp);
             return;

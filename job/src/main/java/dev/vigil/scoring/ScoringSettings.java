@@ -1,5 +1,6 @@
 package dev.vigil.scoring;
 
+import dev.vigil.serde.InputFormat;
 import java.io.Serializable;
 
 /**
@@ -22,6 +23,8 @@ import java.io.Serializable;
  *     clamped
  * @param restartStepBackMs how far before its device's last scored step a step's ts may lie before
  *     it is taken as a restart of the device rather than as late
+ * @param inputFormat how the scorer's dead letters carry the record as parsed: as the job reads its
+ *     input, so that a consumer can send it again
  *     <p>{@code VigilConfig.scoring()} builds it from the options; {@link #toBuilder()} changes a
  *     few fields of a given one (tests start from the options' defaults).
  */
@@ -38,7 +41,8 @@ public record ScoringSettings(
         ModelChange onModelChange,
         java.time.Duration stateTtl,
         float maxAbsNormalised,
-        long restartStepBackMs)
+        long restartStepBackMs,
+        InputFormat inputFormat)
         implements Serializable {
 
     public Builder toBuilder() {
@@ -60,6 +64,7 @@ public record ScoringSettings(
         private java.time.Duration stateTtl;
         private float maxAbsNormalised;
         private long restartStepBackMs;
+        private InputFormat inputFormat;
 
         private Builder(ScoringSettings s) {
             gapMs = s.gapMs;
@@ -75,6 +80,7 @@ public record ScoringSettings(
             stateTtl = s.stateTtl;
             maxAbsNormalised = s.maxAbsNormalised;
             restartStepBackMs = s.restartStepBackMs;
+            inputFormat = s.inputFormat;
         }
 
         public Builder gapMs(long v) {
@@ -139,6 +145,11 @@ public record ScoringSettings(
             return this;
         }
 
+        public Builder inputFormat(InputFormat v) {
+            inputFormat = v;
+            return this;
+        }
+
         public ScoringSettings build() {
             return new ScoringSettings(
                     gapMs,
@@ -153,7 +164,8 @@ public record ScoringSettings(
                     onModelChange,
                     stateTtl,
                     maxAbsNormalised,
-                    restartStepBackMs);
+                    restartStepBackMs,
+                    inputFormat);
         }
     }
 }

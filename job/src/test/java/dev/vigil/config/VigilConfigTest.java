@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.InstanceOfAssertFactories.STRING;
 
 import dev.vigil.kafka.KafkaSettings;
+import dev.vigil.serde.InputFormat;
 import dev.vigil.testing.Fixtures;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -92,6 +93,20 @@ class VigilConfigTest {
         assertThatThrownBy(() -> VigilConfig.of(values))
                 .isInstanceOf(ConfigException.class)
                 .hasMessageContaining("must be committed, earliest or latest, was 'yesterday'");
+    }
+
+    @Test
+    void shouldReadTheInputFormatAndRefuseAnUnknownOne() {
+        Map<String, String> values = valid();
+        assertThat(VigilConfig.of(values).input().format()).isEqualTo(InputFormat.JSON);
+        values.put(VigilOptions.INPUT_FORMAT.key(), "Avro");
+        assertThat(VigilConfig.of(values).input().format()).isEqualTo(InputFormat.AVRO);
+        assertThat(VigilConfig.of(values).scoring().inputFormat()).isEqualTo(InputFormat.AVRO);
+        values.put(VigilOptions.INPUT_FORMAT.key(), "xml");
+
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("vigil.input.format must be json or avro, was 'xml'");
     }
 
     @Test

@@ -9,6 +9,7 @@ import dev.vigil.scoring.Outputs;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.DeadLetterReason;
+import dev.vigil.serde.InputFormat;
 import dev.vigil.serde.RawRecord;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.testing.Fixtures;
@@ -70,7 +71,8 @@ class HostileInputTest {
         try (OneInputStreamOperatorTestHarness<RawRecord, TelemetryEvent> parse =
                 ProcessFunctionTestHarnesses.forProcessFunction(
                         new ParseTelemetry(
-                                card.featureNames(), new InputRules(Duration.ofHours(1), true)))) {
+                                card.featureNames(),
+                                new InputRules(InputFormat.JSON, Duration.ofHours(1), true)))) {
             for (RawRecord r : records) {
                 parse.processElement(new StreamRecord<>(r));
             }

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.vigil.config.InputRules;
 import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.DeadLetterReason;
+import dev.vigil.serde.InputFormat;
 import dev.vigil.serde.RawRecord;
 import dev.vigil.serde.TelemetryEvent;
 import java.nio.charset.StandardCharsets;
@@ -16,7 +17,10 @@ import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
 import org.apache.flink.streaming.util.ProcessFunctionTestHarnesses;
 import org.junit.jupiter.api.Test;
 
-/** The parse operator's own rule beyond the parser's: a ts too far ahead of the clock. */
+/**
+ * The parse operator's own rules beyond the parser's (a ts too far ahead of the clock, the Kafka
+ * key), and the input format it reads.
+ */
 class ParseTelemetryTest {
 
     private static RawRecord record(long ts, long offset) {
@@ -32,7 +36,7 @@ class ParseTelemetryTest {
                 ProcessFunctionTestHarnesses.forProcessFunction(
                         new ParseTelemetry(
                                 List.of("temperature"),
-                                new InputRules(Duration.ofHours(1), false)))) {
+                                new InputRules(InputFormat.JSON, Duration.ofHours(1), false)))) {
             h.processElement(new StreamRecord<>(record(now - 86_400_000L, 1))); // a day old
             h.processElement(new StreamRecord<>(record(now + 1_800_000L, 2))); // 30 min ahead
             h.processElement(new StreamRecord<>(record(now + 7_200_000L, 3))); // 2 h ahead
@@ -70,7 +74,8 @@ class ParseTelemetryTest {
                     ProcessFunctionTestHarnesses.forProcessFunction(
                             new ParseTelemetry(
                                     List.of("temperature"),
-                                    new InputRules(Duration.ofHours(1), requireKey)))) {
+                                    new InputRules(
+                                            InputFormat.JSON, Duration.ofHours(1), requireKey)))) {
                 h.processElement(new StreamRecord<>(keyed("pump-01", "pump-01", 1)));
                 h.processElement(new StreamRecord<>(keyed("pümp-02", "pümp-02", 2)));
                 h.processElement(new StreamRecord<>(keyed("pump-03", "pump-01", 3)));
@@ -90,6 +95,38 @@ class ParseTelemetryTest {
                     assertThat(letters).extracting(d -> d.offset).containsExactly(3L, 4L);
                 }
             }
+        }
+    }
+
+    @Test
+    void shouldReadTheConfiguredInputFormat() throws Exception {
+        String[] names = {"temperature"};
+        TelemetryEvent e =
+                new TelemetryEvent("pump-01", 1_764_000_000_000L, 7, new float[] {21.5f});
+        byte[] key = "pump-01".getBytes(StandardCharsets.UTF_8);
+        byte[] json = InputFormat.JSON.write(e, names);
+        byte[] avro = InputFormat.AVRO.write(e, names);
+        try (OneInputStreamOperatorTestHarness<RawRecord, TelemetryEvent> h =
+                ProcessFunctionTestHarnesses.forProcessFunction(
+                        new ParseTelemetry(
+                                List.of("temperature"),
+                                new InputRules(InputFormat.AVRO, Duration.ofHours(1), true)))) {
+            h.processElement(new StreamRecord<>(new RawRecord(key, avro, "telemetry", 0, 1, 0L)));
+            h.processElement(new StreamRecord<>(new RawRecord(key, json, "telemetry", 0, 2, 0L)));
+            h.processElement(
+                    new StreamRecord<>(
+                            new RawRecord("pump-02".getBytes(), avro, "telemetry", 0, 3, 0L)));
+
+            assertThat(h.extractOutputValues())
+                    .usingRecursiveFieldByFieldElementComparator()
+                    .containsExactly(e);
+            List<DeadLetter> letters = new ArrayList<>();
+            h.getSideOutput(ParseTelemetry.DEAD_LETTERS).forEach(r -> letters.add(r.getValue()));
+            assertThat(letters)
+                    .extracting(d -> d.reason)
+                    .containsExactly(
+                            DeadLetterReason.MALFORMED_AVRO, DeadLetterReason.KEY_MISMATCH);
+            assertThat(letters.get(0).raw).isEqualTo(json); // the original bytes, kept
         }
     }
 }

@@ -10,6 +10,7 @@ import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.DeadLetterReason;
+import dev.vigil.serde.InputFormat;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.TelemetryParser;
@@ -613,6 +614,15 @@ class GruScoringFunctionTest {
                                     + normal.get(29).seq);
             assertThat(letters).allMatch(d -> d.topic == null && d.offset == -1);
             assertThat(run.late())
+                    .usingRecursiveFieldByFieldElementComparator()
+                    .containsExactly(normal.get(29), normal.get(25));
+        }
+        // Under the Avro input format, the letters carry the records as Avro reads them back
+        ScoringSettings avro = SETTINGS.toBuilder().inputFormat(InputFormat.AVRO).build();
+        try (Run run = new Run(Fixtures.model(), null, avro).feed(in)) {
+            InputFormat.Parser parser =
+                    InputFormat.AVRO.parser(Fixtures.model().card().featureNames());
+            assertThat(run.lateLetters().stream().map(d -> parser.parse(d.raw).event()))
                     .usingRecursiveFieldByFieldElementComparator()
                     .containsExactly(normal.get(29), normal.get(25));
         }

@@ -19,6 +19,7 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.UnaryOperator;
 import java.util.stream.Collectors;
 import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
@@ -68,6 +69,21 @@ public final class TopicIO {
      */
     public static long replay(String bootstrapServers, Properties client, String topic, Path jsonl)
             throws IOException {
+        return replay(bootstrapServers, client, topic, jsonl, UnaryOperator.identity());
+    }
+
+    /**
+     * {@link #replay(String, Properties, String, Path)} with each line's value produced as {@code
+     * encode} turns it (another input format: {@code vigil.input.format}), keyed and stamped as the
+     * line says.
+     */
+    public static long replay(
+            String bootstrapServers,
+            Properties client,
+            String topic,
+            Path jsonl,
+            UnaryOperator<byte[]> encode)
+            throws IOException {
         Properties props = clientProperties(bootstrapServers, client);
         props.put(ProducerConfig.ACKS_CONFIG, "all");
         props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
@@ -84,12 +100,13 @@ public final class TopicIO {
                                 props, new ByteArraySerializer(), new ByteArraySerializer());
                 InputStream in = new BufferedInputStream(Files.newInputStream(jsonl), 1 << 16)) {
             int partitions = producer.partitionsFor(topic).size();
-            byte[] value;
-            while ((value = nextLine(in)) != null) {
-                if (value.length == 0) {
+            byte[] line;
+            while ((line = nextLine(in)) != null) {
+                if (line.length == 0) {
                     continue;
                 }
-                Header h = header(value);
+                Header h = header(line);
+                byte[] value = encode.apply(line);
                 // Kafka refuses a negative timestamp, and the broker one more than an hour ahead
                 // (message.timestamp.after.max.ms): such a record is the job's to dead-letter.
                 Long ts =
