@@ -32,7 +32,8 @@ THREADS = [
 ]
 # (stage, frame markers) inside the source task and the scoring task, innermost frame first
 SOURCE_TASK = [
-    ("source: parser (TelemetryParser, Jackson)", ["dev.vigil.serde.TelemetryParser", "com.fasterxml.jackson"]),
+    ("source: parser (JSON: TelemetryParser, Jackson; Avro: AvroTelemetry)",
+     ["dev.vigil.serde.TelemetryParser", "com.fasterxml.jackson", "dev.vigil.serde.AvroTelemetry"]),
     ("source: copy of each record between chained operators", ["Serializer.copy"]),
     ("source: keyBy serialization and partitioning",
      ["RecordWriter", "Serializer.serialize", "KeyGroupStreamPartitioner", "StreamElementSerializer",

@@ -8,6 +8,8 @@ import dev.vigil.job.VigilJob;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
 import dev.vigil.pipeline.VigilPipeline;
+import dev.vigil.serde.InputFormat;
+import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.WireFormat;
 import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
@@ -54,6 +56,10 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 public final class Bench {
 
     private static final String INPUT = "bench-input";
+
+    /** The same events as {@link #INPUT}, in the Avro input format. */
+    private static final String INPUT_AVRO = "bench-input-avro";
+
     static final String LIVE = "bench-live";
     private static final int PARALLELISM = 2;
 
@@ -181,12 +187,16 @@ public final class Bench {
                 putLatency(out, latencyRate);
                 return out;
             }
-            kafka.createTopics(4, List.of(INPUT));
-            long t0 = System.nanoTime();
-            long events = produce(INPUT, devices, steps, 0, Long.MAX_VALUE);
-            System.out.printf(
-                    "pre-loaded %d events into '%s' in %.1f s%n",
-                    events, INPUT, (System.nanoTime() - t0) / 1e9);
+            kafka.createTopics(4, List.of(INPUT, INPUT_AVRO));
+            long events = 0;
+            for (String topic : List.of(INPUT, INPUT_AVRO)) {
+                long t0 = System.nanoTime();
+                InputFormat format = topic.equals(INPUT) ? InputFormat.JSON : InputFormat.AVRO;
+                events = produce(topic, format, devices, steps, 0, Long.MAX_VALUE);
+                System.out.printf(
+                        "pre-loaded %d events into '%s' in %.1f s%n",
+                        events, topic, (System.nanoTime() - t0) / 1e9);
+            }
 
             throughput("warmup"); // JIT, RocksDB and Kafka warm-up: discarded
             if (System.getProperty("vigil.bench.only") != null) { // for investigating one variant
@@ -202,9 +212,14 @@ public final class Bench {
             // Latency is timed on the scores topic (every step an output record), so its load is
             // half the maximum of that configuration, measured here too.
             double batchedScores = throughput("batched+scores");
+            // The same events in the Avro input format (vigil.input.format: avro)
+            double passthroughAvro = throughput("passthrough+avro");
+            double batchedAvro = throughput("batched+avro");
             if (profile != null) {
-                // A separate batched run under JFR: recording slows the job, so it is not measured.
+                // Separate batched runs under JFR, of JSON and of Avro input: recording slows the
+                // job, so they are not measured.
                 throughput("profile");
+                throughput("profile+avro");
             }
 
             out.put("model_version", card.version());
@@ -220,6 +235,8 @@ public final class Bench {
             out.put("ratio_batched_passthrough", round(batched / passthrough));
             out.put("ratio_batched_naive", round(batched / naive));
             out.put("batched_with_scores_eps", Math.round(batchedScores));
+            out.put("passthrough_avro_eps", Math.round(passthroughAvro));
+            out.put("batched_avro_eps", Math.round(batchedAvro));
             putLatency(out, batchedScores / 2);
             out.put("bytes_per_device", bytesPerDevice(card));
             out.put("machine", machine());
@@ -303,13 +320,20 @@ public final class Bench {
     /** Runs one variant over the pre-loaded input; returns its sustained events/s. */
     private double throughput(String variant) throws Exception {
         String name = variant.replace('+', '-');
-        VigilConfig config = config(name, INPUT, true, variant.endsWith("+scores"));
+        boolean avro = variant.endsWith("+avro");
+        VigilConfig config =
+                config(
+                        name,
+                        avro ? INPUT_AVRO : INPUT,
+                        true,
+                        variant.endsWith("+scores"),
+                        avro ? Map.of(VigilOptions.INPUT_FORMAT.key(), "avro") : Map.of());
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
         // The job's graph; the baselines differ from it only in the keyed operator.
         VigilPipeline.Scoring scoring =
                 switch (variant) {
                     case "naive" -> byDevice -> byDevice.process(new NaiveScoringFunction(bundle));
-                    case "passthrough", "warmup" ->
+                    case "passthrough", "passthrough+avro", "warmup" ->
                             byDevice -> byDevice.process(new PassthroughFunction(bundle));
                     default -> VigilPipeline.Scoring.of(bundle, config.scoring());
                 };
@@ -322,7 +346,7 @@ public final class Bench {
                 config.input());
         long t0 = System.nanoTime();
         Recording recording = null;
-        if (variant.equals("profile")) {
+        if (variant.startsWith("profile")) {
             recording = new Recording();
             recording.enable("jdk.ExecutionSample").withPeriod(Duration.ofMillis(10));
             recording.enable("jdk.NativeMethodSample").withPeriod(Duration.ofMillis(20));
@@ -333,9 +357,16 @@ public final class Bench {
         JobExecutionResult result = env.execute("bench-" + name);
         if (recording != null) {
             recording.stop();
-            recording.dump(profile);
+            Path file =
+                    avro
+                            ? profile.resolveSibling(
+                                    profile.getFileName()
+                                            .toString()
+                                            .replaceFirst("(\\.jfr)?$", "-avro.jfr"))
+                            : profile;
+            recording.dump(file);
             recording.close();
-            System.out.println("profile of a batched run written to " + profile);
+            System.out.println("profile of a batched run written to " + file);
         }
         double eps = ((Number) result.getAccumulatorResult(RateProbe.ACCUMULATOR)).doubleValue();
         System.out.printf(
@@ -444,7 +475,13 @@ public final class Bench {
             Thread.sleep(5_000); // let the job start before the clock runs
             long sendFrom = System.currentTimeMillis();
             consumer.start();
-            produce(live, devices, Integer.MAX_VALUE, rate, latencySeconds * 1000L);
+            produce(
+                    live,
+                    InputFormat.JSON,
+                    devices,
+                    Integer.MAX_VALUE,
+                    rate,
+                    latencySeconds * 1000L);
             long sendTo = System.currentTimeMillis();
             // drain: the last steps become visible at the checkpoint after them
             Thread.sleep(interval + 3_000);
@@ -606,7 +643,8 @@ public final class Bench {
      * feature values around the card's means. At {@code rate} > 0 it paces itself and stamps each
      * event with the send time, for at most {@code forMs}.
      */
-    long produce(String topic, int devices, int steps, double rate, long forMs) {
+    long produce(
+            String topic, InputFormat format, int devices, int steps, double rate, long forMs) {
         ModelCard card = bundle.card();
         Properties props = new Properties();
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
@@ -619,7 +657,8 @@ public final class Bench {
         long base = 1_764_000_000_000L;
         try (KafkaProducer<byte[], byte[]> producer =
                 new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer())) {
-            StringBuilder b = new StringBuilder(512);
+            float[] values = new float[card.featureCount()];
+            TelemetryEvent e = new TelemetryEvent(null, 0, 0, values);
             outer:
             for (int step = 0; step < steps; step++) {
                 for (int d = 0; d < devices; d++) {
@@ -636,23 +675,17 @@ public final class Bench {
                         }
                         ts = System.currentTimeMillis();
                     }
-                    String device = "dev-" + d;
-                    b.setLength(0);
-                    b.append("{\"device_id\":\"").append(device).append("\",\"ts\":").append(ts);
-                    b.append(",\"seq\":").append(step).append(",\"values\":{");
-                    for (int f = 0; f < card.featureCount(); f++) {
-                        if (f > 0) {
-                            b.append(',');
-                        }
-                        float v = card.mean()[f] + (float) random.nextGaussian() * card.std()[f];
-                        b.append('"').append(card.names()[f]).append("\":").append(v);
+                    e.deviceId = "dev-" + d;
+                    e.ts = ts;
+                    e.seq = step;
+                    for (int f = 0; f < values.length; f++) {
+                        values[f] = card.mean()[f] + (float) random.nextGaussian() * card.std()[f];
                     }
-                    b.append("}}");
                     producer.send(
                             new ProducerRecord<>(
                                     topic,
-                                    device.getBytes(StandardCharsets.UTF_8),
-                                    b.toString().getBytes(StandardCharsets.UTF_8)));
+                                    e.deviceId.getBytes(StandardCharsets.UTF_8),
+                                    format.write(e, card.names())));
                     sent++;
                 }
             }

@@ -4,6 +4,7 @@ import com.sun.management.GarbageCollectorMXBean;
 import dev.vigil.config.VigilConfig;
 import dev.vigil.job.VigilJob;
 import dev.vigil.pipeline.VigilPipeline;
+import dev.vigil.serde.InputFormat;
 import dev.vigil.tools.LocalRun;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
@@ -91,6 +92,7 @@ final class Soak {
             sent =
                     bench.produce(
                             Bench.LIVE,
+                            InputFormat.JSON,
                             bench.devices(),
                             Integer.MAX_VALUE,
                             rate,
