@@ -13,7 +13,6 @@ import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.InputFormat;
 import dev.vigil.serde.RawRecord;
 import dev.vigil.serde.ScoredStep;
-import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.WireFormat;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testing.Fixtures;
@@ -263,19 +262,13 @@ class KafkaPipelineITCase {
     void shouldScoreTheFeedInAvroAsItScoresItInJson(@TempDir Path dir) throws Exception {
         runTheReference(dir.resolve("a"));
         kafka.createTopics(4, List.of("telemetry-avro"));
-        InputFormat.Parser json = InputFormat.JSON.parser(bundle.card().featureNames());
         long sent =
                 TopicIO.replay(
                         kafka.bootstrapServers(),
                         new java.util.Properties(),
                         "telemetry-avro",
                         fleet.resolve("test.jsonl"),
-                        line -> {
-                            TelemetryEvent e = json.parse(line).event();
-                            return e == null
-                                    ? line
-                                    : InputFormat.AVRO.write(e, bundle.card().names());
-                        });
+                        TopicIO.encoder(InputFormat.AVRO, bundle.card().featureNames()));
         assertThat(sent).isEqualTo(produced);
         VigilConfig avro =
                 config(

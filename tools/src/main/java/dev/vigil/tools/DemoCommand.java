@@ -6,6 +6,7 @@ import dev.vigil.job.VigilJob;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.InputFormat;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.WireFormat;
 import dev.vigil.testdata.FleetGenerator;
@@ -25,7 +26,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.Properties;
 import java.util.Set;
 import org.apache.flink.api.common.JobExecutionResult;
 
@@ -39,7 +42,7 @@ final class DemoCommand {
     static final String USAGE =
             "vigil demo [--input FILE.jsonl] [--model DIR] [--labels FILE.csv]"
                     + " [--anomalies-out FILE] [--scores-out FILE] [--report FILE]"
-                    + " [--parallelism N] [--savepoint-out DIR]";
+                    + " [--parallelism N] [--savepoint-out DIR] [--input-format json|avro]";
 
     private static final String TELEMETRY = "telemetry";
     private static final String ANOMALIES = LocalRun.topic("anomalies", "");
@@ -64,7 +67,8 @@ final class DemoCommand {
             Path savepointOut,
             Path anomaliesOut,
             Path scoresOut,
-            Path report) {}
+            Path report,
+            InputFormat inputFormat) {}
 
     /** What the job left in Kafka, read back with read_committed. */
     private record Output(List<AnomalyEvent> events, int deadLetterRecords, List<byte[]> scores) {}
@@ -84,10 +88,19 @@ final class DemoCommand {
             out.println("kafka broker up at " + kafka.bootstrapServers());
             kafka.createTopics(
                     TOPIC_PARTITIONS, List.of(TELEMETRY, ANOMALIES, DEAD_LETTERS, SCORES));
-            long produced = TopicIO.replay(kafka.bootstrapServers(), TELEMETRY, options.input());
+            long produced =
+                    TopicIO.replay(
+                            kafka.bootstrapServers(),
+                            new Properties(),
+                            TELEMETRY,
+                            options.input(),
+                            TopicIO.encoder(options.inputFormat(), bundle.card().featureNames()));
             out.printf(
-                    "replayed %d records from %s into '%s'%n",
-                    produced, options.input(), TELEMETRY);
+                    "replayed %d records from %s into '%s' (%s)%n",
+                    produced,
+                    options.input(),
+                    TELEMETRY,
+                    options.inputFormat().name().toLowerCase(Locale.ROOT));
 
             long jobStart = System.nanoTime();
             JobExecutionResult result = runJob(kafka, options, bundle, produced, work);
@@ -121,7 +134,8 @@ final class DemoCommand {
                                 "--scores-out",
                                 "--report",
                                 "--parallelism",
-                                "--savepoint-out"));
+                                "--savepoint-out",
+                                "--input-format"));
         Path generated = home.resolve("testdata/generated");
         Path input = args.path("--input");
         Path labelsFile = args.path("--labels");
@@ -139,6 +153,16 @@ final class DemoCommand {
             throw new Args.UsageException("no input stream at " + input);
         }
         Path modelDir = args.path("--model");
+        String format = args.get("--input-format");
+        InputFormat inputFormat;
+        try {
+            inputFormat =
+                    format == null
+                            ? InputFormat.JSON
+                            : InputFormat.valueOf(format.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new Args.UsageException("--input-format must be json or avro, was " + format);
+        }
         return new Options(
                 input,
                 modelDir != null ? modelDir : home.resolve("testdata/model"),
@@ -147,7 +171,8 @@ final class DemoCommand {
                 args.path("--savepoint-out"),
                 args.path("--anomalies-out"),
                 args.path("--scores-out"),
-                args.path("--report"));
+                args.path("--report"),
+                inputFormat);
     }
 
     /**
@@ -170,6 +195,7 @@ final class DemoCommand {
                         "1s",
                         options.parallelism());
         conf.put("io.tmp.dirs", work.resolve("tmp").toString());
+        conf.put(VigilOptions.INPUT_FORMAT.key(), options.inputFormat().name());
         out.printf(
                 "running the job on a local Flink mini cluster (parallelism %d, RocksDB,"
                         + " exactly-once checkpoints every 1 s) ...%n",
@@ -216,6 +242,7 @@ final class DemoCommand {
         Map<String, Object> report = new LinkedHashMap<>();
         report.put("model_version", bundle.card().version());
         report.put("input", options.input().toString());
+        report.put("input_format", options.inputFormat().name().toLowerCase(Locale.ROOT));
         report.put("records_produced", produced);
         report.put("records_in", LocalRun.counted(result, Metrics.RECORDS_IN));
         report.put("scored", LocalRun.counted(result, Metrics.SCORED));

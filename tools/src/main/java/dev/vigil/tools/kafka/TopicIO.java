@@ -3,6 +3,8 @@ package dev.vigil.tools.kafka;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
+import dev.vigil.serde.InputFormat;
+import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.TelemetryParser;
 import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
@@ -70,6 +72,23 @@ public final class TopicIO {
     public static long replay(String bootstrapServers, Properties client, String topic, Path jsonl)
             throws IOException {
         return replay(bootstrapServers, client, topic, jsonl, UnaryOperator.identity());
+    }
+
+    /**
+     * How a JSONL line is produced in an input format: as it is for JSON; for Avro, a line the
+     * job's JSON parser reads (with these features) becomes that record in Avro, and any other line
+     * is produced as it is, so that it stays a record the job dead-letters.
+     */
+    public static UnaryOperator<byte[]> encoder(InputFormat format, List<String> features) {
+        if (format == InputFormat.JSON) {
+            return UnaryOperator.identity();
+        }
+        InputFormat.Parser json = InputFormat.JSON.parser(features);
+        String[] names = features.toArray(String[]::new);
+        return line -> {
+            TelemetryEvent e = json.parse(line).event();
+            return e == null ? line : format.write(e, names);
+        };
     }
 
     /**
