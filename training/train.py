@@ -360,10 +360,47 @@ def residuals(step_model, x):
         return np.array(out).reshape(-1, x.shape[1])
 
 
+DRIFT_DECILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def drift_bins(x):
+    """Per feature of x [T, F] (raw values): the reference distribution the job's drift metrics
+    compare the live input with (README, "Drift"): the deciles as bin edges (float32, ties merged:
+    a binary feature has two) and the share of steps in each bin. A value v falls in the bin of
+    the number of edges below it (DriftWindow.bin: v <= edge[0] is bin 0)."""
+    out = []
+    for f in range(x.shape[1]):
+        v = x[:, f].astype(np.float32)
+        edges = np.unique(np.quantile(v, DRIFT_DECILES).astype(np.float32))
+        counts = np.bincount(np.searchsorted(edges, v, side="left"), minlength=len(edges) + 1)
+        out.append({"edges": [float(e) for e in edges],
+                    "shares": [float(c) for c in counts / counts.sum()]})
+    return out
+
+
+def add_drift_bins(model_dir, train, labels, gap_minutes):
+    """Adds drift bins to a card trained before they existed, from its training data: the same
+    steps (normal runs, the fit part of each) that its mean and std come from."""
+    path = os.path.join(model_dir, "model.json")
+    card = json.load(open(path))
+    names = [f["name"] for f in card["features"]]
+    features, fleet = read_fleet(train, names)
+    segs = segments(fleet, read_labels(labels) if labels else {}, gap_minutes * 60_000)
+    fit = np.concatenate([x[:int(len(x) * 0.70)] for _, _, x, _ in segs])
+    for f, b in zip(card["features"], drift_bins(fit)):
+        f["bins"] = b
+    with open(path, "w") as out:
+        json.dump(card, out, indent=2)
+        out.write("\n")
+    print(f"added drift bins of {len(fit)} training steps to {path}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", help="the model directory to write (required unless --add-drift-bins)")
+    ap.add_argument("--add-drift-bins", metavar="MODEL_DIR",
+                    help="only add drift bins to the card in MODEL_DIR, from its training data --train")
     ap.add_argument("--labels")
     ap.add_argument("--features", help="comma-separated feature names in model order (default: from the data)")
     ap.add_argument("--context", help="comma-separated features the model sees but never scores (commands,"
@@ -385,6 +422,11 @@ def main():
                     help="quantile of held-out normal step scores used as the threshold")
     ap.add_argument("--version-prefix", default="fleet-gru")
     a = ap.parse_args()
+    if a.add_drift_bins:
+        add_drift_bins(a.add_drift_bins, a.train, a.labels, a.gap_minutes)
+        return
+    if not a.out:
+        ap.error("--out is required")
 
     started = time.time()
     random.seed(a.seed)
@@ -413,6 +455,7 @@ def main():
         fit.append(x[:i]); val.append(x[i:j]); cal.append(x[j:])
     allfit = np.concatenate(fit)
     mean, std = allfit.mean(axis=0), allfit.std(axis=0)
+    bins = drift_bins(allfit)
     std[std < 1e-6] = 1.0
     norm = lambda x: (x - mean) / std
 
@@ -525,7 +568,7 @@ def main():
         **({"normalisation_floor": NORMALISATION_FLOOR} if by_device else {}),
         "features": [
             {"name": n, "mean": float(mean[i]), "std": float(std[i]), "residual_scale": float(scale[i]),
-             "role": roles[i]}
+             "role": roles[i], "bins": bins[i]}
             for i, n in enumerate(features)
         ],
         # Each component divided by its scale, the larger counts: 1.0 is the threshold of both.

@@ -1,5 +1,7 @@
 package dev.vigil.bench;
 
+import dev.vigil.model.ModelCard;
+import dev.vigil.scoring.DriftWindow;
 import dev.vigil.scoring.StepMath;
 import java.nio.FloatBuffer;
 import java.util.SplittableRandom;
@@ -47,6 +49,7 @@ public class ScoreComponentsBenchmark {
     private int[] runs;
     private float[] runShares;
     private int step;
+    private DriftWindow drift;
 
     @Setup(Level.Trial)
     public void setUp() {
@@ -76,6 +79,25 @@ public class ScoreComponentsBenchmark {
         lastValues = new float[features];
         runs = new int[features];
         runShares = new float[features];
+        java.util.List<ModelCard.Feature> cardFeatures = new java.util.ArrayList<>();
+        float[] edges = {-1.28f, -0.84f, -0.52f, -0.25f, 0f, 0.25f, 0.52f, 0.84f, 1.28f};
+        float[] tenths = new float[10];
+        java.util.Arrays.fill(tenths, 0.1f);
+        for (int i = 0; i < features; i++) {
+            cardFeatures.add(
+                    new ModelCard.Feature(
+                            "f" + i,
+                            0f,
+                            1f,
+                            1f,
+                            ModelCard.Role.TARGET,
+                            new ModelCard.Bins(edges, tenths)));
+        }
+        drift =
+                new DriftWindow(
+                        new ModelCard(
+                                "bench", 64, cardFeatures, 1f, 20, 4.5f, null, null, null, 4.5f),
+                        10_000);
     }
 
     /** The next of 64 prepared observations, so that no two calls see the same row. */
@@ -102,6 +124,15 @@ public class ScoreComponentsBenchmark {
                 StepMath.level(levelMean, profileMean, profileVar, 0.01f, targets, levelShares);
         StepMath.learnProfile(z, levelMean, profileMean, profileVar, null, 5000, 1000, 3.5e-4f);
         return Math.max(dynamics / 4.5f, level / 4.1f);
+    }
+
+    /** The drift window's share of a step (README, "Drift"): on top of whatever the card scores. */
+    @Benchmark
+    public long drift() {
+        int offset = offset();
+        x.get(offset, raw);
+        drift.observe(raw, forecast[step & 15]);
+        return drift.windows();
     }
 
     @Benchmark

@@ -138,6 +138,10 @@ public final class VigilConfig {
                             + " must be a finite number greater than 0, was "
                             + bound);
         }
+        if (get(VigilOptions.DRIFT_WINDOW_STEPS) < 0) {
+            throw new ConfigException(
+                    VigilOptions.DRIFT_WINDOW_STEPS.key() + " must be 0 (off) or more");
+        }
         if (get(VigilOptions.SCORING_BATCH_SIZE) < 0) {
             throw new ConfigException(VigilOptions.SCORING_BATCH_SIZE.key() + " must be 0 or more");
         }
@@ -343,7 +347,8 @@ public final class VigilConfig {
                 get(VigilOptions.STATE_TTL),
                 get(VigilOptions.SCORING_MAX_ABS_NORMALISED).floatValue(),
                 get(VigilOptions.SCORING_RESTART_STEP_BACK).toMillis(),
-                choice(VigilOptions.INPUT_FORMAT, InputFormat.class));
+                choice(VigilOptions.INPUT_FORMAT, InputFormat.class),
+                get(VigilOptions.DRIFT_WINDOW_STEPS));
     }
 
     /** What the parse step checks beyond the contract's fields: clock skew and the Kafka key. */

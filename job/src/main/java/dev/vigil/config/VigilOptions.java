@@ -165,6 +165,17 @@ public final class VigilOptions {
                                     + " every later step being dropped as late. Shorter steps back"
                                     + " are late: a dead letter DUPLICATE or OUT_OF_ORDER.");
 
+    public static final ConfigOption<Integer> DRIFT_WINDOW_STEPS =
+            ConfigOptions.key("vigil.drift.window-steps")
+                    .intType()
+                    .defaultValue(10_000)
+                    .withDescription(
+                            "Scored steps per drift window of each scoring subtask: at the end of"
+                                    + " each, the input's mean shift (training stds) and population"
+                                    + " stability index per feature and the share of residual"
+                                    + " scores above the card's q0.99 are published as gauges"
+                                    + " (README, Drift). 0: no drift metrics.");
+
     public static final ConfigOption<InputFormat> INPUT_FORMAT =
             ConfigOptions.key("vigil.input.format")
                     .enumType(InputFormat.class)
@@ -336,6 +347,7 @@ public final class VigilOptions {
                 ALERTS_TOP_FEATURES,
                 ALERTS_ADAPTIVE_THRESHOLD,
                 ALERTS_ADAPTIVE_HALF_LIFE,
+                DRIFT_WINDOW_STEPS,
                 STATE_TTL,
                 MAX_PARALLELISM,
                 CHECKPOINT_INTERVAL,

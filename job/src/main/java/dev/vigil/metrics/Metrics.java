@@ -1,5 +1,6 @@
 package dev.vigil.metrics;
 
+import dev.vigil.scoring.DriftWindow;
 import dev.vigil.serde.DeadLetterReason;
 import java.util.EnumMap;
 import java.util.Map;
@@ -55,6 +56,15 @@ public final class Metrics {
      */
     public static final String KEPT_MODEL_CHANGE = "kept_model_change";
 
+    /** Per feature (label {@code feature}): the last drift window's mean, in training stds. */
+    public static final String DRIFT_MEAN_SHIFT_STD = "drift_mean_shift_std";
+
+    /** Per feature (label {@code feature}): the last drift window's population stability index. */
+    public static final String DRIFT_PSI = "drift_psi";
+
+    /** The last drift window's share of residual scores above the card's q0.99 (about 0.01). */
+    public static final String DRIFT_SHARE_ABOVE_Q99 = "drift_score_share_above_q99";
+
     public static final String INFERENCE_BATCH_SIZE = "inference_batch_size";
     public static final String INFERENCE_MICROS = "inference_micros";
     public static final String EVENT_TO_EMIT_LATENCY_MS = "event_to_emit_latency_ms";
@@ -69,6 +79,9 @@ public final class Metrics {
     public static final String LABEL_REASON = "reason";
 
     public static final String LABEL_MODEL_VERSION = "model_version";
+
+    /** The label that names a feature, on the drift gauges. */
+    public static final String LABEL_FEATURE = "feature";
 
     private static final int HISTOGRAM_WINDOW = 1024;
 
@@ -203,6 +216,23 @@ public final class Metrics {
         /** A histogram over the last {@value #HISTOGRAM_WINDOW} values, in the vigil group. */
         public Histogram histogram(String name) {
             return group.histogram(name, new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
+        }
+
+        /**
+         * Registers the drift gauges (README, "Drift") of this subtask's window: per feature (label
+         * {@code feature}) {@value #DRIFT_MEAN_SHIFT_STD}, and {@value #DRIFT_PSI} where the card
+         * has bins; {@value #DRIFT_SHARE_ABOVE_Q99} of the residual scores.
+         */
+        public void drift(DriftWindow drift, String[] features) {
+            for (int f = 0; f < features.length; f++) {
+                int i = f;
+                MetricGroup feature = group.addGroup(LABEL_FEATURE, features[f]);
+                feature.gauge(DRIFT_MEAN_SHIFT_STD, () -> drift.meanShift(i));
+                if (drift.hasBins(f)) {
+                    feature.gauge(DRIFT_PSI, () -> drift.psi(i));
+                }
+            }
+            group.gauge(DRIFT_SHARE_ABOVE_Q99, drift::shareAboveQuantile99);
         }
 
         /** Registers the model version this subtask scores with, as a label of a gauge of 1. */

@@ -29,15 +29,26 @@ public final class ModelCard implements Serializable {
         CONTEXT
     }
 
-    /** One input feature, in model order. */
-    public record Feature(String name, float mean, float std, float residualScale, Role role)
+    /**
+     * One input feature, in model order; {@code bins} is what training saw of its raw values, for
+     * the drift metrics (null in a card trained before them).
+     */
+    public record Feature(
+            String name, float mean, float std, float residualScale, Role role, Bins bins)
             implements Serializable {
 
         /** A target feature. */
         public Feature(String name, float mean, float std, float residualScale) {
-            this(name, mean, std, residualScale, Role.TARGET);
+            this(name, mean, std, residualScale, Role.TARGET, null);
         }
     }
+
+    /**
+     * A feature's distribution in training (README, "Drift"): its deciles as increasing bin edges
+     * (ties merged) and the share of training steps in each of the {@code edges.length + 1} bins; a
+     * value is in the bin of the number of edges below it.
+     */
+    public record Bins(float[] edges, float[] shares) implements Serializable {}
 
     /**
      * The level score ("this device is not where it normally is", README "Scoring"): each target's
@@ -81,6 +92,7 @@ public final class ModelCard implements Serializable {
     private final Level level;
     private final Stuck stuck;
     private final DeviceNormalisation normalisation;
+    private final float dynamicsQuantile99;
 
     // Derived once, read per record.
     private final float[] mean;
@@ -117,6 +129,36 @@ public final class ModelCard implements Serializable {
             Level level,
             Stuck stuck,
             DeviceNormalisation normalisation) {
+        this(
+                version,
+                hiddenSize,
+                features,
+                threshold,
+                warmupSteps,
+                dynamicsScale,
+                level,
+                stuck,
+                normalisation,
+                Float.NaN);
+    }
+
+    /**
+     * @param dynamicsQuantile99 the raw forecast-residual score's 0.99 quantile on held-out normal
+     *     steps ({@code score_quantiles} of the card), which the drift metrics compare live scores
+     *     with; NaN when the card does not say
+     */
+    public ModelCard(
+            String version,
+            int hiddenSize,
+            List<Feature> features,
+            float threshold,
+            int warmupSteps,
+            float dynamicsScale,
+            Level level,
+            Stuck stuck,
+            DeviceNormalisation normalisation,
+            float dynamicsQuantile99) {
+        this.dynamicsQuantile99 = dynamicsQuantile99;
         this.version = version;
         this.hiddenSize = hiddenSize;
         this.features = List.copyOf(features);
@@ -178,7 +220,8 @@ public final class ModelCard implements Serializable {
                 dynamicsScale,
                 newLevel,
                 stuck,
-                newNorm);
+                newNorm,
+                dynamicsQuantile99);
     }
 
     /** Reads and validates {@code dir/model.json}. */
@@ -212,7 +255,8 @@ public final class ModelCard implements Serializable {
                                 number(f, "mean"),
                                 number(f, "std"),
                                 number(f, "residual_scale"),
-                                role(f)));
+                                role(f),
+                                bins(f)));
             }
             JsonNode score = root.get("score");
             float dynamicsScale = 1f;
@@ -246,7 +290,8 @@ public final class ModelCard implements Serializable {
                     dynamicsScale,
                     level,
                     stuck,
-                    normalisation(root));
+                    normalisation(root),
+                    quantile99(root));
         } catch (ModelException e) {
             throw new ModelException("model card " + file + ": " + e.getMessage(), e);
         }
@@ -280,6 +325,58 @@ public final class ModelCard implements Serializable {
                                     + v.asText()
                                     + "\": must be target or context");
         };
+    }
+
+    /** {@code score_quantiles."0.99"}, or NaN when the card has none. */
+    private static float quantile99(JsonNode root) {
+        JsonNode q = root.path("score_quantiles").get("0.99");
+        return q != null && q.isNumber() ? (float) q.asDouble() : Float.NaN;
+    }
+
+    /** A feature's drift bins, or null when the card has none; refused when inconsistent. */
+    private static Bins bins(JsonNode feature) {
+        JsonNode b = feature.get("bins");
+        if (b == null || b.isNull()) {
+            return null;
+        }
+        String where = "feature \"" + feature.path("name").asText() + "\" has bins that ";
+        float[] edges = floats(required(b, "edges"));
+        float[] shares = floats(required(b, "shares"));
+        if (edges == null || shares == null || shares.length != edges.length + 1) {
+            throw new ModelException(
+                    where + "are not {edges: [n numbers], shares: [n + 1 numbers]}: " + b);
+        }
+        float sum = 0f;
+        for (int i = 0; i < shares.length; i++) {
+            if (!(shares[i] >= 0f && shares[i] <= 1f)) {
+                throw new ModelException(where + "have a share outside [0, 1]: " + b);
+            }
+            sum += shares[i];
+        }
+        for (int i = 0; i < edges.length; i++) {
+            if (!Float.isFinite(edges[i]) || (i > 0 && !(edges[i] > edges[i - 1]))) {
+                throw new ModelException(where + "do not increase (finite edges): " + b);
+            }
+        }
+        if (Math.abs(sum - 1f) > 1e-3f) {
+            throw new ModelException(where + "have shares that do not sum to 1: " + b);
+        }
+        return new Bins(edges, shares);
+    }
+
+    /** A JSON array of numbers as floats, or null when it is not one. */
+    private static float[] floats(JsonNode array) {
+        if (!array.isArray()) {
+            return null;
+        }
+        float[] out = new float[array.size()];
+        for (int i = 0; i < out.length; i++) {
+            if (!array.get(i).isNumber()) {
+                return null;
+            }
+            out[i] = (float) array.get(i).asDouble();
+        }
+        return out;
     }
 
     private static JsonNode required(JsonNode node, String field) {
@@ -476,6 +573,11 @@ public final class ModelCard implements Serializable {
     }
 
     /** Per-device normalisation's parameters, or null when the model sees the fleet's. */
+    /** The raw forecast-residual score's q0.99 on held-out normal steps; NaN when unknown. */
+    public float dynamicsQuantile99() {
+        return dynamicsQuantile99;
+    }
+
     public DeviceNormalisation normalisation() {
         return normalisation;
     }

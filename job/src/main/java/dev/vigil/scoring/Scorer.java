@@ -53,6 +53,10 @@ final class Scorer implements AutoCloseable {
     private final EpisodeRules rules;
     private final Thresholds thresholds;
     private final Metrics.Scoring metrics;
+
+    /** The fleet's input and scores against training's, over windows of steps; null when off. */
+    private final DriftWindow drift;
+
     private final Histogram batchSizes;
     private final Histogram inferenceMicros;
     private final Histogram latencyMs;
@@ -117,6 +121,12 @@ final class Scorer implements AutoCloseable {
         this.runShares = new float[maxBatch][features];
         this.top = new int[features];
         this.failures = new String[maxBatch];
+        if (settings.driftWindowSteps() > 0) {
+            this.drift = new DriftWindow(card, settings.driftWindowSteps());
+            metrics.drift(drift, card.names());
+        } else {
+            this.drift = null;
+        }
         this.model = GruModel.open(bundle, maxBatch); // last: nothing to leak if the above throws
     }
 
@@ -454,6 +464,10 @@ final class Scorer implements AutoCloseable {
         s.lastTs = e.ts;
         s.lastSeq = e.hasSeq() ? e.seq : DeviceState.NO_SEQ;
         metrics.scored.inc();
+        if (drift != null) { // a residual during warm-up says how fresh the memory is, not drift
+            boolean warm = scored[row] && s.steps > card.warmupSteps();
+            drift.observe(e.values, warm ? scores[row] : Float.NaN);
+        }
         // Each component in threshold units (the card's calibration); NaN when it has no value.
         float dynamics = scored[row] ? scores[row] / card.dynamicsScale() : Float.NaN;
         float levelScore = Float.isNaN(levels[row]) ? Float.NaN : levels[row] / level.scale();

@@ -25,6 +25,8 @@ import java.io.Serializable;
  *     it is taken as a restart of the device rather than as late
  * @param inputFormat how the scorer's dead letters carry the record as parsed: as the job reads its
  *     input, so that a consumer can send it again
+ * @param driftWindowSteps scored steps per drift window of a scoring subtask; 0 for no drift
+ *     metrics
  *     <p>{@code VigilConfig.scoring()} builds it from the options; {@link #toBuilder()} changes a
  *     few fields of a given one (tests start from the options' defaults).
  */
@@ -42,7 +44,8 @@ public record ScoringSettings(
         java.time.Duration stateTtl,
         float maxAbsNormalised,
         long restartStepBackMs,
-        InputFormat inputFormat)
+        InputFormat inputFormat,
+        int driftWindowSteps)
         implements Serializable {
 
     public Builder toBuilder() {
@@ -65,6 +68,7 @@ public record ScoringSettings(
         private float maxAbsNormalised;
         private long restartStepBackMs;
         private InputFormat inputFormat;
+        private int driftWindowSteps;
 
         private Builder(ScoringSettings s) {
             gapMs = s.gapMs;
@@ -81,6 +85,7 @@ public record ScoringSettings(
             maxAbsNormalised = s.maxAbsNormalised;
             restartStepBackMs = s.restartStepBackMs;
             inputFormat = s.inputFormat;
+            driftWindowSteps = s.driftWindowSteps;
         }
 
         public Builder gapMs(long v) {
@@ -150,6 +155,11 @@ public record ScoringSettings(
             return this;
         }
 
+        public Builder driftWindowSteps(int v) {
+            driftWindowSteps = v;
+            return this;
+        }
+
         public ScoringSettings build() {
             return new ScoringSettings(
                     gapMs,
@@ -165,7 +175,8 @@ public record ScoringSettings(
                     stateTtl,
                     maxAbsNormalised,
                     restartStepBackMs,
-                    inputFormat);
+                    inputFormat,
+                    driftWindowSteps);
         }
     }
 }

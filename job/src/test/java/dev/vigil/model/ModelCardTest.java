@@ -20,11 +20,15 @@ class ModelCardTest {
 
     @TempDir Path dir;
 
-    /** Copies the committed model into {@link #dir}, with its card changed by {@code edit}. */
+    /**
+     * Copies the committed model into {@link #dir} (over an earlier copy), its card changed by
+     * {@code edit}.
+     */
     private Path modelWith(Consumer<ObjectNode> edit) throws IOException {
         Files.copy(
                 Fixtures.modelDir().resolve(ModelBundle.ONNX_FILE),
-                dir.resolve(ModelBundle.ONNX_FILE));
+                dir.resolve(ModelBundle.ONNX_FILE),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         ObjectNode card =
                 (ObjectNode) JSON.readTree(Fixtures.modelDir().resolve(ModelCard.FILE).toFile());
         edit.accept(card);
@@ -49,7 +53,8 @@ class ModelCardTest {
     void shouldRefuseAModelWithoutACard() throws IOException {
         Files.copy(
                 Fixtures.modelDir().resolve(ModelBundle.ONNX_FILE),
-                dir.resolve(ModelBundle.ONNX_FILE));
+                dir.resolve(ModelBundle.ONNX_FILE),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
 
         assertThatThrownBy(() -> ModelBundle.load(dir))
                 .isInstanceOf(ModelException.class)
@@ -296,5 +301,44 @@ class ModelCardTest {
         assertThatThrownBy(() -> ModelBundle.load(unknown))
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("must be fleet or device");
+    }
+
+    @Test
+    void shouldReadTheDriftBinsAndTheResidualsQuantile() throws IOException {
+        ModelCard card = ModelBundle.load(Fixtures.modelDir()).card();
+        ModelCard.Bins bins = card.features().get(0).bins();
+        assertThat(bins.shares()).hasSize(bins.edges().length + 1);
+        assertThat(card.dynamicsQuantile99()).isEqualTo(card.dynamicsScale()); // both at q0.99
+
+        ModelCard without =
+                ModelBundle.load(
+                                modelWith(
+                                        c -> {
+                                            feature(c, 0).remove("bins");
+                                            c.remove("score_quantiles");
+                                        }))
+                        .card();
+        assertThat(without.features().get(0).bins()).isNull();
+        assertThat(without.dynamicsQuantile99()).isNaN();
+    }
+
+    @Test
+    void shouldRefuseDriftBinsThatDoNotAddUp() throws IOException {
+        Path shares =
+                modelWith(c -> ((ArrayNode) feature(c, 1).path("bins").path("shares")).set(0, 0.5));
+        assertThatThrownBy(() -> ModelBundle.load(shares))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining(
+                        "feature \"rpm\" has bins that have shares that do not sum to 1");
+        Path edges =
+                modelWith(c -> ((ArrayNode) feature(c, 1).path("bins").path("edges")).set(1, 0.0));
+        assertThatThrownBy(() -> ModelBundle.load(edges))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("has bins that do not increase");
+        Path count =
+                modelWith(c -> ((ArrayNode) feature(c, 1).path("bins").path("shares")).remove(0));
+        assertThatThrownBy(() -> ModelBundle.load(count))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("are not {edges: [n numbers], shares: [n + 1 numbers]}");
     }
 }

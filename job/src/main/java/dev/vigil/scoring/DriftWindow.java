@@ -1,0 +1,172 @@
+package dev.vigil.scoring;
+
+import dev.vigil.model.ModelCard;
+import java.util.Arrays;
+
+/**
+ * The fleet's input and scores against what training saw (README, "Drift"), over consecutive
+ * windows of {@code windowSteps} scored steps: per feature the mean's shift in training standard
+ * deviations and the population stability index over the card's bins, and the share of steps whose
+ * forecast residual lies above its calibration q0.99 (about 1 % for the data the model was trained
+ * on). Each figure is that of the last complete window; NaN before the first, and for what the card
+ * does not say (bins, the quantile). One per scoring subtask: it sees the devices keyed to it.
+ * Observing a step allocates nothing.
+ */
+public final class DriftWindow {
+
+    /**
+     * Shares below this count as this much in the index, so an empty bin does not make it infinite.
+     */
+    static final double MIN_SHARE = 1e-4;
+
+    private final int windowSteps;
+    private final float[] mean;
+    private final float[] std;
+    private final float[][] edges; // per feature, null without bins
+    private final float[][] expected;
+    private final float quantile99;
+
+    // the window being filled
+    private int steps;
+    private final double[] sums;
+    private final int[][] counts;
+    private int residuals;
+    private int residualsAbove;
+
+    // the last complete window's figures, read by the metrics reporter's thread
+    private final float[] meanShift;
+    private final float[] psi;
+    private volatile float shareAboveQuantile99 = Float.NaN;
+    private volatile long windows;
+
+    public DriftWindow(ModelCard card, int windowSteps) {
+        if (windowSteps < 1) {
+            throw new IllegalArgumentException("a drift window needs at least one step");
+        }
+        this.windowSteps = windowSteps;
+        int n = card.featureCount();
+        mean = card.mean();
+        std = card.std();
+        edges = new float[n][];
+        expected = new float[n][];
+        counts = new int[n][];
+        for (int f = 0; f < n; f++) {
+            ModelCard.Bins bins = card.features().get(f).bins();
+            if (bins != null) {
+                edges[f] = bins.edges();
+                expected[f] = bins.shares();
+                counts[f] = new int[bins.shares().length];
+            }
+        }
+        quantile99 = card.dynamicsQuantile99();
+        sums = new double[n];
+        meanShift = new float[n];
+        psi = new float[n];
+        Arrays.fill(meanShift, Float.NaN);
+        Arrays.fill(psi, Float.NaN);
+    }
+
+    /**
+     * One scored step: its raw values in model order and its raw forecast-residual score (NaN for a
+     * step without one: a device's first).
+     */
+    public void observe(float[] raw, float residualScore) {
+        for (int f = 0; f < raw.length; f++) {
+            sums[f] += (raw[f] - mean[f]) / std[f];
+            if (edges[f] != null) {
+                counts[f][bin(edges[f], raw[f])]++;
+            }
+        }
+        observeResidual(residualScore);
+        if (++steps == windowSteps) {
+            close();
+        }
+    }
+
+    /**
+     * A raw forecast-residual score on its own (NaN: none), for a caller that reads steps and
+     * scores apart (the demo's report); {@link #observe} counts the step's own.
+     */
+    public void observeResidual(float residualScore) {
+        if (!Float.isNaN(residualScore)) {
+            residuals++;
+            if (residualScore > quantile99) {
+                residualsAbove++;
+            }
+        }
+    }
+
+    /** Publishes the window so far (if it has a step) and starts the next. */
+    public void close() {
+        if (steps == 0) {
+            return;
+        }
+        for (int f = 0; f < sums.length; f++) {
+            meanShift[f] = (float) (sums[f] / steps);
+            if (edges[f] != null) {
+                psi[f] = (float) psi(counts[f], steps, expected[f]);
+                Arrays.fill(counts[f], 0);
+            }
+            sums[f] = 0;
+        }
+        shareAboveQuantile99 =
+                residuals == 0 || Float.isNaN(quantile99)
+                        ? Float.NaN
+                        : (float) residualsAbove / residuals;
+        steps = 0;
+        residuals = 0;
+        residualsAbove = 0;
+        windows++; // volatile write: publishes the arrays above to the reporter's thread
+    }
+
+    /** The bin of {@code v}: the number of edges below it. */
+    static int bin(float[] edges, float v) {
+        int b = 0;
+        while (b < edges.length && v > edges[b]) {
+            b++;
+        }
+        return b;
+    }
+
+    /**
+     * Σ (actual − expected) · ln(actual / expected) over the bins, shares floored at {@link
+     * #MIN_SHARE}.
+     */
+    static double psi(int[] counts, int total, float[] expected) {
+        double sum = 0;
+        for (int b = 0; b < counts.length; b++) {
+            double a = Math.max((double) counts[b] / total, MIN_SHARE);
+            double e = Math.max(expected[b], MIN_SHARE);
+            sum += (a - e) * Math.log(a / e);
+        }
+        return sum;
+    }
+
+    /**
+     * The mean of feature {@code f} in the last window, in training standard deviations from its
+     * training mean.
+     */
+    public float meanShift(int f) {
+        return windows == 0 ? Float.NaN : meanShift[f];
+    }
+
+    /** The population stability index of feature {@code f} in the last window; NaN without bins. */
+    public float psi(int f) {
+        return windows == 0 ? Float.NaN : psi[f];
+    }
+
+    /** Whether the card has bins for feature {@code f}. */
+    public boolean hasBins(int f) {
+        return edges[f] != null;
+    }
+
+    /** The share of the last window's residual scores above the card's q0.99. */
+    public float shareAboveQuantile99() {
+        return shareAboveQuantile99;
+    }
+
+    /** Windows completed so far. */
+    public long windows() {
+        return windows;
+    }
+}

@@ -1,0 +1,111 @@
+package dev.vigil.scoring;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import dev.vigil.model.ModelCard;
+import dev.vigil.serde.TelemetryEvent;
+import dev.vigil.serde.TelemetryParser;
+import dev.vigil.testdata.FleetGenerator;
+import dev.vigil.testing.Fixtures;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The drift figures on the fleet the committed model was trained on: still for a day of its normal
+ * input, moving on one feature when that feature is shifted by one training standard deviation.
+ */
+class DriftWindowTest {
+
+    private static final ModelCard CARD = Fixtures.model().card();
+
+    /** The first day of the training fleet's 24 pumps (the card's bins come from all four). */
+    private static List<TelemetryEvent> day;
+
+    @BeforeAll
+    static void generateADayOfTheTrainingFleet(@TempDir Path dir) throws Exception {
+        new FleetGenerator(new FleetGenerator.Spec(20261125L, 24, 1440, 1, 0)).writeTo(dir);
+        TelemetryParser parser = new TelemetryParser(CARD.featureNames());
+        day = new ArrayList<>();
+        for (String line : Files.readAllLines(dir.resolve("train.jsonl"))) {
+            TelemetryEvent e = parser.parse(line.getBytes(StandardCharsets.UTF_8)).event();
+            if (e != null) {
+                day.add(e);
+            }
+        }
+        assertThat(day).hasSizeGreaterThan(30_000);
+    }
+
+    private static DriftWindow over(List<TelemetryEvent> events, int shifted, float byStds) {
+        DriftWindow w = new DriftWindow(CARD, events.size());
+        float[] values = new float[CARD.featureCount()];
+        for (TelemetryEvent e : events) {
+            System.arraycopy(e.values, 0, values, 0, values.length);
+            if (shifted >= 0) {
+                values[shifted] += byStds * CARD.std()[shifted];
+            }
+            w.observe(values, Float.NaN);
+        }
+        assertThat(w.windows()).isEqualTo(1);
+        return w;
+    }
+
+    @Test
+    void shouldStayStillOnTheTrainingFleetsOwnInput() {
+        DriftWindow w = over(day, -1, 0f);
+
+        for (int f = 0; f < CARD.featureCount(); f++) {
+            assertThat(CARD.features().get(f).bins()).isNotNull();
+            assertThat(w.meanShift(f)).as(CARD.names()[f]).isBetween(-0.2f, 0.2f);
+            assertThat(w.psi(f)).as(CARD.names()[f]).isBetween(0f, 0.05f);
+        }
+    }
+
+    @Test
+    void shouldMoveOnTheFeatureShiftedByOneTrainingStandardDeviation() {
+        DriftWindow still = over(day, -1, 0f);
+        int shifted = CARD.featureNames().indexOf("pressure_bar");
+        DriftWindow w = over(day, shifted, 1f);
+
+        assertThat(w.meanShift(shifted) - still.meanShift(shifted)).isCloseTo(1f, within(1e-3f));
+        assertThat(w.psi(shifted)).isGreaterThan(0.25f); // "significant" by the usual reading
+        for (int f = 0; f < CARD.featureCount(); f++) {
+            if (f != shifted) {
+                assertThat(w.meanShift(f)).isEqualTo(still.meanShift(f));
+                assertThat(w.psi(f)).isEqualTo(still.psi(f));
+            }
+        }
+    }
+
+    @Test
+    void shouldCountTheResidualScoresAboveTheCardsQuantile() {
+        float q99 = CARD.dynamicsQuantile99();
+        assertThat(q99).isPositive();
+        DriftWindow w = new DriftWindow(CARD, 1_000);
+        float[] values = CARD.mean().clone();
+        for (int i = 0; i < 999; i++) {
+            assertThat(w.shareAboveQuantile99()).isNaN(); // nothing before the first window
+            w.observe(values, i % 50 == 0 ? q99 * 2 : q99 / 2); // 20 of 1,000 above
+        }
+        w.observe(values, Float.NaN); // a device's first step: no residual
+        assertThat(w.shareAboveQuantile99()).isEqualTo(20f / 999);
+        assertThat(w.meanShift(0)).isZero();
+    }
+
+    @Test
+    void shouldPutAValueInTheBinOfTheEdgesBelowIt() {
+        float[] edges = {0f, 1f};
+        assertThat(DriftWindow.bin(edges, -1f)).isZero();
+        assertThat(DriftWindow.bin(edges, 0f)).isZero();
+        assertThat(DriftWindow.bin(edges, 0.5f)).isEqualTo(1);
+        assertThat(DriftWindow.bin(edges, 1f)).isEqualTo(1);
+        assertThat(DriftWindow.bin(edges, 7f)).isEqualTo(2);
+        assertThat(DriftWindow.psi(new int[] {5, 5}, 10, new float[] {0.5f, 0.5f})).isZero();
+    }
+}
