@@ -61,7 +61,15 @@ class DeployManifestsTest {
      * exported under its bare name. A new labelled metric in {@link Metrics} belongs here.
      */
     private static final Map<String, String> LABEL_KEYS =
-            Map.of(Metrics.DEAD_LETTERS_BY_REASON, "reason", Metrics.MODEL_INFO, "model_version");
+            Map.of(
+                    Metrics.DEAD_LETTERS_BY_REASON,
+                    "reason",
+                    Metrics.MODEL_INFO,
+                    "model_version",
+                    Metrics.DRIFT_PSI,
+                    Metrics.LABEL_FEATURE,
+                    Metrics.DRIFT_MEAN_SHIFT_STD,
+                    Metrics.LABEL_FEATURE);
 
     private static final YAMLMapper YAML = new YAMLMapper();
     private static final ObjectMapper JSON = new ObjectMapper();
