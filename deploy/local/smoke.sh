@@ -5,7 +5,8 @@
 #
 #   assemble the cluster from Maven Central -> job jar -> test data -> start Kafka, create topics
 #   -> start JobManager + TaskManager -> flink run -d (model v1) -> produce the first half of
-#   test.jsonl -> anomalies visible to a read_committed consumer -> flink stop --savepointPath
+#   test.jsonl -> Prometheus scrapes the cluster's reporter: the job's counts and drift gauges
+#   -> anomalies visible to a read_committed consumer -> flink stop --savepointPath
 #   -> vigil inspect-savepoint (24 devices) -> flink run -d -s SAVEPOINT with a second model version -> produce the second half
 #   -> read_committed: OPEN and CLOSE, no duplicate event_id, both model versions, counts match
 #   -> cancel and resubmit twice on the same TaskManager (ONNX Runtime loaded once, parent-first)
@@ -32,16 +33,19 @@ RUN_NAME=SMOKE
 
 # ------------------------------------------------------------------------------------------------
 harness_setup
+command -v prometheus >/dev/null ||
+    fail "prometheus not found: apt-get install prometheus (the smoke test scrapes the cluster with it)"
 V2="${V1/+/-smoke-v2+}"
 [[ "$V2" != "$V1" ]] || V2="$V1-smoke-v2"
 
 step "work dir and configuration"
-"$BIN/prepare.sh" --fresh
+VIGIL_PROMETHEUS=1 "$BIN/prepare.sh" --fresh # with Flink's Prometheus reporter
 . "$BIN/env.sh" # the ports of this run
 export VIGIL_REST_URL
 read -r N1 N2 < <("$BIN/keyed.py" "$TEST_JSONL" "$VIGIL_WORK/half" 2)
 TOTAL=$((N1 + N2))
 write_job_config
+printf '# drift gauges within the first half\nvigil.drift.window-steps: 1000\n' >>"$VIGIL_WORK/vigil.yaml"
 ok "work dir $VIGIL_WORK; input split into $N1 + $N2 keyed records"
 
 step "start Kafka (KRaft, single node)"
@@ -84,6 +88,38 @@ wait_until 180 "job 1 to read and account for $N1 records" all_accounted "$JOB1"
 ((C[records_in] == C[scored] + C[late] + C[dead_letters])) ||
     fail "job 1: records_in ${C[records_in]} != scored ${C[scored]} + late ${C[late]} + dead letters ${C[dead_letters]}"
 ok "job 1 read $N1 records: scored ${C[scored]} + late ${C[late]} + dead letters ${C[dead_letters]}"
+
+step "Prometheus scrapes the cluster: the job's counts and drift gauges"
+PROM_PORT=19290
+while port_open "$PROM_PORT"; do PROM_PORT=$((PROM_PORT + 1)); done
+cat >"$VIGIL_WORK/conf/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: flink # the JobManager's and the TaskManager's reporter
+    static_configs:
+      - targets: ["127.0.0.1:$VIGIL_PROM_PORT", "127.0.0.1:$((VIGIL_PROM_PORT + 1))"]
+EOF
+start_daemon prometheus prometheus --config.file="$VIGIL_WORK/conf/prometheus.yml" \
+    --web.listen-address="127.0.0.1:$PROM_PORT" --storage.tsdb.path="$VIGIL_WORK/prometheus"
+wait_port prometheus "$PROM_PORT" 30
+prom() { # PROMQL -> the value of its one series, or nothing
+    curl -sf --get "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode "query=$1" |
+        python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if len(r) == 1 else "")'
+}
+M="flink_taskmanager_job_task_operator_vigil"
+J="job_id=\"$JOB1\""
+FEATURES=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["features"]))' "$MODEL_DIR/model.json")
+counters "$JOB1"
+scraped() {
+    [[ "$(prom "sum(${M}_records_in{$J})")" == "${C[records_in]}" &&
+        "$(prom "sum(${M}_scored{$J})")" == "${C[scored]}" &&
+        "$(prom "count(${M}_feature_drift_psi{$J} >= 0)")" == "$((2 * FEATURES))" &&
+        "$(prom "count(${M}_feature_drift_mean_shift_std{$J} > -1e9)")" == "$((2 * FEATURES))" &&
+        "$(prom "count(${M}_drift_score_share_above_q99{$J} >= 0)")" == 2 ]]
+}
+wait_until 60 "Prometheus to hold job 1's counts and drift gauges" scraped
+ok "Prometheus 127.0.0.1:$PROM_PORT scraped the reporters: records_in ${C[records_in]} and scored ${C[scored]}, as the job counted; drift_psi and drift_mean_shift_std for $FEATURES features x 2 subtasks (largest PSI $(prom "max(${M}_feature_drift_psi{$J})")), drift_score_share_above_q99 $(prom "avg(${M}_drift_score_share_above_q99{$J})") (mean of 2 subtasks)"
 
 step "wait for anomalies visible to a read_committed consumer"
 anomalies_visible() {
