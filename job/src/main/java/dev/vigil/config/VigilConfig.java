@@ -351,7 +351,10 @@ public final class VigilConfig {
                 get(VigilOptions.DRIFT_WINDOW_STEPS));
     }
 
-    /** What the parse step checks beyond the contract's fields: clock skew and the Kafka key. */
+    /**
+     * How the parse step reads records (the input format) and what it checks beyond the contract's
+     * fields: clock skew and the Kafka key.
+     */
     public InputRules input() {
         return new InputRules(
                 choice(VigilOptions.INPUT_FORMAT, InputFormat.class),

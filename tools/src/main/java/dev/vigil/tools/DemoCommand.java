@@ -5,15 +5,13 @@ import dev.vigil.config.VigilOptions;
 import dev.vigil.job.VigilJob;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
-import dev.vigil.model.ModelCard;
-import dev.vigil.scoring.DriftWindow;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.InputFormat;
 import dev.vigil.serde.ScoredStep;
-import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.WireFormat;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testdata.FleetGenerator.Label;
+import dev.vigil.tools.evaluation.DriftSummary;
 import dev.vigil.tools.evaluation.Evaluation;
 import dev.vigil.tools.evaluation.ReportFormat;
 import dev.vigil.tools.kafka.EmbeddedKafkaBroker;
@@ -113,8 +111,12 @@ final class DemoCommand {
             Map<String, Object> report = report(options, bundle, produced, result, output);
             report.put("job_seconds", ReportFormat.round(jobSeconds));
             report.put("events_per_second", Math.round(produced / jobSeconds));
-            evaluate(options, bundle, output, report);
-            report.put("drift", drift(options, bundle, output));
+            List<ScoredStep> steps = new ArrayList<>();
+            output.scores().forEach(v -> steps.add(WireFormat.parseScore(v)));
+            evaluate(options, bundle, output, steps, report);
+            DriftSummary drift = DriftSummary.of(bundle.card(), options.input(), steps);
+            out.println(drift.line());
+            report.put("drift", drift.json());
             report.put("seconds_total", ReportFormat.round((System.nanoTime() - started) / 1e9));
             printSummary(report);
             write(options, output, report);
@@ -259,82 +261,19 @@ final class DemoCommand {
         return report;
     }
 
-    /**
-     * The stream against the model's training data, as the job's drift metrics measure it (README,
-     * "Drift") but over the whole stream as one window: per feature the mean shift in training stds
-     * and the population stability index (null without bins), and the share of forecast residuals
-     * above the card's q0.99 (null when the card has none).
-     */
-    private Map<String, Object> drift(Options options, ModelBundle bundle, Output output)
-            throws IOException {
-        ModelCard card = bundle.card();
-        DriftWindow drift = new DriftWindow(card, Integer.MAX_VALUE);
-        InputFormat.Parser parser = InputFormat.JSON.parser(card.featureNames());
-        try (java.io.BufferedReader lines = Files.newBufferedReader(options.input())) {
-            String line;
-            while ((line = lines.readLine()) != null) {
-                TelemetryEvent e = parser.parse(line.getBytes(StandardCharsets.UTF_8)).event();
-                if (e != null) {
-                    drift.observe(e.values, Float.NaN);
-                }
-            }
-        }
-        // After each device's warm-up, as the job counts them (a silence that resets a device's
-        // memory starts another warm-up, which this does not see)
-        Map<String, Integer> seen = new java.util.HashMap<>();
-        for (byte[] v : output.scores()) {
-            ScoredStep step = WireFormat.parseScore(v);
-            if (seen.merge(step.deviceId, 1, Integer::sum) > card.warmupSteps()) {
-                drift.observeResidual(step.dynamics * card.dynamicsScale());
-            }
-        }
-        drift.close();
-        List<Map<String, Object>> features = new ArrayList<>();
-        String widest = null;
-        float widestPsi = 0f;
-        for (int f = 0; f < card.featureCount(); f++) {
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("name", card.names()[f]);
-            m.put("mean_shift_std", orNull(drift.meanShift(f)));
-            m.put("psi", orNull(drift.psi(f)));
-            features.add(m);
-            if (drift.psi(f) > widestPsi) {
-                widestPsi = drift.psi(f);
-                widest = card.names()[f];
-            }
-        }
-        Map<String, Object> out = new LinkedHashMap<>();
-        out.put("features", features);
-        out.put("share_above_q99", orNull(drift.shareAboveQuantile99()));
-        this.out.printf(
-                Locale.ROOT,
-                "drift against the training data: largest PSI %s; %s of forecast residuals above"
-                        + " the card's q0.99 (about 1 %% when the model fits)%n",
-                widest == null
-                        ? "none (no bins in the card)"
-                        : String.format(Locale.ROOT, "%.3f (%s)", widestPsi, widest),
-                Float.isNaN(drift.shareAboveQuantile99())
-                        ? "unknown share"
-                        : String.format(
-                                Locale.ROOT, "%.2f %%", 100 * drift.shareAboveQuantile99()));
-        return out;
-    }
-
-    private static Object orNull(float v) {
-        return Float.isNaN(v) ? null : ReportFormat.round(v);
-    }
-
     /** Prints the episodes and, with labels, the evaluation; adds its figures to the report. */
     private void evaluate(
-            Options options, ModelBundle bundle, Output output, Map<String, Object> report) {
+            Options options,
+            ModelBundle bundle,
+            Output output,
+            List<ScoredStep> steps,
+            Map<String, Object> report) {
         List<Evaluation.Episode> episodes = Evaluation.episodes(output.events());
         ReportFormat.printEpisodes(out, episodes, options.labels());
         if (options.labels() == null) {
             report.put("episodes", Map.of("found", episodes.size()));
             return;
         }
-        List<ScoredStep> steps = new ArrayList<>();
-        output.scores().forEach(v -> steps.add(WireFormat.parseScore(v)));
         Evaluation.Report evaluation =
                 Evaluation.report(
                         output.events(), options.labels(), steps, bundle.card().threshold());

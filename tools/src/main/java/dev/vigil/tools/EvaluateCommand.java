@@ -9,6 +9,7 @@ import dev.vigil.serde.TelemetryParser;
 import dev.vigil.serde.WireFormat;
 import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testdata.FleetGenerator.Label;
+import dev.vigil.tools.evaluation.DriftSummary;
 import dev.vigil.tools.evaluation.Evaluation;
 import dev.vigil.tools.evaluation.ReportFormat;
 import java.io.IOException;
@@ -64,6 +65,10 @@ final class EvaluateCommand {
                 args.path("--scores") == null
                         ? null
                         : readJsonl(args.path("--scores"), WireFormat::parseScore);
+        Path model =
+                args.path("--model") != null
+                        ? args.path("--model")
+                        : home.resolve("testdata/model");
         float threshold;
         if (args.get("--threshold") != null) {
             try {
@@ -72,10 +77,6 @@ final class EvaluateCommand {
                 throw new Args.UsageException("--threshold needs a number");
             }
         } else {
-            Path model =
-                    args.path("--model") != null
-                            ? args.path("--model")
-                            : home.resolve("testdata/model");
             threshold = ModelCard.load(model).threshold();
         }
         if (args.path("--within") != null) {
@@ -93,9 +94,17 @@ final class EvaluateCommand {
         Evaluation.Report report = Evaluation.report(events, labels, scores, threshold);
         ReportFormat.printEpisodes(out, Evaluation.episodes(events), labels);
         ReportFormat.print(out, report);
+        Map<String, Object> json = ReportFormat.json(report);
+        if (args.path("--within") != null) {
+            // The stream scored, against the model's training data
+            DriftSummary drift =
+                    DriftSummary.of(ModelCard.load(model), args.path("--within"), scores);
+            out.println(drift.line());
+            json.put("drift", drift.json());
+        }
         Path file =
                 args.path("--report") != null ? args.path("--report") : Path.of("evaluation.json");
-        ReportFormat.writeJson(file, ReportFormat.json(report));
+        ReportFormat.writeJson(file, json);
         out.println("report written to " + file);
         return 0;
     }
