@@ -5,6 +5,7 @@ import java.util.Arrays;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
 import org.apache.flink.core.memory.DataInputView;
+import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.core.memory.DataOutputView;
 
 /**
@@ -18,7 +19,8 @@ import org.apache.flink.core.memory.DataOutputView;
  * and the fastest (2.6 times the POJO serializer, 17 times Avro, which boxes every float).
  *
  * <p>Not thread-safe (it keeps the last model version it read, so that the millions of devices of
- * one model share one string): Flink calls {@link #duplicate()} per thread.
+ * one model share one string, and the encoding of the last it wrote): Flink calls {@link
+ * #duplicate()} per thread.
  */
 public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
 
@@ -33,6 +35,8 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     private static final int MAX_LENGTH = 1 << 20;
 
     private String lastModelVersion;
+    private String lastWritten;
+    private byte[] lastWrittenBytes;
     private char[] chars = new char[64];
 
     @Override
@@ -267,16 +271,26 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
 
     // --- encoding helpers, shared by every format ---
 
-    /** Length + 1 as a varint (0 = null), then each char as a varint: ASCII takes one byte. */
-    private static void writeString(String v, DataOutputView out) throws IOException {
+    /**
+     * Length + 1 as a varint (0 = null), then each char as a varint: ASCII takes one byte. The
+     * encoding of the last string written is kept: every device of one model writes the same model
+     * version, so a write copies its bytes instead of encoding each char again.
+     */
+    private void writeString(String v, DataOutputView out) throws IOException {
         if (v == null) {
             out.writeByte(0);
             return;
         }
-        writeVarLong(v.length() + 1L, out);
-        for (int i = 0; i < v.length(); i++) {
-            writeVarLong(v.charAt(i), out);
+        if (!v.equals(lastWritten)) {
+            DataOutputSerializer encoded = new DataOutputSerializer(v.length() + 8);
+            writeVarLong(v.length() + 1L, encoded);
+            for (int i = 0; i < v.length(); i++) {
+                writeVarLong(v.charAt(i), encoded);
+            }
+            lastWrittenBytes = encoded.getCopyOfBuffer();
+            lastWritten = v;
         }
+        out.write(lastWrittenBytes);
     }
 
     private String readString(DataInputView in) throws IOException {
