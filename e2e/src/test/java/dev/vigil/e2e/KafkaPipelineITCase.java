@@ -8,6 +8,7 @@ import dev.vigil.config.VigilOptions;
 import dev.vigil.job.VigilJob;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
+import dev.vigil.model.ModelCard;
 import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.InputFormat;
@@ -21,6 +22,7 @@ import dev.vigil.tools.evaluation.Evaluation;
 import dev.vigil.tools.kafka.EmbeddedKafkaBroker;
 import dev.vigil.tools.kafka.TopicIO;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -285,6 +287,58 @@ class KafkaPipelineITCase {
                 anomalies("anomalies-avro"), anomalies("anomalies-reference"), 1e-5f);
         assertThat(steps("scores-avro")).isEqualTo(steps("scores-reference"));
         assertThat(committed("dead-letters-avro"))
+                .hasSameSizeAs(committed("dead-letters-reference"));
+    }
+
+    /**
+     * A shadow model beside the serving one (here the same model under another version): its
+     * episodes go to the shadow topic only, the same as the serving model's, and nothing of the
+     * job's accounting is counted twice.
+     */
+    @Test
+    void shouldScoreAShadowModelBesideTheServingOneIntoItsOwnTopic(@TempDir Path dir)
+            throws Exception {
+        runTheReference(dir.resolve("a"));
+        Path shadowDir = dir.resolve("shadow-model");
+        Files.createDirectories(shadowDir);
+        for (String file : List.of(ModelBundle.ONNX_FILE, ModelCard.FILE)) {
+            Files.copy(Fixtures.modelDir().resolve(file), shadowDir.resolve(file));
+        }
+        String shadowVersion = bundle.card().version().replace("+", "-shadow+");
+        Path card = shadowDir.resolve(ModelCard.FILE);
+        Files.writeString(
+                card,
+                Files.readString(card)
+                        .replace(
+                                "\"" + bundle.card().version() + "\"",
+                                "\"" + shadowVersion + "\""));
+        kafka.createTopics(2, List.of("anomalies-shadow-run"));
+        VigilConfig withShadow =
+                config(
+                        "shadow",
+                        dir.resolve("b"),
+                        Map.of(
+                                VigilOptions.MODEL_SHADOW_DIR.key(),
+                                shadowDir.toString(),
+                                VigilOptions.TOPIC_SHADOW_ANOMALIES.key(),
+                                "anomalies-shadow-run"));
+
+        JobExecutionResult result = VigilJob.run(withShadow, bundle);
+
+        long scored = LocalRun.counted(result, Metrics.SCORED);
+        assertThat(LocalRun.counted(result, Metrics.RECORDS_IN)).isEqualTo(produced);
+        assertThat(LocalRun.counted(result, Metrics.RECORDS_IN))
+                .isEqualTo(
+                        scored
+                                + LocalRun.counted(result, Metrics.LATE)
+                                + LocalRun.counted(result, Metrics.DEAD_LETTERS));
+        assertThat(LocalRun.counted(result, "shadow_" + Metrics.SCORED)).isEqualTo(scored);
+        Fixtures.assertSameAnomalies(
+                anomalies("anomalies-shadow"), anomalies("anomalies-reference"), 1e-5f);
+        List<AnomalyEvent> shadowEvents = anomalies("anomalies-shadow-run");
+        assertThat(shadowEvents).allMatch(e -> e.modelVersion.equals(shadowVersion));
+        Fixtures.assertSameAnomalies(shadowEvents, anomalies("anomalies-reference"), 1e-5f);
+        assertThat(committed("dead-letters-shadow"))
                 .hasSameSizeAs(committed("dead-letters-reference"));
     }
 

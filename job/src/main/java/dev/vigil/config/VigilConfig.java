@@ -348,7 +348,22 @@ public final class VigilConfig {
                 get(VigilOptions.SCORING_MAX_ABS_NORMALISED).floatValue(),
                 get(VigilOptions.SCORING_RESTART_STEP_BACK).toMillis(),
                 choice(VigilOptions.INPUT_FORMAT, InputFormat.class),
-                get(VigilOptions.DRIFT_WINDOW_STEPS));
+                get(VigilOptions.DRIFT_WINDOW_STEPS),
+                false);
+    }
+
+    /**
+     * The settings of the shadow model's operator: the serving one's, with no scores side output
+     * (the shadow writes its episodes only) and its metrics apart.
+     */
+    public ScoringSettings shadowScoring() {
+        return scoring().toBuilder().emitScores(false).shadow(true).build();
+    }
+
+    /** The shadow model's directory ({@code vigil.model.shadow.dir}), if one is set. */
+    public Optional<Path> shadowModelDir() {
+        String dir = get(VigilOptions.MODEL_SHADOW_DIR).strip();
+        return dir.isEmpty() ? Optional.empty() : Optional.of(Path.of(dir));
     }
 
     /**

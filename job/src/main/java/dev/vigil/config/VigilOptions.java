@@ -165,6 +165,27 @@ public final class VigilOptions {
                                     + " every later step being dropped as late. Shorter steps back"
                                     + " are late: a dead letter DUPLICATE or OUT_OF_ORDER.");
 
+    public static final ConfigOption<String> MODEL_SHADOW_DIR =
+            ConfigOptions.key("vigil.model.shadow.dir")
+                    .stringType()
+                    .defaultValue("")
+                    .withDescription(
+                            "A second model (model.onnx + model.json, with the serving model's"
+                                    + " features in the same order) scored beside the serving one"
+                                    + " on the same stream, with its own state per device under"
+                                    + " the operator uid gru-scoring-shadow: its anomaly events go"
+                                    + " to vigil.kafka.topic.shadow-anomalies, never to the"
+                                    + " anomalies topic, and its metrics to the group vigil_shadow."
+                                    + " Empty: no shadow.");
+
+    public static final ConfigOption<String> TOPIC_SHADOW_ANOMALIES =
+            ConfigOptions.key("vigil.kafka.topic.shadow-anomalies")
+                    .stringType()
+                    .defaultValue("anomalies-shadow")
+                    .withDescription(
+                            "Where the shadow model's anomaly events go (the anomalies topic's"
+                                    + " format and delivery), when vigil.model.shadow.dir is set.");
+
     public static final ConfigOption<Integer> DRIFT_WINDOW_STEPS =
             ConfigOptions.key("vigil.drift.window-steps")
                     .intType()
@@ -333,6 +354,8 @@ public final class VigilOptions {
                 KAFKA_BOUNDED,
                 MODEL_DIR,
                 MODEL_ON_CHANGE,
+                MODEL_SHADOW_DIR,
+                TOPIC_SHADOW_ANOMALIES,
                 INPUT_FORMAT,
                 INPUT_MAX_CLOCK_SKEW,
                 INPUT_REQUIRE_KEY,

@@ -17,6 +17,7 @@ import dev.vigil.serde.RawRecord;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.WireFormat;
 import java.time.Duration;
+import java.util.List;
 import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -40,19 +41,48 @@ public final class VigilJob {
     public static void main(String[] args) throws Exception {
         VigilConfig config;
         ModelBundle bundle;
+        ModelBundle shadow;
         try {
             config = VigilConfig.fromArgs(args);
             bundle = ModelBundle.load(config.modelDir());
+            shadow = shadowModel(config, bundle);
         } catch (ConfigException | ModelException e) {
             System.err.println("vigil: cannot start: " + e.getMessage());
             System.exit(2);
             return;
         }
-        run(config, bundle);
+        run(config, bundle, shadow);
+    }
+
+    /**
+     * The shadow model ({@code vigil.model.shadow.dir}), or null for none. It reads the records the
+     * serving model reads: its features must be the serving model's, in the same order.
+     */
+    public static ModelBundle shadowModel(VigilConfig config, ModelBundle serving) {
+        if (config.shadowModelDir().isEmpty()) {
+            return null;
+        }
+        ModelBundle shadow = ModelBundle.load(config.shadowModelDir().get());
+        List<String> features = serving.card().featureNames();
+        if (!shadow.card().featureNames().equals(features)) {
+            throw new ConfigException(
+                    VigilOptions.MODEL_SHADOW_DIR.key()
+                            + ": the shadow model's features "
+                            + shadow.card().featureNames()
+                            + " must be the serving model's, in the same order: "
+                            + features);
+        }
+        return shadow;
     }
 
     /** Builds and executes the job; returns when a bounded run finishes. */
     public static JobExecutionResult run(VigilConfig config, ModelBundle bundle) throws Exception {
+        return run(config, bundle, shadowModel(config, bundle));
+    }
+
+    /** {@link #run(VigilConfig, ModelBundle)} with a shadow model already loaded (or null). */
+    public static JobExecutionResult run(VigilConfig config, ModelBundle bundle, ModelBundle shadow)
+            throws Exception {
         // Secrets (Kafka passwords, JAAS lines) are masked: see VigilConfig.printable().
         LOG.info(
                 "Starting {} with model {} and configuration {}",
@@ -61,18 +91,30 @@ public final class VigilJob {
                 config);
         config.transactionalIdPrefixWarning().ifPresent(LOG::warn);
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
-        define(env, config, bundle);
+        define(env, config, bundle, shadow);
         return env.execute(JOB_NAME);
     }
 
     /** The whole job from Kafka to Kafka, on {@code env}. */
     public static void define(
             StreamExecutionEnvironment env, VigilConfig config, ModelBundle bundle) {
+        define(env, config, bundle, shadowModel(config, bundle));
+    }
+
+    /**
+     * The whole job, with a shadow model beside the serving one when {@code shadow} is not null.
+     */
+    public static void define(
+            StreamExecutionEnvironment env,
+            VigilConfig config,
+            ModelBundle bundle,
+            ModelBundle shadow) {
         VigilPipeline.define(
                 env,
                 kafkaSource(config),
                 bundle,
                 Scoring.of(bundle, config.scoring()),
+                shadow == null ? null : Scoring.of(shadow, config.shadowScoring()),
                 kafkaSinks(config),
                 config.input());
     }
@@ -133,6 +175,19 @@ public final class VigilJob {
                                         WireFormat::deadLetter))
                         .uid(VigilPipeline.UID_DEAD_LETTERS_SINK)
                         .name("dead letters → Kafka");
+            }
+
+            @Override
+            public void shadowAnomalies(DataStream<AnomalyEvent> events) {
+                events.sinkTo(
+                                KafkaConnectors.sink(
+                                        kafka,
+                                        config.get(VigilOptions.TOPIC_SHADOW_ANOMALIES),
+                                        config.delivery(VigilOptions.DELIVERY_ANOMALIES),
+                                        a -> a.deviceId,
+                                        WireFormat::anomaly))
+                        .uid(VigilPipeline.UID_SHADOW_ANOMALIES_SINK)
+                        .name("shadow anomalies → Kafka");
             }
 
             @Override

@@ -25,6 +25,14 @@ public final class Metrics {
     private Metrics() {}
 
     public static final String GROUP = "vigil";
+
+    /**
+     * The shadow model's scoring operator's group (Prometheus {@code
+     * flink_taskmanager_job_task_operator_vigil_shadow_<name>}); its accumulators are named {@code
+     * shadow_<name>}.
+     */
+    public static final String GROUP_SHADOW = "vigil_shadow";
+
     public static final String RECORDS_IN = "records_in";
     public static final String SCORED = "scored";
     public static final String LATE = "late";
@@ -164,41 +172,56 @@ public final class Metrics {
         public final Count keptModelChange;
         private final Count deadLetters;
         private final Count modelErrors;
+        private final String accumulatorPrefix;
 
         public Scoring(RuntimeContext ctx) {
-            group = group(ctx);
-            scored = new Count(ctx, group, SCORED, SCORED);
-            late = new Count(ctx, group, LATE, LATE);
+            this(ctx, false);
+        }
+
+        /**
+         * @param shadow whether the operator scores with the shadow model: its metrics go to {@link
+         *     #GROUP_SHADOW}, its accumulators are named {@code shadow_<name>}
+         */
+        public Scoring(RuntimeContext ctx, boolean shadow) {
+            group = shadow ? ctx.getMetricGroup().addGroup(GROUP_SHADOW) : group(ctx);
+            accumulatorPrefix = shadow ? "shadow_" : "";
+            scored = count(ctx, group, SCORED, SCORED);
+            late = count(ctx, group, LATE, LATE);
             lateDuplicate =
-                    new Count(
+                    count(
                             ctx,
                             group.addGroup(LABEL_REASON, "duplicate"),
                             LATE_BY_REASON,
                             LATE + "_duplicate");
             lateOutOfOrder =
-                    new Count(
+                    count(
                             ctx,
                             group.addGroup(LABEL_REASON, "out_of_order"),
                             LATE_BY_REASON,
                             LATE + "_out_of_order");
-            episodesOpened = new Count(ctx, group, EPISODES_OPENED, EPISODES_OPENED);
-            episodesClosed = new Count(ctx, group, EPISODES_CLOSED, EPISODES_CLOSED);
-            resetGap = new Count(ctx, group, RESETS_GAP, RESETS_GAP);
-            resetModelChange = new Count(ctx, group, RESETS_MODEL_CHANGE, RESETS_MODEL_CHANGE);
-            resetNonFinite = new Count(ctx, group, RESETS_NON_FINITE, RESETS_NON_FINITE);
-            resetRestart = new Count(ctx, group, RESETS_RESTART, RESETS_RESTART);
-            resetInvalidState = new Count(ctx, group, RESETS_INVALID_STATE, RESETS_INVALID_STATE);
-            clampedValues = new Count(ctx, group, CLAMPED_VALUES, CLAMPED_VALUES);
-            keptModelChange = new Count(ctx, group, KEPT_MODEL_CHANGE, KEPT_MODEL_CHANGE);
+            episodesOpened = count(ctx, group, EPISODES_OPENED, EPISODES_OPENED);
+            episodesClosed = count(ctx, group, EPISODES_CLOSED, EPISODES_CLOSED);
+            resetGap = count(ctx, group, RESETS_GAP, RESETS_GAP);
+            resetModelChange = count(ctx, group, RESETS_MODEL_CHANGE, RESETS_MODEL_CHANGE);
+            resetNonFinite = count(ctx, group, RESETS_NON_FINITE, RESETS_NON_FINITE);
+            resetRestart = count(ctx, group, RESETS_RESTART, RESETS_RESTART);
+            resetInvalidState = count(ctx, group, RESETS_INVALID_STATE, RESETS_INVALID_STATE);
+            clampedValues = count(ctx, group, CLAMPED_VALUES, CLAMPED_VALUES);
+            keptModelChange = count(ctx, group, KEPT_MODEL_CHANGE, KEPT_MODEL_CHANGE);
             // The scorer's own dead letters add to the parser's counts of the same names.
-            deadLetters = new Count(ctx, group, DEAD_LETTERS, DEAD_LETTERS);
+            deadLetters = count(ctx, group, DEAD_LETTERS, DEAD_LETTERS);
             String modelError = DeadLetterReason.MODEL_ERROR.name();
             modelErrors =
-                    new Count(
+                    count(
                             ctx,
                             group.addGroup(LABEL_REASON, modelError),
                             DEAD_LETTERS_BY_REASON,
                             DEAD_LETTERS + "_" + modelError.toLowerCase());
+        }
+
+        private Count count(
+                RuntimeContext ctx, MetricGroup group, String metricName, String accumulatorName) {
+            return new Count(ctx, group, metricName, accumulatorPrefix + accumulatorName);
         }
 
         /** An event at (duplicate) or before (out of order) the last scored one of its device. */

@@ -42,6 +42,11 @@ public final class VigilPipeline {
     public static final String UID_SOURCE = "telemetry-source";
     public static final String UID_PARSE = "parse-telemetry";
     public static final String UID_SCORING = "gru-scoring";
+
+    /** The shadow model's scoring operator ({@code vigil.model.shadow.dir}), with its own state. */
+    public static final String UID_SCORING_SHADOW = "gru-scoring-shadow";
+
+    public static final String UID_SHADOW_ANOMALIES_SINK = "shadow-anomalies-sink";
     public static final String UID_ANOMALIES_SINK = "anomalies-sink";
     public static final String UID_DEAD_LETTERS_SINK = "dead-letters-sink";
     public static final String UID_SCORES_SINK = "scores-sink";
@@ -63,6 +68,11 @@ public final class VigilPipeline {
 
         /** Every scored step, when {@link ScoringSettings#emitScores()}; else an empty stream. */
         void scores(DataStream<ScoredStep> scores);
+
+        /** The shadow model's anomaly events, when the job has a shadow model. */
+        default void shadowAnomalies(DataStream<AnomalyEvent> events) {
+            throw new IllegalStateException("these sinks have no topic for a shadow model");
+        }
     }
 
     /**
@@ -81,10 +91,14 @@ public final class VigilPipeline {
                     (settings.batchSize() == 0
                                     ? byDevice.process(new GruScoringFunction(bundle, settings))
                                     : byDevice.transform(
-                                            "GRU scoring",
+                                            name(settings),
                                             TypeInformation.of(AnomalyEvent.class),
                                             new BatchedScoringOperator(bundle, settings)))
-                            .name("GRU scoring");
+                            .name(name(settings));
+        }
+
+        private static String name(ScoringSettings settings) {
+            return settings.shadow() ? "GRU scoring (shadow)" : "GRU scoring";
         }
     }
 
@@ -165,14 +179,36 @@ public final class VigilPipeline {
             Scoring scoring,
             Sinks sinks,
             InputRules input) {
+        define(env, source, bundle, scoring, null, sinks, input);
+    }
+
+    /**
+     * {@link #define(StreamExecutionEnvironment, RawSource, ModelBundle, Scoring, Sinks,
+     * InputRules)} with a shadow model's scoring ({@code shadow}, or null for none) beside the
+     * serving one on the same keyed stream, under {@link #UID_SCORING_SHADOW}: only its anomaly
+     * events leave it, to {@link Sinks#shadowAnomalies}. Its late records and model errors are the
+     * serving operator's to dead-letter; it counts them in its own metrics.
+     */
+    public static void define(
+            StreamExecutionEnvironment env,
+            RawSource source,
+            ModelBundle bundle,
+            Scoring scoring,
+            Scoring shadow,
+            Sinks sinks,
+            InputRules input) {
         SingleOutputStreamOperator<TelemetryEvent> parsed =
                 source.read(env)
                         .process(new ParseTelemetry(bundle.card().featureNames(), input))
                         .uid(UID_PARSE)
                         .name("parse + validate");
+        KeyedStream<TelemetryEvent, String> byDevice = parsed.keyBy(new DeviceKey());
         SingleOutputStreamOperator<AnomalyEvent> anomalies =
-                scoring.apply(parsed.keyBy(new DeviceKey())).uid(UID_SCORING);
+                scoring.apply(byDevice).uid(UID_SCORING);
         sinks.anomalies(anomalies);
+        if (shadow != null) {
+            sinks.shadowAnomalies(shadow.apply(byDevice).uid(UID_SCORING_SHADOW));
+        }
         // One dead-letter topic: what the parser refused and what the scorer could not score.
         sinks.deadLetters(
                 parsed.getSideOutput(ParseTelemetry.DEAD_LETTERS)

@@ -94,7 +94,12 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     public void open() throws Exception {
         super.open();
         state = getRuntimeContext().getState(DeviceStateSchema.descriptor(settings.stateTtl()));
-        scorer = new Scorer(bundle, settings, batchSize, new Metrics.Scoring(getRuntimeContext()));
+        scorer =
+                new Scorer(
+                        bundle,
+                        settings,
+                        batchSize,
+                        new Metrics.Scoring(getRuntimeContext(), settings.shadow()));
         events = new TelemetryEvent[batchSize];
         timestamps = new long[batchSize];
         slotsByDevice = new HashMap<>(batchSize * 2);

@@ -43,7 +43,12 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
     @Override
     public void open(OpenContext openContext) {
         state = getRuntimeContext().getState(DeviceStateSchema.descriptor(settings.stateTtl()));
-        scorer = new Scorer(bundle, settings, 1, new Metrics.Scoring(getRuntimeContext()));
+        scorer =
+                new Scorer(
+                        bundle,
+                        settings,
+                        1,
+                        new Metrics.Scoring(getRuntimeContext(), settings.shadow()));
     }
 
     @Override

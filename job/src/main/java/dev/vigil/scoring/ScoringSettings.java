@@ -27,6 +27,9 @@ import java.io.Serializable;
  *     input, so that a consumer can send it again
  * @param driftWindowSteps scored steps per drift window of a scoring subtask; 0 for no drift
  *     metrics
+ * @param shadow whether this operator scores with a shadow model ({@code vigil.model.shadow.dir}):
+ *     its metrics go to the group {@code vigil_shadow} and its accumulators are named {@code
+ *     shadow_*}, so that nothing is counted twice in the job's totals
  *     <p>{@code VigilConfig.scoring()} builds it from the options; {@link #toBuilder()} changes a
  *     few fields of a given one (tests start from the options' defaults).
  */
@@ -45,7 +48,8 @@ public record ScoringSettings(
         float maxAbsNormalised,
         long restartStepBackMs,
         InputFormat inputFormat,
-        int driftWindowSteps)
+        int driftWindowSteps,
+        boolean shadow)
         implements Serializable {
 
     public Builder toBuilder() {
@@ -69,6 +73,7 @@ public record ScoringSettings(
         private long restartStepBackMs;
         private InputFormat inputFormat;
         private int driftWindowSteps;
+        private boolean shadow;
 
         private Builder(ScoringSettings s) {
             gapMs = s.gapMs;
@@ -86,6 +91,7 @@ public record ScoringSettings(
             restartStepBackMs = s.restartStepBackMs;
             inputFormat = s.inputFormat;
             driftWindowSteps = s.driftWindowSteps;
+            shadow = s.shadow;
         }
 
         public Builder gapMs(long v) {
@@ -160,6 +166,11 @@ public record ScoringSettings(
             return this;
         }
 
+        public Builder shadow(boolean v) {
+            shadow = v;
+            return this;
+        }
+
         public ScoringSettings build() {
             return new ScoringSettings(
                     gapMs,
@@ -176,7 +187,8 @@ public record ScoringSettings(
                     maxAbsNormalised,
                     restartStepBackMs,
                     inputFormat,
-                    driftWindowSteps);
+                    driftWindowSteps,
+                    shadow);
         }
     }
 }

@@ -96,6 +96,31 @@ class VigilConfigTest {
     }
 
     @Test
+    void shouldRefuseAShadowModelThatReadsOtherFeatures() {
+        Map<String, String> values = valid();
+        VigilConfig none = VigilConfig.of(values);
+        assertThat(none.shadowModelDir()).isEmpty();
+        assertThat(dev.vigil.job.VigilJob.shadowModel(none, Fixtures.model())).isNull();
+        values.put(VigilOptions.MODEL_SHADOW_DIR.key(), Fixtures.modelDir().toString());
+        VigilConfig same = VigilConfig.of(values);
+        assertThat(dev.vigil.job.VigilJob.shadowModel(same, Fixtures.model())).isNotNull();
+        assertThat(same.shadowScoring().shadow()).isTrue();
+        assertThat(same.shadowScoring().emitScores()).isFalse();
+        assertThat(same.scoring().shadow()).isFalse();
+        // The benchmark's model reads 16 other features
+        values.put(
+                VigilOptions.MODEL_SHADOW_DIR.key(),
+                Fixtures.repoRoot().resolve("bench/model").toString());
+        VigilConfig other = VigilConfig.of(values);
+
+        assertThatThrownBy(() -> dev.vigil.job.VigilJob.shadowModel(other, Fixtures.model()))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining(
+                        "vigil.model.shadow.dir: the shadow model's features [f00, f01")
+                .hasMessageContaining("must be the serving model's, in the same order");
+    }
+
+    @Test
     void shouldReadTheInputFormatAndRefuseAnUnknownOne() {
         Map<String, String> values = valid();
         assertThat(VigilConfig.of(values).input().format()).isEqualTo(InputFormat.JSON);
