@@ -215,6 +215,8 @@ public final class Bench {
             // The same events in the Avro input format (vigil.input.format: avro)
             double passthroughAvro = throughput("passthrough+avro");
             double batchedAvro = throughput("batched+avro");
+            // A shadow model (the same one) scored beside the serving one
+            double batchedShadow = throughput("batched+shadow");
             if (profile != null) {
                 // Separate batched runs under JFR, of JSON and of Avro input: recording slows the
                 // job, so they are not measured.
@@ -237,6 +239,9 @@ public final class Bench {
             out.put("batched_with_scores_eps", Math.round(batchedScores));
             out.put("passthrough_avro_eps", Math.round(passthroughAvro));
             out.put("batched_avro_eps", Math.round(batchedAvro));
+            out.put("batched_with_shadow_eps", Math.round(batchedShadow));
+            // CPU per event with a shadow, over serving alone (2 cores busy in both runs)
+            out.put("cpu_ratio_shadow_serving", round(batched / batchedShadow));
             putLatency(out, batchedScores / 2);
             out.put("bytes_per_device", bytesPerDevice(card));
             out.put("machine", machine());
@@ -321,13 +326,19 @@ public final class Bench {
     private double throughput(String variant) throws Exception {
         String name = variant.replace('+', '-');
         boolean avro = variant.endsWith("+avro");
+        boolean shadow = variant.endsWith("+shadow");
+        Map<String, String> extra = new LinkedHashMap<>();
+        if (avro) {
+            extra.put(VigilOptions.INPUT_FORMAT.key(), "avro");
+        }
+        if (shadow) {
+            String topic = LocalRun.topic("shadow-anomalies", name);
+            kafka.createTopics(4, List.of(topic));
+            extra.put(VigilOptions.MODEL_SHADOW_DIR.key(), modelDir.toString());
+            extra.put(VigilOptions.TOPIC_SHADOW_ANOMALIES.key(), topic);
+        }
         VigilConfig config =
-                config(
-                        name,
-                        avro ? INPUT_AVRO : INPUT,
-                        true,
-                        variant.endsWith("+scores"),
-                        avro ? Map.of(VigilOptions.INPUT_FORMAT.key(), "avro") : Map.of());
+                config(name, avro ? INPUT_AVRO : INPUT, true, variant.endsWith("+scores"), extra);
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
         // The job's graph; the baselines differ from it only in the keyed operator.
         VigilPipeline.Scoring scoring =
@@ -342,6 +353,7 @@ public final class Bench {
                 e -> VigilJob.kafkaSource(config).read(e).map(new RateProbe()).uid("rate-probe"),
                 bundle,
                 scoring,
+                shadow ? VigilPipeline.Scoring.of(bundle, config.shadowScoring()) : null,
                 VigilJob.kafkaSinks(config),
                 config.input());
         long t0 = System.nanoTime();
