@@ -146,20 +146,7 @@ final class ResetDeviceCommand {
     static void write(
             Path savepoint, Path target, Set<String> reset, Set<String> drop, Path summaryFile)
             throws Exception {
-        // The writer ships the savepoint's other operators' states through Kryo, whose generated
-        // constructor access fails on this package-private class (IllegalAccessError on Java 17):
-        // Java serialization, which the class supports (readResolve to its singleton), instead.
-        Configuration conf = new Configuration();
-        conf.set(
-                PipelineOptions.SERIALIZATION_CONFIG,
-                List.of(
-                        "org.apache.flink.runtime.checkpoint.InflightDataRescalingDescriptor"
-                                + "$NoRescalingDescriptor: {type: kryo, kryo-type: default,"
-                                + " class: "
-                                + JavaSerializer.class.getName()
-                                + "}"));
-        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
-        env.setParallelism(1);
+        StreamExecutionEnvironment env = rewriteEnvironment();
         String from = savepoint.toUri().toString();
         OperatorIdentifier scoring = OperatorIdentifier.forUid(VigilPipeline.UID_SCORING);
         TypeInformation<Tuple2<String, byte[]>> entry =
@@ -182,6 +169,27 @@ final class ResetDeviceCommand {
                 .withOperator(scoring, state)
                 .write(target.toUri().toString());
         env.execute("vigil-reset-device");
+    }
+
+    /**
+     * An environment to rewrite a savepoint in, at parallelism 1. The writer ships the savepoint's
+     * other operators' states through Kryo, whose generated constructor access fails on {@code
+     * NoRescalingDescriptor}, a package-private class (IllegalAccessError on Java 17): Java
+     * serialization, which the class supports (readResolve to its singleton), instead.
+     */
+    static StreamExecutionEnvironment rewriteEnvironment() {
+        Configuration conf = new Configuration();
+        conf.set(
+                PipelineOptions.SERIALIZATION_CONFIG,
+                List.of(
+                        "org.apache.flink.runtime.checkpoint.InflightDataRescalingDescriptor"
+                                + "$NoRescalingDescriptor: {type: kryo, kryo-type: default,"
+                                + " class: "
+                                + JavaSerializer.class.getName()
+                                + "}"));
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
+        env.setParallelism(1);
+        return env;
     }
 
     /** Each device's state as the job's serializer writes it, rewritten or left out if named. */

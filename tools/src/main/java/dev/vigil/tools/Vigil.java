@@ -33,6 +33,7 @@ public final class Vigil {
                 case "evaluate" -> new EvaluateCommand(out, home).run(rest);
                 case "inspect-savepoint" -> new InspectSavepointCommand(out, err).run(rest);
                 case "reset-device" -> new ResetDeviceCommand(out, err).run(rest);
+                case "promote-shadow" -> new PromoteShadowCommand(out).run(rest);
                 case "testdata" -> {
                     Path dir =
                             rest.length > 0 ? Path.of(rest[0]) : home.resolve("testdata/generated");
@@ -73,6 +74,8 @@ public final class Vigil {
                 "  " + ResetDeviceCommand.USAGE,
                 "      a copy of a savepoint with those devices reset (memory and profile) or"
                         + " dropped",
+                "  " + PromoteShadowCommand.USAGE,
+                "      a copy of a savepoint with the shadow model's state as the serving state",
                 "  vigil testdata [DIR]      generate the labelled test fleet (default"
                         + " testdata/generated)",
                 "  vigil train --train FILE.jsonl --out DIR [--labels FILE] [--hidden N]"
