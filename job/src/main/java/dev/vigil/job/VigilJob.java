@@ -20,7 +20,9 @@ import java.time.Duration;
 import java.util.List;
 import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.DataStreamSink;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -151,16 +153,21 @@ public final class VigilJob {
         return new Sinks() {
             @Override
             public void anomalies(DataStream<AnomalyEvent> anomalies) {
-                anomalies
-                        .sinkTo(
-                                KafkaConnectors.sink(
-                                        kafka,
-                                        config.get(VigilOptions.TOPIC_ANOMALIES),
-                                        config.delivery(VigilOptions.DELIVERY_ANOMALIES),
-                                        a -> a.deviceId,
-                                        WireFormat::anomaly))
+                anomalySink(anomalies, VigilOptions.TOPIC_ANOMALIES)
                         .uid(VigilPipeline.UID_ANOMALIES_SINK)
                         .name("anomalies → Kafka");
+            }
+
+            /** Anomaly events to a topic, as the anomalies topic is written. */
+            private DataStreamSink<AnomalyEvent> anomalySink(
+                    DataStream<AnomalyEvent> events, ConfigOption<String> topic) {
+                return events.sinkTo(
+                        KafkaConnectors.sink(
+                                kafka,
+                                config.get(topic),
+                                config.delivery(VigilOptions.DELIVERY_ANOMALIES),
+                                a -> a.deviceId,
+                                WireFormat::anomaly));
             }
 
             @Override
@@ -179,13 +186,7 @@ public final class VigilJob {
 
             @Override
             public void shadowAnomalies(DataStream<AnomalyEvent> events) {
-                events.sinkTo(
-                                KafkaConnectors.sink(
-                                        kafka,
-                                        config.get(VigilOptions.TOPIC_SHADOW_ANOMALIES),
-                                        config.delivery(VigilOptions.DELIVERY_ANOMALIES),
-                                        a -> a.deviceId,
-                                        WireFormat::anomaly))
+                anomalySink(events, VigilOptions.TOPIC_SHADOW_ANOMALIES)
                         .uid(VigilPipeline.UID_SHADOW_ANOMALIES_SINK)
                         .name("shadow anomalies → Kafka");
             }

@@ -60,15 +60,7 @@ final class InspectSavepointCommand {
     }
 
     int run(String[] argv) throws Exception {
-        if (argv.length == 0 || argv[0].startsWith("--")) {
-            throw new Args.UsageException("which savepoint? " + USAGE);
-        }
-        // Flink prints savepoint paths as file: URIs; take those as they are printed.
-        Path savepoint =
-                locate(
-                        argv[0].startsWith("file:")
-                                ? Path.of(URI.create(argv[0]))
-                                : Path.of(argv[0]));
+        Path savepoint = savepointArgument(argv, USAGE);
         Args args =
                 new Args(
                         "inspect-savepoint",
@@ -103,6 +95,31 @@ final class InspectSavepointCommand {
         } finally {
             LocalRun.deleteRecursively(work);
         }
+    }
+
+    /**
+     * The savepoint a command's first argument names: a path, or a file: URI as Flink prints
+     * savepoint paths.
+     */
+    static Path savepointArgument(String[] argv, String usage) throws IOException {
+        if (argv.length == 0 || argv[0].startsWith("--")) {
+            throw new Args.UsageException("which savepoint? " + usage);
+        }
+        return locate(
+                argv[0].startsWith("file:") ? Path.of(URI.create(argv[0])) : Path.of(argv[0]));
+    }
+
+    /** The {@code --out} of a command that writes a new savepoint: given, and not there yet. */
+    static Path newSavepointDirectory(Args args, String usage) {
+        Path target = args.path("--out");
+        if (target == null) {
+            throw new Args.UsageException("where to write the new savepoint? " + usage);
+        }
+        if (Files.exists(target)) {
+            throw new Args.UsageException(
+                    target + " exists: give a new directory for the new savepoint");
+        }
+        return target;
     }
 
     /** A savepoint directory, or a directory holding exactly one (what --savepoint-out leaves). */

@@ -4,7 +4,6 @@ import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
 import java.io.PrintStream;
-import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -54,27 +53,13 @@ final class PromoteShadowCommand {
     }
 
     int run(String[] argv) throws Exception {
-        if (argv.length == 0 || argv[0].startsWith("--")) {
-            throw new Args.UsageException("which savepoint? " + USAGE);
-        }
-        Path savepoint =
-                InspectSavepointCommand.locate(
-                        argv[0].startsWith("file:")
-                                ? Path.of(URI.create(argv[0]))
-                                : Path.of(argv[0]));
+        Path savepoint = InspectSavepointCommand.savepointArgument(argv, USAGE);
         Args args =
                 new Args(
                         "promote-shadow",
                         Arrays.copyOfRange(argv, 1, argv.length),
                         Set.of("--out"));
-        Path target = args.path("--out");
-        if (target == null) {
-            throw new Args.UsageException("where to write the new savepoint? " + USAGE);
-        }
-        if (Files.exists(target)) {
-            throw new Args.UsageException(
-                    target + " exists: give a new directory for the new savepoint");
-        }
+        Path target = InspectSavepointCommand.newSavepointDirectory(args, USAGE);
         Map<String, Long> versions = write(savepoint, target);
         out.printf(
                 "wrote %s from %s: the shadow's state of %d devices is the serving state (model"

@@ -8,7 +8,6 @@ import dev.vigil.state.DeviceStateSchema;
 import java.io.File;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -73,27 +72,13 @@ final class ResetDeviceCommand {
     record Summary(List<String> reset, List<String> dropped, long kept) {}
 
     int run(String[] argv) throws Exception {
-        if (argv.length == 0 || argv[0].startsWith("--")) {
-            throw new Args.UsageException("which savepoint? " + USAGE);
-        }
-        Path savepoint =
-                InspectSavepointCommand.locate(
-                        argv[0].startsWith("file:")
-                                ? Path.of(URI.create(argv[0]))
-                                : Path.of(argv[0]));
+        Path savepoint = InspectSavepointCommand.savepointArgument(argv, USAGE);
         Args args =
                 new Args(
                         "reset-device",
                         Arrays.copyOfRange(argv, 1, argv.length),
                         Set.of("--out", "--reset", "--drop"));
-        Path target = args.path("--out");
-        if (target == null) {
-            throw new Args.UsageException("where to write the new savepoint? " + USAGE);
-        }
-        if (Files.exists(target)) {
-            throw new Args.UsageException(
-                    target + " exists: give a new directory for the new savepoint");
-        }
+        Path target = InspectSavepointCommand.newSavepointDirectory(args, USAGE);
         Set<String> reset = ids(args.get("--reset"));
         Set<String> drop = ids(args.get("--drop"));
         if (reset.isEmpty() && drop.isEmpty()) {

@@ -5,9 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.vigil.testing.Fixtures;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -20,23 +17,9 @@ class InspectSavepointCommandITCase {
 
     private static final Path GOLDEN = Fixtures.repoRoot().resolve("testdata/savepoints/0.1.0");
 
-    private record Run(int exit, String out, String err) {}
-
-    private static Run vigil(String... argv) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int exit =
-                Vigil.run(
-                        argv,
-                        new PrintStream(out, true, StandardCharsets.UTF_8),
-                        new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new Run(
-                exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    }
-
     @Test
     void shouldPrintOneCsvRowPerDeviceAndASummary() {
-        Run r = vigil("inspect-savepoint", GOLDEN.toString());
+        CliRun r = CliRun.vigil("inspect-savepoint", GOLDEN.toString());
 
         assertThat(r.exit()).as(r.err()).isZero();
         List<String> lines = r.out().lines().toList();
@@ -55,7 +38,7 @@ class InspectSavepointCommandITCase {
     @Test
     void shouldPrintJsonRowsAndOneDeviceInFull() throws Exception {
         ObjectMapper json = new ObjectMapper();
-        Run rows = vigil("inspect-savepoint", GOLDEN.toString(), "--format", "json");
+        CliRun rows = CliRun.vigil("inspect-savepoint", GOLDEN.toString(), "--format", "json");
         assertThat(rows.exit()).as(rows.err()).isZero();
         List<JsonNode> devices = new ArrayList<>();
         for (String l : rows.out().lines().toList()) {
@@ -72,7 +55,7 @@ class InspectSavepointCommandITCase {
                         .orElseThrow();
         String id = last.get("device").asText();
         // As Flink prints savepoint paths: a file: URI.
-        Run one = vigil("inspect-savepoint", GOLDEN.toUri().toString(), "--device", id);
+        CliRun one = CliRun.vigil("inspect-savepoint", GOLDEN.toUri().toString(), "--device", id);
         assertThat(one.exit()).as(one.err()).isZero();
         JsonNode full = json.readTree(one.out());
         assertThat(full.get("device").asText()).isEqualTo(id);
@@ -89,15 +72,16 @@ class InspectSavepointCommandITCase {
 
     @Test
     void shouldSayWhatIsWrongWithTheArguments() {
-        Run missing = vigil("inspect-savepoint", GOLDEN.toString(), "--device", "pump-99");
+        CliRun missing =
+                CliRun.vigil("inspect-savepoint", GOLDEN.toString(), "--device", "pump-99");
         assertThat(missing.exit()).isEqualTo(1);
         assertThat(missing.err()).contains("no device 'pump-99'");
 
-        Run noSavepoint = vigil("inspect-savepoint", GOLDEN.resolve("model").toString());
+        CliRun noSavepoint = CliRun.vigil("inspect-savepoint", GOLDEN.resolve("model").toString());
         assertThat(noSavepoint.exit()).isEqualTo(2);
         assertThat(noSavepoint.err()).contains("no savepoint at", "_metadata");
 
-        Run badFormat = vigil("inspect-savepoint", GOLDEN.toString(), "--format", "xml");
+        CliRun badFormat = CliRun.vigil("inspect-savepoint", GOLDEN.toString(), "--format", "xml");
         assertThat(badFormat.exit()).isEqualTo(2);
         assertThat(badFormat.err()).contains("--format is csv or json");
     }

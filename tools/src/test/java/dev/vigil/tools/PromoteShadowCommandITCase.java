@@ -18,9 +18,6 @@ import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testing.Fixtures;
 import dev.vigil.tools.kafka.EmbeddedKafkaBroker;
 import dev.vigil.tools.kafka.TopicIO;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -100,11 +97,13 @@ class PromoteShadowCommandITCase {
                                             .savepoint()));
 
             Path written = dir.resolve("promoted");
-            Run r = vigil("promote-shadow", savepoint.toString(), "--out", written.toString());
+            CliRun r =
+                    CliRun.vigil(
+                            "promote-shadow", savepoint.toString(), "--out", written.toString());
             assertThat(r.exit()).as(r.err()).isZero();
             assertThat(r.out()).contains("the shadow's state of 24 devices", version);
-            Run none =
-                    vigil(
+            CliRun none =
+                    CliRun.vigil(
                             "promote-shadow",
                             written.toString(),
                             "--out",
@@ -170,20 +169,6 @@ class PromoteShadowCommandITCase {
             assertThat(anomalies(kafka, "anomalies-promoted"))
                     .allMatch(e -> e.modelVersion.equals(version));
         }
-    }
-
-    private record Run(int exit, String out, String err) {}
-
-    private static Run vigil(String... argv) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int exit =
-                Vigil.run(
-                        argv,
-                        new PrintStream(out, true, StandardCharsets.UTF_8),
-                        new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new Run(
-                exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
 
     private static Map<String, String> config(EmbeddedKafkaBroker kafka, String run, Path cp) {

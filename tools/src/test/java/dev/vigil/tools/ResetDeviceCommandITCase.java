@@ -15,9 +15,6 @@ import dev.vigil.testdata.FleetGenerator;
 import dev.vigil.testing.Fixtures;
 import dev.vigil.tools.kafka.EmbeddedKafkaBroker;
 import dev.vigil.tools.kafka.TopicIO;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -44,28 +41,14 @@ class ResetDeviceCommandITCase {
     private static final Path GOLDEN = Fixtures.repoRoot().resolve("testdata/savepoints/0.2.0");
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private record Run(int exit, String out, String err) {}
-
-    private static Run vigil(String... argv) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int exit =
-                Vigil.run(
-                        argv,
-                        new PrintStream(out, true, StandardCharsets.UTF_8),
-                        new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new Run(
-                exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    }
-
     /** Each device's full state in a savepoint, as inspect-savepoint prints it. */
     private static Map<String, JsonNode> devices(Path savepoint) throws Exception {
-        Run rows = vigil("inspect-savepoint", savepoint.toString(), "--format", "json");
+        CliRun rows = CliRun.vigil("inspect-savepoint", savepoint.toString(), "--format", "json");
         assertThat(rows.exit()).as(rows.err()).isZero();
         Map<String, JsonNode> all = new LinkedHashMap<>();
         for (String line : rows.out().lines().toList()) {
             String id = JSON.readTree(line).get("device").asText();
-            Run one = vigil("inspect-savepoint", savepoint.toString(), "--device", id);
+            CliRun one = CliRun.vigil("inspect-savepoint", savepoint.toString(), "--device", id);
             all.put(id, JSON.readTree(one.out()));
         }
         return all;
@@ -85,8 +68,8 @@ class ResetDeviceCommandITCase {
         String drop = before.keySet().stream().filter(d -> !d.equals(reset)).findFirst().get();
         Path written = dir.resolve("reset");
 
-        Run r =
-                vigil(
+        CliRun r =
+                CliRun.vigil(
                         "reset-device",
                         GOLDEN.toString(),
                         "--out",
