@@ -119,6 +119,25 @@ class DeviceStateSchemaTest {
         assertThat(b.modelVersion).isSameAs(a.modelVersion);
     }
 
+    /**
+     * The serializer keeps the encoding of the last model version it wrote: one serializer writing
+     * devices of other versions in turn (and none) writes what a fresh one writes for each.
+     */
+    @Test
+    void shouldWriteEachModelVersionAsAFreshSerializerDoes() throws Exception {
+        DeviceStateSerializer reused = DeviceStateSchema.serializer();
+        for (String version : new String[] {"v1", "v2-\u00e9t\u00e9", null, "v1", "v1", "v2"}) {
+            DeviceState s = inEpisode();
+            s.modelVersion = version;
+            DataOutputSerializer out = new DataOutputSerializer(512);
+            reused.serialize(s, out);
+            DataOutputSerializer fresh = new DataOutputSerializer(512);
+            DeviceStateSchema.serializer().serialize(s, fresh);
+            assertThat(out.getCopyOfBuffer()).as(version).isEqualTo(fresh.getCopyOfBuffer());
+            assertThat(read(out.getCopyOfBuffer()).modelVersion).isEqualTo(version);
+        }
+    }
+
     private static byte[] released(int format) throws IOException {
         Path golden = Path.of("src/test/resources/formats/format-" + format + ".hex");
         return HexFormat.of().parseHex(Files.readString(golden).replaceAll("\\s", ""));

@@ -69,6 +69,11 @@ final class EvaluateCommand {
                 args.path("--model") != null
                         ? args.path("--model")
                         : home.resolve("testdata/model");
+        // The card, read once, when the threshold or the drift summary needs it
+        ModelCard card =
+                args.get("--threshold") == null || args.path("--within") != null
+                        ? ModelCard.load(model)
+                        : null;
         float threshold;
         if (args.get("--threshold") != null) {
             try {
@@ -77,7 +82,7 @@ final class EvaluateCommand {
                 throw new Args.UsageException("--threshold needs a number");
             }
         } else {
-            threshold = ModelCard.load(model).threshold();
+            threshold = card.threshold();
         }
         if (args.path("--within") != null) {
             // Only each device's time span in that stream (for example a test split replayed
@@ -97,8 +102,7 @@ final class EvaluateCommand {
         Map<String, Object> json = ReportFormat.json(report);
         if (args.path("--within") != null) {
             // The stream scored, against the model's training data
-            DriftSummary drift =
-                    DriftSummary.of(ModelCard.load(model), args.path("--within"), scores);
+            DriftSummary drift = DriftSummary.of(card, args.path("--within"), scores);
             out.println(drift.line());
             json.put("drift", drift.json());
         }
