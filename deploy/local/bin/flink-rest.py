@@ -4,7 +4,8 @@
   flink-rest.py state JOBID            job state (RUNNING, FINISHED, CANCELED, ...), "all" if every
                                        task of it runs: prints e.g. "RUNNING all-running"
   flink-rest.py counters JOBID         the job's vigil counters summed over operators and
-                                       subtasks, one "name value" per line (records_in, scored, ...)
+                                       subtasks, one "name value" per line (records_in, scored, ...;
+                                       a shadow model's as shadow_scored, ...)
   flink-rest.py checkpoints JOBID      number of completed checkpoints
   flink-rest.py checkpoint-max JOBID   the longest completed checkpoint, end to end, in ms
   flink-rest.py restarts JOBID         how often the job failed and restarted (the entries of its
@@ -39,17 +40,19 @@ def state(job):
 
 def counters(job):
     d = get(f"/jobs/{job}")
-    totals = {c: 0 for c in COUNTERS}
+    names = COUNTERS + ["shadow_" + c for c in COUNTERS]
+    totals = {c: 0 for c in names}
     for v in d["vertices"]:
         base = f"/jobs/{job}/vertices/{v['id']}/subtasks/metrics"
         ids = [m["id"] for m in get(base)]
-        wanted = [i for i in ids if any(i.endswith(".vigil." + c) for c in COUNTERS)]
+        wanted = [i for i in ids if any(i.endswith(g + c) for c in COUNTERS
+                                         for g in (".vigil.", ".vigil_shadow."))]
         if not wanted:
             continue
         for m in get(base + "?agg=sum&get=" + urllib.parse.quote(",".join(wanted), safe=",")):
-            name = m["id"].rsplit(".", 1)[1]
-            totals[name] += int(float(m.get("sum", 0)))
-    for c in COUNTERS:
+            group, name = m["id"].rsplit(".", 2)[1:]
+            totals[("shadow_" if group == "vigil_shadow" else "") + name] += int(float(m.get("sum", 0)))
+    for c in names:
         print(c, totals[c])
 
 

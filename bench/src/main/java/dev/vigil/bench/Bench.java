@@ -346,14 +346,15 @@ public final class Bench {
                     case "naive" -> byDevice -> byDevice.process(new NaiveScoringFunction(bundle));
                     case "passthrough", "passthrough+avro", "warmup" ->
                             byDevice -> byDevice.process(new PassthroughFunction(bundle));
-                    default -> VigilPipeline.Scoring.of(bundle, config.scoring());
+                    default ->
+                            VigilPipeline.Scoring.of(
+                                    bundle, shadow ? bundle : null, config.scoring());
                 };
         VigilPipeline.define(
                 env,
                 e -> VigilJob.kafkaSource(config).read(e).map(new RateProbe()).uid("rate-probe"),
                 bundle,
                 scoring,
-                shadow ? VigilPipeline.Scoring.of(bundle, config.shadowScoring()) : null,
                 VigilJob.kafkaSinks(config),
                 config.input());
         long t0 = System.nanoTime();

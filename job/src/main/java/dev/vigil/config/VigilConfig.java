@@ -138,6 +138,22 @@ public final class VigilConfig {
                             + " must be a finite number greater than 0, was "
                             + bound);
         }
+        double canary = get(VigilOptions.MODEL_CANARY_FRACTION);
+        if (!(canary >= 0 && canary <= 1)) {
+            throw new ConfigException(
+                    VigilOptions.MODEL_CANARY_FRACTION.key()
+                            + " must be between 0 and 1 (the share of devices the shadow model"
+                            + " serves), was "
+                            + canary);
+        }
+        if (canary > 0 && shadowModelDir().isEmpty()) {
+            throw new ConfigException(
+                    VigilOptions.MODEL_CANARY_FRACTION.key()
+                            + " is "
+                            + canary
+                            + " but no vigil.model.shadow.dir is set: the canary's devices are"
+                            + " served by the shadow model");
+        }
         if (get(VigilOptions.DRIFT_WINDOW_STEPS) < 0) {
             throw new ConfigException(
                     VigilOptions.DRIFT_WINDOW_STEPS.key() + " must be 0 (off) or more");
@@ -349,15 +365,7 @@ public final class VigilConfig {
                 get(VigilOptions.SCORING_RESTART_STEP_BACK).toMillis(),
                 choice(VigilOptions.INPUT_FORMAT, InputFormat.class),
                 get(VigilOptions.DRIFT_WINDOW_STEPS),
-                false);
-    }
-
-    /**
-     * The settings of the shadow model's operator: the serving one's, with no scores side output
-     * (the shadow writes its episodes only) and its metrics apart.
-     */
-    public ScoringSettings shadowScoring() {
-        return scoring().toBuilder().emitScores(false).shadow(true).build();
+                get(VigilOptions.MODEL_CANARY_FRACTION));
     }
 
     /** The shadow model's directory ({@code vigil.model.shadow.dir}), if one is set. */

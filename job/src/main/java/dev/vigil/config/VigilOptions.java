@@ -171,20 +171,36 @@ public final class VigilOptions {
                     .defaultValue("")
                     .withDescription(
                             "A second model (model.onnx + model.json, with the serving model's"
-                                    + " features in the same order) scored beside the serving one"
-                                    + " on the same stream, with its own state per device under"
-                                    + " the operator uid gru-scoring-shadow: its anomaly events go"
-                                    + " to vigil.kafka.topic.shadow-anomalies, never to the"
-                                    + " anomalies topic, and its metrics to the group vigil_shadow."
+                                    + " features in the same order) scored in the scoring operator"
+                                    + " beside the serving one, on every device, with its own state"
+                                    + " per device (device-state-shadow): its anomaly events go to"
+                                    + " vigil.kafka.topic.shadow-anomalies, never to the anomalies"
+                                    + " topic (unless vigil.model.canary.fraction gives it devices"
+                                    + " to serve), and its metrics to the group vigil_shadow."
                                     + " Empty: no shadow.");
+
+    public static final ConfigOption<Double> MODEL_CANARY_FRACTION =
+            ConfigOptions.key("vigil.model.canary.fraction")
+                    .doubleType()
+                    .defaultValue(0.0)
+                    .withDescription(
+                            "The share of devices (0 to 1, chosen by a stable hash of the device"
+                                    + " id: a larger fraction only adds devices) whose alerts,"
+                                    + " scores and dead letters come from the shadow model; the"
+                                    + " serving model's events for them go to the shadow topic"
+                                    + " instead. Both models keep scoring every device, so a"
+                                    + " restart with 0 rolls back with every device's memory warm."
+                                    + " Needs vigil.model.shadow.dir.");
 
     public static final ConfigOption<String> TOPIC_SHADOW_ANOMALIES =
             ConfigOptions.key("vigil.kafka.topic.shadow-anomalies")
                     .stringType()
                     .defaultValue("anomalies-shadow")
                     .withDescription(
-                            "Where the shadow model's anomaly events go (the anomalies topic's"
-                                    + " format and delivery), when vigil.model.shadow.dir is set.");
+                            "Where the anomaly events of the model that does not serve a device"
+                                    + " go (the anomalies topic's format and delivery), when"
+                                    + " vigil.model.shadow.dir is set: the shadow model's, and for"
+                                    + " the canary's devices the serving model's.");
 
     public static final ConfigOption<Integer> DRIFT_WINDOW_STEPS =
             ConfigOptions.key("vigil.drift.window-steps")
@@ -355,6 +371,7 @@ public final class VigilOptions {
                 MODEL_DIR,
                 MODEL_ON_CHANGE,
                 MODEL_SHADOW_DIR,
+                MODEL_CANARY_FRACTION,
                 TOPIC_SHADOW_ANOMALIES,
                 INPUT_FORMAT,
                 INPUT_MAX_CLOCK_SKEW,

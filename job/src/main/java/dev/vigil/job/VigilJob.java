@@ -115,8 +115,7 @@ public final class VigilJob {
                 env,
                 kafkaSource(config),
                 bundle,
-                Scoring.of(bundle, config.scoring()),
-                shadow == null ? null : Scoring.of(shadow, config.shadowScoring()),
+                Scoring.of(bundle, shadow, config.scoring()),
                 kafkaSinks(config),
                 config.input());
     }

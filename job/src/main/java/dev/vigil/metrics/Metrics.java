@@ -47,6 +47,28 @@ public final class Metrics {
 
     public static final String EPISODES_OPENED = "episodes_opened";
     public static final String EPISODES_CLOSED = "episodes_closed";
+
+    /**
+     * Closed episodes during which the job's other model (serving or shadow) had an episode open on
+     * the same device: the two models shared them. Only with a shadow model.
+     */
+    public static final String EPISODES_SHARED = "episodes_shared";
+
+    /**
+     * The correlation of the serving and the shadow model's step scores over the last drift window
+     * (in the group {@link #GROUP_SHADOW}; as an accumulator, {@code shadow_score_correlation} over
+     * the whole run): {@link ScoreCorrelation}.
+     */
+    public static final String SCORE_CORRELATION = "score_correlation";
+
+    /**
+     * With a shadow model, per arm (label {@code arm}: {@code control}, served by the serving
+     * model, or {@code canary}, by the shadow model): the steps scored and the episodes opened for
+     * that arm's devices by the model that serves them.
+     */
+    public static final String SCORED_BY_ARM = "scored_by_arm";
+
+    public static final String EPISODES_OPENED_BY_ARM = "episodes_opened_by_arm";
     public static final String RESETS_GAP = "resets_gap";
     public static final String RESETS_MODEL_CHANGE = "resets_model_change";
 
@@ -90,6 +112,9 @@ public final class Metrics {
 
     /** The label that names a feature, on the drift gauges. */
     public static final String LABEL_FEATURE = "feature";
+
+    /** The label that names a canary arm: {@code control} or {@code canary}. */
+    public static final String LABEL_ARM = "arm";
 
     private static final int HISTOGRAM_WINDOW = 1024;
 
@@ -163,6 +188,7 @@ public final class Metrics {
         private final Count lateOutOfOrder;
         public final Count episodesOpened;
         public final Count episodesClosed;
+        public final Count episodesShared;
         public final Count resetGap;
         public final Count resetModelChange;
         public final Count resetNonFinite;
@@ -201,6 +227,7 @@ public final class Metrics {
                             LATE + "_out_of_order");
             episodesOpened = count(ctx, group, EPISODES_OPENED, EPISODES_OPENED);
             episodesClosed = count(ctx, group, EPISODES_CLOSED, EPISODES_CLOSED);
+            episodesShared = count(ctx, group, EPISODES_SHARED, EPISODES_SHARED);
             resetGap = count(ctx, group, RESETS_GAP, RESETS_GAP);
             resetModelChange = count(ctx, group, RESETS_MODEL_CHANGE, RESETS_MODEL_CHANGE);
             resetNonFinite = count(ctx, group, RESETS_NON_FINITE, RESETS_NON_FINITE);
@@ -261,6 +288,56 @@ public final class Metrics {
         /** Registers the model version this subtask scores with, as a label of a gauge of 1. */
         public void modelVersion(String version) {
             group.addGroup(LABEL_MODEL_VERSION, version).gauge(MODEL_INFO, () -> 1);
+        }
+    }
+
+    /**
+     * What a scoring operator with a shadow model counts besides each model's own: the per-arm
+     * counts of a canary, and the correlation of the two models' scores.
+     */
+    public static final class Comparison {
+        private final Count[] scored = new Count[2];
+        private final Count[] episodesOpened = new Count[2];
+        private final ScoreCorrelation total;
+
+        /** {@code window} is published as the gauge: the last complete window's correlation. */
+        public Comparison(RuntimeContext ctx, ScoreCorrelation window) {
+            MetricGroup group = group(ctx);
+            String[] arms = {"control", "canary"};
+            for (int a = 0; a < 2; a++) {
+                MetricGroup arm = group.addGroup(LABEL_ARM, arms[a]);
+                scored[a] = new Count(ctx, arm, SCORED_BY_ARM, SCORED + "_" + arms[a]);
+                episodesOpened[a] =
+                        new Count(
+                                ctx, arm, EPISODES_OPENED_BY_ARM, EPISODES_OPENED + "_" + arms[a]);
+            }
+            ctx.getMetricGroup()
+                    .addGroup(GROUP_SHADOW)
+                    .gauge(SCORE_CORRELATION, window::correlation);
+            String name = "shadow_" + SCORE_CORRELATION;
+            ScoreCorrelation existing =
+                    (ScoreCorrelation) ctx.<double[], Double>getAccumulator(name);
+            if (existing == null) {
+                existing = new ScoreCorrelation();
+                ctx.addAccumulator(name, existing);
+            }
+            total = existing;
+        }
+
+        /**
+         * A step of a device of the canary arm ({@code canary}) or not, by the model serving it.
+         */
+        public void scored(boolean canary) {
+            scored[canary ? 1 : 0].inc();
+        }
+
+        public void episodeOpened(boolean canary) {
+            episodesOpened[canary ? 1 : 0].inc();
+        }
+
+        /** The whole run's correlation (the accumulator). */
+        public ScoreCorrelation total() {
+            return total;
         }
     }
 }

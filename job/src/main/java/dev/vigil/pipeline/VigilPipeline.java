@@ -43,9 +43,6 @@ public final class VigilPipeline {
     public static final String UID_PARSE = "parse-telemetry";
     public static final String UID_SCORING = "gru-scoring";
 
-    /** The shadow model's scoring operator ({@code vigil.model.shadow.dir}), with its own state. */
-    public static final String UID_SCORING_SHADOW = "gru-scoring-shadow";
-
     public static final String UID_SHADOW_ANOMALIES_SINK = "shadow-anomalies-sink";
     public static final String UID_ANOMALIES_SINK = "anomalies-sink";
     public static final String UID_DEAD_LETTERS_SINK = "dead-letters-sink";
@@ -69,7 +66,10 @@ public final class VigilPipeline {
         /** Every scored step, when {@link ScoringSettings#emitScores()}; else an empty stream. */
         void scores(DataStream<ScoredStep> scores);
 
-        /** The shadow model's anomaly events, when the job has a shadow model. */
+        /**
+         * The anomaly events of the model that shadows each device, when the job has a shadow model
+         * ({@link Outputs#SHADOW_ANOMALIES}).
+         */
         default void shadowAnomalies(DataStream<AnomalyEvent> events) {
             throw new IllegalStateException("these sinks have no topic for a shadow model");
         }
@@ -84,21 +84,45 @@ public final class VigilPipeline {
         SingleOutputStreamOperator<AnomalyEvent> apply(
                 KeyedStream<TelemetryEvent, String> byDevice);
 
-        /** The job's scoring: batched, or record by record when the batch size is 0. */
-        static Scoring of(ModelBundle bundle, ScoringSettings settings) {
-            // Both operators keep the same state under the same uid: either can restore the other.
-            return byDevice ->
-                    (settings.batchSize() == 0
-                                    ? byDevice.process(new GruScoringFunction(bundle, settings))
-                                    : byDevice.transform(
-                                            name(settings),
-                                            TypeInformation.of(AnomalyEvent.class),
-                                            new BatchedScoringOperator(bundle, settings)))
-                            .name(name(settings));
+        /**
+         * Whether it has a shadow model, whose events leave by {@link Outputs#SHADOW_ANOMALIES}.
+         */
+        default boolean hasShadow() {
+            return false;
         }
 
-        private static String name(ScoringSettings settings) {
-            return settings.shadow() ? "GRU scoring (shadow)" : "GRU scoring";
+        /** The job's scoring: batched, or record by record when the batch size is 0. */
+        static Scoring of(ModelBundle bundle, ScoringSettings settings) {
+            return of(bundle, null, settings);
+        }
+
+        /**
+         * The job's scoring with a shadow model ({@code shadow}, or null for none) scored beside
+         * the serving one in the same operator, with its own state per device.
+         */
+        static Scoring of(ModelBundle bundle, ModelBundle shadow, ScoringSettings settings) {
+            String name = shadow == null ? "GRU scoring" : "GRU scoring (with a shadow)";
+            return new Scoring() {
+                @Override
+                public SingleOutputStreamOperator<AnomalyEvent> apply(
+                        KeyedStream<TelemetryEvent, String> byDevice) {
+                    // Both operators keep the same state under the same uid: either can restore
+                    // the other.
+                    return (settings.batchSize() == 0
+                                    ? byDevice.process(
+                                            new GruScoringFunction(bundle, shadow, settings))
+                                    : byDevice.transform(
+                                            name,
+                                            TypeInformation.of(AnomalyEvent.class),
+                                            new BatchedScoringOperator(bundle, shadow, settings)))
+                            .name(name);
+                }
+
+                @Override
+                public boolean hasShadow() {
+                    return shadow != null;
+                }
+            };
         }
     }
 
@@ -179,24 +203,6 @@ public final class VigilPipeline {
             Scoring scoring,
             Sinks sinks,
             InputRules input) {
-        define(env, source, bundle, scoring, null, sinks, input);
-    }
-
-    /**
-     * {@link #define(StreamExecutionEnvironment, RawSource, ModelBundle, Scoring, Sinks,
-     * InputRules)} with a shadow model's scoring ({@code shadow}, or null for none) beside the
-     * serving one on the same keyed stream, under {@link #UID_SCORING_SHADOW}: only its anomaly
-     * events leave it, to {@link Sinks#shadowAnomalies}. Its late records and model errors are the
-     * serving operator's to dead-letter; it counts them in its own metrics.
-     */
-    public static void define(
-            StreamExecutionEnvironment env,
-            RawSource source,
-            ModelBundle bundle,
-            Scoring scoring,
-            Scoring shadow,
-            Sinks sinks,
-            InputRules input) {
         SingleOutputStreamOperator<TelemetryEvent> parsed =
                 source.read(env)
                         .process(new ParseTelemetry(bundle.card().featureNames(), input))
@@ -206,8 +212,8 @@ public final class VigilPipeline {
         SingleOutputStreamOperator<AnomalyEvent> anomalies =
                 scoring.apply(byDevice).uid(UID_SCORING);
         sinks.anomalies(anomalies);
-        if (shadow != null) {
-            sinks.shadowAnomalies(shadow.apply(byDevice).uid(UID_SCORING_SHADOW));
+        if (scoring.hasShadow()) {
+            sinks.shadowAnomalies(anomalies.getSideOutput(Outputs.SHADOW_ANOMALIES));
         }
         // One dead-letter topic: what the parser refused and what the scorer could not score.
         sinks.deadLetters(

@@ -1,13 +1,11 @@
 package dev.vigil.scoring;
 
-import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.state.DeviceState;
-import dev.vigil.state.DeviceStateSchema;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -32,20 +30,25 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
  * watermark, and at end of input. The step logic is {@link Scorer}'s, shared with {@link
  * GruScoringFunction}, whose output this operator reproduces. Buffers, rows and device slots are
  * allocated once and reused: nothing is allocated per record but the outputs.
+ *
+ * <p>With a shadow model ({@link Models}) each round is one ONNX Runtime call per model, each
+ * device's two states are read and written once per flush, and the shadow's events leave by the
+ * side output {@link Outputs#SHADOW_ANOMALIES}.
  */
 public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         implements OneInputStreamOperator<TelemetryEvent, AnomalyEvent>,
                 BoundedOneInput,
-                Scorer.Emitter {
+                Models.Sink {
 
-    private final ModelBundle bundle;
+    private final Models.Bundles bundles;
     private final ScoringSettings settings;
     private final int batchSize;
     private final long batchTimeoutMs;
 
-    private transient Scorer scorer;
-    // Created on a device's first event, written every step, dropped after stateTtl of silence.
-    private transient ValueState<DeviceState> state;
+    private transient Models models;
+    // Per model: created on a device's first event, written every step, dropped after stateTtl of
+    // silence.
+    private transient ValueState<DeviceState>[] states;
 
     // The buffer, in arrival order.
     private transient TelemetryEvent[] events;
@@ -54,21 +57,29 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     private transient int size;
     private transient ScheduledFuture<?> timeout;
 
-    // Per flush: the devices in the buffer, in order of first arrival, and the rows of a round.
+    // Per flush: the devices in the buffer, in order of first arrival, and per model the rows of a
+    // round.
     private transient Map<String, Slot> slotsByDevice;
     private transient List<Slot> slots;
     private transient List<Slot> slotPool;
-    private transient Slot[] rowSlot;
-    private transient int[] rowEvent;
+    private transient Slot[][] rowSlot;
+    private transient int[][] rowEvent;
 
+    // Where a model's outputs go: as the device's server, or as its shadow.
+    private transient Scorer.Emitter serving;
+    private transient Scorer.Emitter shadowing;
     private transient StreamRecord<AnomalyEvent> anomalyOut;
 
-    /** One device's part of a flush: its state and the buffer indexes of its records. */
+    /** One device's part of a flush: its state per model and the buffer indexes of its records. */
     private static final class Slot {
         String deviceId;
-        DeviceState state;
-        // Whether the state is written back: a step was scored, or prepare() changed it.
-        boolean write;
+        boolean canary;
+        final DeviceState[] state = new DeviceState[2];
+        // Per model, whether the state is written back: a step was scored, or prepare() or a
+        // hand-over changed it.
+        final boolean[] write = new boolean[2];
+        // Per model, the row of this round's record, or -1 when the model turned it away.
+        final int[] row = new int[2];
         int[] indexes = new int[4];
         int count;
 
@@ -81,10 +92,16 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     }
 
     public BatchedScoringOperator(ModelBundle bundle, ScoringSettings settings) {
+        this(bundle, null, settings);
+    }
+
+    /** With a shadow model ({@code shadow}, or null for none) beside the serving one. */
+    public BatchedScoringOperator(
+            ModelBundle bundle, ModelBundle shadow, ScoringSettings settings) {
         if (settings.batchSize() < 1) {
             throw new IllegalArgumentException("batch size must be at least 1");
         }
-        this.bundle = bundle;
+        this.bundles = new Models.Bundles(bundle, shadow);
         this.settings = settings;
         this.batchSize = settings.batchSize();
         this.batchTimeoutMs = settings.batchTimeoutMs();
@@ -93,21 +110,18 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     @Override
     public void open() throws Exception {
         super.open();
-        state = getRuntimeContext().getState(DeviceStateSchema.descriptor(settings.stateTtl()));
-        scorer =
-                new Scorer(
-                        bundle,
-                        settings,
-                        batchSize,
-                        new Metrics.Scoring(getRuntimeContext(), settings.shadow()));
+        states = Models.states(bundles, settings, getRuntimeContext());
+        models = new Models(bundles, settings, batchSize, getRuntimeContext());
         events = new TelemetryEvent[batchSize];
         timestamps = new long[batchSize];
         slotsByDevice = new HashMap<>(batchSize * 2);
         slots = new ArrayList<>(batchSize);
         slotPool = new ArrayList<>(batchSize);
-        rowSlot = new Slot[batchSize];
-        rowEvent = new int[batchSize];
+        rowSlot = new Slot[models.count()][batchSize];
+        rowEvent = new int[models.count()][batchSize];
         anomalyOut = new StreamRecord<>(null);
+        serving = models.emitter(true, this);
+        shadowing = models.emitter(false, this);
     }
 
     @Override
@@ -148,10 +162,14 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
 
     @Override
     public void close() throws Exception {
-        if (scorer != null) {
-            scorer.close();
+        if (models != null) {
+            models.close();
         }
         super.close();
+    }
+
+    private Scorer.Emitter out(int model, Slot slot) {
+        return Models.serves(model, slot.canary) ? serving : shadowing;
     }
 
     private void flush() throws Exception {
@@ -163,42 +181,94 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
             return;
         }
         int rounds = groupByDevice();
+        int count = models.count();
         for (Slot slot : slots) {
             setCurrentKey(slot.deviceId);
             int first = slot.indexes[0];
-            DeviceState stored = state.value();
-            slot.write = !scorer.current(stored);
-            slot.state = scorer.prepare(stored, slot.deviceId, timestamps[first], this);
+            for (int m = 0; m < count; m++) {
+                Scorer scorer = models.scorer(m);
+                DeviceState stored = states[m].value();
+                slot.write[m] = !scorer.current(stored);
+                slot.state[m] =
+                        scorer.prepare(stored, slot.deviceId, timestamps[first], out(m, slot));
+                slot.write[m] |=
+                        models.handOver(
+                                m,
+                                slot.state[m],
+                                slot.deviceId,
+                                slot.canary,
+                                timestamps[first],
+                                out(m, slot));
+            }
         }
         for (int round = 0; round < rounds; round++) {
-            int rows = 0;
-            for (Slot slot : slots) {
-                if (slot.count > round) {
-                    int i = slot.indexes[round];
-                    if (scorer.accept(slot.state, events[i], timestamps[i], this)) {
-                        slot.write = true;
-                        scorer.load(slot.state, events[i], rows);
-                        rowSlot[rows] = slot;
-                        rowEvent[rows] = i;
-                        rows++;
-                    }
-                }
+            for (int m = 0; m < count; m++) {
+                step(m, round);
             }
-            if (rows > 0) {
-                scorer.infer(rows);
-                for (int row = 0; row < rows; row++) {
-                    int i = rowEvent[row];
-                    scorer.finish(rowSlot[row].state, events[i], row, timestamps[i], this);
+            if (count == 2) {
+                for (Slot slot : slots) {
+                    if (slot.count > round) {
+                        compared(slot);
+                    }
                 }
             }
         }
         for (Slot slot : slots) {
-            if (slot.write) { // late records alone do not refresh the time-to-live
-                setCurrentKey(slot.deviceId);
-                state.update(slot.state);
+            for (int m = 0; m < count; m++) {
+                if (slot.write[m]) { // late records alone do not refresh the time-to-live
+                    setCurrentKey(slot.deviceId);
+                    states[m].update(slot.state[m]);
+                }
             }
         }
         release();
+    }
+
+    /** Model {@code model}'s part of round {@code round}: one ONNX Runtime call for its rows. */
+    private void step(int model, int round) {
+        Scorer scorer = models.scorer(model);
+        Slot[] slotOf = rowSlot[model];
+        int[] eventOf = rowEvent[model];
+        int rows = 0;
+        for (Slot slot : slots) {
+            if (slot.count > round) {
+                int i = slot.indexes[round];
+                slot.row[model] = -1;
+                if (scorer.accept(slot.state[model], events[i], timestamps[i], out(model, slot))) {
+                    slot.write[model] = true;
+                    scorer.load(slot.state[model], events[i], rows);
+                    slotOf[rows] = slot;
+                    eventOf[rows] = i;
+                    slot.row[model] = rows;
+                    rows++;
+                }
+            }
+        }
+        if (rows > 0) {
+            scorer.infer(rows);
+            for (int row = 0; row < rows; row++) {
+                Slot slot = slotOf[row];
+                int i = eventOf[row];
+                scorer.finish(slot.state[model], events[i], row, timestamps[i], out(model, slot));
+            }
+        }
+    }
+
+    /** After both models took a device's record of this round (with a shadow model only). */
+    private void compared(Slot slot) {
+        int servingRow = slot.row[Models.SERVING];
+        int shadowRow = slot.row[Models.SHADOW];
+        int servedBy = slot.canary ? shadowRow : servingRow;
+        if (servedBy >= 0) {
+            models.scored(slot.canary);
+        }
+        if (servingRow >= 0 && shadowRow >= 0) {
+            models.compare(
+                    slot.state[Models.SERVING],
+                    models.scorer(Models.SERVING).stepScore(servingRow),
+                    slot.state[Models.SHADOW],
+                    models.scorer(Models.SHADOW).stepScore(shadowRow));
+        }
     }
 
     /** Fills {@link #slots}; returns the largest number of records one device has. */
@@ -210,6 +280,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
             if (slot == null) {
                 slot = slotPool.isEmpty() ? new Slot() : slotPool.remove(slotPool.size() - 1);
                 slot.deviceId = deviceId;
+                slot.canary = models.canary(deviceId);
                 slot.count = 0;
                 slotsByDevice.put(deviceId, slot);
                 slots.add(slot);
@@ -222,14 +293,16 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
 
     private void release() {
         for (Slot slot : slots) {
-            slot.state = null;
+            java.util.Arrays.fill(slot.state, null);
             slot.deviceId = null;
             slotPool.add(slot);
         }
         slots.clear();
         slotsByDevice.clear();
         java.util.Arrays.fill(events, 0, size, null);
-        java.util.Arrays.fill(rowSlot, null);
+        for (Slot[] rows : rowSlot) {
+            java.util.Arrays.fill(rows, null);
+        }
         size = 0;
     }
 
@@ -242,8 +315,14 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     }
 
     @Override
-    public void anomaly(AnomalyEvent event, long timestamp) {
+    public void alert(AnomalyEvent event, long timestamp) {
         output.collect(stamped(anomalyOut, event, timestamp));
+    }
+
+    @Override
+    public void shadowAlert(AnomalyEvent event, long timestamp) {
+        output.collect(
+                Outputs.SHADOW_ANOMALIES, stamped(new StreamRecord<>(event), event, timestamp));
     }
 
     @Override

@@ -1,60 +1,68 @@
 package dev.vigil.scoring;
 
-import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.state.DeviceState;
-import dev.vigil.state.DeviceStateSchema;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.util.Collector;
 
 /**
- * Scores each device's steps in order, one ONNX Runtime call per record: the simplest correct
- * operator, the reference {@link BatchedScoringOperator} must match, and the choice for the lowest
- * latency at low rates ({@code vigil.scoring.batch-size: 0}). It keeps the same state under the
- * same uid as the batched operator, so a job can switch between them through a savepoint.
+ * Scores each device's steps in order, one ONNX Runtime call per record (and model): the simplest
+ * correct operator, the reference {@link BatchedScoringOperator} must match, and the choice for the
+ * lowest latency at low rates ({@code vigil.scoring.batch-size: 0}). It keeps the same state under
+ * the same uid as the batched operator, so a job can switch between them through a savepoint.
  *
  * <p>It must never feed a late or duplicate event to the GRU, never score against a forecast from
  * another model version, and never emit an alert during warm-up.
  */
 public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEvent, AnomalyEvent>
-        implements Scorer.Emitter {
+        implements Models.Sink {
 
-    private final ModelBundle bundle;
+    private final Models.Bundles bundles;
     private final ScoringSettings settings;
 
-    private transient Scorer scorer;
-    // Created on a device's first event, written every scored step, dropped after stateTtl without
-    // one.
-    private transient ValueState<DeviceState> state;
+    private transient Models models;
+    // Per model: created on a device's first event, written every scored step, dropped after
+    // stateTtl without one.
+    private transient ValueState<DeviceState>[] states;
+    private transient DeviceState[] steppedStates;
+    private transient boolean[] accepted;
+    private transient boolean[] write;
     private transient Context ctx;
     private transient Collector<AnomalyEvent> out;
+    private transient Scorer.Emitter serving;
+    private transient Scorer.Emitter shadowing;
 
     public GruScoringFunction(ModelBundle bundle, ScoringSettings settings) {
-        this.bundle = bundle;
+        this(bundle, null, settings);
+    }
+
+    /** With a shadow model ({@code shadow}, or null for none) beside the serving one. */
+    public GruScoringFunction(ModelBundle bundle, ModelBundle shadow, ScoringSettings settings) {
+        this.bundles = new Models.Bundles(bundle, shadow);
         this.settings = settings;
     }
 
     @Override
     public void open(OpenContext openContext) {
-        state = getRuntimeContext().getState(DeviceStateSchema.descriptor(settings.stateTtl()));
-        scorer =
-                new Scorer(
-                        bundle,
-                        settings,
-                        1,
-                        new Metrics.Scoring(getRuntimeContext(), settings.shadow()));
+        states = Models.states(bundles, settings, getRuntimeContext());
+        models = new Models(bundles, settings, 1, getRuntimeContext());
+        steppedStates = new DeviceState[models.count()];
+        accepted = new boolean[models.count()];
+        write = new boolean[models.count()];
+        serving = models.emitter(true, this);
+        shadowing = models.emitter(false, this);
     }
 
     @Override
     public void close() {
-        if (scorer != null) {
-            scorer.close();
+        if (models != null) {
+            models.close();
         }
     }
 
@@ -65,23 +73,52 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         this.out = out;
         // Outputs take this record's timestamp from ctx and out: no need to pass one.
         long ts = Scorer.NO_TIMESTAMP;
-        DeviceState stored = state.value();
-        boolean current = scorer.current(stored);
-        DeviceState s = scorer.prepare(stored, e.deviceId, ts, this);
-        boolean accepted = scorer.accept(s, e, ts, this);
-        if (accepted) {
-            scorer.load(s, e, 0);
-            scorer.infer(1);
-            scorer.finish(s, e, 0, ts, this);
+        boolean canary = models.canary(e.deviceId);
+        for (int m = 0; m < models.count(); m++) {
+            Scorer scorer = models.scorer(m);
+            Scorer.Emitter emitter = Models.serves(m, canary) ? serving : shadowing;
+            DeviceState stored = states[m].value();
+            boolean current = scorer.current(stored);
+            DeviceState s = scorer.prepare(stored, e.deviceId, ts, emitter);
+            boolean handedOver = models.handOver(m, s, e.deviceId, canary, ts, emitter);
+            accepted[m] = scorer.accept(s, e, ts, emitter);
+            if (accepted[m]) {
+                scorer.load(s, e, 0);
+                scorer.infer(1);
+                scorer.finish(s, e, 0, ts, emitter);
+            }
+            // A late record alone does not refresh the time-to-live.
+            write[m] = accepted[m] || !current || handedOver;
+            steppedStates[m] = s;
         }
-        if (accepted || !current) { // a late record alone does not refresh the time-to-live
-            state.update(s);
+        if (models.count() == 2) {
+            if (accepted[canary ? Models.SHADOW : Models.SERVING]) {
+                models.scored(canary);
+            }
+            if (accepted[Models.SERVING] && accepted[Models.SHADOW]) {
+                models.compare(
+                        steppedStates[Models.SERVING],
+                        models.scorer(Models.SERVING).stepScore(0),
+                        steppedStates[Models.SHADOW],
+                        models.scorer(Models.SHADOW).stepScore(0));
+            }
         }
+        for (int m = 0; m < models.count(); m++) {
+            if (write[m]) {
+                states[m].update(steppedStates[m]);
+            }
+        }
+        java.util.Arrays.fill(steppedStates, null);
     }
 
     @Override
-    public void anomaly(AnomalyEvent event, long timestamp) {
+    public void alert(AnomalyEvent event, long timestamp) {
         out.collect(event);
+    }
+
+    @Override
+    public void shadowAlert(AnomalyEvent event, long timestamp) {
+        ctx.output(Outputs.SHADOW_ANOMALIES, event);
     }
 
     @Override

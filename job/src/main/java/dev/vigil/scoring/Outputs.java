@@ -1,5 +1,6 @@
 package dev.vigil.scoring;
 
+import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.ScoredStep;
 import org.apache.flink.util.OutputTag;
@@ -15,6 +16,13 @@ public final class Outputs {
      */
     public static final OutputTag<DeadLetter> DEAD_LETTERS =
             new OutputTag<>("scorer-dead-letters") {};
+
+    /**
+     * The anomaly events of the model that shadows each device (with a shadow model: the shadow
+     * model, or for the canary's devices the serving one), for the shadow topic.
+     */
+    public static final OutputTag<AnomalyEvent> SHADOW_ANOMALIES =
+            new OutputTag<>("shadow-anomalies") {};
 
     /** Every scored step's score, when enabled. */
     public static final OutputTag<ScoredStep> SCORES = new OutputTag<>("scores") {};

@@ -39,7 +39,8 @@ final class Scorer implements AutoCloseable {
      * per-record context.
      */
     interface Emitter {
-        void anomaly(AnomalyEvent event, long timestamp);
+        /** An event of the episode {@code s} holds (for a CLOSE: the episode just closed). */
+        void anomaly(AnomalyEvent event, DeviceState s, long timestamp);
 
         /** A record the scorer could not score, as a dead letter holding the record as parsed. */
         void deadLetter(DeadLetter letter, long timestamp);
@@ -80,6 +81,8 @@ final class Scorer implements AutoCloseable {
     private final float[][] fleetTargets;
     private final float[] runs;
     private final float[][] runShares;
+    // Per row: the step's score after warm-up (NaN: none), for comparing two models.
+    private final float[] stepScores;
     private final int[] top;
     // Per row: why ONNX Runtime failed on it alone (null: it did not), set by a failed batch's
     // retry.
@@ -119,6 +122,7 @@ final class Scorer implements AutoCloseable {
         this.fleetTargets = new float[maxBatch][targets.length];
         this.runs = new float[maxBatch];
         this.runShares = new float[maxBatch][features];
+        this.stepScores = new float[maxBatch];
         this.top = new int[features];
         this.failures = new String[maxBatch];
         if (settings.driftWindowSteps() > 0) {
@@ -443,6 +447,7 @@ final class Scorer implements AutoCloseable {
      * is reset (an open episode closed): the step is not scored and the order guard does not move.
      */
     void finish(DeviceState s, TelemetryEvent e, int row, long timestamp, Emitter out) {
+        stepScores[row] = Float.NaN;
         if (failures[row] != null) {
             String failure = failures[row];
             failures[row] = null;
@@ -502,6 +507,7 @@ final class Scorer implements AutoCloseable {
                     timestamp);
         }
         if (!Float.isNaN(score) && s.steps > card.warmupSteps()) {
+            stepScores[row] = score;
             String type = rules.step(s, e.ts, score, threshold, stepShares);
             if (s.episodeOpen || s.aboveRun > 0) {
                 s.episodeReasons |=
@@ -511,7 +517,9 @@ final class Scorer implements AutoCloseable {
             }
             if (type != null) {
                 out.anomaly(
-                        event(type, e.deviceId, e.ts, score, threshold, s, stepShares), timestamp);
+                        event(type, e.deviceId, e.ts, score, threshold, s, stepShares),
+                        s,
+                        timestamp);
             }
             thresholds.learn(s, score);
         }
@@ -571,6 +579,15 @@ final class Scorer implements AutoCloseable {
         }
     }
 
+    /**
+     * Closes the device's open episode (a CLOSE event, as on a reset) and nothing else: the memory
+     * and the profile stay. For an episode that must not continue where its events go now ({@link
+     * Models#handOver}).
+     */
+    void closeEpisode(DeviceState s, String deviceId, long timestamp, Emitter out) {
+        closeOnReset(s, deviceId, timestamp, out);
+    }
+
     private void closeOnReset(DeviceState s, String deviceId, long timestamp, Emitter out) {
         if (rules.forceClose(s)) {
             out.anomaly(
@@ -582,6 +599,7 @@ final class Scorer implements AutoCloseable {
                             thresholds.effective(s),
                             s,
                             s.episodeShares),
+                    s,
                     timestamp);
         }
     }
@@ -622,10 +640,21 @@ final class Scorer implements AutoCloseable {
         if (AnomalyEvent.CLOSE.equals(type)) {
             a.durationMs = ts - s.episodeStart;
             metrics.episodesClosed.inc();
+            if ((s.episodeReasons & DeviceState.EPISODE_SHARED) != 0) {
+                metrics.episodesShared.inc();
+            }
         } else if (AnomalyEvent.OPEN.equals(type)) {
             metrics.episodesOpened.inc();
         }
         return a;
+    }
+
+    /**
+     * Row {@code row}'s score in threshold units, once {@link #finish} has run on it: NaN when the
+     * step was not scored past warm-up (or not scored at all).
+     */
+    float stepScore(int row) {
+        return stepScores[row];
     }
 
     @Override

@@ -27,9 +27,8 @@ import java.io.Serializable;
  *     input, so that a consumer can send it again
  * @param driftWindowSteps scored steps per drift window of a scoring subtask; 0 for no drift
  *     metrics
- * @param shadow whether this operator scores with a shadow model ({@code vigil.model.shadow.dir}):
- *     its metrics go to the group {@code vigil_shadow} and its accumulators are named {@code
- *     shadow_*}, so that nothing is counted twice in the job's totals
+ * @param canaryFraction the share of devices (0 to 1, chosen by a stable hash of the device id)
+ *     that the shadow model serves instead of the serving one, when the job has a shadow model
  *     <p>{@code VigilConfig.scoring()} builds it from the options; {@link #toBuilder()} changes a
  *     few fields of a given one (tests start from the options' defaults).
  */
@@ -49,7 +48,7 @@ public record ScoringSettings(
         long restartStepBackMs,
         InputFormat inputFormat,
         int driftWindowSteps,
-        boolean shadow)
+        double canaryFraction)
         implements Serializable {
 
     public Builder toBuilder() {
@@ -73,7 +72,7 @@ public record ScoringSettings(
         private long restartStepBackMs;
         private InputFormat inputFormat;
         private int driftWindowSteps;
-        private boolean shadow;
+        private double canaryFraction;
 
         private Builder(ScoringSettings s) {
             gapMs = s.gapMs;
@@ -91,7 +90,7 @@ public record ScoringSettings(
             restartStepBackMs = s.restartStepBackMs;
             inputFormat = s.inputFormat;
             driftWindowSteps = s.driftWindowSteps;
-            shadow = s.shadow;
+            canaryFraction = s.canaryFraction;
         }
 
         public Builder gapMs(long v) {
@@ -166,8 +165,8 @@ public record ScoringSettings(
             return this;
         }
 
-        public Builder shadow(boolean v) {
-            shadow = v;
+        public Builder canaryFraction(double v) {
+            canaryFraction = v;
             return this;
         }
 
@@ -188,7 +187,7 @@ public record ScoringSettings(
                     restartStepBackMs,
                     inputFormat,
                     driftWindowSteps,
-                    shadow);
+                    canaryFraction);
         }
     }
 }

@@ -9,6 +9,7 @@ import dev.vigil.serde.InputFormat;
 import dev.vigil.testing.Fixtures;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
 import org.apache.flink.configuration.ConfigOption;
@@ -104,9 +105,7 @@ class VigilConfigTest {
         values.put(VigilOptions.MODEL_SHADOW_DIR.key(), Fixtures.modelDir().toString());
         VigilConfig same = VigilConfig.of(values);
         assertThat(dev.vigil.job.VigilJob.shadowModel(same, Fixtures.model())).isNotNull();
-        assertThat(same.shadowScoring().shadow()).isTrue();
-        assertThat(same.shadowScoring().emitScores()).isFalse();
-        assertThat(same.scoring().shadow()).isFalse();
+        assertThat(same.scoring().canaryFraction()).isZero();
         // The benchmark's model reads 16 other features
         values.put(
                 VigilOptions.MODEL_SHADOW_DIR.key(),
@@ -118,6 +117,24 @@ class VigilConfigTest {
                 .hasMessageContaining(
                         "vigil.model.shadow.dir: the shadow model's features [f00, f01")
                 .hasMessageContaining("must be the serving model's, in the same order");
+    }
+
+    @Test
+    void shouldTakeACanaryFractionOnlyWithAShadowModelAndBetweenZeroAndOne() {
+        Map<String, String> values = valid();
+        values.put(VigilOptions.MODEL_CANARY_FRACTION.key(), "0.25");
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("vigil.model.canary.fraction is 0.25 but no")
+                .hasMessageContaining("vigil.model.shadow.dir");
+        values.put(VigilOptions.MODEL_SHADOW_DIR.key(), Fixtures.modelDir().toString());
+        assertThat(VigilConfig.of(values).scoring().canaryFraction()).isEqualTo(0.25);
+        for (String bad : List.of("1.5", "-0.1", "NaN")) {
+            values.put(VigilOptions.MODEL_CANARY_FRACTION.key(), bad);
+            assertThatThrownBy(() -> VigilConfig.of(values))
+                    .isInstanceOf(ConfigException.class)
+                    .hasMessageContaining("vigil.model.canary.fraction must be between 0 and 1");
+        }
     }
 
     @Test

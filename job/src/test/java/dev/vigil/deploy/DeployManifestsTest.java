@@ -69,7 +69,11 @@ class DeployManifestsTest {
                     Metrics.DRIFT_PSI,
                     Metrics.LABEL_FEATURE,
                     Metrics.DRIFT_MEAN_SHIFT_STD,
-                    Metrics.LABEL_FEATURE);
+                    Metrics.LABEL_FEATURE,
+                    Metrics.SCORED_BY_ARM,
+                    Metrics.LABEL_ARM,
+                    Metrics.EPISODES_OPENED_BY_ARM,
+                    Metrics.LABEL_ARM);
 
     private static final YAMLMapper YAML = new YAMLMapper();
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -533,6 +537,8 @@ class DeployManifestsTest {
                     String name = (String) f.get(null);
                     String key = LABEL_KEYS.get(name);
                     exported.add(key == null ? name : key + "_" + name);
+                    // A shadow model's scoring metrics: the same names in the group vigil_shadow.
+                    exported.add("shadow_" + name);
                 } catch (IllegalAccessException e) {
                     throw new IllegalStateException(e);
                 }

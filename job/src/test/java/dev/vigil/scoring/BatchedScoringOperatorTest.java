@@ -33,7 +33,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The batched operator against the per-record reference over the whole test stream, and its
- * flushes: at the size limit, the time limit, a watermark, a checkpoint barrier, end of input.
+ * flushes: at the size limit, the time limit, a watermark, a checkpoint barrier, end of input. With
+ * a shadow model, both operators against each model run alone: the shadow, its comparison with the
+ * serving model, the canary, and a rollback.
  */
 class BatchedScoringOperatorTest {
 
@@ -422,5 +424,374 @@ class BatchedScoringOperatorTest {
 
             assertThat(h.getSideOutput(Outputs.SCORES)).hasSize(32);
         }
+    }
+
+    // --- With a shadow model ---------------------------------------------------------------
+
+    private static final double CANARY = 0.5;
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            withShadow(boolean batched, ModelBundle shadow, double canary) throws Exception {
+        ModelBundle serving = Fixtures.model();
+        ScoringSettings settings =
+                settings(batched ? 64 : 0, 0).toBuilder().canaryFraction(canary).build();
+        return harness(
+                batched
+                        ? new BatchedScoringOperator(serving, shadow, settings)
+                        : new KeyedProcessOperator<>(
+                                new GruScoringFunction(serving, shadow, settings)));
+    }
+
+    private static Map<String, List<AnomalyEvent>> shadowAnomalies(
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h) {
+        Map<String, List<AnomalyEvent>> out = new LinkedHashMap<>();
+        var events = h.getSideOutput(Outputs.SHADOW_ANOMALIES);
+        if (events != null) {
+            events.forEach(
+                    r ->
+                            out.computeIfAbsent(r.getValue().deviceId, k -> new ArrayList<>())
+                                    .add(r.getValue()));
+        }
+        return out;
+    }
+
+    private static Object accumulated(
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h,
+            String name) {
+        var accumulator = h.getEnvironment().getAccumulatorRegistry().getUserMap().get(name);
+        return accumulator == null ? null : accumulator.getLocalValue();
+    }
+
+    private static void assertSameEvents(
+            Map<String, List<AnomalyEvent>> actual, Map<String, List<AnomalyEvent>> expected) {
+        assertThat(actual.keySet()).isEqualTo(expected.keySet());
+        expected.forEach(
+                (device, events) ->
+                        assertThat(actual.get(device))
+                                .extracting(a -> a.eventId + "@" + a.ts + " " + a.modelVersion)
+                                .containsExactlyElementsOf(
+                                        events.stream()
+                                                .map(
+                                                        a ->
+                                                                a.eventId
+                                                                        + "@"
+                                                                        + a.ts
+                                                                        + " "
+                                                                        + a.modelVersion)
+                                                .toList()));
+    }
+
+    private static <T> Map<String, List<T>> devices(
+            Map<String, List<T>> byDevice, java.util.function.Predicate<String> which) {
+        Map<String, List<T>> out = new LinkedHashMap<>();
+        byDevice.forEach(
+                (device, values) -> {
+                    if (which.test(device)) {
+                        out.put(device, values);
+                    }
+                });
+        return out;
+    }
+
+    /**
+     * Closed episodes of {@code mine} during which {@code other} had one open on the same device:
+     * an episode is open from its OPEN step up to, not including, its CLOSE step.
+     */
+    private static long shared(
+            Map<String, List<AnomalyEvent>> mine, Map<String, List<AnomalyEvent>> other) {
+        long n = 0;
+        for (var entry : mine.entrySet()) {
+            List<long[]> theirs = spans(other.getOrDefault(entry.getKey(), List.of()));
+            for (long[] span : spans(entry.getValue())) {
+                if (span[1] != Long.MAX_VALUE
+                        && theirs.stream()
+                                .anyMatch(t -> Math.max(span[0], t[0]) < Math.min(span[1], t[1]))) {
+                    n++;
+                }
+            }
+        }
+        return n;
+    }
+
+    private static List<long[]> spans(List<AnomalyEvent> events) {
+        List<long[]> spans = new ArrayList<>();
+        for (AnomalyEvent e : events) {
+            if (AnomalyEvent.OPEN.equals(e.type)) {
+                spans.add(new long[] {e.ts, Long.MAX_VALUE});
+            } else if (AnomalyEvent.CLOSE.equals(e.type)) {
+                spans.get(spans.size() - 1)[1] = e.ts;
+            }
+        }
+        return spans;
+    }
+
+    private static long closed(Map<String, List<AnomalyEvent>> events) {
+        return events.values().stream()
+                .flatMap(List::stream)
+                .filter(e -> AnomalyEvent.CLOSE.equals(e.type))
+                .count();
+    }
+
+    /**
+     * The correlation of two runs' scores, computed apart from the operator: on log(1 + score),
+     * over the steps past each device's warm-up (the test stream resets no device).
+     */
+    private static double correlation(
+            Map<String, List<ScoredStep>> serving, Map<String, List<ScoredStep>> shadow) {
+        int warmup = Fixtures.model().card().warmupSteps();
+        double n = 0, sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+        for (String device : serving.keySet()) {
+            List<ScoredStep> a = serving.get(device);
+            List<ScoredStep> b = shadow.get(device);
+            int steps = 0; // since the device's memory was last reset
+            for (int i = 0; i < a.size(); i++) {
+                // A step without a forecast is the first after a reset (a gap, a restart).
+                steps = Float.isNaN(a.get(i).dynamics) ? 1 : steps + 1;
+                if (steps <= warmup) {
+                    continue;
+                }
+                double x = Math.log1p(a.get(i).score);
+                double y = Math.log1p(b.get(i).score);
+                n++;
+                sx += x;
+                sy += y;
+                sxx += x * x;
+                syy += y * y;
+                sxy += x * y;
+            }
+        }
+        assertThat(n).isGreaterThan(20_000);
+        return (sxy - sx * sy / n) / Math.sqrt((sxx - sx * sx / n) * (syy - sy * sy / n));
+    }
+
+    private static Emitted alone(ModelBundle bundle) throws Exception {
+        try (var h = perRecord(bundle)) {
+            h.open();
+            feed(h, stream);
+            return Emitted.of(h);
+        }
+    }
+
+    /**
+     * A shadow changes nothing the serving model emits; the shadow's events are those of its model
+     * run alone; the shared episodes are those whose spans overlap, and the rest are each model's
+     * own. The shadow here is the committed model with a level score: other episodes.
+     */
+    @Test
+    void shouldServeAsWithoutAShadowAndShadowAsTheShadowModelRunAlone() throws Exception {
+        Emitted candidate = alone(withLevel());
+        long expectedShared = shared(reference().anomalies(), candidate.anomalies());
+        long expectedShadowShared = shared(candidate.anomalies(), reference().anomalies());
+        // The shadow fires wherever the serving model does, and on level shifts besides.
+        assertThat(expectedShared).isPositive();
+        assertThat(expectedShadowShared).isPositive().isLessThan(closed(candidate.anomalies()));
+        for (boolean batched : new boolean[] {false, true}) {
+            try (var h = withShadow(batched, withLevel(), 0)) {
+                h.open();
+                feed(h, stream);
+                h.endInput();
+
+                Emitted.of(h).assertSameAs(reference());
+                assertSameEvents(shadowAnomalies(h), candidate.anomalies());
+                assertThat(accumulated(h, "episodes_closed"))
+                        .isEqualTo(closed(reference().anomalies()));
+                assertThat(accumulated(h, "episodes_shared")).isEqualTo(expectedShared);
+                assertThat(accumulated(h, "shadow_episodes_closed"))
+                        .isEqualTo(closed(candidate.anomalies()));
+                assertThat(accumulated(h, "shadow_episodes_shared"))
+                        .isEqualTo(expectedShadowShared);
+                assertThat((Double) accumulated(h, "shadow_score_correlation"))
+                        .isCloseTo(
+                                correlation(reference().scores(), candidate.scores()),
+                                org.assertj.core.data.Offset.offset(1e-9));
+                assertThat(accumulated(h, "scored_control")).isEqualTo(accumulated(h, "scored"));
+                assertThat(accumulated(h, "scored_canary")).isEqualTo(0L);
+            }
+        }
+    }
+
+    /** The same model as its own shadow: every episode shared, the scores' correlation 1. */
+    @Test
+    void shouldShareEveryEpisodeWithTheSameModelAsItsShadow() throws Exception {
+        ModelCard c = Fixtures.model().card();
+        ModelBundle same =
+                new ModelBundle(c.withVersion(c.version() + "-again"), Fixtures.model().onnx());
+        try (var h = withShadow(true, same, 0)) {
+            h.open();
+            feed(h, stream);
+            h.endInput();
+
+            long closed = closed(reference().anomalies());
+            assertThat(closed).isPositive();
+            assertThat(accumulated(h, "episodes_shared")).isEqualTo(closed);
+            assertThat(accumulated(h, "shadow_episodes_shared")).isEqualTo(closed);
+            assertThat((Double) accumulated(h, "shadow_score_correlation"))
+                    .isCloseTo(1.0, org.assertj.core.data.Offset.offset(1e-9));
+        }
+    }
+
+    /**
+     * A canary of half the devices: those the hash puts in it are served by the shadow model (its
+     * events and scores, as run alone), the others by the serving model; each model's events for
+     * the devices it does not serve go to the shadow output. Both operators alike.
+     */
+    @Test
+    void shouldServeTheCanaryDevicesWithTheShadowModel() throws Exception {
+        Emitted candidate = alone(withLevel());
+        java.util.function.Predicate<String> inCanary = d -> Models.bucket(d) < CANARY;
+        Map<String, List<AnomalyEvent>> servedEvents =
+                concat(
+                        devices(reference().anomalies(), inCanary.negate()),
+                        devices(candidate.anomalies(), inCanary));
+        Map<String, List<AnomalyEvent>> shadowEvents =
+                concat(
+                        devices(candidate.anomalies(), inCanary.negate()),
+                        devices(reference().anomalies(), inCanary));
+        Map<String, List<ScoredStep>> servedScores =
+                concat(
+                        devices(reference().scores(), inCanary.negate()),
+                        devices(candidate.scores(), inCanary));
+        long canarySteps =
+                devices(candidate.scores(), inCanary).values().stream().mapToLong(List::size).sum();
+        assertThat(canarySteps).isPositive();
+        assertThat(devices(reference().scores(), inCanary.negate())).isNotEmpty();
+        for (boolean batched : new boolean[] {false, true}) {
+            try (var h = withShadow(batched, withLevel(), CANARY)) {
+                h.open();
+                feed(h, stream);
+                h.endInput();
+
+                Emitted.of(h)
+                        .assertSameAs(new Emitted(servedEvents, servedScores, reference().late()));
+                assertSameEvents(shadowAnomalies(h), shadowEvents);
+                assertThat(accumulated(h, "scored_canary")).isEqualTo(canarySteps);
+                assertThat(accumulated(h, "episodes_opened_canary"))
+                        .isEqualTo(
+                                devices(servedEvents, inCanary).values().stream()
+                                        .flatMap(List::stream)
+                                        .filter(e -> AnomalyEvent.OPEN.equals(e.type))
+                                        .count());
+            }
+        }
+    }
+
+    /**
+     * Rollback: a canary stopped mid-stream (in the middle of an episode the shadow model raised
+     * for a canary device), restored with fraction 0. Every device, the canary's included, is
+     * scored by the serving model from the first step after the restore with the memory that model
+     * kept while the shadow served: its scores are those of a run that never had a canary, as are
+     * the control devices' events. The episodes open on the other topic are closed there: on each
+     * output, every device's OPEN and CLOSE alternate.
+     */
+    @Test
+    void shouldRollBackACanaryWithEveryDevicesMemoryWarm() throws Exception {
+        java.util.function.Predicate<String> inCanary = d -> Models.bucket(d) < CANARY;
+        AnomalyEvent open =
+                alone(withLevel()).anomalies().entrySet().stream()
+                        .filter(e -> inCanary.test(e.getKey()))
+                        .flatMap(e -> e.getValue().stream())
+                        .filter(e -> AnomalyEvent.OPEN.equals(e.type))
+                        .findFirst()
+                        .orElseThrow();
+        int cut = 0;
+        while (!(stream.get(cut).deviceId.equals(open.deviceId) && stream.get(cut).ts == open.ts)) {
+            cut++;
+        }
+        cut++; // right after the canary device's OPEN
+        OperatorSubtaskState snapshot;
+        Map<String, List<AnomalyEvent>> alerts;
+        Map<String, List<AnomalyEvent>> shadowed;
+        try (var first = withShadow(true, withLevel(), CANARY)) {
+            first.open();
+            feed(first, stream.subList(0, cut));
+            first.prepareSnapshotPreBarrier(1L);
+            snapshot = first.snapshot(1L, 0L);
+            alerts = Emitted.of(first).anomalies();
+            shadowed = shadowAnomalies(first);
+        }
+        try (var second = withShadow(true, withLevel(), 0)) {
+            second.initializeState(snapshot);
+            second.open();
+            feed(second, stream.subList(cut, stream.size()));
+            second.endInput();
+
+            Emitted after = Emitted.of(second);
+            Map<String, List<ScoredStep>> expectedScores = new LinkedHashMap<>();
+            Map<String, List<AnomalyEvent>> expectedControl = new LinkedHashMap<>();
+            for (String device : reference().scores().keySet()) {
+                long from = tsOfFirstStepAfter(device, cut);
+                expectedScores.put(
+                        device,
+                        reference().scores().get(device).stream()
+                                .filter(st -> st.ts >= from)
+                                .toList());
+                if (!inCanary.test(device)) {
+                    expectedControl.put(
+                            device,
+                            reference().anomalies().getOrDefault(device, List.of()).stream()
+                                    .filter(e -> e.ts >= from)
+                                    .toList());
+                }
+            }
+            expectedScores.values().removeIf(List::isEmpty);
+            expectedControl.values().removeIf(List::isEmpty);
+            assertThat(after.scores().keySet()).isEqualTo(expectedScores.keySet());
+            expectedScores.forEach(
+                    (device, steps) -> {
+                        List<ScoredStep> mine = after.scores().get(device);
+                        assertThat(mine).hasSameSizeAs(steps);
+                        for (int i = 0; i < steps.size(); i++) {
+                            assertClose(
+                                    mine.get(i).score, steps.get(i).score, device, steps.get(i).ts);
+                        }
+                    });
+            assertSameEvents(devices(after.anomalies(), inCanary.negate()), expectedControl);
+            Map<String, List<AnomalyEvent>> allAlerts = concat(alerts, after.anomalies());
+            Map<String, List<AnomalyEvent>> allShadowed = concat(shadowed, shadowAnomalies(second));
+            assertEpisodesAlternate(allAlerts);
+            assertEpisodesAlternate(allShadowed);
+            // The shadow model's episode open at the cut was closed on the anomalies topic
+            assertThat(allAlerts.get(open.deviceId))
+                    .anyMatch(
+                            e ->
+                                    AnomalyEvent.CLOSE.equals(e.type)
+                                            && e.episodeStart == open.episodeStart
+                                            && e.modelVersion.equals(open.modelVersion));
+        }
+    }
+
+    /** Per device, OPEN and CLOSE alternate, each CLOSE of the episode the last OPEN began. */
+    private static void assertEpisodesAlternate(Map<String, List<AnomalyEvent>> events) {
+        events.forEach(
+                (device, list) -> {
+                    AnomalyEvent open = null;
+                    for (AnomalyEvent e : list) {
+                        if (AnomalyEvent.OPEN.equals(e.type)) {
+                            assertThat(open)
+                                    .as("%s: OPEN while open: %s", device, e.eventId)
+                                    .isNull();
+                            open = e;
+                        } else {
+                            assertThat(open)
+                                    .as("%s: %s outside an episode", device, e.eventId)
+                                    .isNotNull();
+                            assertThat(e.episodeStart).isEqualTo(open.episodeStart);
+                            assertThat(e.modelVersion).isEqualTo(open.modelVersion);
+                            if (AnomalyEvent.CLOSE.equals(e.type)) {
+                                open = null;
+                            }
+                        }
+                    }
+                });
+    }
+
+    /** The ts of a device's first record at or after stream index {@code cut}. */
+    private static long tsOfFirstStepAfter(String device, int cut) {
+        for (int i = cut; i < stream.size(); i++) {
+            if (stream.get(i).deviceId.equals(device)) {
+                return stream.get(i).ts;
+            }
+        }
+        return Long.MAX_VALUE;
     }
 }

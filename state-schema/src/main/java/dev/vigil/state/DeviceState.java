@@ -55,9 +55,23 @@ public class DeviceState {
     /**
      * Which score components crossed the threshold in the open episode (or the run building one),
      * as {@code AnomalyEvent} reason bits: 1 dynamics, 2 level, 4 stuck (format 2; a run or episode
-     * restored from format 1 reads as 1, dynamics).
+     * restored from format 1 reads as 1, dynamics); and {@link #EPISODE_SHARED}, {@link
+     * #EPISODE_SHADOWED}.
      */
     public int episodeReasons;
+
+    /**
+     * A bit of {@link #episodeReasons}, not a reason: the job's other model (serving or shadow) had
+     * an episode open on this device at some step of this one, so the two models share it.
+     */
+    public static final int EPISODE_SHARED = 1 << 8;
+
+    /**
+     * A bit of {@link #episodeReasons}, not a reason: this episode's OPEN went to the shadow topic
+     * (its model did not serve the device), so its other events go there too. Without it (and in
+     * every state written before it existed) an episode's events go to the anomalies topic.
+     */
+    public static final int EPISODE_SHADOWED = 1 << 9;
 
     /**
      * Slow moving average of this device's scores outside episodes, for the optional adaptive

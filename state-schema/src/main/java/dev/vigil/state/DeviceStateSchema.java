@@ -13,6 +13,12 @@ public final class DeviceStateSchema {
     /** State name inside the scoring operator; renaming it orphans every device's state. */
     public static final String STATE_NAME = "device-state";
 
+    /**
+     * The shadow model's state of each device ({@code vigil.model.shadow.dir}), in the same
+     * operator beside {@link #STATE_NAME}, with the same serializer.
+     */
+    public static final String SHADOW_STATE_NAME = "device-state-shadow";
+
     private DeviceStateSchema() {}
 
     /** Vigil's versioned serializer; never Flink's POJO serializer or Kryo. */
@@ -27,7 +33,19 @@ public final class DeviceStateSchema {
      * only its duration is configurable.
      */
     public static ValueStateDescriptor<DeviceState> descriptor(Duration ttl) {
-        ValueStateDescriptor<DeviceState> d = new ValueStateDescriptor<>(STATE_NAME, serializer());
+        return descriptor(STATE_NAME, ttl);
+    }
+
+    /**
+     * The shadow model's descriptor: {@link #SHADOW_STATE_NAME}, otherwise {@link
+     * #descriptor(Duration)}.
+     */
+    public static ValueStateDescriptor<DeviceState> shadowDescriptor(Duration ttl) {
+        return descriptor(SHADOW_STATE_NAME, ttl);
+    }
+
+    private static ValueStateDescriptor<DeviceState> descriptor(String name, Duration ttl) {
+        ValueStateDescriptor<DeviceState> d = new ValueStateDescriptor<>(name, serializer());
         d.enableTimeToLive(
                 StateTtlConfig.newBuilder(ttl)
                         .updateTtlOnCreateAndWrite()

@@ -43,12 +43,14 @@ final class DemoCommand {
     static final String USAGE =
             "vigil demo [--input FILE.jsonl] [--model DIR] [--labels FILE.csv]"
                     + " [--anomalies-out FILE] [--scores-out FILE] [--report FILE]"
-                    + " [--parallelism N] [--savepoint-out DIR] [--input-format json|avro]";
+                    + " [--parallelism N] [--savepoint-out DIR] [--input-format json|avro]"
+                    + " [--shadow-model DIR]";
 
     private static final String TELEMETRY = "telemetry";
     private static final String ANOMALIES = LocalRun.topic("anomalies", "");
     private static final String DEAD_LETTERS = LocalRun.topic("dead-letters", "");
     private static final String SCORES = LocalRun.topic("scores", "");
+    private static final String SHADOW_ANOMALIES = LocalRun.topic("anomalies-shadow", "");
     private static final int TOPIC_PARTITIONS = 4;
 
     private final PrintStream out;
@@ -69,10 +71,15 @@ final class DemoCommand {
             Path anomaliesOut,
             Path scoresOut,
             Path report,
-            InputFormat inputFormat) {}
+            InputFormat inputFormat,
+            Path shadowModel) {}
 
     /** What the job left in Kafka, read back with read_committed. */
-    private record Output(List<AnomalyEvent> events, int deadLetterRecords, List<byte[]> scores) {}
+    private record Output(
+            List<AnomalyEvent> events,
+            int deadLetterRecords,
+            List<byte[]> scores,
+            List<AnomalyEvent> shadowEvents) {}
 
     int run(String[] argv) throws Exception {
         long started = System.nanoTime();
@@ -88,7 +95,8 @@ final class DemoCommand {
         try (EmbeddedKafkaBroker kafka = EmbeddedKafkaBroker.start()) {
             out.println("kafka broker up at " + kafka.bootstrapServers());
             kafka.createTopics(
-                    TOPIC_PARTITIONS, List.of(TELEMETRY, ANOMALIES, DEAD_LETTERS, SCORES));
+                    TOPIC_PARTITIONS,
+                    List.of(TELEMETRY, ANOMALIES, DEAD_LETTERS, SCORES, SHADOW_ANOMALIES));
             long produced =
                     TopicIO.replay(
                             kafka.bootstrapServers(),
@@ -107,13 +115,16 @@ final class DemoCommand {
             JobExecutionResult result = runJob(kafka, options, bundle, produced, work);
             double jobSeconds = (System.nanoTime() - jobStart) / 1e9;
 
-            Output output = readBack(kafka.bootstrapServers());
+            Output output = readBack(kafka.bootstrapServers(), options.shadowModel() != null);
             Map<String, Object> report = report(options, bundle, produced, result, output);
             report.put("job_seconds", ReportFormat.round(jobSeconds));
             report.put("events_per_second", Math.round(produced / jobSeconds));
             List<ScoredStep> steps = new ArrayList<>();
             output.scores().forEach(v -> steps.add(WireFormat.parseScore(v)));
             evaluate(options, bundle, output, steps, report);
+            if (options.shadowModel() != null) {
+                report.put("shadow", shadow(options, result, output));
+            }
             DriftSummary drift = DriftSummary.of(bundle.card(), options.input(), steps);
             out.println(drift.line());
             report.put("drift", drift.json());
@@ -141,7 +152,8 @@ final class DemoCommand {
                                 "--report",
                                 "--parallelism",
                                 "--savepoint-out",
-                                "--input-format"));
+                                "--input-format",
+                                "--shadow-model"));
         Path generated = home.resolve("testdata/generated");
         Path input = args.path("--input");
         Path labelsFile = args.path("--labels");
@@ -178,7 +190,8 @@ final class DemoCommand {
                 args.path("--anomalies-out"),
                 args.path("--scores-out"),
                 args.path("--report"),
-                inputFormat);
+                inputFormat,
+                args.path("--shadow-model"));
     }
 
     /**
@@ -202,6 +215,11 @@ final class DemoCommand {
                         options.parallelism());
         conf.put("io.tmp.dirs", work.resolve("tmp").toString());
         conf.put(VigilOptions.INPUT_FORMAT.key(), options.inputFormat().name());
+        if (options.shadowModel() != null) {
+            conf.put(VigilOptions.MODEL_SHADOW_DIR.key(), options.shadowModel().toString());
+            conf.put(VigilOptions.TOPIC_SHADOW_ANOMALIES.key(), SHADOW_ANOMALIES);
+            out.println("shadow model " + ModelBundle.load(options.shadowModel()).card().version());
+        }
         out.printf(
                 "running the job on a local Flink mini cluster (parallelism %d, RocksDB,"
                         + " exactly-once checkpoints every 1 s) ...%n",
@@ -231,11 +249,66 @@ final class DemoCommand {
         return stopped.result();
     }
 
-    private static Output readBack(String bootstrapServers) {
+    private static Output readBack(String bootstrapServers, boolean shadow) {
         return new Output(
                 LocalRun.committedAnomalies(bootstrapServers, ANOMALIES),
                 TopicIO.readCommitted(bootstrapServers, DEAD_LETTERS).size(),
-                TopicIO.readCommitted(bootstrapServers, SCORES));
+                TopicIO.readCommitted(bootstrapServers, SCORES),
+                shadow
+                        ? LocalRun.committedAnomalies(bootstrapServers, SHADOW_ANOMALIES)
+                        : List.of());
+    }
+
+    /**
+     * The shadow model against the serving one (README, "Upgrading"), from the job's counts: the
+     * closed episodes both raised, only one raised, and the correlation of their scores; with
+     * labels, how the shadow's episodes match them.
+     */
+    private Map<String, Object> shadow(Options options, JobExecutionResult result, Output output) {
+        long shared = LocalRun.counted(result, Metrics.EPISODES_SHARED);
+        long closed = LocalRun.counted(result, Metrics.EPISODES_CLOSED);
+        long shadowShared = LocalRun.counted(result, "shadow_" + Metrics.EPISODES_SHARED);
+        long shadowClosed = LocalRun.counted(result, "shadow_" + Metrics.EPISODES_CLOSED);
+        Object correlation = result.getAccumulatorResult("shadow_" + Metrics.SCORE_CORRELATION);
+        Map<String, Object> shadow = new LinkedHashMap<>();
+        shadow.put("model_version", ModelBundle.load(options.shadowModel()).card().version());
+        shadow.put("anomaly_events", output.shadowEvents().size());
+        shadow.put("episodes_both", shared);
+        shadow.put("episodes_serving_only", closed - shared);
+        shadow.put("episodes_shadow_only", shadowClosed - shadowShared);
+        shadow.put(
+                "score_correlation",
+                correlation instanceof Double d && Double.isFinite(d)
+                        ? ReportFormat.round(d)
+                        : null);
+        String line =
+                String.format(
+                        Locale.ROOT,
+                        "shadow %s: closed episodes both %d, serving only %d, shadow only %d;"
+                                + " score correlation %s",
+                        shadow.get("model_version"),
+                        shared,
+                        closed - shared,
+                        shadowClosed - shadowShared,
+                        shadow.get("score_correlation"));
+        if (options.labels() != null) {
+            Evaluation.Result r =
+                    Evaluation.evaluate(
+                            Evaluation.episodes(output.shadowEvents()), options.labels());
+            shadow.put("precision", ReportFormat.round(r.precision()));
+            shadow.put("recall", ReportFormat.round(r.recall()));
+            shadow.put("f1", ReportFormat.round(r.f1()));
+            shadow.put("episodes_unmatched", r.found() - r.matchedEpisodes());
+            line +=
+                    String.format(
+                            Locale.ROOT,
+                            "; against the labels precision %.3f, recall %.3f, F1 %.3f",
+                            r.precision(),
+                            r.recall(),
+                            r.f1());
+        }
+        out.println(line);
+        return shadow;
     }
 
     /** Where every record went, from the job's counts and the topics. */

@@ -102,14 +102,16 @@ class PromoteShadowCommandITCase {
                             "promote-shadow", savepoint.toString(), "--out", written.toString());
             assertThat(r.exit()).as(r.err()).isZero();
             assertThat(r.out()).contains("the shadow's state of 24 devices", version);
-            CliRun none =
+            // Promoting again trades the states back: the old model serves, warm (a rollback)
+            CliRun back =
                     CliRun.vigil(
                             "promote-shadow",
                             written.toString(),
                             "--out",
-                            dir.resolve("x").toString());
-            assertThat(none.exit()).isNotZero();
-            assertThat(none.err()).contains("holds no state of a shadow model");
+                            dir.resolve("rolled-back").toString());
+            assertThat(back.exit()).as(back.err()).isZero();
+            assertThat(back.out())
+                    .contains("the shadow's state of 24 devices", serving.card().version());
 
             long secondHalf = TopicIO.replay(kafka.bootstrapServers(), "telemetry", second);
 

@@ -57,6 +57,14 @@ class ResetDeviceCommandITCase {
     @Test
     void shouldResetAndDropTheNamedDevicesAndRestoreLikeAnyOtherSavepoint(@TempDir Path dir)
             throws Exception {
+        // A savepoint of a job without a shadow model holds nothing to promote
+        CliRun none =
+                CliRun.vigil(
+                        "promote-shadow", GOLDEN.toString(), "--out", dir.resolve("x").toString());
+        assertThat(none.exit()).isNotZero();
+        assertThat(none.err()).contains("holds no state of a shadow model");
+        assertThat(dir.resolve("x")).doesNotExist();
+
         Map<String, JsonNode> before = devices(GOLDEN);
         String reset =
                 before.values().stream()

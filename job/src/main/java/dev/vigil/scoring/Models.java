@@ -1,0 +1,261 @@
+package dev.vigil.scoring;
+
+import dev.vigil.metrics.Metrics;
+import dev.vigil.metrics.ScoreCorrelation;
+import dev.vigil.model.ModelBundle;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.DeadLetter;
+import dev.vigil.serde.ScoredStep;
+import dev.vigil.state.DeviceState;
+import dev.vigil.state.DeviceStateSchema;
+import java.io.Serializable;
+import org.apache.flink.api.common.functions.RuntimeContext;
+import org.apache.flink.api.common.state.ValueState;
+
+/**
+ * The models of a scoring operator: the serving model, and the shadow model when the job has one
+ * ({@code vigil.model.shadow.dir}). Both score every device, each with its own {@link Scorer} and
+ * its own state per device ({@link DeviceStateSchema#STATE_NAME}, {@link
+ * DeviceStateSchema#SHADOW_STATE_NAME}), in the same operator, so that a shadow costs no second
+ * shuffle and the two can be compared step by step. The canary ({@link
+ * ScoringSettings#canaryFraction()}) chooses which of the two serves each device: its alerts,
+ * scores and dead letters; the other's episodes go to the shadow topic.
+ *
+ * <p>Every event of an episode goes where its OPEN went ({@link #toAlerts}), so that each topic's
+ * episodes open and close in it. When a device changes arms (a restart with another canary
+ * fraction, a promoted state), an episode open where the model's events no longer go is closed
+ * there first ({@link #handOver}); if the anomaly lasts, the model opens a new one where it now
+ * reports.
+ *
+ * <p>Both operators ({@link GruScoringFunction}, {@link BatchedScoringOperator}) hold one; what
+ * they share about two models is here.
+ */
+final class Models implements AutoCloseable {
+
+    static final int SERVING = 0;
+    static final int SHADOW = 1;
+
+    /** What a {@link Models} is built from, on the client: serializable. */
+    record Bundles(ModelBundle serving, ModelBundle shadow) implements Serializable {
+        int count() {
+            return shadow == null ? 1 : 2;
+        }
+    }
+
+    private final Scorer[] scorers;
+    private final double canaryFraction;
+    // With a shadow model only: the per-arm counts and the score correlation (a window's gauge,
+    // the whole run's accumulator).
+    private final Metrics.Comparison comparison;
+    private final ScoreCorrelation window;
+    private final ScoreCorrelation filling;
+    private final int windowSteps;
+
+    Models(Bundles bundles, ScoringSettings settings, int maxBatch, RuntimeContext ctx) {
+        this.canaryFraction = bundles.shadow() == null ? 0 : settings.canaryFraction();
+        this.scorers = new Scorer[bundles.count()];
+        try {
+            scorers[SERVING] =
+                    new Scorer(
+                            bundles.serving(), settings, maxBatch, new Metrics.Scoring(ctx, false));
+            if (bundles.shadow() != null) {
+                // The shadow's scores are written only for the devices it serves.
+                ScoringSettings shadow =
+                        settings.toBuilder()
+                                .emitScores(settings.emitScores() && canaryFraction > 0)
+                                .build();
+                scorers[SHADOW] =
+                        new Scorer(
+                                bundles.shadow(), shadow, maxBatch, new Metrics.Scoring(ctx, true));
+            }
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+        this.windowSteps = settings.driftWindowSteps();
+        this.window = new ScoreCorrelation();
+        this.filling = new ScoreCorrelation();
+        this.comparison = bundles.shadow() == null ? null : new Metrics.Comparison(ctx, window);
+    }
+
+    /** The number of models: 1, or 2 with a shadow. */
+    int count() {
+        return scorers.length;
+    }
+
+    Scorer scorer(int model) {
+        return scorers[model];
+    }
+
+    /** Each model's state per device, in model order. */
+    @SuppressWarnings("unchecked")
+    static ValueState<DeviceState>[] states(
+            Bundles bundles, ScoringSettings settings, RuntimeContext ctx) {
+        ValueState<DeviceState>[] states = new ValueState[bundles.count()];
+        states[SERVING] = ctx.getState(DeviceStateSchema.descriptor(settings.stateTtl()));
+        if (bundles.shadow() != null) {
+            states[SHADOW] = ctx.getState(DeviceStateSchema.shadowDescriptor(settings.stateTtl()));
+        }
+        return states;
+    }
+
+    /**
+     * Whether a device is in the canary: served by the shadow model. A stable hash of the id (the
+     * same on every run, parallelism and Flink version; independent of Flink's key groups, so the
+     * canary spreads over all subtasks), compared with the fraction: raising the fraction only adds
+     * devices.
+     */
+    boolean canary(String deviceId) {
+        return canaryFraction > 0 && bucket(deviceId) < canaryFraction;
+    }
+
+    /** A device's place in [0, 1): SplitMix64's finaliser over {@link String#hashCode()}. */
+    static double bucket(String deviceId) {
+        long z = deviceId.hashCode() + 0x9E3779B97F4A7C15L;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        z ^= z >>> 31;
+        return (z >>> 11) * 0x1.0p-53;
+    }
+
+    /**
+     * Whether model {@code model} serves a device that is ({@code canary}) or is not in the canary.
+     */
+    static boolean serves(int model, boolean canary) {
+        return (model == SHADOW) == canary;
+    }
+
+    /** Where an operator puts each output: its main output and side outputs. */
+    interface Sink {
+        /** An anomaly event for the anomalies topic. */
+        void alert(AnomalyEvent event, long timestamp);
+
+        /** An anomaly event for the shadow topic. */
+        void shadowAlert(AnomalyEvent event, long timestamp);
+
+        void deadLetter(DeadLetter letter, long timestamp);
+
+        void score(ScoredStep step, long timestamp);
+    }
+
+    /**
+     * Where a model's outputs go for a device it serves ({@code serving}: anomalies, dead letters,
+     * scores) or shadows (its episodes to the shadow topic; its dead letters, counted in its
+     * metrics, and its scores nowhere, as the serving model has them). Each episode's events go
+     * where its OPEN went ({@link #toAlerts}); the OPENs sent to the anomalies topic are counted
+     * per arm.
+     */
+    Scorer.Emitter emitter(boolean serving, Sink sink) {
+        return new Scorer.Emitter() {
+            @Override
+            public void anomaly(AnomalyEvent event, DeviceState s, long timestamp) {
+                if (toAlerts(event, s, serving)) {
+                    if (AnomalyEvent.OPEN.equals(event.type)) {
+                        opened(canary(event.deviceId));
+                    }
+                    sink.alert(event, timestamp);
+                } else {
+                    sink.shadowAlert(event, timestamp);
+                }
+            }
+
+            @Override
+            public void deadLetter(DeadLetter letter, long timestamp) {
+                if (serving) {
+                    sink.deadLetter(letter, timestamp);
+                }
+            }
+
+            @Override
+            public void score(ScoredStep step, long timestamp) {
+                if (serving) {
+                    sink.score(step, timestamp);
+                }
+            }
+        };
+    }
+
+    /**
+     * Whether an anomaly event goes to the anomalies topic (else to the shadow topic), raised by a
+     * model that serves ({@code serving}) or shadows the device: an OPEN goes where the model
+     * reports now, and a shadowed one is marked ({@link DeviceState#EPISODE_SHADOWED}); an UPDATE
+     * or a CLOSE goes where its episode's OPEN went.
+     */
+    static boolean toAlerts(AnomalyEvent event, DeviceState s, boolean serving) {
+        if (AnomalyEvent.OPEN.equals(event.type)) {
+            if (!serving) {
+                s.episodeReasons |= DeviceState.EPISODE_SHADOWED;
+            }
+            return serving;
+        }
+        return (s.episodeReasons & DeviceState.EPISODE_SHADOWED) == 0;
+    }
+
+    /**
+     * Before model {@code model} steps a device: an episode it has open whose events go elsewhere
+     * than where the model reports for the device now is closed there (a CLOSE event): the device
+     * changed arms, or its state was promoted from the shadow. Returns whether it closed one (the
+     * state must then be written back).
+     */
+    boolean handOver(
+            int model,
+            DeviceState s,
+            String deviceId,
+            boolean canary,
+            long timestamp,
+            Scorer.Emitter out) {
+        boolean shadowed = (s.episodeReasons & DeviceState.EPISODE_SHADOWED) != 0;
+        if (s.episodeOpen && shadowed == serves(model, canary)) {
+            scorers[model].closeEpisode(s, deviceId, timestamp, out);
+            return true;
+        }
+        return false;
+    }
+
+    /** A step scored for a device of the arm {@code canary} by the model serving it. */
+    void scored(boolean canary) {
+        if (comparison != null) {
+            comparison.scored(canary);
+        }
+    }
+
+    /** An episode opened for a device of the arm {@code canary} by the model serving it. */
+    private void opened(boolean canary) {
+        if (comparison != null) {
+            comparison.episodeOpened(canary);
+        }
+    }
+
+    /**
+     * After a step of one device that both models took ({@code servingScore}, {@code shadowScore}:
+     * {@link Scorer#stepScore}, NaN for none): marks an episode both have open as shared ({@link
+     * DeviceState#EPISODE_SHARED}, counted when it closes), and adds a step both scored past
+     * warm-up to the correlation.
+     */
+    void compare(DeviceState serving, float servingScore, DeviceState shadow, float shadowScore) {
+        if (serving.episodeOpen && shadow.episodeOpen) {
+            serving.episodeReasons |= DeviceState.EPISODE_SHARED;
+            shadow.episodeReasons |= DeviceState.EPISODE_SHARED;
+        }
+        if (Float.isNaN(servingScore) || Float.isNaN(shadowScore)) {
+            return;
+        }
+        comparison.total().observe(servingScore, shadowScore);
+        filling.observe(servingScore, shadowScore);
+        if (windowSteps == 0 || filling.count() == windowSteps) {
+            window.copyFrom(filling);
+            if (windowSteps > 0) {
+                filling.resetLocal();
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        for (Scorer s : scorers) {
+            if (s != null) {
+                s.close();
+            }
+        }
+    }
+}
