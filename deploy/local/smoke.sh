@@ -9,9 +9,10 @@
 #   job's counts, the shadow's, drift gauges and the two models' score correlation
 #   -> anomalies visible to a read_committed consumer -> flink stop --savepointPath
 #   -> vigil inspect-savepoint (24 devices) -> vigil promote-shadow -> flink run -d -s PROMOTED
-#   (model v2 serving, v1 its shadow) -> produce the second half -> no device reset (warm)
-#   -> read_committed, on the anomalies and the shadow topic: OPEN and CLOSE, no duplicate
-#   event_id, both model versions, each episode opened and closed on its topic, counts match
+#   (model v2 serving, v1 its shadow and a canary of half the devices) -> produce the second
+#   half -> no device reset (warm) -> read_committed, on the anomalies and the shadow topic: OPEN
+#   and CLOSE, no duplicate event_id, both model versions, each episode opened and closed on its
+#   topic, v2 alerting only for the control devices, counts match (per arm too)
 #   -> cancel and resubmit twice on the same TaskManager (ONNX Runtime loaded once, parent-first)
 #   -> stop everything.
 #
@@ -172,11 +173,13 @@ promote=$("$VIGIL_REPO_DIR/vigil" promote-shadow "${SAVEPOINT#file:}" --out "$VI
 grep -q "the shadow's state of 24 devices" <<<"$promote" || fail "promote-shadow did not promote 24 devices: $promote"
 ok "promote-shadow: $(head -n 1 <<<"$promote" | sed 's/^wrote [^ ]* from [^ ]*: //')"
 
-step "second build: model $V2 serving, $V1 its shadow, restored from the promoted savepoint"
+step "second build: model $V2 serving, $V1 its shadow and serving a canary, from the promoted savepoint"
+CANARY=0.5
 submit JOB2 -s "$VIGIL_WORK/promoted" "$JOB_JAR" --config "$VIGIL_WORK/vigil.yaml" \
-    -Dvigil.model.dir="$VIGIL_WORK/model-v2" -Dvigil.model.shadow.dir="$MODEL_DIR"
+    -Dvigil.model.dir="$VIGIL_WORK/model-v2" -Dvigil.model.shadow.dir="$MODEL_DIR" \
+    -Dvigil.model.canary.fraction=$CANARY
 wait_until 90 "job $JOB2 RUNNING" job_running "$JOB2"
-ok "job 2 $JOB2 RUNNING from the promoted savepoint: model $V2 serving, $V1 its shadow"
+ok "job 2 $JOB2 RUNNING from the promoted savepoint: model $V2 serving, $V1 its shadow, which serves a canary of $CANARY of the devices"
 
 step "produce the second half ($N2 records) into telemetry"
 produce "$VIGIL_WORK/half2.keyed"
@@ -185,11 +188,14 @@ wait_until 180 "job 2 to read and account for $N2 records" all_accounted "$JOB2"
     fail "job 2 read ${C[records_in]} records, $N2 were produced after the savepoint (offsets not restored?)"
 ((C[records_in] == C[scored] + C[late] + C[dead_letters])) ||
     fail "job 2: records_in ${C[records_in]} != scored ${C[scored]} + late ${C[late]} + dead letters ${C[dead_letters]}"
+((C[scored_by_arm_canary] > 0 && C[scored_by_arm_control] > 0 &&
+    C[scored_by_arm_canary] + C[scored_by_arm_control] == C[scored])) ||
+    fail "job 2: steps per arm canary ${C[scored_by_arm_canary]} + control ${C[scored_by_arm_control]} != scored ${C[scored]}"
 ((C[resets_model_change] == 0 && C[shadow_resets_model_change] == 0)) ||
     fail "job 2 reset devices for a model change (serving ${C[resets_model_change]}, shadow ${C[shadow_resets_model_change]}): the promoted state should have been each model's own"
 declare -A J2
 for k in "${!C[@]}"; do J2[$k]=${C[$k]}; done
-ok "job 2 read exactly the $N2 new records (1 + 2 = $TOTAL, no loss, no re-read): scored ${C[scored]} + late ${C[late]} + dead letters ${C[dead_letters]}; no device reset: each model kept the memory it built (resets_model_change 0, shadow 0)"
+ok "job 2 read exactly the $N2 new records (1 + 2 = $TOTAL, no loss, no re-read): scored ${C[scored]} + late ${C[late]} + dead letters ${C[dead_letters]} (canary ${C[scored_by_arm_canary]}, control ${C[scored_by_arm_control]}); no device reset: each model kept the memory it built (resets_model_change 0, shadow 0)"
 
 step "check the committed output (read_committed)"
 cp0=$(rest checkpoints "$JOB2")
@@ -197,15 +203,19 @@ checkpoints_after() { (($(rest checkpoints "$JOB2") >= cp0 + 2)); }
 wait_until 60 "two more completed checkpoints of job 2" checkpoints_after
 consume anomalies "$VIGIL_WORK/anomalies.tsv" 4000
 consume anomalies-shadow "$VIGIL_WORK/anomalies-shadow.tsv" 4000
-# Each serving model's OPENs go to anomalies, each shadow's to anomalies-shadow. At the promotion
-# an episode open on one topic is closed there (handed over), so CLOSEs are no counter's sum.
-OPENED=$((J1[episodes_opened] + J2[episodes_opened]))
-if ! check=$("$BIN/check-anomalies.py" "$VIGIL_WORK/anomalies.tsv" "$V1" "$V2" "$OPENED" -); then
+# The OPENs of the model serving a device go to anomalies, the other's to anomalies-shadow: job 1's
+# serving model's and job 2's per arm. At the promotion an episode open on one topic is closed
+# there (handed over), so CLOSEs are no counter's sum. In job 2, $V2 serves the control devices
+# only: its OPENs on anomalies, and $V1's on anomalies-shadow, are of control devices.
+OPENED=$((J1[episodes_opened] + J2[episodes_opened_by_arm_canary] + J2[episodes_opened_by_arm_control]))
+if ! check=$("$BIN/check-anomalies.py" "$VIGIL_WORK/anomalies.tsv" "$V1" "$V2" "$OPENED" - \
+    --control-only "$V2" "$CANARY"); then
     fail "anomalies topic: $check"
 fi
 ok "anomalies: $check"
-OPENED=$((J1[shadow_episodes_opened] + J2[shadow_episodes_opened]))
-if ! check=$("$BIN/check-anomalies.py" "$VIGIL_WORK/anomalies-shadow.tsv" "$V2" "$V1" "$OPENED" -); then
+OPENED=$((J1[shadow_episodes_opened] + J2[episodes_opened] + J2[shadow_episodes_opened] - J2[episodes_opened_by_arm_canary] - J2[episodes_opened_by_arm_control]))
+if ! check=$("$BIN/check-anomalies.py" "$VIGIL_WORK/anomalies-shadow.tsv" "$V2" "$V1" "$OPENED" - \
+    --control-only "$V1" "$CANARY"); then
     fail "anomalies-shadow topic: $check"
 fi
 ok "anomalies-shadow: $check"
@@ -257,4 +267,4 @@ else
 fi
 
 step "done"
-SUMMARY+=("jobs: 1 $JOB1 (model v1 with v2 as shadow, stopped with savepoint), 2 $JOB2 (v2 promoted, v1 its shadow, from the promoted savepoint, cancelled), resubmits ${RESUBMITTED[*]} (cancelled)")
+SUMMARY+=("jobs: 1 $JOB1 (model v1 with v2 as shadow, stopped with savepoint), 2 $JOB2 (v2 promoted, v1 its shadow serving a canary of $CANARY, from the promoted savepoint, cancelled), resubmits ${RESUBMITTED[*]} (cancelled)")

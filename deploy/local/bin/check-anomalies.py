@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks the anomaly events a read_committed consumer saw (used by smoke.sh).
 
-  check-anomalies.py FILE V1 V2 OPENED CLOSED
+  check-anomalies.py FILE V1 V2 OPENED CLOSED [--control-only VERSION FRACTION]
 
 FILE holds one "key<TAB>value" line per record of the anomalies topic (ConsoleConsumer with
 print.key=true and a tab as key.separator). Checks: every value is an anomaly event whose key is
@@ -11,14 +11,34 @@ other; each device's episodes open and close on the topic (an UPDATE or CLOSE be
 episode its device's last OPEN began, same episode_start and model version; no OPEN while one is
 open; the last may stay open); and the OPEN and CLOSE counts equal the jobs' counters (OPENED,
 CLOSED; CLOSED may be - when closes handed over between topics make it no counter's sum). Prints a
-one-line summary; exits 1 with the reasons on any failed check.
+one-line summary; exits 1 with the reasons on any failed check. With --control-only, every OPEN of
+model VERSION must be of a device outside a canary of FRACTION (the job's Canary.bucket, below).
 """
 import collections
 import json
 import sys
 
 
-def main(path, v1, v2, opened, closed):
+def java_hash(text):
+    """Java's String.hashCode: over UTF-16 code units, as a signed 32-bit int."""
+    data = text.encode("utf-16-be")
+    h = 0
+    for i in range(0, len(data), 2):
+        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def canary_bucket(device):
+    """dev.vigil.scoring.Canary.bucket: SplitMix64's finaliser over the hash (CanaryTest pins it)."""
+    mask = (1 << 64) - 1
+    z = (java_hash(device) + 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    z ^= z >> 31
+    return (z >> 11) * 2.0 ** -53
+
+
+def main(path, v1, v2, opened, closed, control_only=None):
     problems = []
     events = []
     with open(path, encoding="utf-8") as f:
@@ -75,6 +95,12 @@ def main(path, v1, v2, opened, closed):
             problems.append(f"{device}: {e['event_id']} does not belong to the open {o['event_id']}")
         elif e["type"] == "CLOSE":
             open_by_device[device] = None
+    if control_only is not None:
+        version, fraction = control_only
+        wrong = sorted({e["device_id"] for e in events if e["type"] == "OPEN"
+                        and e["model_version"] == version and canary_bucket(e["device_id"]) < fraction})
+        if wrong:
+            problems.append(f"model {version} opened episodes here for canary devices {wrong}")
     if closed is not None and types["CLOSE"] != closed:
         problems.append(f"{types['CLOSE']} CLOSE events but the jobs counted episodes_closed={closed}")
     by_version = ", ".join(
@@ -89,8 +115,9 @@ def main(path, v1, v2, opened, closed):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
+    if len(sys.argv) not in (6, 9) or (len(sys.argv) == 9 and sys.argv[6] != "--control-only"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]),
-                  None if sys.argv[5] == "-" else int(sys.argv[5])))
+                  None if sys.argv[5] == "-" else int(sys.argv[5]),
+                  (sys.argv[7], float(sys.argv[8])) if len(sys.argv) == 9 else None))

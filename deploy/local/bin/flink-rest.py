@@ -5,7 +5,8 @@
                                        task of it runs: prints e.g. "RUNNING all-running"
   flink-rest.py counters JOBID         the job's vigil counters summed over operators and
                                        subtasks, one "name value" per line (records_in, scored, ...;
-                                       a shadow model's as shadow_scored, ...)
+                                       a shadow model's as shadow_scored, ...; a canary's per arm
+                                       as scored_by_arm_canary, episodes_opened_by_arm_control, ...)
   flink-rest.py checkpoints JOBID      number of completed checkpoints
   flink-rest.py checkpoint-max JOBID   the longest completed checkpoint, end to end, in ms
   flink-rest.py restarts JOBID         how often the job failed and restarted (the entries of its
@@ -24,6 +25,8 @@ import urllib.request
 BASE = os.environ.get("VIGIL_REST_URL", "http://127.0.0.1:18081")
 COUNTERS = ["records_in", "scored", "late", "dead_letters", "episodes_opened",
             "episodes_closed", "resets_gap", "resets_model_change"]
+ARM_COUNTERS = ["scored_by_arm", "episodes_opened_by_arm"]
+ARMS = ["canary", "control"]
 
 
 def get(path):
@@ -40,19 +43,20 @@ def state(job):
 
 def counters(job):
     d = get(f"/jobs/{job}")
-    names = COUNTERS + ["shadow_" + c for c in COUNTERS]
-    totals = {c: 0 for c in names}
+    # metric id -> counter name
+    names = {f".vigil.{c}": c for c in COUNTERS}
+    names.update({f".vigil_shadow.{c}": "shadow_" + c for c in COUNTERS})
+    names.update({f".vigil.arm.{a}.{c}": f"{c}_{a}" for c in ARM_COUNTERS for a in ARMS})
+    totals = {c: 0 for c in names.values()}
     for v in d["vertices"]:
         base = f"/jobs/{job}/vertices/{v['id']}/subtasks/metrics"
         ids = [m["id"] for m in get(base)]
-        wanted = [i for i in ids if any(i.endswith(g + c) for c in COUNTERS
-                                         for g in (".vigil.", ".vigil_shadow."))]
+        wanted = {i: n for i in ids for suffix, n in names.items() if i.endswith(suffix)}
         if not wanted:
             continue
         for m in get(base + "?agg=sum&get=" + urllib.parse.quote(",".join(wanted), safe=",")):
-            group, name = m["id"].rsplit(".", 2)[1:]
-            totals[("shadow_" if group == "vigil_shadow" else "") + name] += int(float(m.get("sum", 0)))
-    for c in names:
+            totals[wanted[m["id"]]] += int(float(m.get("sum", 0)))
+    for c in totals:
         print(c, totals[c])
 
 

@@ -10,6 +10,7 @@ import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
 import dev.vigil.pipeline.VigilPipeline;
+import dev.vigil.scoring.Canary;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.InputFormat;
 import dev.vigil.serde.RawRecord;
@@ -293,7 +294,7 @@ class KafkaPipelineITCase {
     /**
      * A shadow model beside the serving one (here the same model under another version): its
      * episodes go to the shadow topic only, the same as the serving model's, and nothing of the
-     * job's accounting is counted twice.
+     * job's accounting is counted twice. Then a canary: half the devices served by it.
      */
     @Test
     void shouldScoreAShadowModelBesideTheServingOneIntoItsOwnTopic(@TempDir Path dir)
@@ -339,6 +340,51 @@ class KafkaPipelineITCase {
         assertThat(shadowEvents).allMatch(e -> e.modelVersion.equals(shadowVersion));
         Fixtures.assertSameAnomalies(shadowEvents, anomalies("anomalies-reference"), 1e-5f);
         assertThat(committed("dead-letters-shadow"))
+                .hasSameSizeAs(committed("dead-letters-reference"));
+
+        // A canary of half the fleet: its devices' alerts come from the shadow model, the others'
+        // from the serving one, and each model's events for the devices it does not serve go to
+        // the shadow topic (the same weights: the same episodes either way).
+        kafka.createTopics(2, List.of("anomalies-shadow-canary"));
+        VigilConfig canary =
+                config(
+                        "canary",
+                        dir.resolve("c"),
+                        Map.of(
+                                VigilOptions.MODEL_SHADOW_DIR.key(),
+                                shadowDir.toString(),
+                                VigilOptions.TOPIC_SHADOW_ANOMALIES.key(),
+                                "anomalies-shadow-canary",
+                                VigilOptions.MODEL_CANARY_FRACTION.key(),
+                                "0.5"));
+
+        JobExecutionResult canaryRun = VigilJob.run(canary, bundle);
+
+        List<AnomalyEvent> alerts = anomalies("anomalies-canary");
+        Fixtures.assertSameAnomalies(alerts, anomalies("anomalies-reference"), 1e-5f);
+        Fixtures.assertSameAnomalies(
+                anomalies("anomalies-shadow-canary"), anomalies("anomalies-reference"), 1e-5f);
+        for (AnomalyEvent e : alerts) {
+            boolean inCanary = Canary.contains(e.deviceId, 0.5);
+            assertThat(e.modelVersion)
+                    .as(e.eventId)
+                    .isEqualTo(inCanary ? shadowVersion : bundle.card().version());
+        }
+        assertThat(alerts).anyMatch(e -> e.modelVersion.equals(shadowVersion));
+        assertThat(alerts).anyMatch(e -> e.modelVersion.equals(bundle.card().version()));
+        assertThat(anomalies("anomalies-shadow-canary"))
+                .allMatch(
+                        e ->
+                                e.modelVersion.equals(
+                                        Canary.contains(e.deviceId, 0.5)
+                                                ? bundle.card().version()
+                                                : shadowVersion));
+        long canarySteps = LocalRun.counted(canaryRun, Metrics.SCORED + "_canary");
+        assertThat(canarySteps).isPositive();
+        assertThat(canarySteps + LocalRun.counted(canaryRun, Metrics.SCORED + "_control"))
+                .isEqualTo(LocalRun.counted(canaryRun, Metrics.SCORED));
+        assertThat(steps("scores-canary")).isEqualTo(steps("scores-reference"));
+        assertThat(committed("dead-letters-canary"))
                 .hasSameSizeAs(committed("dead-letters-reference"));
     }
 

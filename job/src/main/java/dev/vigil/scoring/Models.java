@@ -99,23 +99,9 @@ final class Models implements AutoCloseable {
         return states;
     }
 
-    /**
-     * Whether a device is in the canary: served by the shadow model. A stable hash of the id (the
-     * same on every run, parallelism and Flink version; independent of Flink's key groups, so the
-     * canary spreads over all subtasks), compared with the fraction: raising the fraction only adds
-     * devices.
-     */
+    /** Whether a device is in the canary: served by the shadow model ({@link Canary}). */
     boolean canary(String deviceId) {
-        return canaryFraction > 0 && bucket(deviceId) < canaryFraction;
-    }
-
-    /** A device's place in [0, 1): SplitMix64's finaliser over {@link String#hashCode()}. */
-    static double bucket(String deviceId) {
-        long z = deviceId.hashCode() + 0x9E3779B97F4A7C15L;
-        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
-        z ^= z >>> 31;
-        return (z >>> 11) * 0x1.0p-53;
+        return Canary.contains(deviceId, canaryFraction);
     }
 
     /**

@@ -638,7 +638,7 @@ class BatchedScoringOperatorTest {
     @Test
     void shouldServeTheCanaryDevicesWithTheShadowModel() throws Exception {
         Emitted candidate = alone(withLevel());
-        java.util.function.Predicate<String> inCanary = d -> Models.bucket(d) < CANARY;
+        java.util.function.Predicate<String> inCanary = d -> Canary.contains(d, CANARY);
         Map<String, List<AnomalyEvent>> servedEvents =
                 concat(
                         devices(reference().anomalies(), inCanary.negate()),
@@ -685,7 +685,7 @@ class BatchedScoringOperatorTest {
      */
     @Test
     void shouldRollBackACanaryWithEveryDevicesMemoryWarm() throws Exception {
-        java.util.function.Predicate<String> inCanary = d -> Models.bucket(d) < CANARY;
+        java.util.function.Predicate<String> inCanary = d -> Canary.contains(d, CANARY);
         AnomalyEvent open =
                 alone(withLevel()).anomalies().entrySet().stream()
                         .filter(e -> inCanary.test(e.getKey()))

@@ -122,6 +122,10 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
                         .setConfigProp("transaction.state.log.num.partitions", "4")
                         .setConfigProp("group.initial.rebalance.delay.ms", "0")
                         .setConfigProp("auto.create.topics.enable", "false")
+                        // Replays carry their records' own timestamps, often older than the
+                        // default 7 days of time retention: the broker would delete them 30 s
+                        // after it starts (its first retention check), in the middle of a run.
+                        .setConfigProp("log.retention.ms", "-1")
                         .setDeleteOnClose(true);
         LoopbackSockets.install(builder);
         if (scram) {
