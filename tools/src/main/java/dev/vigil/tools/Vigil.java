@@ -75,7 +75,7 @@ public final class Vigil {
                 "      a copy of a savepoint with those devices reset (memory and profile) or"
                         + " dropped",
                 "  " + PromoteShadowCommand.USAGE,
-                "      a copy of a savepoint with the shadow model's state as the serving state",
+                "      a copy of a savepoint in which the serving and shadow states trade places",
                 "  vigil testdata [DIR]      generate the labelled test fleet (default"
                         + " testdata/generated)",
                 "  vigil train --train FILE.jsonl --out DIR [--labels FILE] [--hidden N]"
