@@ -536,7 +536,11 @@ def main():
     quantiles = {str(q): float(np.quantile(scores, q))
                  for q in sorted(set(REPORTED_QUANTILES + [a.threshold_quantile]))}
     dynamics_scale = float(np.quantile(scores, a.threshold_quantile))
-    print(f"calibration steps: {len(scores)}, dynamics scale (q{a.threshold_quantile}): {dynamics_scale:.3f}")
+    # The held-out steps' root mean square in threshold units: the fleet's level of residual, which a
+    # device's own can be compared with (EVALUATION.md, per-device residual scale).
+    dynamics_rms = float(np.sqrt(((scores / dynamics_scale) ** 2).mean()))
+    print(f"calibration steps: {len(scores)}, dynamics scale (q{a.threshold_quantile}): {dynamics_scale:.3f},"
+          f" rms in threshold units {dynamics_rms:.4f}")
 
     stuck = None
     if not a.no_stuck:
@@ -575,7 +579,8 @@ def main():
         "score": {
             "combine": "max",
             "dynamics": {"scale": dynamics_scale,
-                         "calibration": f"quantile {a.threshold_quantile} of held-out normal step scores"},
+                         "calibration": f"quantile {a.threshold_quantile} of held-out normal step scores",
+                         "rms": dynamics_rms},
             **({"level": level} if level else {}),
             **({"stuck": stuck} if stuck else {}),
         },
