@@ -113,6 +113,42 @@ class PromoteShadowCommandITCase {
             assertThat(back.out())
                     .contains("the shadow's state of 24 devices", serving.card().version());
 
+            // reset-device resets a device in both models' states: promoted, the shadow's state of
+            // that device is a reset one, and every other device's is as it was
+            CliRun reset =
+                    CliRun.vigil(
+                            "reset-device",
+                            savepoint.toString(),
+                            "--out",
+                            dir.resolve("reset").toString(),
+                            "--reset",
+                            "pump-00");
+            assertThat(reset.exit()).as(reset.err()).isZero();
+            CliRun resetPromoted =
+                    CliRun.vigil(
+                            "promote-shadow",
+                            dir.resolve("reset").toString(),
+                            "--out",
+                            dir.resolve("reset-promoted").toString());
+            assertThat(resetPromoted.exit()).as(resetPromoted.err()).isZero();
+            for (String device : List.of("pump-00", "pump-01")) {
+                CliRun one =
+                        CliRun.vigil(
+                                "inspect-savepoint",
+                                dir.resolve("reset-promoted").toString(),
+                                "--device",
+                                device);
+                assertThat(one.exit()).as(one.err()).isZero();
+                var state = JSON.readTree(one.out());
+                assertThat(state.get("model_version").asText()).isEqualTo(version);
+                if (device.equals("pump-00")) {
+                    assertThat(state.get("steps").asInt()).isZero();
+                    assertThat(state.get("profile_steps").asInt()).isZero();
+                } else {
+                    assertThat(state.get("steps").asInt()).isPositive();
+                }
+            }
+
             long secondHalf = TopicIO.replay(kafka.bootstrapServers(), "telemetry", second);
 
             // The candidate promoted: restored from the written savepoint, with no shadow (the
