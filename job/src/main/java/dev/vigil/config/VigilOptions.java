@@ -305,7 +305,10 @@ public final class VigilOptions {
                             "Scale each device's threshold by a slow moving average of its own"
                                     + " score level outside episodes (never below the card's"
                                     + " threshold). For fleets where some devices are normally"
-                                    + " noisier than the data the model was calibrated on.");
+                                    + " noisier than the data the model was calibrated on. Only"
+                                    + " with cards whose threshold is above 1 (before 0.2.0): with"
+                                    + " a card in threshold units it could never move, and the job"
+                                    + " refuses it at start.");
 
     public static final ConfigOption<Integer> ALERTS_ADAPTIVE_HALF_LIFE =
             ConfigOptions.key("vigil.alerts.adaptive-half-life-steps")

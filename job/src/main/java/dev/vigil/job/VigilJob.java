@@ -48,6 +48,7 @@ public final class VigilJob {
             config = VigilConfig.fromArgs(args);
             bundle = ModelBundle.load(config.modelDir());
             shadow = shadowModel(config, bundle);
+            checkAdaptiveThreshold(config, bundle, shadow);
         } catch (ConfigException | ModelException e) {
             System.err.println("vigil: cannot start: " + e.getMessage());
             System.exit(2);
@@ -75,6 +76,32 @@ public final class VigilJob {
                             + features);
         }
         return shadow;
+    }
+
+    /**
+     * Refuses {@code vigil.alerts.adaptive-threshold} with a card it cannot act on. The adaptive
+     * threshold is the card's times the device's score level, which learns scores clipped at the
+     * card's threshold and starts at 1: with a threshold of 1 or less (every card trained since
+     * 0.2.0, whose scores are in threshold units) it never rises above 1, so the option would do
+     * nothing while looking switched on.
+     */
+    public static void checkAdaptiveThreshold(
+            VigilConfig config, ModelBundle bundle, ModelBundle shadow) {
+        if (config.scoring().adaptiveHalfLife() == 0) {
+            return;
+        }
+        for (ModelBundle b : shadow == null ? List.of(bundle) : List.of(bundle, shadow)) {
+            if (b.card().threshold() <= 1f) {
+                throw new ConfigException(
+                        VigilOptions.ALERTS_ADAPTIVE_THRESHOLD.key()
+                                + " has no effect with model "
+                                + b.card().version()
+                                + ": its threshold is "
+                                + b.card().threshold()
+                                + " (scores in threshold units), which the adaptive threshold can"
+                                + " never raise; set it to false (README, Not done yet)");
+            }
+        }
     }
 
     /** Builds and executes the job; returns when a bounded run finishes. */
@@ -111,6 +138,7 @@ public final class VigilJob {
             VigilConfig config,
             ModelBundle bundle,
             ModelBundle shadow) {
+        checkAdaptiveThreshold(config, bundle, shadow);
         VigilPipeline.define(
                 env,
                 kafkaSource(config),

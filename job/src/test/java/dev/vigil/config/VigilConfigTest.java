@@ -119,6 +119,41 @@ class VigilConfigTest {
                 .hasMessageContaining("must be the serving model's, in the same order");
     }
 
+    /**
+     * The adaptive threshold learns scores clipped at the card's threshold, starting at 1: with a
+     * threshold of 1 (a card in threshold units, as every card since 0.2.0) it could never move.
+     */
+    @Test
+    void shouldRefuseAnAdaptiveThresholdThatTheModelsThresholdKeepsFromMoving() {
+        Map<String, String> values = valid();
+        dev.vigil.model.ModelBundle current = Fixtures.model();
+        dev.vigil.job.VigilJob.checkAdaptiveThreshold(VigilConfig.of(values), current, null);
+        values.put(VigilOptions.ALERTS_ADAPTIVE_THRESHOLD.key(), "true");
+        VigilConfig adaptive = VigilConfig.of(values);
+
+        assertThatThrownBy(
+                        () ->
+                                dev.vigil.job.VigilJob.checkAdaptiveThreshold(
+                                        adaptive, current, null))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining(
+                        "vigil.alerts.adaptive-threshold has no effect with model "
+                                + current.card().version()
+                                + ": its threshold is 1.0")
+                .hasMessageContaining("set it to false");
+        // A card in raw residual units (before 0.2.0), threshold 4.47: the level can rise to it
+        dev.vigil.model.ModelBundle old =
+                new dev.vigil.model.ModelBundle(
+                        new dev.vigil.model.ModelCard(
+                                "old", 64, current.card().features(), 4.47f, 20),
+                        current.onnx());
+        dev.vigil.job.VigilJob.checkAdaptiveThreshold(adaptive, old, null);
+        // ... but not beside a shadow model in threshold units
+        assertThatThrownBy(
+                        () -> dev.vigil.job.VigilJob.checkAdaptiveThreshold(adaptive, old, current))
+                .isInstanceOf(ConfigException.class);
+    }
+
     @Test
     void shouldTakeACanaryFractionOnlyWithAShadowModelAndBetweenZeroAndOne() {
         Map<String, String> values = valid();
