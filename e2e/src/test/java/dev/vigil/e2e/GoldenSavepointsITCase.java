@@ -8,6 +8,7 @@ import dev.vigil.config.VigilOptions;
 import dev.vigil.job.VigilJob;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
+import dev.vigil.model.ModelCard;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.WireFormat;
@@ -24,11 +25,13 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
+import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.configuration.StateRecoveryOptions;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -85,6 +88,52 @@ class GoldenSavepointsITCase {
     @MethodSource("goldenSavepoints")
     void shouldRestoreAndContinueLikeAnUninterruptedRun(Path golden, @TempDir Path dir)
             throws Exception {
+        restoreAndCompare(golden, dir, Map.of());
+    }
+
+    /**
+     * The newest golden savepoint restored with a shadow model added (its model under another
+     * version): the shadow's state of every device starts empty beside the restored one, and the
+     * serving model continues exactly as without it.
+     */
+    @Test
+    void shouldRestoreTheNewestWithAShadowAddedAndServeAsWithoutIt(@TempDir Path dir)
+            throws Exception {
+        Path golden = Fixtures.repoRoot().resolve("testdata/savepoints/0.2.0"); // format 2
+        Path shadowDir = dir.resolve("shadow-model");
+        Files.createDirectories(shadowDir);
+        Files.copy(
+                golden.resolve("model").resolve(ModelBundle.ONNX_FILE),
+                shadowDir.resolve(ModelBundle.ONNX_FILE));
+        ModelCard card = ModelBundle.load(golden.resolve("model")).card();
+        String text = Files.readString(golden.resolve("model").resolve(ModelCard.FILE));
+        Files.writeString(
+                shadowDir.resolve(ModelCard.FILE),
+                text.replace("\"" + card.version() + "\"", "\"" + card.version() + "-shadow\""));
+        kafka.createTopics(2, List.of("anomalies-shadow-restored"));
+
+        JobExecutionResult result =
+                restoreAndCompare(
+                        golden,
+                        dir,
+                        Map.of(
+                                VigilOptions.MODEL_SHADOW_DIR.key(),
+                                shadowDir.toString(),
+                                VigilOptions.TOPIC_SHADOW_ANOMALIES.key(),
+                                "anomalies-shadow-restored"));
+
+        // Every device met the shadow for the first time: a new state, no model change
+        assertThat(LocalRun.counted(result, "shadow_" + Metrics.RESETS_MODEL_CHANGE)).isZero();
+        assertThat(LocalRun.counted(result, "shadow_" + Metrics.SCORED))
+                .isEqualTo(LocalRun.counted(result, Metrics.SCORED));
+    }
+
+    /**
+     * Restores {@code golden} with {@code extra} options into a job of the current code and checks
+     * that it continues as an uninterrupted run; returns the restored run's result.
+     */
+    private JobExecutionResult restoreAndCompare(Path golden, Path dir, Map<String, String> extra)
+            throws Exception {
         SavepointManifest manifest = SavepointManifest.read(golden);
         ModelBundle model = ModelBundle.load(golden.resolve("model"));
         String release = golden.getFileName().toString();
@@ -105,6 +154,7 @@ class GoldenSavepointsITCase {
         resume.put(StateRecoveryOptions.SAVEPOINT_PATH.key(), golden.toUri().toString());
         resume.put(VigilOptions.KAFKA_BOUNDED.key(), "false");
         resume.put("parallelism.default", "3");
+        resume.putAll(extra);
         LocalRun.Stopped stopped =
                 LocalRun.runThenStop(
                         VigilConfig.of(resume),
@@ -139,6 +189,7 @@ class GoldenSavepointsITCase {
                         .isCloseTo(want.topFeatureShares[f], within(1e-4f));
             }
         }
+        return stopped.result();
     }
 
     /**

@@ -200,10 +200,6 @@ public final class Metrics {
         private final Count modelErrors;
         private final String accumulatorPrefix;
 
-        public Scoring(RuntimeContext ctx) {
-            this(ctx, false);
-        }
-
         /**
          * @param shadow whether the operator scores with the shadow model: its metrics go to {@link
          *     #GROUP_SHADOW}, its accumulators are named {@code shadow_<name>}

@@ -5,6 +5,7 @@ import dev.vigil.config.VigilOptions;
 import dev.vigil.job.VigilJob;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
+import dev.vigil.model.ModelCard;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.InputFormat;
 import dev.vigil.serde.ScoredStep;
@@ -72,7 +73,8 @@ final class DemoCommand {
             Path scoresOut,
             Path report,
             InputFormat inputFormat,
-            Path shadowModel) {}
+            Path shadowModel,
+            String shadowVersion) {}
 
     /** What the job left in Kafka, read back with read_committed. */
     private record Output(
@@ -171,6 +173,7 @@ final class DemoCommand {
             throw new Args.UsageException("no input stream at " + input);
         }
         Path modelDir = args.path("--model");
+        Path shadowModel = args.path("--shadow-model");
         String format = args.get("--input-format");
         InputFormat inputFormat;
         try {
@@ -191,7 +194,9 @@ final class DemoCommand {
                 args.path("--scores-out"),
                 args.path("--report"),
                 inputFormat,
-                args.path("--shadow-model"));
+                shadowModel,
+                // Read once, here: a card that does not load stops the demo before the broker.
+                shadowModel == null ? null : ModelCard.load(shadowModel).version());
     }
 
     /**
@@ -218,7 +223,7 @@ final class DemoCommand {
         if (options.shadowModel() != null) {
             conf.put(VigilOptions.MODEL_SHADOW_DIR.key(), options.shadowModel().toString());
             conf.put(VigilOptions.TOPIC_SHADOW_ANOMALIES.key(), SHADOW_ANOMALIES);
-            out.println("shadow model " + ModelBundle.load(options.shadowModel()).card().version());
+            out.println("shadow model " + options.shadowVersion());
         }
         out.printf(
                 "running the job on a local Flink mini cluster (parallelism %d, RocksDB,"
@@ -271,7 +276,7 @@ final class DemoCommand {
         long shadowClosed = LocalRun.counted(result, "shadow_" + Metrics.EPISODES_CLOSED);
         Object correlation = result.getAccumulatorResult("shadow_" + Metrics.SCORE_CORRELATION);
         Map<String, Object> shadow = new LinkedHashMap<>();
-        shadow.put("model_version", ModelBundle.load(options.shadowModel()).card().version());
+        shadow.put("model_version", options.shadowVersion());
         shadow.put("anomaly_events", output.shadowEvents().size());
         shadow.put("episodes_both", shared);
         shadow.put("episodes_serving_only", closed - shared);
