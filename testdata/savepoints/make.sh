@@ -3,10 +3,12 @@
 # by `vigil demo` on the first 13,500 records of the test fleet's stream and stopped with a
 # savepoint, plus the model it ran. GoldenSavepointsITCase restores every such directory.
 # A released golden savepoint is never rewritten: make a new one for each release.
-#   usage: testdata/savepoints/make.sh VERSION      (e.g. 0.1.0)
+#   usage: testdata/savepoints/make.sh VERSION [MODEL_DIR]    (e.g. 0.1.0; MODEL_DIR defaults to
+#          the committed test model, testdata/model: pass another to exercise card options)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-version="${1:?usage: testdata/savepoints/make.sh VERSION}"
+version="${1:?usage: testdata/savepoints/make.sh VERSION [MODEL_DIR]}"
+model="$(cd "${2:-$root/testdata/model}" && pwd)"
 out="$root/testdata/savepoints/$version"
 if [ -e "$out" ]; then
   echo "$out exists: a released golden savepoint is never rewritten" >&2
@@ -17,9 +19,9 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 "$root/vigil" testdata "$tmp/fleet" >/dev/null
 head -n "$records" "$tmp/fleet/test.jsonl" > "$tmp/first.jsonl"
-"$root/vigil" demo --input "$tmp/first.jsonl" --savepoint-out "$tmp/savepoint"
+"$root/vigil" demo --model "$model" --input "$tmp/first.jsonl" --savepoint-out "$tmp/savepoint"
 mkdir -p "$out/model"
 cp "$tmp"/savepoint/savepoint-*/* "$out/"
-cp "$root/testdata/model/model.onnx" "$root/testdata/model/model.json" "$out/model/"
+cp "$model/model.onnx" "$model/model.json" "$out/model/"
 echo "golden savepoint written to $out:"
 ls -la "$out" "$out/model"

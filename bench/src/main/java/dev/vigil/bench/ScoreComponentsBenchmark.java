@@ -22,7 +22,8 @@ import org.openjdk.jmh.annotations.State;
  * the level score (move the moving average, score against the profile, learn the step), side by
  * side. The difference is the level score's cost per event, before state bytes. The stuck score and
  * per-device normalisation (the targets normalised again by the device's profile, which then also
- * learns the device's spread) are each measured on top of the level score.
+ * learns the device's spread) are each measured on top of the level score; the per-device scale of
+ * the forecast residual on top of the residual alone.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -109,6 +110,16 @@ public class ScoreComponentsBenchmark {
     @Benchmark
     public float dynamicsOnly() {
         return StepMath.score(x, offset(), forecast, scale, targets, shares);
+    }
+
+    /**
+     * The forecast residual held to the device's own level once learned (a card's {@code
+     * score.dynamics.device_steps}): what {@link #dynamicsOnly()} costs plus the divisor.
+     */
+    @Benchmark
+    public float dynamicsScaledByDevice() {
+        float dynamics = StepMath.score(x, offset(), forecast, scale, targets, shares) / 4.5f;
+        return dynamics / StepMath.deviceDivisor(0.16f + (step & 7) * 0.01f, 0.3f);
     }
 
     @Benchmark

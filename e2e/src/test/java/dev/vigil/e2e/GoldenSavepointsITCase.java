@@ -99,7 +99,7 @@ class GoldenSavepointsITCase {
     @Test
     void shouldRestoreTheNewestWithAShadowAddedAndServeAsWithoutIt(@TempDir Path dir)
             throws Exception {
-        Path golden = Fixtures.repoRoot().resolve("testdata/savepoints/0.2.0"); // format 2
+        Path golden = Fixtures.repoRoot().resolve("testdata/savepoints/0.3.0"); // format 3
         Path shadowDir = dir.resolve("shadow-model");
         Files.createDirectories(shadowDir);
         Files.copy(

@@ -83,6 +83,16 @@ public final class ModelCard implements Serializable {
      */
     public record DeviceNormalisation(float floor) implements Serializable {}
 
+    /**
+     * The forecast residual scaled per device ({@code score.dynamics.device_steps}, README
+     * "Scoring"): each device learns the root mean square of its own dynamics score (in threshold
+     * units) over its first {@code steps} steps after warm-up, and from then on its dynamics score
+     * is divided by {@code max(1, that / rms)}, where {@code rms} is the same root mean square over
+     * the held-out steps training calibrated on. A device whose normal residuals run higher than
+     * the fleet's is held to its own level; no device is made more sensitive than the fleet.
+     */
+    public record DeviceDynamics(int steps, float rms) implements Serializable {}
+
     private final String version;
     private final int hiddenSize;
     private final List<Feature> features;
@@ -93,6 +103,7 @@ public final class ModelCard implements Serializable {
     private final Stuck stuck;
     private final DeviceNormalisation normalisation;
     private final float dynamicsQuantile99;
+    private final DeviceDynamics deviceDynamics;
 
     // Derived once, read per record.
     private final float[] mean;
@@ -158,7 +169,38 @@ public final class ModelCard implements Serializable {
             Stuck stuck,
             DeviceNormalisation normalisation,
             float dynamicsQuantile99) {
+        this(
+                version,
+                hiddenSize,
+                features,
+                threshold,
+                warmupSteps,
+                dynamicsScale,
+                level,
+                stuck,
+                normalisation,
+                dynamicsQuantile99,
+                null);
+    }
+
+    /**
+     * @param deviceDynamics the per-device scale of the forecast residual, or null for the fleet's
+     *     (every card before it)
+     */
+    public ModelCard(
+            String version,
+            int hiddenSize,
+            List<Feature> features,
+            float threshold,
+            int warmupSteps,
+            float dynamicsScale,
+            Level level,
+            Stuck stuck,
+            DeviceNormalisation normalisation,
+            float dynamicsQuantile99,
+            DeviceDynamics deviceDynamics) {
         this.dynamicsQuantile99 = dynamicsQuantile99;
+        this.deviceDynamics = deviceDynamics;
         this.version = version;
         this.hiddenSize = hiddenSize;
         this.features = List.copyOf(features);
@@ -202,15 +244,24 @@ public final class ModelCard implements Serializable {
      * parameters.
      */
     public ModelCard withLevel(String newVersion, Level newLevel) {
-        return with(newVersion, newLevel, normalisation);
+        return with(newVersion, newLevel, normalisation, deviceDynamics);
     }
 
     /** This card with another normalisation (null: the fleet's). */
     public ModelCard withNormalisation(String newVersion, DeviceNormalisation newNormalisation) {
-        return with(newVersion, level, newNormalisation);
+        return with(newVersion, level, newNormalisation, deviceDynamics);
     }
 
-    private ModelCard with(String newVersion, Level newLevel, DeviceNormalisation newNorm) {
+    /** This card with another per-device scale of the forecast residual (null: the fleet's). */
+    public ModelCard withDeviceDynamics(String newVersion, DeviceDynamics newDeviceDynamics) {
+        return with(newVersion, level, normalisation, newDeviceDynamics);
+    }
+
+    private ModelCard with(
+            String newVersion,
+            Level newLevel,
+            DeviceNormalisation newNorm,
+            DeviceDynamics newDeviceDynamics) {
         return new ModelCard(
                 newVersion,
                 hiddenSize,
@@ -221,7 +272,8 @@ public final class ModelCard implements Serializable {
                 newLevel,
                 stuck,
                 newNorm,
-                dynamicsQuantile99);
+                dynamicsQuantile99,
+                newDeviceDynamics);
     }
 
     /** Reads and validates {@code dir/model.json}. */
@@ -260,10 +312,23 @@ public final class ModelCard implements Serializable {
             }
             JsonNode score = root.get("score");
             float dynamicsScale = 1f;
+            DeviceDynamics deviceDynamics = null;
             Level level = null;
             Stuck stuck = null;
             if (score != null && !score.isNull()) {
-                dynamicsScale = number(required(score, "dynamics"), "scale");
+                JsonNode dynamics = required(score, "dynamics");
+                dynamicsScale = number(dynamics, "scale");
+                JsonNode deviceSteps = dynamics.get("device_steps");
+                if (deviceSteps != null && !deviceSteps.isNull()) {
+                    if (dynamics.get("rms") == null) {
+                        throw new ModelException(
+                                "\"score.dynamics.device_steps\" needs \"score.dynamics.rms\","
+                                        + " the fleet's level that a device's is compared with:"
+                                        + " train again with ./vigil train --dynamics-scale device");
+                    }
+                    deviceDynamics =
+                            new DeviceDynamics(deviceSteps.asInt(), number(dynamics, "rms"));
+                }
                 JsonNode l = score.get("level");
                 if (l != null && !l.isNull()) {
                     level =
@@ -291,7 +356,8 @@ public final class ModelCard implements Serializable {
                     level,
                     stuck,
                     normalisation(root),
-                    quantile99(root));
+                    quantile99(root),
+                    deviceDynamics);
         } catch (ModelException e) {
             throw new ModelException("model card " + file + ": " + e.getMessage(), e);
         }
@@ -454,6 +520,17 @@ public final class ModelCard implements Serializable {
             throw new ModelException(
                     "\"score.dynamics.scale\" must be finite and positive, found " + dynamicsScale);
         }
+        if (deviceDynamics != null
+                && (deviceDynamics.steps() < 1
+                        || !(deviceDynamics.rms() > 0)
+                        || !Float.isFinite(deviceDynamics.rms()))) {
+            throw new ModelException(
+                    "\"score.dynamics.device_steps\" must be at least 1 and \"score.dynamics.rms\""
+                            + " finite and positive, found "
+                            + deviceDynamics.steps()
+                            + " and "
+                            + deviceDynamics.rms());
+        }
         if (level != null) {
             if (level.profileSteps() < 1 || level.windowSteps() < 1 || level.halfLifeSteps() < 0) {
                 throw new ModelException(
@@ -572,14 +649,19 @@ public final class ModelCard implements Serializable {
         return stuck;
     }
 
-    /** Per-device normalisation's parameters, or null when the model sees the fleet's. */
     /** The raw forecast-residual score's q0.99 on held-out normal steps; NaN when unknown. */
     public float dynamicsQuantile99() {
         return dynamicsQuantile99;
     }
 
+    /** Per-device normalisation's parameters, or null when the model sees the fleet's. */
     public DeviceNormalisation normalisation() {
         return normalisation;
+    }
+
+    /** The per-device scale of the forecast residual, or null when the fleet's holds for all. */
+    public DeviceDynamics deviceDynamics() {
+        return deviceDynamics;
     }
 
     /** Indexes of the features the stuck score watches (none without one); never modify. */

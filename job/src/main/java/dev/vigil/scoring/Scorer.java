@@ -68,6 +68,7 @@ final class Scorer implements AutoCloseable {
     private final ModelCard.Level level;
     private final ModelCard.Stuck stuck;
     private final ModelCard.DeviceNormalisation byDevice;
+    private final ModelCard.DeviceDynamics deviceDynamics;
     private final float levelAlpha;
     private final float profileBeta;
     // Per row, reused: the dynamics score, whether it had a forecast, each feature's share; the
@@ -109,6 +110,7 @@ final class Scorer implements AutoCloseable {
         this.level = card.level();
         this.stuck = card.stuck();
         this.byDevice = card.normalisation();
+        this.deviceDynamics = card.deviceDynamics();
         this.levelAlpha = level == null ? 0f : 2f / (level.windowSteps() + 1);
         this.profileBeta =
                 level == null || level.halfLifeSteps() == 0
@@ -182,6 +184,7 @@ final class Scorer implements AutoCloseable {
             // units and over its watched features, so they are learned again.
             stored.profileSteps = 0;
             stored.profileMean = null;
+            stored.dynamicsSteps = 0;
             stored.unchangedRuns = null;
             metrics.keptModelChange.inc();
             return withProfile(stored);
@@ -475,6 +478,9 @@ final class Scorer implements AutoCloseable {
         }
         // Each component in threshold units (the card's calibration); NaN when it has no value.
         float dynamics = scored[row] ? scores[row] / card.dynamicsScale() : Float.NaN;
+        if (deviceDynamics != null && scored[row] && s.steps > card.warmupSteps()) {
+            dynamics = scaleByDevice(s, dynamics);
+        }
         float levelScore = Float.isNaN(levels[row]) ? Float.NaN : levels[row] / level.scale();
         float stuckScore = Float.isNaN(runs[row]) ? Float.NaN : runs[row] / stuck.scale();
         float threshold = thresholds.effective(s);
@@ -528,6 +534,25 @@ final class Scorer implements AutoCloseable {
         }
         keepFinite(s, e.deviceId, timestamp, out);
         latencyMs.update(System.currentTimeMillis() - e.ts);
+    }
+
+    /**
+     * The dynamics score (threshold units) held to the device's own level of forecast residual:
+     * while that level is learned (the card's {@code device_steps} after warm-up) the step is
+     * learned into it and keeps the fleet's scale; afterwards it is divided by {@code max(1, the
+     * device's root mean square / the fleet's)}, so a device whose normal residuals run higher than
+     * the fleet's alerts on what is abnormal for it. Measured on SMAP and MSL in EVALUATION.md.
+     */
+    private float scaleByDevice(DeviceState s, float dynamics) {
+        if (s.dynamicsSteps < deviceDynamics.steps()) {
+            float square = dynamics * dynamics;
+            if (Float.isFinite(square)) {
+                s.dynamicsSteps++;
+                s.dynamicsMeanSquare += (square - s.dynamicsMeanSquare) / s.dynamicsSteps;
+            }
+            return dynamics;
+        }
+        return dynamics / StepMath.deviceDivisor(s.dynamicsMeanSquare, deviceDynamics.rms());
     }
 
     /**

@@ -190,6 +190,16 @@ public final class StepMath {
     }
 
     /**
+     * What a device's dynamics score is divided by under the card's per-device scale: {@code max(1,
+     * sqrt(meanSquare) / rms)}, the device's root mean square of the score over the fleet's. Never
+     * below 1: a device quieter than the fleet keeps the fleet's scale.
+     */
+    public static float deviceDivisor(float meanSquare, float rms) {
+        float ratio = (float) Math.sqrt(meanSquare) / rms;
+        return ratio > 1f ? ratio : 1f;
+    }
+
+    /**
      * The stuck score: counts, per target, the consecutive steps that repeated the raw value
      * exactly ({@code runs[j]} is -1 before the first value), remembers this step's values, and
      * returns the longest run; {@code shares} receives 1 for the target(s) with that run (split

@@ -296,6 +296,43 @@ class ModelCardTest {
     }
 
     @Test
+    void shouldReadThePerDeviceScaleOfTheForecastResidual() throws IOException {
+        Path model =
+                modelWith(
+                        c ->
+                                ((ObjectNode) c.get("score").get("dynamics"))
+                                        .put("rms", 0.3)
+                                        .put("device_steps", 1000));
+
+        ModelCard card = ModelBundle.load(model).card();
+
+        assertThat(card.deviceDynamics()).isEqualTo(new ModelCard.DeviceDynamics(1000, 0.3f));
+        assertThat(Fixtures.model().card().deviceDynamics()).as("the fleet's").isNull();
+    }
+
+    @Test
+    void shouldRefuseAPerDeviceScaleWithoutTheFleetsLevel() throws IOException {
+        Path noRms =
+                modelWith(
+                        c ->
+                                ((ObjectNode) c.get("score").get("dynamics"))
+                                        .put("device_steps", 1000));
+        assertThatThrownBy(() -> ModelBundle.load(noRms))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("needs \"score.dynamics.rms\"")
+                .hasMessageContaining("--dynamics-scale device");
+        Path zeroSteps =
+                modelWith(
+                        c ->
+                                ((ObjectNode) c.get("score").get("dynamics"))
+                                        .put("rms", 0.3)
+                                        .put("device_steps", 0));
+        assertThatThrownBy(() -> ModelBundle.load(zeroSteps))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("must be at least 1");
+    }
+
+    @Test
     void shouldRefuseAnUnknownNormalisation() throws IOException {
         Path unknown = modelWith(c -> c.put("normalisation", "per-device"));
         assertThatThrownBy(() -> ModelBundle.load(unknown))

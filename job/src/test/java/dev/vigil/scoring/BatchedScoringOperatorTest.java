@@ -274,6 +274,97 @@ class BatchedScoringOperatorTest {
     }
 
     /**
+     * The per-device scale of the forecast residual: both operators agree, and each device's
+     * dynamics score equals the fleet-scaled one until the device has learned its level (100 steps
+     * after warm-up), then that one divided by max(1, the device's root mean square over those
+     * steps / the card's), computed here from the fleet-scaled run. The card's reference is the
+     * median device's, so that some devices are held to their own level and some keep the fleet's.
+     */
+    @Test
+    void shouldHoldEachDeviceToItsOwnLevelOfForecastResidual() throws Exception {
+        int learnSteps = 100;
+        int warmup = Fixtures.model().card().warmupSteps();
+        Map<String, List<ScoredStep>> fleets = reference().scores();
+        Map<String, Double> meanSquares = new LinkedHashMap<>();
+        fleets.forEach(
+                (device, steps) ->
+                        meanSquares.put(device, levelOfResidual(steps, warmup, learnSteps)));
+        double[] rmss = meanSquares.values().stream().mapToDouble(Math::sqrt).sorted().toArray();
+        float rms = (float) rmss[rmss.length / 2];
+
+        ModelCard c = Fixtures.model().card();
+        ModelBundle byDevice =
+                new ModelBundle(
+                        c.withDeviceDynamics(
+                                c.version() + "-dynamics",
+                                new ModelCard.DeviceDynamics(learnSteps, rms)),
+                        Fixtures.model().onnx());
+        Emitted perRecord;
+        try (var h = perRecord(byDevice)) {
+            h.open();
+            feed(h, stream);
+            perRecord = Emitted.of(h);
+        }
+        try (var h = batched(byDevice, 64, 0)) {
+            h.open();
+            feed(h, stream);
+            h.endInput();
+            Emitted.of(h).assertSameAs(perRecord);
+        }
+
+        int held = 0;
+        int kept = 0;
+        for (var entry : fleets.entrySet()) {
+            List<ScoredStep> fleet = entry.getValue();
+            List<ScoredStep> mine = perRecord.scores().get(entry.getKey());
+            assertThat(mine).hasSameSizeAs(fleet);
+            double divisor = Math.max(1, Math.sqrt(meanSquares.get(entry.getKey())) / rms);
+            held += divisor > 1.2 ? 1 : 0;
+            kept += divisor == 1 ? 1 : 0;
+            int steps = 0;
+            int learned = 0;
+            for (int i = 0; i < fleet.size(); i++) {
+                float d = fleet.get(i).dynamics;
+                steps = Float.isNaN(d) ? 1 : steps + 1; // NaN: a first step, or after a reset
+                double expected = d;
+                if (steps > warmup && !Float.isNaN(d)) {
+                    if (learned < learnSteps) {
+                        learned++;
+                    } else {
+                        expected = d / divisor;
+                    }
+                }
+                if (Float.isNaN(d)) {
+                    assertThat(mine.get(i).dynamics).as("%s step %d", entry.getKey(), i).isNaN();
+                    continue;
+                }
+                assertThat((double) mine.get(i).dynamics)
+                        .as("%s step %d", entry.getKey(), i)
+                        .isCloseTo(
+                                expected,
+                                org.assertj.core.data.Offset.offset(1e-4 * Math.max(1, expected)));
+            }
+        }
+        assertThat(held).as("devices held to their own level").isPositive();
+        assertThat(kept).as("devices that keep the fleet's").isPositive();
+    }
+
+    /** The mean square of a device's first {@code n} dynamics scores after warm-up (not reset). */
+    private static double levelOfResidual(List<ScoredStep> steps, int warmup, int n) {
+        double sum = 0;
+        int learned = 0;
+        int count = 0;
+        for (ScoredStep step : steps) {
+            count = Float.isNaN(step.dynamics) ? 1 : count + 1;
+            if (count > warmup && !Float.isNaN(step.dynamics) && learned < n) {
+                sum += (double) step.dynamics * step.dynamics;
+                learned++;
+            }
+        }
+        return sum / learned;
+    }
+
+    /**
      * One row ONNX Runtime cannot step (the test model fails on a first input of 4 or more) fails
      * neither its batch nor the job: it becomes a dead letter MODEL_ERROR holding the record, its
      * device's memory is reset, and every other step of the batch, its device's included, is

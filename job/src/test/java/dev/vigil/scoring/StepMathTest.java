@@ -194,6 +194,14 @@ class StepMathTest {
     }
 
     @Test
+    void shouldDivideOnlyADeviceNoisierThanTheFleet() {
+        assertThat(StepMath.deviceDivisor(0.36f, 0.3f)).isCloseTo(2f, within(1e-6f));
+        assertThat(StepMath.deviceDivisor(0.09f, 0.3f)).isEqualTo(1f); // as loud as the fleet
+        assertThat(StepMath.deviceDivisor(0.01f, 0.3f)).isEqualTo(1f); // quieter: not sharpened
+        assertThat(StepMath.deviceDivisor(0f, 0.3f)).isEqualTo(1f);
+    }
+
+    @Test
     void shouldPickTheLargestSharesFirst() {
         int[] top = new int[4];
 

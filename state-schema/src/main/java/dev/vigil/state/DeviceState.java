@@ -120,6 +120,20 @@ public class DeviceState {
      */
     public int[] unchangedRuns;
 
+    /**
+     * Steps learned into {@link #dynamicsMeanSquare} (format 3): counted up to the card's {@code
+     * score.dynamics.device_steps}, then the mean square stays. 0 for a new device, after a model
+     * change and for a device restored from an older format, which then starts learning it.
+     */
+    public int dynamicsSteps;
+
+    /**
+     * The mean square of the device's dynamics score (threshold units) over its first {@link
+     * #dynamicsSteps} steps after warm-up (format 3): its own level of forecast residual, which the
+     * card's per-device scale compares with the fleet's.
+     */
+    public float dynamicsMeanSquare;
+
     public DeviceState() {}
 
     /** A fresh device: zero memory, no forecast yet, nothing open. */
@@ -148,9 +162,10 @@ public class DeviceState {
     }
 
     /**
-     * Forgets the normal profile (a model change: the profile is in the old card's units); it is
-     * learned again from the next step. Arrays are (re)allocated for {@code targets} features,
-     * {@link #valueVar} only when {@code spread} (per-device normalisation).
+     * Forgets the normal profile (a model change: the profile is in the old card's units), the
+     * device's level of forecast residual with it; both are learned again from the next step.
+     * Arrays are (re)allocated for {@code targets} features, {@link #valueVar} only when {@code
+     * spread} (per-device normalisation).
      */
     public void resetProfile(int targets, boolean spread) {
         profileSteps = 0;
@@ -158,6 +173,8 @@ public class DeviceState {
         profileMean = new float[targets];
         profileVar = new float[targets];
         valueVar = spread ? new float[targets] : null;
+        dynamicsSteps = 0;
+        dynamicsMeanSquare = 0f;
     }
 
     /** Forgets the unchanged-value runs: the next step starts them (sized for watched features). */

@@ -25,7 +25,7 @@ import org.apache.flink.core.memory.DataOutputView;
 public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
 
     /** The format this code writes. Raise it, and keep the old reader, for every change. */
-    public static final int CURRENT_FORMAT = 2;
+    public static final int CURRENT_FORMAT = 3;
 
     private static final int OPEN = 1;
     private static final int HAS_SEQ = 2;
@@ -82,6 +82,8 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
                 from.unchangedRuns == null
                         ? null
                         : Arrays.copyOf(from.unchangedRuns, from.unchangedRuns.length);
+        to.dynamicsSteps = from.dynamicsSteps;
+        to.dynamicsMeanSquare = from.dynamicsMeanSquare;
         return to;
     }
 
@@ -100,6 +102,24 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         out.writeByte(CURRENT_FORMAT);
         writeFormat1(s, out);
         writeProfile(s, out);
+        writeDynamicsLevel(s, out);
+    }
+
+    /**
+     * What format 3 adds after format 2's fields: the device's own level of forecast residual, as
+     * the steps learned (a varint) and, only when there are some, their mean square.
+     */
+    public void writeDynamicsLevel(DeviceState s, DataOutputView out) throws IOException {
+        writeVarLong(s.dynamicsSteps, out);
+        if (s.dynamicsSteps > 0) {
+            out.writeFloat(s.dynamicsMeanSquare);
+        }
+    }
+
+    /** Reads what {@link #writeDynamicsLevel} wrote into {@code s}. */
+    public void readDynamicsLevel(DataInputView in, DeviceState s) throws IOException {
+        s.dynamicsSteps = (int) readVarLong(in);
+        s.dynamicsMeanSquare = s.dynamicsSteps > 0 ? in.readFloat() : 0f;
     }
 
     /**
@@ -197,9 +217,13 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
                 s.episodeReasons = s.episodeOpen || s.aboveRun > 0 ? 1 : 0;
                 yield s;
             }
-            case 2 -> {
+            case 2, 3 -> {
+                // Format 2 has no level of forecast residual yet (dynamicsSteps 0): learned next.
                 DeviceState s = readFormat1(in, new DeviceState());
                 readProfile(in, s);
+                if (format == 3) {
+                    readDynamicsLevel(in, s);
+                }
                 yield s;
             }
             default ->

@@ -63,6 +63,14 @@ class DeviceStateSchemaTest {
         return s;
     }
 
+    /** {@link #inEpisodeWithProfile()} with a learned level of forecast residual (format 3). */
+    static DeviceState inEpisodeWithDynamicsLevel() {
+        DeviceState s = inEpisodeWithProfile();
+        s.dynamicsSteps = 1_000;
+        s.dynamicsMeanSquare = 0.5625f;
+        return s;
+    }
+
     private static byte[] write(DeviceState s) throws IOException {
         DataOutputSerializer out = new DataOutputSerializer(512);
         SERIALIZER.serialize(s, out);
@@ -75,7 +83,10 @@ class DeviceStateSchemaTest {
 
     @Test
     void shouldRoundTripADeviceInAnEpisode() throws Exception {
-        for (DeviceState s : new DeviceState[] {inEpisode(), inEpisodeWithProfile()}) {
+        for (DeviceState s :
+                new DeviceState[] {
+                    inEpisode(), inEpisodeWithProfile(), inEpisodeWithDynamicsLevel()
+                }) {
             assertThat(read(write(s))).usingRecursiveComparison().isEqualTo(s);
             assertThat(SERIALIZER.copy(s)).usingRecursiveComparison().isEqualTo(s);
         }
@@ -170,6 +181,29 @@ class DeviceStateSchemaTest {
     }
 
     /**
+     * Format 3 as released: the committed bytes must always read back to the same device, and while
+     * format 3 is current, the writer must produce exactly them.
+     */
+    @Test
+    void shouldReadTheReleasedFormat3Bytes() throws Exception {
+        assertThat(read(released(3)))
+                .usingRecursiveComparison()
+                .isEqualTo(inEpisodeWithDynamicsLevel());
+        if (DeviceStateSerializer.CURRENT_FORMAT == 3) {
+            assertThat(write(inEpisodeWithDynamicsLevel())).isEqualTo(released(3));
+        }
+    }
+
+    /** A profile restored from format 2 is kept; the level of forecast residual is learned next. */
+    @Test
+    void shouldReadFormat2WithNoLevelOfForecastResidual() throws Exception {
+        DeviceState back = read(released(2));
+        assertThat(back.profileSteps).isEqualTo(1_000);
+        assertThat(back.dynamicsSteps).isZero();
+        assertThat(back.dynamicsMeanSquare).isZero();
+    }
+
+    /**
      * The sizes the README gives at hidden size 64 and 16 features, every one a target with a
      * learned profile and runs, outside an episode with the fleet's normalisation and with the
      * device's, and inside one (the issue's budget was 600 bytes outside an episode: over it by the
@@ -180,10 +214,15 @@ class DeviceStateSchemaTest {
         DeviceState quiet = inEpisodeWithProfile();
         quiet.episodeOpen = false;
         quiet.aboveRun = 0;
-        assertThat(write(quiet)).hasSize(728);
+        assertThat(write(quiet)).hasSize(729);
         quiet.valueVar = null;
-        assertThat(write(quiet)).hasSize(664);
-        assertThat(write(inEpisodeWithProfile())).hasSize(806);
+        assertThat(write(quiet)).hasSize(665);
+        assertThat(write(inEpisodeWithProfile())).hasSize(807);
+        // A learned level of forecast residual (per-device scale): its steps and mean square.
+        quiet.dynamicsSteps = 1_000;
+        quiet.dynamicsMeanSquare = 0.5f;
+        assertThat(write(quiet)).hasSize(670);
+        assertThat(write(inEpisodeWithDynamicsLevel())).hasSize(812);
     }
 
     @Test

@@ -251,6 +251,14 @@ final class InspectSavepointCommand {
         r.put("value_var", s.valueVar);
         r.put("last_values", s.lastValues);
         r.put("unchanged_runs", s.unchangedRuns);
+        // The device's level of forecast residual (state format 3): steps learned, and its root
+        // mean square in threshold units (null before the first).
+        r.put("dynamics_steps", s.dynamicsSteps);
+        r.put(
+                "dynamics_rms",
+                s.dynamicsSteps > 0
+                        ? Float.valueOf((float) Math.sqrt(s.dynamicsMeanSquare))
+                        : null);
         r.put("hidden", s.hidden);
         r.put("forecast", s.forecast);
         return r;

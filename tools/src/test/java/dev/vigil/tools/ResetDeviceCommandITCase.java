@@ -38,7 +38,7 @@ class ResetDeviceCommandITCase {
 
     @RegisterExtension static final MiniClusterExtension MINI_CLUSTER = Fixtures.miniCluster(2);
 
-    private static final Path GOLDEN = Fixtures.repoRoot().resolve("testdata/savepoints/0.2.0");
+    private static final Path GOLDEN = Fixtures.repoRoot().resolve("testdata/savepoints/0.3.0");
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Each device's full state in a savepoint, as inspect-savepoint prints it. */
@@ -97,6 +97,9 @@ class ResetDeviceCommandITCase {
         assertThat(wasReset.get("episode_open").asBoolean()).isFalse();
         assertThat(wasReset.get("hidden_norm").asDouble()).isZero();
         assertThat(wasReset.get("profile_steps").asInt()).isZero();
+        assertThat(before.get(reset).get("dynamics_steps").asInt()).isPositive();
+        assertThat(wasReset.get("dynamics_steps").asInt()).isZero();
+        assertThat(wasReset.get("dynamics_rms").isNull()).isTrue();
         assertThat(wasReset.get("last_event_time"))
                 .isEqualTo(before.get(reset).get("last_event_time"));
         assertThat(wasReset.get("model_version")).isEqualTo(before.get(reset).get("model_version"));
