@@ -19,8 +19,9 @@ With --normalisation device, the model sees each target normalised by the device
 fleet's: training streams every device through its profile exactly as the job does.
 By default (--dynamics-scale device) the job holds each device's dynamics score to its own level:
 it learns the score's root mean square over the device's first device_steps steps after warm-up
-and from then on divides the score by max(1, that / the card's dynamics rms), the same over the
-held-out steps calibrated here; --dynamics-scale fleet scores every device on the fleet's scale.
+(then adapting it on quiet steps with device_half_life_steps) and divides the score by max(1,
+that / the card's dynamics rms), the same over the held-out steps calibrated here;
+--dynamics-scale fleet scores every device on the fleet's scale.
 
 Usage: train.py --train FILE.jsonl --out DIR [--labels labels.csv] [--hidden 64] [--epochs 40]
                 [--max-minutes 10] [--seed 7] [--features a,b,c] [--context a,b | none]
@@ -48,6 +49,8 @@ THRESHOLD_QUANTILE = 0.99  # of held-out normal step scores: the dynamics score'
 REPORTED_QUANTILES = [0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999]
 # The level score (README "Scoring"; measurements in EVALUATION.md).
 PROFILE_STEPS = 1000       # steps a device's profile is learned over (fewer for short histories)
+DYNAMICS_HALF_LIFE = 20000  # steps: how slowly a device's learned level of forecast residual adapts
+                            # (on quiet steps only); 10 times the profile's, EVALUATION.md
 LEVEL_WINDOW = 60          # steps of the moving average the level compares (alpha = 2 / (W + 1))
 LEVEL_HALF_LIFE = 2000     # steps: how slowly a learned profile adapts (on quiet steps only)
 LEVEL_FLOOR = 0.01         # the device's unit of deviation is at least this (normalised units)
@@ -589,7 +592,8 @@ def main():
             "dynamics": {"scale": dynamics_scale,
                          "calibration": f"quantile {a.threshold_quantile} of held-out normal step scores",
                          "rms": dynamics_rms,
-                         **({"device_steps": profile_steps_for(fleet)}
+                         **({"device_steps": profile_steps_for(fleet),
+                             "device_half_life_steps": DYNAMICS_HALF_LIFE}
                             if a.dynamics_scale == "device" else {})},
             **({"level": level} if level else {}),
             **({"stuck": stuck} if stuck else {}),

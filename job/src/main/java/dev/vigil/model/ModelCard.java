@@ -85,13 +85,15 @@ public final class ModelCard implements Serializable {
 
     /**
      * The forecast residual scaled per device ({@code score.dynamics.device_steps}, README
-     * "Scoring"): each device learns the root mean square of its own dynamics score (in threshold
-     * units) over its first {@code steps} steps after warm-up, and from then on its dynamics score
-     * is divided by {@code max(1, that / rms)}, where {@code rms} is the same root mean square over
-     * the held-out steps training calibrated on. A device whose normal residuals run higher than
-     * the fleet's is held to its own level; no device is made more sensitive than the fleet.
+     * "Scoring"): each device learns the mean square of its own dynamics score (in threshold units)
+     * over its first {@code steps} steps after warm-up, then keeps adapting it with {@code
+     * halfLifeSteps} (0: never) from steps whose combined score is at or below the threshold; its
+     * dynamics score is divided by {@code max(1, sqrt(that) / rms)}, where {@code rms} is the same
+     * root mean square over the held-out steps training calibrated on. A device whose normal
+     * residuals run higher than the fleet's is held to its own level; no device is made more
+     * sensitive than the fleet.
      */
-    public record DeviceDynamics(int steps, float rms) implements Serializable {}
+    public record DeviceDynamics(int steps, int halfLifeSteps, float rms) implements Serializable {}
 
     private final String version;
     private final int hiddenSize;
@@ -326,8 +328,12 @@ public final class ModelCard implements Serializable {
                                         + " the fleet's level that a device's is compared with:"
                                         + " train again with ./vigil train --dynamics-scale device");
                     }
+                    JsonNode halfLife = dynamics.get("device_half_life_steps");
                     deviceDynamics =
-                            new DeviceDynamics(deviceSteps.asInt(), number(dynamics, "rms"));
+                            new DeviceDynamics(
+                                    deviceSteps.asInt(),
+                                    halfLife == null || halfLife.isNull() ? 0 : halfLife.asInt(),
+                                    number(dynamics, "rms"));
                 }
                 JsonNode l = score.get("level");
                 if (l != null && !l.isNull()) {
@@ -522,14 +528,14 @@ public final class ModelCard implements Serializable {
         }
         if (deviceDynamics != null
                 && (deviceDynamics.steps() < 1
+                        || deviceDynamics.halfLifeSteps() < 0
                         || !(deviceDynamics.rms() > 0)
                         || !Float.isFinite(deviceDynamics.rms()))) {
             throw new ModelException(
-                    "\"score.dynamics.device_steps\" must be at least 1 and \"score.dynamics.rms\""
+                    "\"score.dynamics.device_steps\" must be at least 1,"
+                            + " \"device_half_life_steps\" 0 or more and \"score.dynamics.rms\""
                             + " finite and positive, found "
-                            + deviceDynamics.steps()
-                            + " and "
-                            + deviceDynamics.rms());
+                            + deviceDynamics);
         }
         if (level != null) {
             if (level.profileSteps() < 1 || level.windowSteps() < 1 || level.halfLifeSteps() < 0) {

@@ -69,6 +69,7 @@ final class Scorer implements AutoCloseable {
     private final ModelCard.Stuck stuck;
     private final ModelCard.DeviceNormalisation byDevice;
     private final ModelCard.DeviceDynamics deviceDynamics;
+    private final float dynamicsBeta;
     private final float levelAlpha;
     private final float profileBeta;
     // Per row, reused: the dynamics score, whether it had a forecast, each feature's share; the
@@ -111,6 +112,10 @@ final class Scorer implements AutoCloseable {
         this.stuck = card.stuck();
         this.byDevice = card.normalisation();
         this.deviceDynamics = card.deviceDynamics();
+        this.dynamicsBeta =
+                deviceDynamics == null || deviceDynamics.halfLifeSteps() == 0
+                        ? 0f
+                        : (float) (1 - Math.pow(0.5, 1.0 / deviceDynamics.halfLifeSteps()));
         this.levelAlpha = level == null ? 0f : 2f / (level.windowSteps() + 1);
         this.profileBeta =
                 level == null || level.halfLifeSteps() == 0
@@ -478,7 +483,10 @@ final class Scorer implements AutoCloseable {
         }
         // Each component in threshold units (the card's calibration); NaN when it has no value.
         float dynamics = scored[row] ? scores[row] / card.dynamicsScale() : Float.NaN;
+        float fleetScaled = dynamics;
+        boolean adapts = false; // the device's level of forecast residual is learned: it adapts
         if (deviceDynamics != null && scored[row] && s.steps > card.warmupSteps()) {
+            adapts = s.dynamicsSteps >= deviceDynamics.steps();
             dynamics = scaleByDevice(s, dynamics);
         }
         float levelScore = Float.isNaN(levels[row]) ? Float.NaN : levels[row] / level.scale();
@@ -529,6 +537,9 @@ final class Scorer implements AutoCloseable {
             }
             thresholds.learn(s, score);
         }
+        if (adapts && !(score > threshold)) {
+            adaptDynamicsLevel(s, fleetScaled);
+        }
         if (level != null) {
             learnProfile(s, row, levelScore, threshold);
         }
@@ -553,6 +564,19 @@ final class Scorer implements AutoCloseable {
             return dynamics;
         }
         return dynamics / StepMath.deviceDivisor(s.dynamicsMeanSquare, deviceDynamics.rms());
+    }
+
+    /**
+     * After the device's level of forecast residual is learned, a quiet step (combined score at or
+     * below the threshold) moves it with the card's {@code device_half_life_steps}: a level learned
+     * while the device was faulty (a fault in its first steps, a restore in the middle of one)
+     * comes back down once it is normal again, and a fault that lasts never raises it.
+     */
+    private void adaptDynamicsLevel(DeviceState s, float fleetScaled) {
+        float square = fleetScaled * fleetScaled;
+        if (dynamicsBeta > 0f && Float.isFinite(square)) {
+            s.dynamicsMeanSquare += dynamicsBeta * (square - s.dynamicsMeanSquare);
+        }
     }
 
     /**

@@ -302,11 +302,20 @@ class ModelCardTest {
                         c ->
                                 ((ObjectNode) c.get("score").get("dynamics"))
                                         .put("rms", 0.3)
-                                        .put("device_steps", 1000));
+                                        .put("device_steps", 1000)
+                                        .put("device_half_life_steps", 20000));
 
         ModelCard card = ModelBundle.load(model).card();
 
-        assertThat(card.deviceDynamics()).isEqualTo(new ModelCard.DeviceDynamics(1000, 0.3f));
+        assertThat(card.deviceDynamics())
+                .isEqualTo(new ModelCard.DeviceDynamics(1000, 20000, 0.3f));
+        Path frozen =
+                modelWith(
+                        c ->
+                                ((ObjectNode) c.get("score").get("dynamics"))
+                                        .put("rms", 0.3)
+                                        .put("device_steps", 1000));
+        assertThat(ModelBundle.load(frozen).card().deviceDynamics().halfLifeSteps()).isZero();
         assertThat(Fixtures.model().card().deviceDynamics()).as("the fleet's").isNull();
     }
 

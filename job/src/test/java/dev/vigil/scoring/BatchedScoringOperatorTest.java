@@ -1,6 +1,7 @@
 package dev.vigil.scoring;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
@@ -276,77 +277,99 @@ class BatchedScoringOperatorTest {
     /**
      * The per-device scale of the forecast residual: both operators agree, and each device's
      * dynamics score equals the fleet-scaled one until the device has learned its level (100 steps
-     * after warm-up), then that one divided by max(1, the device's root mean square over those
-     * steps / the card's), computed here from the fleet-scaled run. The card's reference is the
-     * median device's, so that some devices are held to their own level and some keep the fleet's.
+     * after warm-up), then that one divided by max(1, the device's root mean square / the card's),
+     * the device's level computed here from the fleet-scaled run: frozen once learned, or adapting
+     * with a half-life of 50 steps on steps whose combined score is at or below the threshold. The
+     * card's reference is the median device's level, so that some devices are held to their own
+     * level and some keep the fleet's.
      */
     @Test
     void shouldHoldEachDeviceToItsOwnLevelOfForecastResidual() throws Exception {
         int learnSteps = 100;
         int warmup = Fixtures.model().card().warmupSteps();
         Map<String, List<ScoredStep>> fleets = reference().scores();
-        Map<String, Double> meanSquares = new LinkedHashMap<>();
-        fleets.forEach(
-                (device, steps) ->
-                        meanSquares.put(device, levelOfResidual(steps, warmup, learnSteps)));
-        double[] rmss = meanSquares.values().stream().mapToDouble(Math::sqrt).sorted().toArray();
+        double[] rmss =
+                fleets.values().stream()
+                        .mapToDouble(steps -> Math.sqrt(levelOfResidual(steps, warmup, learnSteps)))
+                        .sorted()
+                        .toArray();
         float rms = (float) rmss[rmss.length / 2];
 
-        ModelCard c = Fixtures.model().card();
-        ModelBundle byDevice =
-                new ModelBundle(
-                        c.withDeviceDynamics(
-                                c.version() + "-dynamics",
-                                new ModelCard.DeviceDynamics(learnSteps, rms)),
-                        Fixtures.model().onnx());
-        Emitted perRecord;
-        try (var h = perRecord(byDevice)) {
-            h.open();
-            feed(h, stream);
-            perRecord = Emitted.of(h);
-        }
-        try (var h = batched(byDevice, 64, 0)) {
-            h.open();
-            feed(h, stream);
-            h.endInput();
-            Emitted.of(h).assertSameAs(perRecord);
-        }
+        for (int halfLife : new int[] {0, 50}) {
+            ModelCard c = Fixtures.model().card();
+            ModelBundle byDevice =
+                    new ModelBundle(
+                            c.withDeviceDynamics(
+                                    c.version() + "-dynamics",
+                                    new ModelCard.DeviceDynamics(learnSteps, halfLife, rms)),
+                            Fixtures.model().onnx());
+            Emitted perRecord;
+            try (var h = perRecord(byDevice)) {
+                h.open();
+                feed(h, stream);
+                perRecord = Emitted.of(h);
+            }
+            try (var h = batched(byDevice, 64, 0)) {
+                h.open();
+                feed(h, stream);
+                h.endInput();
+                Emitted.of(h).assertSameAs(perRecord);
+            }
 
-        int held = 0;
-        int kept = 0;
-        for (var entry : fleets.entrySet()) {
-            List<ScoredStep> fleet = entry.getValue();
-            List<ScoredStep> mine = perRecord.scores().get(entry.getKey());
-            assertThat(mine).hasSameSizeAs(fleet);
-            double divisor = Math.max(1, Math.sqrt(meanSquares.get(entry.getKey())) / rms);
-            held += divisor > 1.2 ? 1 : 0;
-            kept += divisor == 1 ? 1 : 0;
-            int steps = 0;
-            int learned = 0;
-            for (int i = 0; i < fleet.size(); i++) {
-                float d = fleet.get(i).dynamics;
-                steps = Float.isNaN(d) ? 1 : steps + 1; // NaN: a first step, or after a reset
-                double expected = d;
-                if (steps > warmup && !Float.isNaN(d)) {
-                    if (learned < learnSteps) {
-                        learned++;
-                    } else {
-                        expected = d / divisor;
+            float beta = halfLife == 0 ? 0f : (float) (1 - Math.pow(0.5, 1.0 / halfLife));
+            int held = 0;
+            int kept = 0;
+            int moved = 0;
+            for (var entry : fleets.entrySet()) {
+                List<ScoredStep> fleet = entry.getValue();
+                List<ScoredStep> mine = perRecord.scores().get(entry.getKey());
+                assertThat(mine).hasSameSizeAs(fleet);
+                int steps = 0;
+                int learned = 0;
+                float meanSquare = 0f;
+                float learnedDivisor = Float.NaN;
+                float divisor = 1f;
+                for (int i = 0; i < fleet.size(); i++) {
+                    float d = fleet.get(i).dynamics;
+                    steps = Float.isNaN(d) ? 1 : steps + 1; // NaN: a first step, or after a reset
+                    float expected = d;
+                    if (steps > warmup && !Float.isNaN(d)) {
+                        boolean adapts = learned >= learnSteps;
+                        if (adapts) {
+                            divisor = StepMath.deviceDivisor(meanSquare, rms);
+                            expected = d / divisor;
+                            if (!(mine.get(i).score > 1f)) {
+                                meanSquare += beta * (d * d - meanSquare);
+                            }
+                        } else {
+                            learned++;
+                            meanSquare += (d * d - meanSquare) / learned;
+                            if (learned == learnSteps) {
+                                learnedDivisor = StepMath.deviceDivisor(meanSquare, rms);
+                            }
+                        }
                     }
+                    String at = entry.getKey() + " step " + i + ", half-life " + halfLife;
+                    if (Float.isNaN(d)) {
+                        assertThat(mine.get(i).dynamics).as(at).isNaN();
+                        continue;
+                    }
+                    assertThat(mine.get(i).dynamics)
+                            .as(at)
+                            .isCloseTo(expected, within(1e-4f * Math.max(1f, expected)));
                 }
-                if (Float.isNaN(d)) {
-                    assertThat(mine.get(i).dynamics).as("%s step %d", entry.getKey(), i).isNaN();
-                    continue;
-                }
-                assertThat((double) mine.get(i).dynamics)
-                        .as("%s step %d", entry.getKey(), i)
-                        .isCloseTo(
-                                expected,
-                                org.assertj.core.data.Offset.offset(1e-4 * Math.max(1, expected)));
+                held += learnedDivisor > 1.2f ? 1 : 0;
+                kept += learnedDivisor == 1f ? 1 : 0;
+                moved += Math.abs(divisor - learnedDivisor) > 0.05f ? 1 : 0;
+            }
+            assertThat(held).as("devices held to their own level").isPositive();
+            assertThat(kept).as("devices that keep the fleet's").isPositive();
+            if (halfLife == 0) {
+                assertThat(moved).as("frozen levels").isZero();
+            } else {
+                assertThat(moved).as("levels that adapted").isPositive();
             }
         }
-        assertThat(held).as("devices held to their own level").isPositive();
-        assertThat(kept).as("devices that keep the fleet's").isPositive();
     }
 
     /** The mean square of a device's first {@code n} dynamics scores after warm-up (not reset). */

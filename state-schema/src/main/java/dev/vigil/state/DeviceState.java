@@ -122,15 +122,16 @@ public class DeviceState {
 
     /**
      * Steps learned into {@link #dynamicsMeanSquare} (format 3): counted up to the card's {@code
-     * score.dynamics.device_steps}, then the mean square stays. 0 for a new device, after a model
-     * change and for a device restored from an older format, which then starts learning it.
+     * score.dynamics.device_steps}, then the mean square only adapts. 0 for a new device, after a
+     * model change and for a device restored from an older format, which then starts learning it.
      */
     public int dynamicsSteps;
 
     /**
      * The mean square of the device's dynamics score (threshold units) over its first {@link
-     * #dynamicsSteps} steps after warm-up (format 3): its own level of forecast residual, which the
-     * card's per-device scale compares with the fleet's.
+     * #dynamicsSteps} steps after warm-up, then adapting on quiet steps with the card's {@code
+     * device_half_life_steps} (format 3): its own level of forecast residual, which the card's
+     * per-device scale compares with the fleet's.
      */
     public float dynamicsMeanSquare;
 

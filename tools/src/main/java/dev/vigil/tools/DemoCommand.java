@@ -125,7 +125,7 @@ final class DemoCommand {
             output.scores().forEach(v -> steps.add(WireFormat.parseScore(v)));
             evaluate(options, bundle, output, steps, report);
             if (options.shadowModel() != null) {
-                report.put("shadow", shadow(options, result, output));
+                report.put("shadow", shadow(options, result, output, steps));
             }
             DriftSummary drift = DriftSummary.of(bundle.card(), options.input(), steps);
             out.println(drift.line());
@@ -267,9 +267,11 @@ final class DemoCommand {
     /**
      * The shadow model against the serving one (README, "Upgrading"), from the job's counts: the
      * closed episodes both raised, only one raised, and the correlation of their scores; with
-     * labels, how the shadow's episodes match them.
+     * labels, how the shadow's episodes match them (an episode still open at the end lasting to its
+     * device's last step, which both models scored).
      */
-    private Map<String, Object> shadow(Options options, JobExecutionResult result, Output output) {
+    private Map<String, Object> shadow(
+            Options options, JobExecutionResult result, Output output, List<ScoredStep> steps) {
         long shared = LocalRun.counted(result, Metrics.EPISODES_SHARED);
         long closed = LocalRun.counted(result, Metrics.EPISODES_CLOSED);
         long shadowShared = LocalRun.counted(result, "shadow_" + Metrics.EPISODES_SHARED);
@@ -299,18 +301,23 @@ final class DemoCommand {
         if (options.labels() != null) {
             Evaluation.Result r =
                     Evaluation.evaluate(
-                            Evaluation.episodes(output.shadowEvents()), options.labels());
+                            Evaluation.episodes(output.shadowEvents(), steps), options.labels());
             shadow.put("precision", ReportFormat.round(r.precision()));
             shadow.put("recall", ReportFormat.round(r.recall()));
             shadow.put("f1", ReportFormat.round(r.f1()));
             shadow.put("episodes_unmatched", r.found() - r.matchedEpisodes());
+            // Both models scored every step: the serving model's steps give the normal time.
+            double falseAlarms = Evaluation.falseAlarms(r, options.labels(), steps).perDeviceDay();
+            shadow.put("false_alarms_per_device_day", ReportFormat.round(falseAlarms));
             line +=
                     String.format(
                             Locale.ROOT,
-                            "; against the labels precision %.3f, recall %.3f, F1 %.3f",
+                            "; against the labels precision %.3f, recall %.3f, F1 %.3f, false"
+                                    + " alarms %.3f per device-day",
                             r.precision(),
                             r.recall(),
-                            r.f1());
+                            r.f1(),
+                            falseAlarms);
         }
         out.println(line);
         return shadow;
@@ -346,7 +353,7 @@ final class DemoCommand {
             Output output,
             List<ScoredStep> steps,
             Map<String, Object> report) {
-        List<Evaluation.Episode> episodes = Evaluation.episodes(output.events());
+        List<Evaluation.Episode> episodes = Evaluation.episodes(output.events(), steps);
         ReportFormat.printEpisodes(out, episodes, options.labels());
         if (options.labels() == null) {
             report.put("episodes", Map.of("found", episodes.size()));

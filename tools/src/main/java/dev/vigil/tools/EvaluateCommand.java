@@ -97,7 +97,7 @@ final class EvaluateCommand {
                     args.path("--within"), labels.size());
         }
         Evaluation.Report report = Evaluation.report(events, labels, scores, threshold);
-        ReportFormat.printEpisodes(out, Evaluation.episodes(events), labels);
+        ReportFormat.printEpisodes(out, Evaluation.episodes(events, scores), labels);
         ReportFormat.print(out, report);
         Map<String, Object> json = ReportFormat.json(report);
         if (args.path("--within") != null) {

@@ -38,7 +38,8 @@ import org.apache.flink.util.Collector;
  */
 final class InspectSavepointCommand {
 
-    static final String USAGE = "vigil inspect-savepoint PATH [--format csv|json] [--device ID]";
+    static final String USAGE =
+            "vigil inspect-savepoint PATH [--format csv|json] [--device ID] [--model serving|shadow]";
 
     static final String CSV_HEADER =
             "device,model_version,steps,last_event_time,episode_open,hidden_norm";
@@ -65,18 +66,25 @@ final class InspectSavepointCommand {
                 new Args(
                         "inspect-savepoint",
                         Arrays.copyOfRange(argv, 1, argv.length),
-                        Set.of("--format", "--device"));
+                        Set.of("--format", "--device", "--model"));
         String format = args.get("--format") == null ? "csv" : args.get("--format");
         if (!format.equals("csv") && !format.equals("json")) {
             throw new Args.UsageException("--format is csv or json, was '" + format + "'");
         }
         String only = args.get("--device");
+        String model = args.get("--model") == null ? "serving" : args.get("--model");
+        if (!model.equals("serving") && !model.equals("shadow")) {
+            throw new Args.UsageException("--model is serving or shadow, was '" + model + "'");
+        }
+        boolean shadow = model.equals("shadow");
 
         Path work = Files.createTempDirectory("vigil-inspect-");
         try {
             Path rows = work.resolve("rows");
             Path summaryFile = work.resolve("summary.json");
-            read(savepoint, new Reader(only, format, rows.toString(), summaryFile.toString()));
+            read(
+                    savepoint,
+                    new Reader(only, format, shadow, rows.toString(), summaryFile.toString()));
             if (format.equals("csv") && only == null) {
                 out.println(CSV_HEADER);
             }
@@ -84,13 +92,25 @@ final class InspectSavepointCommand {
                 lines.forEach(out::println);
             }
             Summary summary = JSON.readValue(summaryFile.toFile(), Summary.class);
+            if (shadow && only == null && summary.devices() == 0) {
+                err.println(noShadowState(savepoint));
+                return 1;
+            }
             if (only != null && summary.devices() == 0) {
-                err.println("no device '" + only + "' in " + savepoint);
+                err.println(
+                        (shadow ? "no shadow state of device '" : "no device '")
+                                + only
+                                + "' in "
+                                + savepoint);
                 return 1;
             }
             err.printf(
-                    "%d devices in %s (%d with an open episode); model versions: %s%n",
-                    summary.devices(), savepoint, summary.open(), summary.versions());
+                    "%d devices in %s%s (%d with an open episode); model versions: %s%n",
+                    summary.devices(),
+                    savepoint,
+                    shadow ? ", the shadow model's state" : "",
+                    summary.open(),
+                    summary.versions());
             return 0;
         } finally {
             LocalRun.deleteRecursively(work);
@@ -107,6 +127,16 @@ final class InspectSavepointCommand {
         }
         return locate(
                 argv[0].startsWith("file:") ? Path.of(URI.create(argv[0])) : Path.of(argv[0]));
+    }
+
+    /** What to say of a savepoint taken from a job without a shadow model. */
+    static String noShadowState(Path savepoint) {
+        return savepoint
+                + " holds no state of a shadow model (no device has "
+                + DeviceStateSchema.SHADOW_STATE_NAME
+                + " in the operator "
+                + VigilPipeline.UID_SCORING
+                + "): take it from a job run with vigil.model.shadow.dir";
     }
 
     /** The {@code --out} of a command that writes a new savepoint: given, and not there yet. */
@@ -161,10 +191,14 @@ final class InspectSavepointCommand {
         env.execute("vigil-inspect-savepoint");
     }
 
-    /** Writes each device's row (or one device in full) to a file, and the summary at the end. */
+    /**
+     * Writes each device's row (or one device in full) to a file, and the summary at the end: of
+     * the serving model's state, or of the shadow model's.
+     */
     static final class Reader extends KeyedStateReaderFunction<String, Void> {
         private final String only;
         private final String format;
+        private final boolean shadow;
         private final String rowsFile;
         private final String summaryFile;
         private transient ValueState<DeviceState> state;
@@ -173,16 +207,22 @@ final class InspectSavepointCommand {
         private transient long open;
         private transient Map<String, Long> versions;
 
-        Reader(String only, String format, String rowsFile, String summaryFile) {
+        Reader(String only, String format, boolean shadow, String rowsFile, String summaryFile) {
             this.only = only;
             this.format = format;
+            this.shadow = shadow;
             this.rowsFile = rowsFile;
             this.summaryFile = summaryFile;
         }
 
         @Override
         public void open(OpenContext context) throws IOException {
-            state = getRuntimeContext().getState(DeviceStateSchema.descriptor(READ_TTL));
+            state =
+                    getRuntimeContext()
+                            .getState(
+                                    shadow
+                                            ? DeviceStateSchema.shadowDescriptor(READ_TTL)
+                                            : DeviceStateSchema.descriptor(READ_TTL));
             rows = Files.newBufferedWriter(Path.of(rowsFile), StandardCharsets.UTF_8);
             versions = new TreeMap<>();
         }

@@ -1,7 +1,6 @@
 package dev.vigil.tools;
 
 import dev.vigil.state.DeviceState;
-import dev.vigil.state.DeviceStateSchema;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -79,12 +78,7 @@ final class PromoteShadowCommand {
             Summary written = JSON.readValue(summary.toFile(), Summary.class);
             if (written.promoted().isEmpty()) {
                 FileUtils.deleteDirectory(target.toFile());
-                throw new Args.UsageException(
-                        savepoint
-                                + " holds no state of a shadow model (no device has "
-                                + DeviceStateSchema.SHADOW_STATE_NAME
-                                + " in the operator gru-scoring): take it from a job run with"
-                                + " vigil.model.shadow.dir");
+                throw new Args.UsageException(InspectSavepointCommand.noShadowState(savepoint));
             }
             return written;
         } finally {

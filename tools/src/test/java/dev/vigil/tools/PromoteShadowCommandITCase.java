@@ -96,12 +96,34 @@ class PromoteShadowCommandITCase {
                                                     Duration.ofMinutes(2))
                                             .savepoint()));
 
+            // inspect-savepoint shows either model's state
+            CliRun shadowRows =
+                    CliRun.vigil("inspect-savepoint", savepoint.toString(), "--model", "shadow");
+            assertThat(shadowRows.exit()).as(shadowRows.err()).isZero();
+            assertThat(shadowRows.out().lines().skip(1))
+                    .hasSize(24)
+                    .allMatch(l -> l.contains(version));
+            assertThat(shadowRows.err()).contains("24 devices in", "the shadow model's state");
+
             Path written = dir.resolve("promoted");
             CliRun r =
                     CliRun.vigil(
                             "promote-shadow", savepoint.toString(), "--out", written.toString());
             assertThat(r.exit()).as(r.err()).isZero();
             assertThat(r.out()).contains("the shadow's state of 24 devices", version);
+            // What was the shadow's state is now the serving one, field for field
+            CliRun wasShadow =
+                    CliRun.vigil(
+                            "inspect-savepoint",
+                            savepoint.toString(),
+                            "--model",
+                            "shadow",
+                            "--device",
+                            "pump-03");
+            CliRun nowServing =
+                    CliRun.vigil("inspect-savepoint", written.toString(), "--device", "pump-03");
+            assertThat(wasShadow.exit()).as(wasShadow.err()).isZero();
+            assertThat(JSON.readTree(nowServing.out())).isEqualTo(JSON.readTree(wasShadow.out()));
             // Promoting again trades the states back: the old model serves, warm (a rollback)
             CliRun back =
                     CliRun.vigil(

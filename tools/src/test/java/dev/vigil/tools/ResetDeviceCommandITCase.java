@@ -64,6 +64,9 @@ class ResetDeviceCommandITCase {
         assertThat(none.exit()).isNotZero();
         assertThat(none.err()).contains("holds no state of a shadow model");
         assertThat(dir.resolve("x")).doesNotExist();
+        CliRun noShadow = CliRun.vigil("inspect-savepoint", GOLDEN.toString(), "--model", "shadow");
+        assertThat(noShadow.exit()).isEqualTo(1);
+        assertThat(noShadow.err()).contains("holds no state of a shadow model");
 
         Map<String, JsonNode> before = devices(GOLDEN);
         String reset =

@@ -42,6 +42,22 @@ public final class Evaluation {
 
     /** Rebuilds episodes from anomaly events in any order, by (device, episode start). */
     public static List<Episode> episodes(List<AnomalyEvent> events) {
+        return episodes(events, null);
+    }
+
+    /**
+     * Rebuilds episodes from anomaly events in any order, by (device, episode start). An episode
+     * with no CLOSE was still open when the run ended: with {@code scores} (every scored step, or
+     * null) it ends at its device's last scored step, through which it was open; without, at its
+     * last event.
+     */
+    public static List<Episode> episodes(List<AnomalyEvent> events, List<ScoredStep> scores) {
+        Map<String, Long> lastScored = new HashMap<>();
+        if (scores != null) {
+            for (ScoredStep st : scores) {
+                lastScored.merge(st.deviceId, st.ts, Math::max);
+            }
+        }
         Map<String, List<AnomalyEvent>> byEpisode = new TreeMap<>();
         for (AnomalyEvent e : events) {
             byEpisode
@@ -61,7 +77,11 @@ public final class Evaluation {
                             first.deviceId,
                             first.episodeStart,
                             open != null ? open.ts : first.ts,
-                            described.ts,
+                            close != null
+                                    ? close.ts
+                                    : Math.max(
+                                            last.ts,
+                                            lastScored.getOrDefault(first.deviceId, last.ts)),
                             close != null,
                             described.peakScore,
                             described.steps,
@@ -246,7 +266,7 @@ public final class Evaluation {
             List<Label> labels,
             List<ScoredStep> scores,
             float threshold) {
-        List<Episode> episodes = episodes(events);
+        List<Episode> episodes = episodes(events, scores);
         Result r = evaluate(episodes, labels);
         Map<String, List<Double>> delaySteps = new TreeMap<>();
         Map<String, List<Double>> delayMs = new TreeMap<>();
@@ -294,10 +314,12 @@ public final class Evaluation {
                 pointFigures,
                 median(delaySteps.get("all")),
                 median(delayMs.get("all")),
-                scores == null
-                        ? null
-                        : new FalseAlarms(
-                                r.found() - r.matchedEpisodes(), normalDeviceDays(scores, labels)));
+                scores == null ? null : falseAlarms(r, labels, scores));
+    }
+
+    /** The episodes of {@code r} that match no label, per device-day of normal {@code scores}. */
+    public static FalseAlarms falseAlarms(Result r, List<Label> labels, List<ScoredStep> scores) {
+        return new FalseAlarms(r.found() - r.matchedEpisodes(), normalDeviceDays(scores, labels));
     }
 
     /** Device-days of normal operation: each device's unlabelled steps times its step interval. */

@@ -61,6 +61,28 @@ class EvaluationTest {
         assertThat(episodes.get(0).closed()).isTrue();
     }
 
+    /**
+     * An episode that never closed was open through its device's last scored step: with step scores
+     * it ends there and matches a label that starts after its OPEN (device b's, [10, 20]); without,
+     * it ends at its last event and does not.
+     */
+    @Test
+    void shouldLetAnEpisodeStillOpenAtTheEndLastToItsDevicesLastStep() {
+        List<AnomalyEvent> events = List.of(event("b", AnomalyEvent.OPEN, 3 * MIN, 5 * MIN));
+
+        Evaluation.Episode withScores = Evaluation.episodes(events, scores()).get(0);
+        assertThat(withScores.closed()).isFalse();
+        assertThat(withScores.end()).isEqualTo(59 * MIN);
+        assertThat(Evaluation.evaluate(List.of(withScores), LABELS).recall()).isEqualTo(0.5);
+
+        Evaluation.Episode without = Evaluation.episodes(events).get(0);
+        assertThat(without.end()).isEqualTo(5 * MIN);
+        assertThat(Evaluation.evaluate(List.of(without), LABELS).recall()).isZero();
+
+        Evaluation.Report report = Evaluation.report(events, LABELS, scores(), 4f);
+        assertThat(report.result().matchedLabels()).isEqualTo(1);
+    }
+
     @Test
     void shouldReportEventWiseAndPointWiseFiguresAndDelays() {
         Evaluation.Report report = Evaluation.report(EVENTS, LABELS, scores(), 4f);
