@@ -97,7 +97,17 @@ public class ScoreComponentsBenchmark {
         drift =
                 new DriftWindow(
                         new ModelCard(
-                                "bench", 64, cardFeatures, 1f, 20, 4.5f, null, null, null, 4.5f),
+                                "bench",
+                                64,
+                                cardFeatures,
+                                1f,
+                                20,
+                                4.5f,
+                                null,
+                                null,
+                                null,
+                                4.5f,
+                                null),
                         10_000);
     }
 

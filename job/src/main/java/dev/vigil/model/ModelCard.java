@@ -152,40 +152,14 @@ public final class ModelCard implements Serializable {
                 level,
                 stuck,
                 normalisation,
-                Float.NaN);
+                Float.NaN,
+                null);
     }
 
     /**
      * @param dynamicsQuantile99 the raw forecast-residual score's 0.99 quantile on held-out normal
      *     steps ({@code score_quantiles} of the card), which the drift metrics compare live scores
      *     with; NaN when the card does not say
-     */
-    public ModelCard(
-            String version,
-            int hiddenSize,
-            List<Feature> features,
-            float threshold,
-            int warmupSteps,
-            float dynamicsScale,
-            Level level,
-            Stuck stuck,
-            DeviceNormalisation normalisation,
-            float dynamicsQuantile99) {
-        this(
-                version,
-                hiddenSize,
-                features,
-                threshold,
-                warmupSteps,
-                dynamicsScale,
-                level,
-                stuck,
-                normalisation,
-                dynamicsQuantile99,
-                null);
-    }
-
-    /**
      * @param deviceDynamics the per-device scale of the forecast residual, or null for the fleet's
      *     (every card before it)
      */

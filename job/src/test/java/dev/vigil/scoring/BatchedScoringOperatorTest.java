@@ -209,25 +209,32 @@ class BatchedScoringOperatorTest {
                 Fixtures.model().onnx());
     }
 
-    @Test
-    void shouldEmitWhatThePerRecordOperatorEmitsWithALevelScore() throws Exception {
+    /**
+     * The whole test stream through the per-record operator and the batched one with {@code
+     * bundle}: checks that the batched one emits the same, and returns what they emitted.
+     */
+    private static Emitted bothOperators(ModelBundle bundle) throws Exception {
         Emitted perRecord;
-        try (var h = perRecord(withLevel())) {
+        try (var h = perRecord(bundle)) {
             h.open();
             feed(h, stream);
             perRecord = Emitted.of(h);
         }
-        try (var h = batched(withLevel(), 64, 0)) {
+        try (var h = batched(bundle, 64, 0)) {
             h.open();
             feed(h, stream);
             h.endInput();
-
-            Emitted batched = Emitted.of(h);
-            batched.assertSameAs(perRecord);
-            assertThat(batched.anomalies().values().stream().flatMap(List::stream))
-                    .extracting(a -> a.reason)
-                    .anyMatch(r -> r.contains("level"));
+            Emitted.of(h).assertSameAs(perRecord);
         }
+        return perRecord;
+    }
+
+    @Test
+    void shouldEmitWhatThePerRecordOperatorEmitsWithALevelScore() throws Exception {
+        Emitted emitted = bothOperators(withLevel());
+        assertThat(emitted.anomalies().values().stream().flatMap(List::stream))
+                .extracting(a -> a.reason)
+                .anyMatch(r -> r.contains("level"));
     }
 
     /**
@@ -243,24 +250,12 @@ class BatchedScoringOperatorTest {
                         c.withNormalisation(
                                 c.version() + "-device", new ModelCard.DeviceNormalisation(0.1f)),
                         Fixtures.model().onnx());
-        Emitted perRecord;
-        try (var h = perRecord(byDevice)) {
-            h.open();
-            feed(h, stream);
-            perRecord = Emitted.of(h);
-        }
+        Emitted perRecord = bothOperators(byDevice);
         Emitted byFleet;
         try (var h = perRecord(withLevel())) {
             h.open();
             feed(h, stream);
             byFleet = Emitted.of(h);
-        }
-        try (var h = batched(byDevice, 64, 0)) {
-            h.open();
-            feed(h, stream);
-            h.endInput();
-            Emitted batched = Emitted.of(h);
-            batched.assertSameAs(perRecord);
         }
         String device = perRecord.scores().keySet().iterator().next();
         List<ScoredStep> mine = perRecord.scores().get(device);
@@ -303,18 +298,7 @@ class BatchedScoringOperatorTest {
                                     c.version() + "-dynamics",
                                     new ModelCard.DeviceDynamics(learnSteps, halfLife, rms)),
                             Fixtures.model().onnx());
-            Emitted perRecord;
-            try (var h = perRecord(byDevice)) {
-                h.open();
-                feed(h, stream);
-                perRecord = Emitted.of(h);
-            }
-            try (var h = batched(byDevice, 64, 0)) {
-                h.open();
-                feed(h, stream);
-                h.endInput();
-                Emitted.of(h).assertSameAs(perRecord);
-            }
+            Emitted perRecord = bothOperators(byDevice);
 
             float beta = halfLife == 0 ? 0f : (float) (1 - Math.pow(0.5, 1.0 / halfLife));
             int held = 0;
