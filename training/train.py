@@ -17,11 +17,11 @@ named by --context: the model sees it, the scores do not):
 With --normalisation device, the model sees each target normalised by the device's own profile
 (its mean and spread, blended in from the fleet's over the profile's learning steps), not by the
 fleet's: training streams every device through its profile exactly as the job does.
-By default (--dynamics-scale device) the job holds each device's dynamics score to its own level:
-it learns the score's root mean square over the device's first device_steps steps after warm-up
+With --dynamics-scale device the job holds each device's dynamics score to its own level: it
+learns the score's root mean square over the device's first device_steps steps after warm-up
 (then adapting it on quiet steps with device_half_life_steps) and divides the score by max(1,
-that / the card's dynamics rms), the same over the held-out steps calibrated here;
---dynamics-scale fleet scores every device on the fleet's scale.
+that / the card's dynamics rms), the same over the held-out steps calibrated here; by default
+(fleet) every device is scored on the fleet's scale.
 
 Usage: train.py --train FILE.jsonl --out DIR [--labels labels.csv] [--hidden 64] [--epochs 40]
                 [--max-minutes 10] [--seed 7] [--features a,b,c] [--context a,b | none]
@@ -418,10 +418,12 @@ def main():
                     help="what the model's target inputs are normalised by: the fleet's mean and"
                     " std, or each device's own profile (for fleets whose devices differ in level"
                     " or spread; needs the level score)")
-    ap.add_argument("--dynamics-scale", choices=["fleet", "device"], default="device",
-                    help="the forecast residual's scale: each device's own level where it runs"
-                    " higher than the fleet's (the default: fleets whose devices differ in how"
-                    " noisy they are gain the most), or the fleet's for every device (EVALUATION.md)")
+    ap.add_argument("--dynamics-scale", choices=["fleet", "device"], default="fleet",
+                    help="the forecast residual's scale: the fleet's for every device (the default),"
+                    " or each device's own level where it runs higher than the fleet's, learned"
+                    " over its first steps (fleets whose devices differ in how noisy they are and"
+                    " start normal; a device faulty while it learns is held to its fault;"
+                    " EVALUATION.md)")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--max-minutes", type=float, default=10)

@@ -325,7 +325,8 @@ class ModelCardTest {
                 modelWith(
                         c ->
                                 ((ObjectNode) c.get("score").get("dynamics"))
-                                        .put("device_steps", 1000));
+                                        .put("device_steps", 1000)
+                                        .remove("rms"));
         assertThatThrownBy(() -> ModelBundle.load(noRms))
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("needs \"score.dynamics.rms\"")
