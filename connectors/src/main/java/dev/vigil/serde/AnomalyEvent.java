@@ -41,7 +41,9 @@ public class AnomalyEvent {
     /**
      * Which score components crossed the threshold during the episode so far, joined by {@code +}
      * in this order: {@code dynamics} (the step was not what the recent past predicted), {@code
-     * level} (the device is not where it normally is), {@code stuck} (a reading stopped moving).
+     * level} (the device is not where it normally is), {@code stuck} (a reading stopped moving). Or
+     * {@link #SILENCE} alone: the device has had no step scored for {@code
+     * vigil.alerts.silence-after} (an episode of its own, see {@link #silenceId}).
      */
     public String reason;
 
@@ -60,6 +62,14 @@ public class AnomalyEvent {
 
     private static final String[] REASON_NAMES = {"dynamics", "level", "stuck"};
 
+    /**
+     * The reason of a silence episode: OPEN when a device has had no step scored for the silence
+     * period, CLOSE at its next one. Its times are the records' Flink timestamps (the Kafka
+     * timestamps the watermark follows); score, threshold, peak and steps are 0, and it names no
+     * features.
+     */
+    public static final String SILENCE = "silence";
+
     /** The components of a set of reason bits joined by {@code +}, {@code dynamics} for none. */
     public static String reason(int bits) {
         StringBuilder b = new StringBuilder();
@@ -69,6 +79,19 @@ public class AnomalyEvent {
             }
         }
         return b.length() == 0 ? REASON_NAMES[0] : b.toString();
+    }
+
+    /**
+     * The id of a silence episode's event: {@code device:start:silence:TYPE}, where start is the
+     * time the device was last seen; never the id of a score episode's event.
+     */
+    public static String silenceId(String deviceId, long lastSeen, String type) {
+        return deviceId + ":" + lastSeen + ":" + SILENCE + ":" + type;
+    }
+
+    /** Whether this event belongs to a silence episode rather than to a score episode. */
+    public boolean isSilence() {
+        return SILENCE.equals(reason);
     }
 
     public static String eventId(String deviceId, long episodeStart, String type, int steps) {

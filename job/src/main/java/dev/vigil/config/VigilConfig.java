@@ -168,6 +168,10 @@ public final class VigilConfig {
         if (get(VigilOptions.SCORING_GAP).isNegative() || get(VigilOptions.SCORING_GAP).isZero()) {
             throw new ConfigException(VigilOptions.SCORING_GAP.key() + " must be positive");
         }
+        if (get(VigilOptions.ALERTS_SILENCE_AFTER).isNegative()) {
+            throw new ConfigException(
+                    VigilOptions.ALERTS_SILENCE_AFTER.key() + " must be 0 (off) or positive");
+        }
         if (get(VigilOptions.STATE_TTL).toMillis() < 1000) {
             throw new ConfigException(VigilOptions.STATE_TTL.key() + " must be at least 1 s");
         }
@@ -365,7 +369,8 @@ public final class VigilConfig {
                 get(VigilOptions.SCORING_RESTART_STEP_BACK).toMillis(),
                 choice(VigilOptions.INPUT_FORMAT, InputFormat.class),
                 get(VigilOptions.DRIFT_WINDOW_STEPS),
-                get(VigilOptions.MODEL_CANARY_FRACTION));
+                get(VigilOptions.MODEL_CANARY_FRACTION),
+                get(VigilOptions.ALERTS_SILENCE_AFTER).toMillis());
     }
 
     /** The shadow model's directory ({@code vigil.model.shadow.dir}), if one is set. */

@@ -297,6 +297,17 @@ public final class VigilOptions {
                     .defaultValue(3)
                     .withDescription("How many features an event names as its explanation.");
 
+    public static final ConfigOption<Duration> ALERTS_SILENCE_AFTER =
+            ConfigOptions.key("vigil.alerts.silence-after")
+                    .durationType()
+                    .defaultValue(Duration.ofMinutes(10))
+                    .withDescription(
+                            "A device with no step scored for this long (by the records' Kafka"
+                                    + " timestamps, against the watermark) gets a silence OPEN on"
+                                    + " the anomalies topic, and a CLOSE at its next step; 0: off."
+                                    + " Set it above the devices' longest normal reporting"
+                                    + " interval.");
+
     public static final ConfigOption<Boolean> ALERTS_ADAPTIVE_THRESHOLD =
             ConfigOptions.key("vigil.alerts.adaptive-threshold")
                     .booleanType()
@@ -388,6 +399,7 @@ public final class VigilOptions {
                 ALERTS_CLOSE_AFTER,
                 ALERTS_UPDATE_EVERY,
                 ALERTS_TOP_FEATURES,
+                ALERTS_SILENCE_AFTER,
                 ALERTS_ADAPTIVE_THRESHOLD,
                 ALERTS_ADAPTIVE_HALF_LIFE,
                 DRIFT_WINDOW_STEPS,

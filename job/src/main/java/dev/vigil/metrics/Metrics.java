@@ -48,6 +48,11 @@ public final class Metrics {
     public static final String EPISODES_OPENED = "episodes_opened";
     public static final String EPISODES_CLOSED = "episodes_closed";
 
+    /** Devices reported silent (a silence OPEN), and back (its CLOSE): README, "Silence". */
+    public static final String SILENCES_OPENED = "silences_opened";
+
+    public static final String SILENCES_CLOSED = "silences_closed";
+
     /**
      * Closed episodes during which the job's other model (serving or shadow) had an episode open on
      * the same device: the two models shared them. Only with a shadow model.
@@ -176,6 +181,18 @@ public final class Metrics {
         public void deadLetter(DeadLetterReason reason) {
             deadLetters.inc();
             deadLettersByReason.get(reason).inc();
+        }
+    }
+
+    /** The silence watch's: devices reported silent, and back. */
+    public static final class Silence {
+        public final Count opened;
+        public final Count closed;
+
+        public Silence(RuntimeContext ctx) {
+            MetricGroup group = group(ctx);
+            opened = new Count(ctx, group, SILENCES_OPENED, SILENCES_OPENED);
+            closed = new Count(ctx, group, SILENCES_CLOSED, SILENCES_CLOSED);
         }
     }
 

@@ -12,9 +12,14 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ScheduledFuture;
 import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
+import org.apache.flink.streaming.api.operators.InternalTimer;
+import org.apache.flink.streaming.api.operators.InternalTimerService;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.operators.Triggerable;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 
@@ -38,6 +43,7 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         implements OneInputStreamOperator<TelemetryEvent, AnomalyEvent>,
                 BoundedOneInput,
+                Triggerable<String, VoidNamespace>,
                 Models.Sink {
 
     private final Models.Bundles bundles;
@@ -69,6 +75,11 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     private transient Scorer.Emitter serving;
     private transient Scorer.Emitter shadowing;
     private transient StreamRecord<AnomalyEvent> anomalyOut;
+
+    // The silence watch, and its event-time timers (one per device at a time).
+    private transient Silence silence;
+    private transient InternalTimerService<VoidNamespace> silenceTimers;
+    private transient Silence.Timers timers;
 
     /** One device's part of a flush: its state per model and the buffer indexes of its records. */
     private static final class Slot {
@@ -122,7 +133,23 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         anomalyOut = new StreamRecord<>(null);
         serving = models.emitter(true, this);
         shadowing = models.emitter(false, this);
+        silence = Models.silence(settings, getRuntimeContext());
+        silenceTimers =
+                getInternalTimerService(SILENCE_TIMERS, VoidNamespaceSerializer.INSTANCE, this);
+        timers =
+                (deviceId, time) -> {
+                    setCurrentKey(deviceId);
+                    silenceTimers.registerEventTimeTimer(VoidNamespace.INSTANCE, time);
+                };
     }
+
+    /**
+     * The name of the silence timers' state, part of the savepoint and never renamed: the
+     * per-record operator's ({@code KeyedProcessOperator}'s) own name, so that a job switched
+     * between the two operators ({@code vigil.scoring.batch-size} 0 or not, the same uid) keeps its
+     * timers.
+     */
+    static final String SILENCE_TIMERS = "user-timers";
 
     @Override
     public void processElement(StreamRecord<TelemetryEvent> record) throws Exception {
@@ -214,6 +241,10 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
             }
         }
         for (Slot slot : slots) {
+            if (count == 2) {
+                int served = models.servedBy(slot.canary);
+                slot.state[1 - served].copySilence(slot.state[served]);
+            }
             for (int m = 0; m < count; m++) {
                 if (slot.write[m]) { // late records alone do not refresh the time-to-live
                     setCurrentKey(slot.deviceId);
@@ -222,6 +253,32 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
             }
         }
         release();
+    }
+
+    /**
+     * A device's silence timer ({@link Silence}). The buffer is empty: a watermark flushes it
+     * before it fires any timer.
+     */
+    @Override
+    public void onEventTime(InternalTimer<String, VoidNamespace> timer) throws Exception {
+        if (silenceTimers.currentWatermark() == Long.MAX_VALUE) {
+            return; // the end of a bounded input: the feed ended, no device fell silent
+        }
+        String deviceId = timer.getKey();
+        boolean canary = models.canary(deviceId);
+        int served = models.servedBy(canary);
+        DeviceState s = states[served].value();
+        if (silence.fired(
+                s, deviceId, timer.getTimestamp(), timers, this, models.servingVersion(canary))) {
+            setCurrentKey(deviceId);
+            states[served].update(s);
+            Models.copySilence(states, served, s);
+        }
+    }
+
+    @Override
+    public void onProcessingTime(InternalTimer<String, VoidNamespace> timer) {
+        // None registered: the batch timeout uses the processing time service directly.
     }
 
     /** Model {@code model}'s part of round {@code round}: one ONNX Runtime call for its rows. */
@@ -236,6 +293,15 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
                 slot.row[model] = -1;
                 if (scorer.accept(slot.state[model], events[i], timestamps[i], out(model, slot))) {
                     slot.write[model] = true;
+                    if (model == models.servedBy(slot.canary)) {
+                        silence.stepped(
+                                slot.state[model],
+                                slot.deviceId,
+                                timestamps[i],
+                                timers,
+                                this,
+                                models.servingVersion(slot.canary));
+                    }
                     scorer.load(slot.state[model], events[i], rows);
                     slotOf[rows] = slot;
                     eventOf[rows] = i;

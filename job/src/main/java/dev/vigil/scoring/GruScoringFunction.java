@@ -37,6 +37,8 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
     private transient Collector<AnomalyEvent> out;
     private transient Scorer.Emitter serving;
     private transient Scorer.Emitter shadowing;
+    private transient Silence silence;
+    private transient Silence.Timers timers;
 
     public GruScoringFunction(ModelBundle bundle, ScoringSettings settings) {
         this(bundle, null, settings);
@@ -57,6 +59,8 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         write = new boolean[models.count()];
         serving = models.emitter(true, this);
         shadowing = models.emitter(false, this);
+        silence = Models.silence(settings, getRuntimeContext());
+        timers = (deviceId, time) -> ctx.timerService().registerEventTimeTimer(time);
     }
 
     @Override
@@ -74,6 +78,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         // Outputs take this record's timestamp from ctx and out: no need to pass one.
         long ts = Scorer.NO_TIMESTAMP;
         boolean canary = models.canary(e.deviceId);
+        int served = models.servedBy(canary);
         for (int m = 0; m < models.count(); m++) {
             Scorer scorer = models.scorer(m);
             Scorer.Emitter emitter = Models.serves(m, canary) ? serving : shadowing;
@@ -82,6 +87,16 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
             DeviceState s = scorer.prepare(stored, e.deviceId, ts, emitter);
             boolean handedOver = models.handOver(m, s, e.deviceId, canary, ts, emitter);
             accepted[m] = scorer.accept(s, e, ts, emitter);
+            if (accepted[m] && m == served) {
+                Long seen = ctx.timestamp();
+                silence.stepped(
+                        s,
+                        e.deviceId,
+                        seen == null ? Scorer.NO_TIMESTAMP : seen,
+                        timers,
+                        this,
+                        models.servingVersion(canary));
+            }
             if (accepted[m]) {
                 scorer.load(s, e, 0);
                 scorer.infer(1);
@@ -103,12 +118,34 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
                         models.scorer(Models.SHADOW).stepScore(0));
             }
         }
+        if (models.count() == 2) {
+            steppedStates[1 - served].copySilence(steppedStates[served]);
+        }
         for (int m = 0; m < models.count(); m++) {
             if (write[m]) {
                 states[m].update(steppedStates[m]);
             }
         }
         java.util.Arrays.fill(steppedStates, null);
+    }
+
+    /** A device's silence timer ({@link Silence}). */
+    @Override
+    public void onTimer(long time, OnTimerContext ctx, Collector<AnomalyEvent> out)
+            throws Exception {
+        this.ctx = ctx;
+        this.out = out;
+        if (ctx.timerService().currentWatermark() == Long.MAX_VALUE) {
+            return; // the end of a bounded input: the feed ended, no device fell silent
+        }
+        String deviceId = ctx.getCurrentKey();
+        boolean canary = models.canary(deviceId);
+        int served = models.servedBy(canary);
+        DeviceState s = states[served].value();
+        if (silence.fired(s, deviceId, time, timers, this, models.servingVersion(canary))) {
+            states[served].update(s);
+            Models.copySilence(states, served, s);
+        }
     }
 
     @Override

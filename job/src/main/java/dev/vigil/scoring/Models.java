@@ -99,6 +99,41 @@ final class Models implements AutoCloseable {
         return states;
     }
 
+    /** The silence watch of the settings, with its metrics when it is on. */
+    static Silence silence(ScoringSettings settings, RuntimeContext ctx) {
+        long after = settings.silenceAfterMs();
+        return new Silence(after, after > 0 ? new Metrics.Silence(ctx) : null);
+    }
+
+    /**
+     * The model that serves a device of the arm {@code canary}: its state holds the device's
+     * silence watch, which the other model's state copies.
+     */
+    int servedBy(boolean canary) {
+        return canary && scorers.length == 2 ? SHADOW : SERVING;
+    }
+
+    /** The version of the model that serves a device of the arm {@code canary}. */
+    String servingVersion(boolean canary) {
+        return scorers[servedBy(canary)].version();
+    }
+
+    /**
+     * After a silence timer changed {@code served}, the state of model {@code model} (the current
+     * key's): the other model's state, if there is one, takes the same silence watch, so that
+     * either can serve the device next (a canary rolled back, a promoted state).
+     */
+    static void copySilence(ValueState<DeviceState>[] states, int model, DeviceState served)
+            throws java.io.IOException {
+        if (states.length == 2) {
+            DeviceState other = states[1 - model].value();
+            if (other != null) {
+                other.copySilence(served);
+                states[1 - model].update(other);
+            }
+        }
+    }
+
     /** Whether a device is in the canary: served by the shadow model ({@link Canary}). */
     boolean canary(String deviceId) {
         return Canary.contains(deviceId, canaryFraction);

@@ -141,6 +141,11 @@ final class Scorer implements AutoCloseable {
         this.model = GruModel.open(bundle, maxBatch); // last: nothing to leak if the above throws
     }
 
+    /** The version of the model this scorer runs (its card's). */
+    String version() {
+        return card.version();
+    }
+
     /**
      * The state to step a device with: a fresh one for a new device; for a state another model
      * version wrote, what {@link ScoringSettings#onModelChange()} says: {@code RESET} a fresh one

@@ -29,6 +29,8 @@ import java.io.Serializable;
  *     metrics
  * @param canaryFraction the share of devices (0 to 1, chosen by a stable hash of the device id)
  *     that the shadow model serves instead of the serving one, when the job has a shadow model
+ * @param silenceAfterMs how long a device may go without a scored step (on the records' Flink
+ *     timestamps) before a silence event reports it; 0 for no silence watch
  *     <p>{@code VigilConfig.scoring()} builds it from the options; {@link #toBuilder()} changes a
  *     few fields of a given one (tests start from the options' defaults).
  */
@@ -48,7 +50,8 @@ public record ScoringSettings(
         long restartStepBackMs,
         InputFormat inputFormat,
         int driftWindowSteps,
-        double canaryFraction)
+        double canaryFraction,
+        long silenceAfterMs)
         implements Serializable {
 
     public Builder toBuilder() {
@@ -73,6 +76,7 @@ public record ScoringSettings(
         private InputFormat inputFormat;
         private int driftWindowSteps;
         private double canaryFraction;
+        private long silenceAfterMs;
 
         private Builder(ScoringSettings s) {
             gapMs = s.gapMs;
@@ -91,6 +95,7 @@ public record ScoringSettings(
             inputFormat = s.inputFormat;
             driftWindowSteps = s.driftWindowSteps;
             canaryFraction = s.canaryFraction;
+            silenceAfterMs = s.silenceAfterMs;
         }
 
         public Builder gapMs(long v) {
@@ -170,6 +175,11 @@ public record ScoringSettings(
             return this;
         }
 
+        public Builder silenceAfterMs(long v) {
+            silenceAfterMs = v;
+            return this;
+        }
+
         public ScoringSettings build() {
             return new ScoringSettings(
                     gapMs,
@@ -187,7 +197,8 @@ public record ScoringSettings(
                     restartStepBackMs,
                     inputFormat,
                     driftWindowSteps,
-                    canaryFraction);
+                    canaryFraction,
+                    silenceAfterMs);
         }
     }
 }

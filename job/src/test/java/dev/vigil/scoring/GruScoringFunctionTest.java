@@ -215,7 +215,10 @@ class GruScoringFunctionTest {
         try (Run run = new Run().feed(withGap)) {
             assertThat(run.scores().get(100)).isZero(); // no forecast survives the reset
             assertThat(run.scores().get(101)).isPositive();
-            assertThat(run.events()).isEmpty();
+            // The hour of silence is reported (vigil.alerts.silence-after), and nothing else.
+            assertThat(run.events())
+                    .extracting(e -> e.type + " " + e.reason)
+                    .containsExactly("OPEN silence", "CLOSE silence");
         }
     }
 

@@ -135,6 +135,28 @@ public class DeviceState {
      */
     public float dynamicsMeanSquare;
 
+    /** Marks {@link #lastSeenMs} and {@link #silenceTimerMs} when there is none. */
+    public static final long NO_TIME = Long.MIN_VALUE;
+
+    /**
+     * The Flink timestamp (the record's Kafka time, which the watermark follows) of the device's
+     * last scored step, {@link #NO_TIME} before the first one or for a record without one (format
+     * 4): what the silence watch measures a device's silence from.
+     */
+    public long lastSeenMs = NO_TIME;
+
+    /**
+     * The event time of the silence timer the device has registered, {@link #NO_TIME} for none
+     * (format 4). One timer per device at a time: it is moved only when it fires.
+     */
+    public long silenceTimerMs = NO_TIME;
+
+    /**
+     * Whether the device's silence was reported (a silence OPEN) and its CLOSE is due at its next
+     * scored step (format 4).
+     */
+    public boolean silent;
+
     public DeviceState() {}
 
     /** A fresh device: zero memory, no forecast yet, nothing open. */
@@ -152,14 +174,23 @@ public class DeviceState {
 
     /**
      * A fresh device that keeps {@code from}'s order guard (last scored {@code ts} and {@code
-     * seq}): a reset must not let steps it already scored in again.
+     * seq}): a reset must not let steps it already scored in again. The silence watch is kept too:
+     * it is about the device, not the model.
      */
     public static DeviceState freshKeepingOrder(
             DeviceState from, String modelVersion, int hiddenSize, int features) {
         DeviceState s = fresh(modelVersion, hiddenSize, features);
         s.lastTs = from.lastTs;
         s.lastSeq = from.lastSeq;
+        s.copySilence(from);
         return s;
+    }
+
+    /** Takes {@code from}'s silence watch: last seen, timer and whether a silence is reported. */
+    public void copySilence(DeviceState from) {
+        lastSeenMs = from.lastSeenMs;
+        silenceTimerMs = from.silenceTimerMs;
+        silent = from.silent;
     }
 
     /**

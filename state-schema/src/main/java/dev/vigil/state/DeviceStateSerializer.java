@@ -25,11 +25,16 @@ import org.apache.flink.core.memory.DataOutputView;
 public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
 
     /** The format this code writes. Raise it, and keep the old reader, for every change. */
-    public static final int CURRENT_FORMAT = 3;
+    public static final int CURRENT_FORMAT = 4;
 
     private static final int OPEN = 1;
     private static final int HAS_SEQ = 2;
     private static final int HAS_RUN = 4;
+
+    // Format 4's silence flags.
+    private static final int SILENT = 1;
+    private static final int HAS_SEEN = 2;
+    private static final int HAS_TIMER = 4;
 
     /** Longer strings or arrays than this are corrupt bytes, not a device's state. */
     private static final int MAX_LENGTH = 1 << 20;
@@ -84,6 +89,7 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
                         : Arrays.copyOf(from.unchangedRuns, from.unchangedRuns.length);
         to.dynamicsSteps = from.dynamicsSteps;
         to.dynamicsMeanSquare = from.dynamicsMeanSquare;
+        to.copySilence(from);
         return to;
     }
 
@@ -103,6 +109,39 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         writeFormat1(s, out);
         writeProfile(s, out);
         writeDynamicsLevel(s, out);
+        writeSilence(s, out);
+    }
+
+    /**
+     * What format 4 adds after format 3's fields: the silence watch, as a flags byte, then when set
+     * the last seen time as a zig-zag varint of its difference from the last step's {@code ts} (the
+     * two clocks are close: a few bytes), and the timer as a zig-zag varint of its difference from
+     * the last seen time (about the silence period).
+     */
+    public void writeSilence(DeviceState s, DataOutputView out) throws IOException {
+        boolean seen = s.lastSeenMs != DeviceState.NO_TIME;
+        boolean timer = seen && s.silenceTimerMs != DeviceState.NO_TIME;
+        out.writeByte((s.silent ? SILENT : 0) | (seen ? HAS_SEEN : 0) | (timer ? HAS_TIMER : 0));
+        if (seen) {
+            writeVarLong(zigZag(s.lastSeenMs - s.lastTs), out);
+        }
+        if (timer) {
+            writeVarLong(zigZag(s.silenceTimerMs - s.lastSeenMs), out);
+        }
+    }
+
+    /** Reads what {@link #writeSilence} wrote into {@code s}. */
+    public void readSilence(DataInputView in, DeviceState s) throws IOException {
+        int flags = in.readUnsignedByte();
+        s.silent = (flags & SILENT) != 0;
+        s.lastSeenMs =
+                (flags & HAS_SEEN) != 0
+                        ? s.lastTs + unZigZag(readVarLong(in))
+                        : DeviceState.NO_TIME;
+        s.silenceTimerMs =
+                (flags & HAS_TIMER) != 0
+                        ? s.lastSeenMs + unZigZag(readVarLong(in))
+                        : DeviceState.NO_TIME;
     }
 
     /**
@@ -217,12 +256,16 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
                 s.episodeReasons = s.episodeOpen || s.aboveRun > 0 ? 1 : 0;
                 yield s;
             }
-            case 2, 3 -> {
+            case 2, 3, 4 -> {
                 // Format 2 has no level of forecast residual yet (dynamicsSteps 0): learned next.
+                // Formats 2 and 3 have no silence watch: it starts at the device's next step.
                 DeviceState s = readFormat1(in, new DeviceState());
                 readProfile(in, s);
-                if (format == 3) {
+                if (format >= 3) {
                     readDynamicsLevel(in, s);
+                }
+                if (format >= 4) {
+                    readSilence(in, s);
                 }
                 yield s;
             }

@@ -71,6 +71,17 @@ class DeviceStateSchemaTest {
         return s;
     }
 
+    /**
+     * {@link #inEpisodeWithDynamicsLevel()} watched for silence: seen 1.234 s after its last step's
+     * {@code ts} (Kafka's clock against the device's), its timer 10 minutes later (format 4).
+     */
+    static DeviceState inEpisodeWatchedForSilence() {
+        DeviceState s = inEpisodeWithDynamicsLevel();
+        s.lastSeenMs = s.lastTs + 1_234;
+        s.silenceTimerMs = s.lastSeenMs + 600_000;
+        return s;
+    }
+
     private static byte[] write(DeviceState s) throws IOException {
         DataOutputSerializer out = new DataOutputSerializer(512);
         SERIALIZER.serialize(s, out);
@@ -85,7 +96,10 @@ class DeviceStateSchemaTest {
     void shouldRoundTripADeviceInAnEpisode() throws Exception {
         for (DeviceState s :
                 new DeviceState[] {
-                    inEpisode(), inEpisodeWithProfile(), inEpisodeWithDynamicsLevel()
+                    inEpisode(),
+                    inEpisodeWithProfile(),
+                    inEpisodeWithDynamicsLevel(),
+                    inEpisodeWatchedForSilence()
                 }) {
             assertThat(read(write(s))).usingRecursiveComparison().isEqualTo(s);
             assertThat(SERIALIZER.copy(s)).usingRecursiveComparison().isEqualTo(s);
@@ -194,6 +208,42 @@ class DeviceStateSchemaTest {
         }
     }
 
+    /**
+     * Format 4 as released: the committed bytes must always read back to the same device, and while
+     * format 4 is current, the writer must produce exactly them.
+     */
+    @Test
+    void shouldReadTheReleasedFormat4Bytes() throws Exception {
+        assertThat(read(released(4)))
+                .usingRecursiveComparison()
+                .isEqualTo(inEpisodeWatchedForSilence());
+        if (DeviceStateSerializer.CURRENT_FORMAT == 4) {
+            assertThat(write(inEpisodeWatchedForSilence())).isEqualTo(released(4));
+        }
+    }
+
+    /** A device restored from format 3 has no silence watch yet: it starts at its next step. */
+    @Test
+    void shouldReadFormat3WithNoSilenceWatch() throws Exception {
+        DeviceState back = read(released(3));
+        assertThat(back.lastSeenMs).isEqualTo(DeviceState.NO_TIME);
+        assertThat(back.silenceTimerMs).isEqualTo(DeviceState.NO_TIME);
+        assertThat(back.silent).isFalse();
+    }
+
+    /** A reported silence, and a timer without a time seen (never written), round-trip as meant. */
+    @Test
+    void shouldRoundTripASilentDeviceAndDropATimerWithoutATimeSeen() throws Exception {
+        DeviceState silent = inEpisodeWatchedForSilence();
+        silent.silent = true;
+        silent.silenceTimerMs = DeviceState.NO_TIME;
+        assertThat(read(write(silent))).usingRecursiveComparison().isEqualTo(silent);
+
+        DeviceState odd = inEpisodeWithDynamicsLevel();
+        odd.silenceTimerMs = 5;
+        assertThat(read(write(odd)).silenceTimerMs).isEqualTo(DeviceState.NO_TIME);
+    }
+
     /** A profile restored from format 2 is kept; the level of forecast residual is learned next. */
     @Test
     void shouldReadFormat2WithNoLevelOfForecastResidual() throws Exception {
@@ -214,15 +264,20 @@ class DeviceStateSchemaTest {
         DeviceState quiet = inEpisodeWithProfile();
         quiet.episodeOpen = false;
         quiet.aboveRun = 0;
-        assertThat(write(quiet)).hasSize(729);
+        assertThat(write(quiet)).hasSize(730);
         quiet.valueVar = null;
-        assertThat(write(quiet)).hasSize(665);
-        assertThat(write(inEpisodeWithProfile())).hasSize(807);
+        assertThat(write(quiet)).hasSize(666);
+        assertThat(write(inEpisodeWithProfile())).hasSize(808);
         // A learned level of forecast residual (per-device scale): its steps and mean square.
         quiet.dynamicsSteps = 1_000;
         quiet.dynamicsMeanSquare = 0.5f;
-        assertThat(write(quiet)).hasSize(670);
-        assertThat(write(inEpisodeWithDynamicsLevel())).hasSize(812);
+        assertThat(write(quiet)).hasSize(671);
+        assertThat(write(inEpisodeWithDynamicsLevel())).hasSize(813);
+        // Watched for silence: the time last seen and the timer, 5 bytes more.
+        quiet.lastSeenMs = quiet.lastTs + 1_234;
+        quiet.silenceTimerMs = quiet.lastSeenMs + 600_000;
+        assertThat(write(quiet)).hasSize(676);
+        assertThat(write(inEpisodeWatchedForSilence())).hasSize(818);
     }
 
     @Test

@@ -343,6 +343,7 @@ final class DemoCommand {
         report.put("score_records", output.scores().size());
         report.put("resets_gap", LocalRun.counted(result, Metrics.RESETS_GAP));
         report.put("anomaly_events", output.events().size());
+        report.put("silences_opened", LocalRun.counted(result, Metrics.SILENCES_OPENED));
         return report;
     }
 
@@ -377,8 +378,9 @@ final class DemoCommand {
                 report.get("dead_letters"),
                 report.get("dead_letter_records"));
         out.printf(
-                "anomaly events %s; job ran %s s (%s events/s)%n",
+                "anomaly events %s (devices reported silent: %s); job ran %s s (%s events/s)%n",
                 report.get("anomaly_events"),
+                report.get("silences_opened"),
                 report.get("job_seconds"),
                 report.get("events_per_second"));
     }

@@ -299,6 +299,11 @@ final class InspectSavepointCommand {
                 s.dynamicsSteps > 0
                         ? Float.valueOf((float) Math.sqrt(s.dynamicsMeanSquare))
                         : null);
+        // The silence watch (state format 4): last seen and the pending timer, on the records'
+        // Kafka time, and whether a silence is reported and awaits its CLOSE.
+        r.put("last_seen", time(s.lastSeenMs));
+        r.put("silence_timer", time(s.silenceTimerMs));
+        r.put("silent", s.silent);
         r.put("hidden", s.hidden);
         r.put("forecast", s.forecast);
         return r;

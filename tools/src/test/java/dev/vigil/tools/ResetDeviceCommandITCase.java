@@ -38,7 +38,7 @@ class ResetDeviceCommandITCase {
 
     @RegisterExtension static final MiniClusterExtension MINI_CLUSTER = Fixtures.miniCluster(2);
 
-    private static final Path GOLDEN = Fixtures.repoRoot().resolve("testdata/savepoints/0.3.0");
+    private static final Path GOLDEN = Fixtures.repoRoot().resolve("testdata/savepoints/0.4.0");
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Each device's full state in a savepoint, as inspect-savepoint prints it. */

@@ -49,7 +49,8 @@ public final class Evaluation {
      * Rebuilds episodes from anomaly events in any order, by (device, episode start). An episode
      * with no CLOSE was still open when the run ended: with {@code scores} (every scored step, or
      * null) it ends at its device's last scored step, through which it was open; without, at its
-     * last event.
+     * last event. Silence events ({@link AnomalyEvent#isSilence()}) are left out: a device that
+     * stopped sending is not an anomaly in its telemetry, and labels do not mark it.
      */
     public static List<Episode> episodes(List<AnomalyEvent> events, List<ScoredStep> scores) {
         Map<String, Long> lastScored = new HashMap<>();
@@ -60,6 +61,9 @@ public final class Evaluation {
         }
         Map<String, List<AnomalyEvent>> byEpisode = new TreeMap<>();
         for (AnomalyEvent e : events) {
+            if (e.isSilence()) {
+                continue;
+            }
             byEpisode
                     .computeIfAbsent(e.deviceId + "\u0000" + e.episodeStart, k -> new ArrayList<>())
                     .add(e);

@@ -53,10 +53,10 @@ public final class TopicIO {
     /**
      * Produces every line of {@code jsonl} as one record, its bytes as they are, keyed by its
      * {@code device_id} (so one device stays in one partition, in order) and stamped with its
-     * {@code ts} when that is a time the broker accepts (not negative, not in the future; else the
-     * producer stamps the record with the time it is sent). Lines that are not valid JSON or not
-     * UTF-8 are produced too, unkeyed: the job must turn them into dead letters. So the replay
-     * never fails on a record the job would score or dead-letter.
+     * {@code ts} when that is a time the broker accepts (not negative, not in the future; else with
+     * the last such time before it, or, for a first line, the time it is sent). Lines that are not
+     * valid JSON or not UTF-8 are produced too, unkeyed: the job must turn them into dead letters.
+     * So the replay never fails on a record the job would score or dead-letter.
      *
      * @return the number of records produced
      */
@@ -119,6 +119,7 @@ public final class TopicIO {
                                 props, new ByteArraySerializer(), new ByteArraySerializer());
                 InputStream in = new BufferedInputStream(Files.newInputStream(jsonl), 1 << 16)) {
             int partitions = producer.partitionsFor(topic).size();
+            Long clock = null;
             byte[] line;
             while ((line = nextLine(in)) != null) {
                 if (line.length == 0) {
@@ -127,11 +128,15 @@ public final class TopicIO {
                 Header h = header(line);
                 byte[] value = encode.apply(line);
                 // Kafka refuses a negative timestamp, and the broker one more than an hour ahead
-                // (message.timestamp.after.max.ms): such a record is the job's to dead-letter.
-                Long ts =
-                        h.ts != null && h.ts >= 0 && h.ts <= System.currentTimeMillis()
-                                ? h.ts
-                                : null;
+                // (message.timestamp.after.max.ms): such a record is the job's to dead-letter. It
+                // takes the replay's clock, the last good record's time (the broker's own time
+                // for a first one), so that the replayed history's watermark is never pulled to
+                // the present: the job's silence watch follows it.
+                boolean usable = h.ts != null && h.ts >= 0 && h.ts <= System.currentTimeMillis();
+                if (usable) {
+                    clock = h.ts;
+                }
+                Long ts = usable ? h.ts : clock;
                 byte[] key =
                         h.deviceId == null ? null : h.deviceId.getBytes(StandardCharsets.UTF_8);
                 // Keyless records too go to a partition fixed by their bytes, not by the sticky

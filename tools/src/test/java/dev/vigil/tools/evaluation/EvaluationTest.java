@@ -61,6 +61,25 @@ class EvaluationTest {
         assertThat(episodes.get(0).closed()).isTrue();
     }
 
+    /** A device's silence (its OPEN and CLOSE) is not an episode of its telemetry: left out. */
+    @Test
+    void shouldLeaveSilencesOutOfTheEpisodes() {
+        List<AnomalyEvent> events = new ArrayList<>(EVENTS);
+        for (String type : List.of(AnomalyEvent.OPEN, AnomalyEvent.CLOSE)) {
+            AnomalyEvent silence =
+                    event("b", type, 11 * MIN, (type.equals(AnomalyEvent.OPEN) ? 21 : 40) * MIN);
+            silence.reason = AnomalyEvent.SILENCE;
+            silence.eventId = AnomalyEvent.silenceId("b", 11 * MIN, type);
+            events.add(silence);
+        }
+
+        assertThat(Evaluation.episodes(events, scores()))
+                .hasSize(2)
+                .allMatch(e -> e.deviceId().equals("a"));
+        assertThat(Evaluation.evaluate(Evaluation.episodes(events), LABELS).recall())
+                .isEqualTo(0.5);
+    }
+
     /**
      * An episode that never closed was open through its device's last scored step: with step scores
      * it ends there and matches a label that starts after its OPEN (device b's, [10, 20]); without,

@@ -1,0 +1,143 @@
+package dev.vigil.scoring;
+
+import dev.vigil.metrics.Metrics;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.state.DeviceState;
+
+/**
+ * The silence watch ({@code vigil.alerts.silence-after}): a device that has had no step scored for
+ * the silence period (it sent nothing, or only records that became dead letters, late or duplicate)
+ * gets a silence OPEN on the anomalies topic, and a CLOSE at its next scored step. The period is
+ * measured on the records' Flink timestamps (Kafka's), against the watermark, so a replay reports
+ * the silences of the history it replays, and a device's own clock cannot fake one.
+ *
+ * <p>The watermark follows the slowest partition. When a device's records run ahead of it (a
+ * replay, a backlog after downtime), the device may speak again before the watermark reaches its
+ * silence: the step that ends the silence reports it then, with the OPEN the timer would have sent
+ * (at the time seen plus the period) and its CLOSE. So the silences reported depend only on each
+ * device's own records, however fast they are read; live, the OPEN comes when the watermark passes
+ * the period.
+ *
+ * <p>One event-time timer per device at a time, kept in {@link DeviceState#silenceTimerMs}: a step
+ * only records when the device was seen, and registers a timer when it has none (or its timer is a
+ * period overdue: lost with a savepoint a tool rewrote); a timer that fires before the device's
+ * silence is due registers the next one at that time. So a device that steps every minute under a
+ * 10-minute period costs one timer firing per 10 minutes, not a timer per step. Both operators call
+ * it with the state of the model that serves the device ({@link Models#servedBy}), right after that
+ * model takes the step, and the other model's state gets a copy of the same fields, so that a
+ * promoted state or a rolled-back canary keeps watching.
+ */
+final class Silence {
+
+    /** Registers an event-time timer for a device. */
+    interface Timers {
+        void register(String deviceId, long time);
+    }
+
+    private final long afterMs;
+    private final Metrics.Silence metrics;
+
+    /** A watch of {@code afterMs} (0: off), counting into {@code metrics} (null when off). */
+    Silence(long afterMs, Metrics.Silence metrics) {
+        this.afterMs = afterMs;
+        this.metrics = metrics;
+    }
+
+    boolean on() {
+        return afterMs > 0;
+    }
+
+    /**
+     * After a scored step of the device at Flink time {@code timestamp}: closes a reported silence,
+     * or reports one the watermark has not reached yet (the events go to {@code sink}), notes the
+     * time seen and registers a timer if none is pending. Does nothing when off or for a record
+     * without a timestamp.
+     */
+    void stepped(
+            DeviceState s,
+            String deviceId,
+            long timestamp,
+            Timers timers,
+            Models.Sink sink,
+            String modelVersion) {
+        if (!on() || timestamp == Scorer.NO_TIMESTAMP) {
+            return;
+        }
+        if (s.silent) {
+            close(s, deviceId, timestamp, sink, modelVersion);
+        } else if (s.lastSeenMs != DeviceState.NO_TIME && timestamp - s.lastSeenMs > afterMs) {
+            // A silence the watermark had not reached when the device spoke again: its records
+            // ran ahead of the fleet's (a replay, a backlog after downtime). Reported now, as it
+            // was: the OPEN the timer would have sent, then its CLOSE.
+            open(s, deviceId, s.lastSeenMs + afterMs, sink, modelVersion);
+            close(s, deviceId, timestamp, sink, modelVersion);
+        }
+        s.lastSeenMs = timestamp;
+        // None pending, or one that should have fired a period ago: lost (a savepoint rewritten
+        // by a tool keeps the state but not the timers), so registered again.
+        if (s.silenceTimerMs == DeviceState.NO_TIME || s.silenceTimerMs < timestamp - afterMs) {
+            s.silenceTimerMs = timestamp + afterMs;
+            timers.register(deviceId, s.silenceTimerMs);
+        }
+    }
+
+    /**
+     * A timer of the device fired at event time {@code time}: reports its silence if it is due (an
+     * OPEN to {@code sink}), else registers the next timer when this was the pending one. Returns
+     * whether {@code s} changed (and must be written back); false for a stale timer, a device
+     * already reported or never seen, or no state ({@code s} null: expired).
+     */
+    boolean fired(
+            DeviceState s,
+            String deviceId,
+            long time,
+            Timers timers,
+            Models.Sink sink,
+            String modelVersion) {
+        if (!on() || s == null || s.silent || s.lastSeenMs == DeviceState.NO_TIME) {
+            return false;
+        }
+        long due = s.lastSeenMs + afterMs;
+        if (due <= time) {
+            open(s, deviceId, time, sink, modelVersion);
+            s.silenceTimerMs = DeviceState.NO_TIME; // the next step registers one
+            return true;
+        }
+        if (s.silenceTimerMs != DeviceState.NO_TIME && s.silenceTimerMs > time) {
+            return false; // a later timer is pending: this one is stale
+        }
+        s.silenceTimerMs = due;
+        timers.register(deviceId, due);
+        return true;
+    }
+
+    private void open(DeviceState s, String deviceId, long time, Models.Sink sink, String version) {
+        s.silent = true;
+        metrics.opened.inc();
+        sink.alert(event(deviceId, s.lastSeenMs, AnomalyEvent.OPEN, time, version), time);
+    }
+
+    private void close(
+            DeviceState s, String deviceId, long time, Models.Sink sink, String version) {
+        s.silent = false;
+        metrics.closed.inc();
+        sink.alert(event(deviceId, s.lastSeenMs, AnomalyEvent.CLOSE, time, version), time);
+    }
+
+    /** A silence episode's event: since {@code lastSeen}, at {@code time}. */
+    private static AnomalyEvent event(
+            String deviceId, long lastSeen, String type, long time, String modelVersion) {
+        AnomalyEvent a = new AnomalyEvent();
+        a.eventId = AnomalyEvent.silenceId(deviceId, lastSeen, type);
+        a.type = type;
+        a.deviceId = deviceId;
+        a.ts = time;
+        a.episodeStart = lastSeen;
+        a.durationMs = AnomalyEvent.CLOSE.equals(type) ? time - lastSeen : 0;
+        a.modelVersion = modelVersion;
+        a.reason = AnomalyEvent.SILENCE;
+        a.topFeatureNames = new String[0];
+        a.topFeatureShares = new float[0];
+        return a;
+    }
+}

@@ -1,0 +1,287 @@
+package dev.vigil.scoring;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.vigil.model.ModelBundle;
+import dev.vigil.pipeline.VigilPipeline;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.TelemetryEvent;
+import dev.vigil.state.DeviceState;
+import dev.vigil.state.DeviceStateSchema;
+import dev.vigil.testing.Fixtures;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import org.apache.flink.api.common.state.KeyedStateStore;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The silence watch ({@code vigil.alerts.silence-after}) in both scoring operators: a device with
+ * no scored step for the period gets a silence OPEN when the watermark passes it, and a CLOSE at
+ * its next step; its timer survives a snapshot; the end of a bounded input reports nothing.
+ */
+class SilenceTest {
+
+    private static final long MINUTE = 60_000L;
+    private static final long T0 = 1_764_000_000_000L;
+    private static final long AFTER = 10 * MINUTE;
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            harness(boolean batched, long silenceAfterMs, ModelBundle shadow) throws Exception {
+        ScoringSettings settings =
+                Fixtures.scoringDefaults()
+                        .silenceAfterMs(silenceAfterMs)
+                        .batch(batched ? 64 : 0, 0)
+                        .build();
+        ModelBundle model = Fixtures.model();
+        OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator =
+                batched
+                        ? new BatchedScoringOperator(model, shadow, settings)
+                        : new KeyedProcessOperator<>(
+                                new GruScoringFunction(model, shadow, settings));
+        var h =
+                new KeyedOneInputStreamOperatorTestHarness<>(
+                        operator, new VigilPipeline.DeviceKey(), Types.STRING);
+        h.setStateBackend(new EmbeddedRocksDBStateBackend());
+        return h;
+    }
+
+    /** One step of a device at minute {@code minute}, stamped with that time as Kafka would. */
+    private static StreamRecord<TelemetryEvent> step(String device, int minute) {
+        int features = Fixtures.model().card().featureCount();
+        float[] values = new float[features];
+        Random r = new Random(minute * 31L + device.hashCode());
+        for (int f = 0; f < features; f++) {
+            values[f] = (float) r.nextGaussian() * 0.1f;
+        }
+        long ts = T0 + minute * MINUTE;
+        return new StreamRecord<>(new TelemetryEvent(device, ts, minute, values), ts);
+    }
+
+    /** Feeds minutes [from, to) of the devices, with a watermark 30 s behind after each minute. */
+    private static void feed(
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h,
+            int from,
+            int to,
+            String... devices)
+            throws Exception {
+        for (int m = from; m < to; m++) {
+            for (String d : devices) {
+                h.processElement(step(d, m));
+            }
+            h.processWatermark(new Watermark(T0 + m * MINUTE - 30_000));
+        }
+    }
+
+    private static List<AnomalyEvent> silences(
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h) {
+        List<AnomalyEvent> out = new ArrayList<>();
+        for (AnomalyEvent e : h.extractOutputValues()) {
+            if (e.isSilence()) {
+                out.add(e);
+            }
+        }
+        return out;
+    }
+
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldReportASilentDeviceOnceAndCloseWhenItSpeaksAgain(boolean batched) throws Exception {
+        try (var h = harness(batched, AFTER, null)) {
+            h.open();
+            feed(h, 0, 10, "a", "b"); // a's last step: minute 9
+            feed(h, 10, 19, "b");
+            // Minute 19's watermark lies 30 s before a's silence is due (minute 9 + 10): none yet.
+            feed(h, 19, 20, "b");
+            assertThat(silences(h)).isEmpty();
+
+            feed(h, 20, 40, "b");
+            List<AnomalyEvent> open = silences(h);
+            assertThat(open).hasSize(1);
+            AnomalyEvent o = open.get(0);
+            assertThat(o.type).isEqualTo(AnomalyEvent.OPEN);
+            assertThat(o.deviceId).isEqualTo("a");
+            assertThat(o.reason).isEqualTo(AnomalyEvent.SILENCE);
+            assertThat(o.episodeStart).isEqualTo(T0 + 9 * MINUTE);
+            assertThat(o.ts).isEqualTo(T0 + 19 * MINUTE);
+            assertThat(o.eventId).isEqualTo("a:" + (T0 + 9 * MINUTE) + ":silence:OPEN");
+            assertThat(o.modelVersion).isEqualTo(Fixtures.model().card().version());
+
+            feed(h, 40, 45, "a", "b");
+            List<AnomalyEvent> both = silences(h);
+            assertThat(both).hasSize(2);
+            AnomalyEvent c = both.get(1);
+            assertThat(c.type).isEqualTo(AnomalyEvent.CLOSE);
+            assertThat(c.eventId).isEqualTo("a:" + (T0 + 9 * MINUTE) + ":silence:CLOSE");
+            assertThat(c.ts).isEqualTo(T0 + 40 * MINUTE);
+            assertThat(c.durationMs).isEqualTo(31 * MINUTE);
+            // b stepped every minute: its timer moved on each time it fired, and never reported.
+        }
+    }
+
+    /**
+     * Records read far ahead of the watermark (a replay, a backlog): the device speaks again before
+     * the watermark reaches its silence, and the step that ends it reports the OPEN the timer would
+     * have sent and its CLOSE, so the events are those of a live run.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldReportASilenceTheWatermarkHadNotReachedAsALiveRunDoes(boolean batched)
+            throws Exception {
+        List<String> live;
+        try (var h = harness(batched, AFTER, null)) {
+            h.open();
+            feed(h, 0, 10, "a", "b");
+            feed(h, 10, 40, "b");
+            feed(h, 40, 45, "a", "b");
+            live = describe(silences(h));
+        }
+        try (var h = harness(batched, AFTER, null)) {
+            h.open();
+            for (int m = 0; m < 45; m++) {
+                for (String d : new String[] {"a", "b"}) {
+                    if (d.equals("b") || m < 10 || m >= 40) {
+                        h.processElement(step(d, m));
+                    }
+                }
+            }
+            h.processWatermark(new Watermark(T0 + 5 * MINUTE)); // far behind: nothing fires
+            assertThat(describe(silences(h))).isEqualTo(live);
+        }
+        assertThat(live)
+                .containsExactly(
+                        "a OPEN "
+                                + (T0 + 19 * MINUTE)
+                                + " a:"
+                                + (T0 + 9 * MINUTE)
+                                + ":silence:OPEN",
+                        "a CLOSE "
+                                + (T0 + 40 * MINUTE)
+                                + " a:"
+                                + (T0 + 9 * MINUTE)
+                                + ":silence:CLOSE");
+    }
+
+    private static List<String> describe(List<AnomalyEvent> events) {
+        return events.stream()
+                .map(e -> e.deviceId + " " + e.type + " " + e.ts + " " + e.eventId)
+                .toList();
+    }
+
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldKeepOneTimerPerDeviceThatMovesOnlyWhenItFires(boolean batched) throws Exception {
+        try (var h = harness(batched, AFTER, null)) {
+            h.open();
+            feed(h, 0, 95, "a");
+            assertThat(silences(h)).isEmpty();
+            // One pending timer, however many steps: the first at minute 10, then each one
+            // registered when the previous fired.
+            assertThat(h.numEventTimeTimers()).isEqualTo(1);
+        }
+    }
+
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldKeepAPendingSilenceAcrossASnapshot(boolean batched) throws Exception {
+        OperatorSubtaskState snapshot;
+        try (var first = harness(batched, AFTER, null)) {
+            first.open();
+            feed(first, 0, 5, "a", "b");
+            first.prepareSnapshotPreBarrier(1L);
+            snapshot = first.snapshot(1L, 0L);
+        }
+        try (var second = harness(batched, AFTER, null)) {
+            second.initializeState(snapshot);
+            second.open();
+            feed(second, 5, 30, "b");
+            assertThat(silences(second))
+                    .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
+                    .containsExactly("a OPEN " + (T0 + 14 * MINUTE));
+        }
+    }
+
+    /**
+     * A savepoint of one operator restored into the other ({@code vigil.scoring.batch-size}
+     * changed, the same uid): the pending timer moves with the state, under the per-record
+     * operator's name.
+     */
+    @ParameterizedTest(name = "batched first {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldKeepAPendingSilenceWhenTheOperatorChanges(boolean batchedFirst) throws Exception {
+        OperatorSubtaskState snapshot;
+        try (var first = harness(batchedFirst, AFTER, null)) {
+            first.open();
+            feed(first, 0, 5, "a", "b");
+            first.prepareSnapshotPreBarrier(1L);
+            snapshot = first.snapshot(1L, 0L);
+        }
+        try (var second = harness(!batchedFirst, AFTER, null)) {
+            second.initializeState(snapshot);
+            second.open();
+            feed(second, 5, 30, "b");
+            assertThat(silences(second))
+                    .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
+                    .containsExactly("a OPEN " + (T0 + 14 * MINUTE));
+        }
+    }
+
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldReportNothingAtTheEndOfABoundedInputOrWhenOff(boolean batched) throws Exception {
+        try (var h = harness(batched, AFTER, null)) {
+            h.open();
+            feed(h, 0, 5, "a", "b");
+            h.endInput();
+            h.processWatermark(new Watermark(Long.MAX_VALUE));
+            assertThat(silences(h)).isEmpty();
+        }
+        try (var h = harness(batched, 0, null)) {
+            h.open();
+            feed(h, 0, 5, "a", "b");
+            feed(h, 5, 40, "b");
+            assertThat(silences(h)).isEmpty();
+            assertThat(h.numEventTimeTimers()).isZero();
+        }
+    }
+
+    /**
+     * With a shadow model the silence is reported once, on the anomalies topic, and the shadow's
+     * state holds the same watch (a promoted state keeps it).
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldReportOnceWithAShadowAndKeepTheWatchInItsState(boolean batched) throws Exception {
+        try (var h = harness(batched, AFTER, Fixtures.model())) {
+            h.open();
+            feed(h, 0, 10, "a", "b");
+            feed(h, 10, 30, "b");
+            assertThat(silences(h)).hasSize(1);
+            var shadowTopic = h.getSideOutput(Outputs.SHADOW_ANOMALIES);
+            if (shadowTopic != null) {
+                assertThat(shadowTopic).noneMatch(r -> r.getValue().isSilence());
+            }
+
+            ((AbstractStreamOperator<?>) h.getOperator()).setCurrentKey("a");
+            Duration ttl = Fixtures.scoringDefaults().build().stateTtl();
+            KeyedStateStore store =
+                    ((AbstractStreamOperator<?>) h.getOperator()).getKeyedStateStore();
+            DeviceState serving = store.getState(DeviceStateSchema.descriptor(ttl)).value();
+            DeviceState shadow = store.getState(DeviceStateSchema.shadowDescriptor(ttl)).value();
+            assertThat(serving.silent).isTrue();
+            assertThat(shadow.silent).isTrue();
+            assertThat(shadow.lastSeenMs).isEqualTo(serving.lastSeenMs);
+        }
+    }
+}
