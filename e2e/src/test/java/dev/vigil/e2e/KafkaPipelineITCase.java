@@ -25,6 +25,7 @@ import dev.vigil.tools.kafka.TopicIO;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
@@ -173,6 +174,41 @@ class KafkaPipelineITCase {
         assertThat(eval.precision()).isGreaterThanOrEqualTo(0.9);
         assertThat(eval.recall()).isGreaterThanOrEqualTo(0.75);
         assertThat(events).extracting(e -> e.eventId).doesNotHaveDuplicates();
+
+        // Every silence of a device (no step scored for vigil.alerts.silence-after) is one silence
+        // event pair: OPEN at its last step plus the period, CLOSE at its next step. The gaps are
+        // found in the scores topic, apart from the job's events (the replay stamps each record
+        // with its ts, so the Kafka time the watch measures is the steps' time).
+        long period = VigilOptions.ALERTS_SILENCE_AFTER.defaultValue().toMillis();
+        List<String> gaps = new ArrayList<>();
+        ScoredStep previous = null;
+        for (ScoredStep step : scores("scores-plain")) {
+            if (previous != null
+                    && previous.deviceId.equals(step.deviceId)
+                    && step.ts - previous.ts > period) {
+                gaps.add(step.deviceId + " " + previous.ts + " " + step.ts);
+            }
+            previous = step;
+        }
+        List<String> opens = new ArrayList<>();
+        List<String> silences = new ArrayList<>();
+        for (AnomalyEvent e : events) {
+            if (e.isSilence() && AnomalyEvent.OPEN.equals(e.type)) {
+                assertThat(e.ts).as(e.eventId).isEqualTo(e.episodeStart + period);
+                opens.add(e.deviceId + " " + e.episodeStart);
+            } else if (e.isSilence()) {
+                assertThat(e.durationMs).as(e.eventId).isEqualTo(e.ts - e.episodeStart);
+                silences.add(e.deviceId + " " + e.episodeStart + " " + e.ts);
+            }
+        }
+        // Each CLOSE has its OPEN.
+        assertThat(silences)
+                .extracting(c -> c.substring(0, c.lastIndexOf(' ')))
+                .containsExactlyInAnyOrderElementsOf(opens);
+        assertThat(gaps).isNotEmpty();
+        assertThat(silences).containsExactlyInAnyOrderElementsOf(gaps);
+        assertThat(LocalRun.counted(result, Metrics.SILENCES_OPENED)).isEqualTo(gaps.size());
+        assertThat(LocalRun.counted(result, Metrics.SILENCES_CLOSED)).isEqualTo(gaps.size());
     }
 
     private static boolean referenceRun;
