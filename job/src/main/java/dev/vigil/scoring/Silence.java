@@ -20,12 +20,12 @@ import dev.vigil.state.DeviceState;
  *
  * <p>One event-time timer per device at a time, kept in {@link DeviceState#silenceTimerMs}: a step
  * only records when the device was seen, and registers a timer when it has none (or its timer is a
- * period overdue: lost with a savepoint a tool rewrote); a timer that fires before the device's
- * silence is due registers the next one at that time. So a device that steps every minute under a
- * 10-minute period costs one timer firing per 10 minutes, not a timer per step. Both operators call
- * it with the state of the model that serves the device ({@link Models#servedBy}), right after that
- * model takes the step, and the other model's state gets a copy of the same fields, so that a
- * promoted state or a rolled-back canary keeps watching.
+ * period overdue: lost with a savepoint, or records read far ahead of the watermark); a timer that
+ * fires before the device's silence is due registers the next one at that time. So a device that
+ * steps every minute under a 10-minute period costs one timer firing per 10 minutes, not a timer
+ * per step. Both operators call it with the state of the model that serves the device ({@link
+ * Models#servedBy}), right after that model takes the step, and the other model's state gets a copy
+ * of the same fields, so that a promoted state or a rolled-back canary keeps watching.
  */
 final class Silence {
 
@@ -73,8 +73,9 @@ final class Silence {
             close(s, deviceId, timestamp, sink, modelVersion);
         }
         s.lastSeenMs = timestamp;
-        // None pending, or one that should have fired a period ago: lost (a savepoint rewritten
-        // by a tool keeps the state but not the timers), so registered again.
+        // None pending, or one that should have fired a period ago: lost with a savepoint, or
+        // far behind these records (read ahead of the watermark); registered again, and the
+        // other fires as stale.
         if (s.silenceTimerMs == DeviceState.NO_TIME || s.silenceTimerMs < timestamp - afterMs) {
             s.silenceTimerMs = timestamp + afterMs;
             timers.register(deviceId, s.silenceTimerMs);

@@ -241,7 +241,13 @@ final class InspectSavepointCommand {
             versions.merge(String.valueOf(s.modelVersion), 1L, Long::sum);
             if (only != null) {
                 rows.write(
-                        JSON.writerWithDefaultPrettyPrinter().writeValueAsString(full(device, s)));
+                        JSON.writerWithDefaultPrettyPrinter()
+                                .writeValueAsString(
+                                        full(
+                                                device,
+                                                s,
+                                                new java.util.TreeSet<>(
+                                                        context.registeredEventTimeTimers()))));
             } else if (format.equals("json")) {
                 rows.write(JSON.writeValueAsString(row(device, s)));
             } else {
@@ -270,7 +276,8 @@ final class InspectSavepointCommand {
         return r;
     }
 
-    private static Map<String, Object> full(String device, DeviceState s) {
+    private static Map<String, Object> full(
+            String device, DeviceState s, java.util.SortedSet<Long> eventTimers) {
         Map<String, Object> r = row(device, s);
         r.put("last_seq", s.lastSeq == DeviceState.NO_SEQ ? null : s.lastSeq);
         r.put("above_run", s.aboveRun);
@@ -304,6 +311,9 @@ final class InspectSavepointCommand {
         r.put("last_seen", time(s.lastSeenMs));
         r.put("silence_timer", time(s.silenceTimerMs));
         r.put("silent", s.silent);
+        // The device's event-time timers in the savepoint (Flink's, beside the state): its silence
+        // timer, which a rewritten savepoint must keep.
+        r.put("event_timers", eventTimers.stream().map(InspectSavepointCommand::time).toList());
         r.put("hidden", s.hidden);
         r.put("forecast", s.forecast);
         return r;

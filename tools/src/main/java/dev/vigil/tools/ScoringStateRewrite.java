@@ -164,14 +164,24 @@ final class ScoringStateRewrite {
             shadow = getRuntimeContext().getState(SHADOW);
         }
 
+        /**
+         * The device's silence timer is registered again from its state (both states hold the same
+         * watch): the writer keeps no timer of the operator it replaces.
+         */
         @Override
         public void processElement(Tuple3<String, byte[], byte[]> entry, Context context)
                 throws Exception {
-            if (entry.f1.length > 0) {
-                serving.update(read(entry.f1));
-            }
+            DeviceState watched = null;
             if (entry.f2.length > 0) {
-                shadow.update(read(entry.f2));
+                watched = read(entry.f2);
+                shadow.update(watched);
+            }
+            if (entry.f1.length > 0) {
+                watched = read(entry.f1);
+                serving.update(watched);
+            }
+            if (watched != null && watched.silenceTimerMs != DeviceState.NO_TIME) {
+                context.timerService().registerEventTimeTimer(watched.silenceTimerMs);
             }
         }
 

@@ -69,6 +69,13 @@ class ResetDeviceCommandITCase {
         assertThat(noShadow.err()).contains("holds no state of a shadow model");
 
         Map<String, JsonNode> before = devices(GOLDEN);
+        // Each device of the golden savepoint has its silence timer pending (format 4), which
+        // the rewrite must keep: compared below with every other field.
+        assertThat(before.values())
+                .allSatisfy(
+                        d ->
+                                assertThat(d.get("event_timers"))
+                                        .containsExactly(d.get("silence_timer")));
         String reset =
                 before.values().stream()
                         .filter(d -> d.get("episode_open").asBoolean())
