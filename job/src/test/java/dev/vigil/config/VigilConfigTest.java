@@ -173,6 +173,20 @@ class VigilConfigTest {
     }
 
     @Test
+    void shouldReadTheSilencePeriodWithZeroForOffAndRefuseANegativeOne() {
+        Map<String, String> values = valid();
+        assertThat(VigilConfig.of(values).scoring().silenceAfterMs()).isEqualTo(600_000L);
+        values.put(VigilOptions.ALERTS_SILENCE_AFTER.key(), "0");
+        assertThat(VigilConfig.of(values).scoring().silenceAfterMs()).isZero();
+        values.put(VigilOptions.ALERTS_SILENCE_AFTER.key(), "30 min");
+        assertThat(VigilConfig.of(values).scoring().silenceAfterMs()).isEqualTo(1_800_000L);
+        values.put(VigilOptions.ALERTS_SILENCE_AFTER.key(), "-1 min");
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("vigil.alerts.silence-after");
+    }
+
+    @Test
     void shouldReadTheInputFormatAndRefuseAnUnknownOne() {
         Map<String, String> values = valid();
         assertThat(VigilConfig.of(values).input().format()).isEqualTo(InputFormat.JSON);
