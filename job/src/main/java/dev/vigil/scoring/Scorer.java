@@ -113,14 +113,9 @@ final class Scorer implements AutoCloseable {
         this.byDevice = card.normalisation();
         this.deviceDynamics = card.deviceDynamics();
         this.dynamicsBeta =
-                deviceDynamics == null || deviceDynamics.halfLifeSteps() == 0
-                        ? 0f
-                        : (float) (1 - Math.pow(0.5, 1.0 / deviceDynamics.halfLifeSteps()));
+                deviceDynamics == null ? 0f : StepMath.halfLifeRate(deviceDynamics.halfLifeSteps());
         this.levelAlpha = level == null ? 0f : 2f / (level.windowSteps() + 1);
-        this.profileBeta =
-                level == null || level.halfLifeSteps() == 0
-                        ? 0f
-                        : (float) (1 - Math.pow(0.5, 1.0 / level.halfLifeSteps()));
+        this.profileBeta = level == null ? 0f : StepMath.halfLifeRate(level.halfLifeSteps());
         this.scores = new float[maxBatch];
         this.scored = new boolean[maxBatch];
         this.shares = new float[maxBatch][features];

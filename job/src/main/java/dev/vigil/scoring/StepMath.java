@@ -190,6 +190,14 @@ public final class StepMath {
     }
 
     /**
+     * The weight of each new step in a mean that forgets with a half-life of {@code halfLifeSteps}
+     * steps ({@code 1 - 0.5^(1/halfLifeSteps)}); 0 for none (0 or less: the mean never moves).
+     */
+    public static float halfLifeRate(int halfLifeSteps) {
+        return halfLifeSteps <= 0 ? 0f : (float) (1 - Math.pow(0.5, 1.0 / halfLifeSteps));
+    }
+
+    /**
      * What a device's dynamics score is divided by under the card's per-device scale: {@code max(1,
      * sqrt(meanSquare) / rms)}, the device's root mean square of the score over the fleet's. Never
      * below 1: a device quieter than the fleet keeps the fleet's scale.

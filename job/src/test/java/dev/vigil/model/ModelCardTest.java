@@ -40,6 +40,10 @@ class ModelCardTest {
         return (ObjectNode) card.withArray("features").get(i);
     }
 
+    private static ObjectNode dynamics(ObjectNode card) {
+        return (ObjectNode) card.get("score").get("dynamics");
+    }
+
     @Test
     void shouldLoadTheCommittedModel() {
         ModelBundle bundle = ModelBundle.load(Fixtures.modelDir());
@@ -300,7 +304,7 @@ class ModelCardTest {
         Path model =
                 modelWith(
                         c ->
-                                ((ObjectNode) c.get("score").get("dynamics"))
+                                dynamics(c)
                                         .put("rms", 0.3)
                                         .put("device_steps", 1000)
                                         .put("device_half_life_steps", 20000));
@@ -309,34 +313,19 @@ class ModelCardTest {
 
         assertThat(card.deviceDynamics())
                 .isEqualTo(new ModelCard.DeviceDynamics(1000, 20000, 0.3f));
-        Path frozen =
-                modelWith(
-                        c ->
-                                ((ObjectNode) c.get("score").get("dynamics"))
-                                        .put("rms", 0.3)
-                                        .put("device_steps", 1000));
+        Path frozen = modelWith(c -> dynamics(c).put("rms", 0.3).put("device_steps", 1000));
         assertThat(ModelBundle.load(frozen).card().deviceDynamics().halfLifeSteps()).isZero();
         assertThat(Fixtures.model().card().deviceDynamics()).as("the fleet's").isNull();
     }
 
     @Test
     void shouldRefuseAPerDeviceScaleWithoutTheFleetsLevel() throws IOException {
-        Path noRms =
-                modelWith(
-                        c ->
-                                ((ObjectNode) c.get("score").get("dynamics"))
-                                        .put("device_steps", 1000)
-                                        .remove("rms"));
+        Path noRms = modelWith(c -> dynamics(c).put("device_steps", 1000).remove("rms"));
         assertThatThrownBy(() -> ModelBundle.load(noRms))
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("needs \"score.dynamics.rms\"")
                 .hasMessageContaining("--dynamics-scale device");
-        Path zeroSteps =
-                modelWith(
-                        c ->
-                                ((ObjectNode) c.get("score").get("dynamics"))
-                                        .put("rms", 0.3)
-                                        .put("device_steps", 0));
+        Path zeroSteps = modelWith(c -> dynamics(c).put("rms", 0.3).put("device_steps", 0));
         assertThatThrownBy(() -> ModelBundle.load(zeroSteps))
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("must be at least 1");
