@@ -28,6 +28,7 @@ import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.KeyedStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 
 /**
  * The Vigil dataflow (DESIGN.md, "The flow"): raw records → parse + validate (dead letters) → keyBy
@@ -108,14 +109,13 @@ public final class VigilPipeline {
                         KeyedStream<TelemetryEvent, String> byDevice) {
                     // Both operators keep the same state under the same uid: either can restore
                     // the other.
-                    return (settings.batchSize() == 0
-                                    ? byDevice.process(
+                    OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator =
+                            settings.batchSize() == 0
+                                    ? new GruScoringFunction.Operator(
                                             new GruScoringFunction(bundle, shadow, settings))
-                                    : byDevice.transform(
-                                            name,
-                                            TypeInformation.of(AnomalyEvent.class),
-                                            new BatchedScoringOperator(bundle, shadow, settings)))
-                            .name(name);
+                                    : new BatchedScoringOperator(bundle, shadow, settings);
+                    return byDevice.transform(
+                            name, TypeInformation.of(AnomalyEvent.class), operator);
                 }
 
                 @Override

@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ScheduledFuture;
 import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
@@ -80,6 +81,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     private transient Silence silence;
     private transient InternalTimerService<VoidNamespace> silenceTimers;
     private transient Silence.Timers timers;
+    private transient SilenceArming arming;
 
     /** One device's part of a flush: its state per model and the buffer indexes of its records. */
     private static final class Slot {
@@ -119,6 +121,13 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     }
 
     @Override
+    public void initializeState(StateInitializationContext context) throws Exception {
+        super.initializeState(context);
+        arming = new SilenceArming();
+        arming.initialize(context);
+    }
+
+    @Override
     public void open() throws Exception {
         super.open();
         states = Models.states(bundles, settings, getRuntimeContext());
@@ -141,6 +150,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
                     setCurrentKey(deviceId);
                     silenceTimers.registerEventTimeTimer(VoidNamespace.INSTANCE, time);
                 };
+        arming.open(silence, getKeyedStateBackend(), states, models, timers);
     }
 
     /**

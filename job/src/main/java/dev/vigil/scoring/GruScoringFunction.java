@@ -8,7 +8,13 @@ import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.state.DeviceState;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.runtime.state.KeyedStateBackend;
+import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.streaming.api.operators.InternalTimerService;
+import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.util.Collector;
 
 /**
@@ -61,6 +67,56 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         shadowing = models.emitter(false, this);
         silence = Models.silence(settings, getRuntimeContext());
         timers = (deviceId, time) -> ctx.timerService().registerEventTimeTimer(time);
+    }
+
+    /**
+     * Arms the silence watch of a restored state that needs it ({@link SilenceArming}), through the
+     * operator's timer service ({@code timers}, of the backend's current key). Called by {@link
+     * Operator} once this function is open.
+     */
+    void arm(SilenceArming arming, KeyedStateBackend<String> backend, Silence.Timers timers)
+            throws Exception {
+        arming.open(silence, backend, states, models, timers);
+    }
+
+    /**
+     * The per-record scoring operator: Flink's {@link KeyedProcessOperator} of this function, which
+     * also arms the silence watch of a restored state ({@link SilenceArming}), as the batched
+     * operator does. Its timers are the function's, under the same name ({@value
+     * BatchedScoringOperator#SILENCE_TIMERS}).
+     */
+    public static final class Operator
+            extends KeyedProcessOperator<String, TelemetryEvent, AnomalyEvent> {
+
+        private final GruScoringFunction function;
+        private transient SilenceArming arming;
+
+        public Operator(GruScoringFunction function) {
+            super(function);
+            this.function = function;
+        }
+
+        @Override
+        public void initializeState(StateInitializationContext context) throws Exception {
+            super.initializeState(context);
+            arming = new SilenceArming();
+            arming.initialize(context);
+        }
+
+        @Override
+        public void open() throws Exception {
+            super.open();
+            InternalTimerService<VoidNamespace> service =
+                    getInternalTimerService(
+                            BatchedScoringOperator.SILENCE_TIMERS,
+                            VoidNamespaceSerializer.INSTANCE,
+                            this);
+            function.arm(
+                    arming,
+                    this.<String>getKeyedStateBackend(),
+                    (deviceId, time) ->
+                            service.registerEventTimeTimer(VoidNamespace.INSTANCE, time));
+        }
     }
 
     @Override

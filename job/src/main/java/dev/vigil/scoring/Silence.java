@@ -47,11 +47,17 @@ final class Silence {
         return afterMs > 0;
     }
 
+    /** The period, in milliseconds (0: off). */
+    long afterMs() {
+        return afterMs;
+    }
+
     /**
      * After a scored step of the device at Flink time {@code timestamp}: closes a reported silence,
      * or reports one the watermark has not reached yet (the events go to {@code sink}), notes the
-     * time seen and registers a timer if none is pending. Does nothing when off or for a record
-     * without a timestamp.
+     * time seen and registers a timer if none is pending. When off, clears the device's watch (so
+     * that a watch turned on again measures from the device's steps, not from before it was off:
+     * {@link #arm}); does nothing for a record without a timestamp.
      */
     void stepped(
             DeviceState s,
@@ -60,7 +66,13 @@ final class Silence {
             Timers timers,
             Models.Sink sink,
             String modelVersion) {
-        if (!on() || timestamp == Scorer.NO_TIMESTAMP) {
+        if (!on()) {
+            s.lastSeenMs = DeviceState.NO_TIME;
+            s.silenceTimerMs = DeviceState.NO_TIME;
+            s.silent = false;
+            return;
+        }
+        if (timestamp == Scorer.NO_TIMESTAMP) {
             return;
         }
         if (s.silent) {
@@ -109,6 +121,28 @@ final class Silence {
         }
         s.silenceTimerMs = due;
         timers.register(deviceId, due);
+        return true;
+    }
+
+    /**
+     * Arms the watch of a device restored from a state kept without it ({@link SilenceArming}: a
+     * savepoint of a version before the watch, of a job that ran with it off, or armed for another
+     * period): a timer at the time it was last seen plus the period, where that time is the Flink
+     * timestamp of its last step if the state has it, else the event time ({@code ts}) of its last
+     * scored step. Returns whether {@code s} changed (and must be written back); false when off,
+     * for a device already reported silent (its CLOSE comes at its next step) or never scored.
+     */
+    boolean arm(DeviceState s, String deviceId, Timers timers) {
+        if (!on() || s.silent) {
+            return false;
+        }
+        long seen = s.lastSeenMs != DeviceState.NO_TIME ? s.lastSeenMs : s.lastTs;
+        if (seen == Long.MIN_VALUE) {
+            return false; // never scored: lastTs is Long.MIN_VALUE too
+        }
+        s.lastSeenMs = seen;
+        s.silenceTimerMs = seen + afterMs;
+        timers.register(deviceId, s.silenceTimerMs);
         return true;
     }
 

@@ -23,7 +23,6 @@ import java.util.Map;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
-import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
@@ -87,7 +86,8 @@ class BatchedScoringOperatorTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
             perRecord(ModelBundle bundle) throws Exception {
-        return harness(new KeyedProcessOperator<>(new GruScoringFunction(bundle, settings(0, 0))));
+        return harness(
+                new GruScoringFunction.Operator(new GruScoringFunction(bundle, settings(0, 0))));
     }
 
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
@@ -536,7 +536,7 @@ class BatchedScoringOperatorTest {
         return harness(
                 batched
                         ? new BatchedScoringOperator(serving, shadow, settings)
-                        : new KeyedProcessOperator<>(
+                        : new GruScoringFunction.Operator(
                                 new GruScoringFunction(serving, shadow, settings)));
     }
 

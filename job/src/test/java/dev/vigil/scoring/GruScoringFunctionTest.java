@@ -31,7 +31,6 @@ import org.apache.flink.runtime.state.KeyedStateBackend;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
-import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.BeforeAll;
@@ -87,7 +86,8 @@ class GruScoringFunctionTest {
                 throws Exception {
             harness =
                     new KeyedOneInputStreamOperatorTestHarness<>(
-                            new KeyedProcessOperator<>(new GruScoringFunction(bundle, settings)),
+                            new GruScoringFunction.Operator(
+                                    new GruScoringFunction(bundle, settings)),
                             new VigilPipeline.DeviceKey(),
                             Types.STRING);
             // The job's backend: every state access goes through the state's serializer.

@@ -18,7 +18,6 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
-import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
@@ -48,7 +47,7 @@ class SilenceTest {
         OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator =
                 batched
                         ? new BatchedScoringOperator(model, shadow, settings)
-                        : new KeyedProcessOperator<>(
+                        : new GruScoringFunction.Operator(
                                 new GruScoringFunction(model, shadow, settings));
         var h =
                 new KeyedOneInputStreamOperatorTestHarness<>(
@@ -230,6 +229,91 @@ class SilenceTest {
                     .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
                     .containsExactly("a OPEN " + (T0 + 14 * MINUTE));
         }
+    }
+
+    /**
+     * A state kept without the watch (a job run with it off; a savepoint of a version before it has
+     * no timers either) restored with it on: every device gets a timer from its last step, so a
+     * device that never sends again is reported, 10 minutes after its last step.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldArmEveryDeviceOfAStateKeptWithoutTheWatch(boolean batched) throws Exception {
+        OperatorSubtaskState off = run(batched, 0, null, 0, 5, "a", "b");
+        try (var h = restored(batched, AFTER, off)) {
+            feed(h, 5, 30, "b");
+            assertThat(silences(h))
+                    .extracting(e -> e.deviceId + " " + e.type + " " + e.episodeStart + " " + e.ts)
+                    .containsExactly("a OPEN " + (T0 + 4 * MINUTE) + " " + (T0 + 14 * MINUTE));
+        }
+    }
+
+    /**
+     * The watch on, then off for a while in which both devices go on, then on again: a's silence is
+     * measured from its last step, taken while the watch was off, not from the last one it saw.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldMeasureFromTheLastStepWhenTheWatchIsTurnedOnAgain(boolean batched) throws Exception {
+        OperatorSubtaskState on = run(batched, AFTER, null, 0, 5, "a", "b");
+        OperatorSubtaskState off = run(batched, 0, on, 5, 20, "a", "b");
+        try (var h = restored(batched, AFTER, off)) {
+            feed(h, 20, 40, "b");
+            assertThat(silences(h))
+                    .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
+                    .containsExactly("a OPEN " + (T0 + 29 * MINUTE));
+        }
+    }
+
+    /**
+     * A shorter period after a restore: the pending timers were set for the longer one, and the
+     * silence is reported at the new period, not when the old timer fires.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldArmAgainForAShorterPeriod(boolean batched) throws Exception {
+        OperatorSubtaskState tenMinutes = run(batched, AFTER, null, 0, 5, "a", "b");
+        try (var h = restored(batched, 5 * MINUTE, tenMinutes)) {
+            feed(h, 5, 30, "b");
+            assertThat(silences(h))
+                    .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
+                    .containsExactly("a OPEN " + (T0 + 9 * MINUTE));
+        }
+    }
+
+    /**
+     * Feeds minutes [from, to) of the devices into an operator with the watch at {@code
+     * silenceAfterMs}, restored from {@code from} (null: fresh), and returns its snapshot.
+     */
+    private static OperatorSubtaskState run(
+            boolean batched,
+            long silenceAfterMs,
+            OperatorSubtaskState state,
+            int from,
+            int to,
+            String... devices)
+            throws Exception {
+        try (var h =
+                state == null
+                        ? harness(batched, silenceAfterMs, null)
+                        : restored(batched, silenceAfterMs, state)) {
+            if (state == null) {
+                h.open();
+            }
+            feed(h, from, to, devices);
+            h.prepareSnapshotPreBarrier(1L);
+            return h.snapshot(1L, 0L);
+        }
+    }
+
+    /** An open operator with the watch at {@code silenceAfterMs}, restored from {@code state}. */
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            restored(boolean batched, long silenceAfterMs, OperatorSubtaskState state)
+                    throws Exception {
+        var h = harness(batched, silenceAfterMs, null);
+        h.initializeState(state);
+        h.open();
+        return h;
     }
 
     @ParameterizedTest(name = "batched {0}")

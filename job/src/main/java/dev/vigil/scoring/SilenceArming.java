@@ -1,0 +1,106 @@
+package dev.vigil.scoring;
+
+import dev.vigil.state.DeviceState;
+import dev.vigil.state.DeviceStateSchema;
+import java.util.List;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
+import org.apache.flink.runtime.state.KeyedStateBackend;
+import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Gives every device of a restored state a silence timer when the state was kept without the
+ * watch's timers for this period: a savepoint of a version before the silence watch (state format 3
+ * or older), of a job that ran with it off, or with another {@code vigil.alerts.silence-after}.
+ * Without this, a device that never sends again after such a restore would never be reported
+ * silent, since a device's timer is otherwise registered only by its steps.
+ *
+ * <p>The operator's own state (a union list, {@value #NAME}) records the period its devices' timers
+ * were set for; a restore whose record is missing or differs walks every device of the subtask's
+ * state once ({@link Silence#arm}: a timer at its last step plus the period; a device already
+ * reported silent keeps its pending CLOSE). A job started fresh, or restored from a state armed for
+ * the same period, walks nothing. With the watch off the record is cleared, so turning it on again
+ * arms every device.
+ */
+final class SilenceArming {
+
+    private static final Logger LOG = LoggerFactory.getLogger(SilenceArming.class);
+
+    /** The name of the operator state: part of the savepoint, never renamed. */
+    static final String NAME = "silence-watch-period";
+
+    private ListState<Long> period;
+    private boolean restored;
+    private long armedFor;
+
+    /** From the operator's {@code initializeState}: reads the period the state was armed for. */
+    void initialize(StateInitializationContext context) throws Exception {
+        period =
+                context.getOperatorStateStore()
+                        .getUnionListState(
+                                new ListStateDescriptor<>(NAME, LongSerializer.INSTANCE));
+        restored = context.isRestored();
+        armedFor = 0;
+        for (Long p : period.get()) {
+            armedFor = p; // every subtask wrote the same period
+        }
+    }
+
+    /**
+     * From the operator's {@code open}, once the models and their state are ready: arms every
+     * device of {@code backend} when the restored state needs it, then records the period. Returns
+     * the number of devices armed.
+     */
+    int open(
+            Silence silence,
+            KeyedStateBackend<String> backend,
+            ValueState<DeviceState>[] states,
+            Models models,
+            Silence.Timers timers)
+            throws Exception {
+        if (!silence.on()) {
+            period.clear();
+            return 0;
+        }
+        int armed = 0;
+        if (restored && armedFor != silence.afterMs()) {
+            long started = System.nanoTime();
+            List<String> devices;
+            try (Stream<String> keys =
+                    backend.getKeys(DeviceStateSchema.STATE_NAME, VoidNamespace.INSTANCE)) {
+                devices = keys.collect(Collectors.toList()); // not written while it is read
+            }
+            for (String deviceId : devices) {
+                backend.setCurrentKey(deviceId);
+                int served = models.servedBy(models.canary(deviceId));
+                DeviceState s = states[served].value();
+                if (s == null && states.length == 2) {
+                    served = 1 - served; // a shadow added at this restore has no state yet
+                    s = states[served].value();
+                }
+                if (s != null && silence.arm(s, deviceId, timers)) {
+                    states[served].update(s);
+                    Models.copySilence(states, served, s);
+                    armed++;
+                }
+            }
+            LOG.info(
+                    "Silence watch: {} of {} restored devices armed for {} ms (the state was kept"
+                            + " {}) in {} ms",
+                    armed,
+                    devices.size(),
+                    silence.afterMs(),
+                    armedFor == 0 ? "without the watch" : "for " + armedFor + " ms",
+                    (System.nanoTime() - started) / 1_000_000);
+        }
+        period.update(List.of(silence.afterMs()));
+        return armed;
+    }
+}
