@@ -123,8 +123,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     @Override
     public void initializeState(StateInitializationContext context) throws Exception {
         super.initializeState(context);
-        arming = new SilenceArming();
-        arming.initialize(context);
+        arming = new SilenceArming(context);
     }
 
     @Override

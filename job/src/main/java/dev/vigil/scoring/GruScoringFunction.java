@@ -99,8 +99,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         @Override
         public void initializeState(StateInitializationContext context) throws Exception {
             super.initializeState(context);
-            arming = new SilenceArming();
-            arming.initialize(context);
+            arming = new SilenceArming(context);
         }
 
         @Override

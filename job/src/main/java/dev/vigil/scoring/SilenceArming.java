@@ -36,18 +36,17 @@ final class SilenceArming {
     /** The name of the operator state: part of the savepoint, never renamed. */
     static final String NAME = "silence-watch-period";
 
-    private ListState<Long> period;
-    private boolean restored;
+    private final ListState<Long> period;
+    private final boolean restored;
     private long armedFor;
 
     /** From the operator's {@code initializeState}: reads the period the state was armed for. */
-    void initialize(StateInitializationContext context) throws Exception {
+    SilenceArming(StateInitializationContext context) throws Exception {
         period =
                 context.getOperatorStateStore()
                         .getUnionListState(
                                 new ListStateDescriptor<>(NAME, LongSerializer.INSTANCE));
         restored = context.isRestored();
-        armedFor = 0;
         for (Long p : period.get()) {
             armedFor = p; // every subtask wrote the same period
         }
