@@ -186,7 +186,9 @@ class Step(nn.Module):
 def windows(segs, length, count, rng):
     usable = [s for s in segs if len(s) > length]
     if not usable:
-        sys.exit(f"no normal run longer than {length} steps to train on")
+        sys.exit(f"no normal run longer than {length} steps to train on (runs are cut at silences"
+                 " longer than --gap-minutes: a fleet reporting less often needs a longer gap, and"
+                 " the job the same vigil.scoring.gap)")
     weights = np.array([len(s) - length for s in usable], dtype=np.float64)
     picks = rng.choice(len(usable), size=count, p=weights / weights.sum())
     out = np.empty((length, count, usable[0].shape[1]), dtype=np.float32)
@@ -428,7 +430,10 @@ def main():
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--max-minutes", type=float, default=10)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--gap-minutes", type=float, default=10)
+    ap.add_argument("--gap-minutes", type=float, default=10,
+                    help="a device's history is cut into runs at silences longer than this (the"
+                         " job's vigil.scoring.gap, 10 min by default, resets a device's memory at"
+                         " the same: keep the two equal, and above the devices' reporting interval)")
     ap.add_argument("--window", type=int, default=160)
     ap.add_argument("--windows-per-epoch", type=int, default=1024)
     ap.add_argument("--threshold-quantile", type=float, default=THRESHOLD_QUANTILE,

@@ -209,6 +209,29 @@ class KafkaPipelineITCase {
         assertThat(silences).containsExactlyInAnyOrderElementsOf(gaps);
         assertThat(LocalRun.counted(result, Metrics.SILENCES_OPENED)).isEqualTo(gaps.size());
         assertThat(LocalRun.counted(result, Metrics.SILENCES_CLOSED)).isEqualTo(gaps.size());
+
+        // The steps no alert can come from: the first warmup_steps of each device's run of steps,
+        // a run ending at a gap longer than vigil.scoring.gap (its memory is reset then).
+        long gap = VigilOptions.SCORING_GAP.defaultValue().toMillis();
+        long warming = 0;
+        int sinceReset = 0;
+        long runs = 0;
+        previous = null;
+        for (ScoredStep step : scores("scores-plain")) {
+            boolean reset =
+                    previous == null
+                            || !previous.deviceId.equals(step.deviceId)
+                            || step.ts - previous.ts > gap;
+            sinceReset = reset ? 1 : sinceReset + 1;
+            runs += reset ? 1 : 0;
+            if (sinceReset <= bundle.card().warmupSteps()) {
+                warming++;
+            }
+            previous = step;
+        }
+        assertThat(runs).isGreaterThan(24); // 24 devices, and gaps that reset some of them
+        assertThat(LocalRun.counted(result, Metrics.WARMING_UP)).isEqualTo(warming);
+        assertThat(counters.get(Metrics.WARMING_UP)).isEqualTo(warming);
     }
 
     private static boolean referenceRun;

@@ -150,7 +150,10 @@ public final class VigilOptions {
                     .defaultValue(Duration.ofMinutes(10))
                     .withDescription(
                             "A device silent for longer has its GRU memory reset and warms up"
-                                    + " again.");
+                                    + " again. Set it above the devices' longest normal reporting"
+                                    + " interval: a device that reports less often is reset at every"
+                                    + " step and never alerts (`warming_up`, alert"
+                                    + " `VigilDevicesWarmingUp`).");
 
     public static final ConfigOption<Duration> SCORING_RESTART_STEP_BACK =
             ConfigOptions.key("vigil.scoring.restart-step-back")

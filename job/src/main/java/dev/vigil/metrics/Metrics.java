@@ -35,6 +35,14 @@ public final class Metrics {
 
     public static final String RECORDS_IN = "records_in";
     public static final String SCORED = "scored";
+
+    /**
+     * Scored steps taken while their device's memory warmed up (the card's {@code warmup_steps}
+     * after a start or a reset): no alert can come from them. Part of {@link #SCORED}; a share near
+     * 1 means the devices are reset before they warm up (alert {@code VigilDevicesWarmingUp}).
+     */
+    public static final String WARMING_UP = "warming_up";
+
     public static final String LATE = "late";
 
     /** Per reason ({@code duplicate}, {@code out_of_order}), with the label {@code reason}. */
@@ -200,6 +208,7 @@ public final class Metrics {
     public static final class Scoring {
         private final MetricGroup group;
         public final Count scored;
+        public final Count warmingUp;
         private final Count late;
         private final Count lateDuplicate;
         private final Count lateOutOfOrder;
@@ -225,6 +234,7 @@ public final class Metrics {
             group = shadow ? ctx.getMetricGroup().addGroup(GROUP_SHADOW) : group(ctx);
             accumulatorPrefix = shadow ? "shadow_" : "";
             scored = count(ctx, group, SCORED, SCORED);
+            warmingUp = count(ctx, group, WARMING_UP, WARMING_UP);
             late = count(ctx, group, LATE, LATE);
             lateDuplicate =
                     count(

@@ -477,6 +477,9 @@ final class Scorer implements AutoCloseable {
         s.lastTs = e.ts;
         s.lastSeq = e.hasSeq() ? e.seq : DeviceState.NO_SEQ;
         metrics.scored.inc();
+        if (s.steps <= card.warmupSteps()) {
+            metrics.warmingUp.inc();
+        }
         if (drift != null) { // a residual during warm-up says how fresh the memory is, not drift
             boolean warm = scored[row] && s.steps > card.warmupSteps();
             drift.observe(e.values, warm ? scores[row] : Float.NaN);

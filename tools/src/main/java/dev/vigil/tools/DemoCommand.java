@@ -341,6 +341,7 @@ final class DemoCommand {
         report.put("dead_letters", LocalRun.counted(result, Metrics.DEAD_LETTERS));
         report.put("dead_letter_records", output.deadLetterRecords());
         report.put("score_records", output.scores().size());
+        report.put("warming_up", LocalRun.counted(result, Metrics.WARMING_UP));
         report.put("resets_gap", LocalRun.counted(result, Metrics.RESETS_GAP));
         report.put("anomaly_events", output.events().size());
         report.put("silences_opened", LocalRun.counted(result, Metrics.SILENCES_OPENED));
@@ -377,6 +378,10 @@ final class DemoCommand {
                 report.get("late"),
                 report.get("dead_letters"),
                 report.get("dead_letter_records"));
+        out.printf(
+                "steps in warm-up %s (after a start or a gap reset: no alert possible; %s gap"
+                        + " resets)%n",
+                report.get("warming_up"), report.get("resets_gap"));
         out.printf(
                 "anomaly events %s (devices reported silent: %s); job ran %s s (%s events/s)%n",
                 report.get("anomaly_events"),
