@@ -54,10 +54,9 @@ final class SilenceArming {
 
     /**
      * From the operator's {@code open}, once the models and their state are ready: arms every
-     * device of {@code backend} when the restored state needs it, then records the period. Returns
-     * the number of devices armed.
+     * device of {@code backend} when the restored state needs it, then records the period.
      */
-    int open(
+    void open(
             Silence silence,
             KeyedStateBackend<String> backend,
             ValueState<DeviceState>[] states,
@@ -66,11 +65,11 @@ final class SilenceArming {
             throws Exception {
         if (!silence.on()) {
             period.clear();
-            return 0;
+            return;
         }
-        int armed = 0;
         if (restored && armedFor != silence.afterMs()) {
             long started = System.nanoTime();
+            int armed = 0;
             List<String> devices;
             try (Stream<String> keys =
                     backend.getKeys(DeviceStateSchema.STATE_NAME, VoidNamespace.INSTANCE)) {
@@ -100,6 +99,5 @@ final class SilenceArming {
                     (System.nanoTime() - started) / 1_000_000);
         }
         period.update(List.of(silence.afterMs()));
-        return armed;
     }
 }
