@@ -294,6 +294,14 @@ def profile_steps_for(fleet):
     return int(PROFILE_STEPS if median >= 2 * PROFILE_STEPS else max(100, median // 2))
 
 
+def step_interval_ms(fleet):
+    """The median over devices of each one's median interval between two steps, in ms: the cadence
+    the model learned. The job refuses a vigil.scoring.gap or vigil.alerts.silence-after that is not
+    above it (a device at that cadence would be reset, or reported silent, at every step)."""
+    per_device = [float(np.median(np.diff(ts))) for ts, _ in fleet.values() if len(ts) > 1]
+    return int(np.median(per_device)) if per_device else 0
+
+
 def unchanged_runs(x):
     """Per step, the longest run of consecutive steps in which a target repeated its value exactly
     (float32, as the job compares raw values): StepMath.unchangedRun over one device."""
@@ -617,7 +625,8 @@ def main():
             "labels": os.path.basename(a.labels) if a.labels else None,
             "devices": len(fleet), "normal_runs": len(segs), "steps": int(sum(len(s[1]) for s in segs)),
             "split": "per normal run in time: 70% fit, 15% validation (early stopping), 15% calibration",
-            "gap_minutes": a.gap_minutes, "window": a.window, "epochs": epochs_run,
+            "gap_minutes": a.gap_minutes, "step_interval_ms": step_interval_ms(fleet),
+            "window": a.window, "epochs": epochs_run,
             "validation_mse": best, "seed": a.seed, "torch": torch.__version__,
             "seconds": round(time.time() - started, 1),
         },

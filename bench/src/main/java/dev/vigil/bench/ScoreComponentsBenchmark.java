@@ -107,7 +107,8 @@ public class ScoreComponentsBenchmark {
                                 null,
                                 null,
                                 4.5f,
-                                null),
+                                null,
+                                0L),
                         10_000);
     }
 

@@ -49,6 +49,7 @@ public final class VigilJob {
             bundle = ModelBundle.load(config.modelDir());
             shadow = shadowModel(config, bundle);
             checkAdaptiveThreshold(config, bundle, shadow);
+            checkCadence(config, bundle, shadow);
         } catch (ConfigException | ModelException e) {
             System.err.println("vigil: cannot start: " + e.getMessage());
             System.exit(2);
@@ -104,6 +105,52 @@ public final class VigilJob {
         }
     }
 
+    /**
+     * Refuses a {@code vigil.scoring.gap} or a {@code vigil.alerts.silence-after} that is not above
+     * the interval between the steps a model was trained on ({@link
+     * dev.vigil.model.ModelCard#stepIntervalMs}, when its card says): a device stepping at that
+     * cadence would be reset at every step and never alert, or be reported silent between any two
+     * of its steps.
+     */
+    public static void checkCadence(VigilConfig config, ModelBundle bundle, ModelBundle shadow) {
+        for (ModelBundle b : shadow == null ? List.of(bundle) : List.of(bundle, shadow)) {
+            long step = b.card().stepIntervalMs();
+            if (step == 0) {
+                continue;
+            }
+            Duration gap = config.get(VigilOptions.SCORING_GAP);
+            Duration silence = config.get(VigilOptions.ALERTS_SILENCE_AFTER);
+            String trained =
+                    " is not above the interval between the steps model "
+                            + b.card().version()
+                            + " was trained on ("
+                            + Duration.ofMillis(step)
+                            + ", the median in its card's training.step_interval_ms)";
+            if (gap.toMillis() <= step) {
+                throw new ConfigException(
+                        VigilOptions.SCORING_GAP.key()
+                                + " ("
+                                + gap
+                                + ")"
+                                + trained
+                                + ": a device stepping at that cadence would have its memory reset"
+                                + " at every step and never alert. Set it above the devices'"
+                                + " longest normal reporting interval");
+            }
+            if (!silence.isZero() && silence.toMillis() <= step) {
+                throw new ConfigException(
+                        VigilOptions.ALERTS_SILENCE_AFTER.key()
+                                + " ("
+                                + silence
+                                + ")"
+                                + trained
+                                + ": a device stepping at that cadence would be reported silent"
+                                + " between any two of its steps. Set it above the devices'"
+                                + " longest normal reporting interval, or 0 to turn the watch off");
+            }
+        }
+    }
+
     /** Builds and executes the job; returns when a bounded run finishes. */
     public static JobExecutionResult run(VigilConfig config, ModelBundle bundle) throws Exception {
         return run(config, bundle, shadowModel(config, bundle));
@@ -139,6 +186,7 @@ public final class VigilJob {
             ModelBundle bundle,
             ModelBundle shadow) {
         checkAdaptiveThreshold(config, bundle, shadow);
+        checkCadence(config, bundle, shadow);
         VigilPipeline.define(
                 env,
                 kafkaSource(config),

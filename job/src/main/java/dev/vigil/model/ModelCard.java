@@ -106,6 +106,7 @@ public final class ModelCard implements Serializable {
     private final DeviceNormalisation normalisation;
     private final float dynamicsQuantile99;
     private final DeviceDynamics deviceDynamics;
+    private final long stepIntervalMs;
 
     // Derived once, read per record.
     private final float[] mean;
@@ -153,7 +154,8 @@ public final class ModelCard implements Serializable {
                 stuck,
                 normalisation,
                 Float.NaN,
-                null);
+                null,
+                0L);
     }
 
     /**
@@ -162,6 +164,8 @@ public final class ModelCard implements Serializable {
      *     with; NaN when the card does not say
      * @param deviceDynamics the per-device scale of the forecast residual, or null for the fleet's
      *     (every card before it)
+     * @param stepIntervalMs the median interval between a device's steps in the training data
+     *     ({@code training.step_interval_ms}); 0 when the card does not say
      */
     public ModelCard(
             String version,
@@ -174,9 +178,11 @@ public final class ModelCard implements Serializable {
             Stuck stuck,
             DeviceNormalisation normalisation,
             float dynamicsQuantile99,
-            DeviceDynamics deviceDynamics) {
+            DeviceDynamics deviceDynamics,
+            long stepIntervalMs) {
         this.dynamicsQuantile99 = dynamicsQuantile99;
         this.deviceDynamics = deviceDynamics;
+        this.stepIntervalMs = stepIntervalMs;
         this.version = version;
         this.hiddenSize = hiddenSize;
         this.features = List.copyOf(features);
@@ -249,7 +255,8 @@ public final class ModelCard implements Serializable {
                 stuck,
                 newNorm,
                 dynamicsQuantile99,
-                newDeviceDynamics);
+                newDeviceDynamics,
+                stepIntervalMs);
     }
 
     /** Reads and validates {@code dir/model.json}. */
@@ -337,10 +344,27 @@ public final class ModelCard implements Serializable {
                     stuck,
                     normalisation(root),
                     quantile99(root),
-                    deviceDynamics);
+                    deviceDynamics,
+                    stepInterval(root));
         } catch (ModelException e) {
             throw new ModelException("model card " + file + ": " + e.getMessage(), e);
         }
+    }
+
+    /** {@code training.step_interval_ms}, or 0 when the card does not say (cards before it). */
+    private static long stepInterval(JsonNode root) {
+        JsonNode training = root.get("training");
+        JsonNode v = training == null ? null : training.get("step_interval_ms");
+        if (v == null || v.isNull()) {
+            return 0L;
+        }
+        if (!v.isIntegralNumber() || v.asLong() < 0) {
+            throw new ModelException(
+                    "\"training.step_interval_ms\" must be a whole number of milliseconds, 0 or"
+                            + " more, found "
+                            + v);
+        }
+        return v.asLong();
     }
 
     private static DeviceNormalisation normalisation(JsonNode root) {
@@ -642,6 +666,14 @@ public final class ModelCard implements Serializable {
     /** The per-device scale of the forecast residual, or null when the fleet's holds for all. */
     public DeviceDynamics deviceDynamics() {
         return deviceDynamics;
+    }
+
+    /**
+     * The median interval between two steps of a device in the training data, in milliseconds
+     * ({@code training.step_interval_ms}); 0 when the card does not say.
+     */
+    public long stepIntervalMs() {
+        return stepIntervalMs;
     }
 
     /** Indexes of the features the stuck score watches (none without one); never modify. */

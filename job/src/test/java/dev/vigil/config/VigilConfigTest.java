@@ -154,6 +154,63 @@ class VigilConfigTest {
                 .isInstanceOf(ConfigException.class);
     }
 
+    /**
+     * A model trained on steps 15 minutes apart: a 10-minute gap would reset such a device at every
+     * step (it would never alert), a 10-minute silence period would report it between any two.
+     */
+    @Test
+    void shouldRefuseAGapOrSilencePeriodNotAboveTheCadenceTheModelWasTrainedOn() {
+        dev.vigil.model.ModelBundle current = Fixtures.model();
+        assertThat(current.card().stepIntervalMs()).isEqualTo(60_000L); // the test fleet's
+        dev.vigil.job.VigilJob.checkCadence(VigilConfig.of(valid()), current, null);
+        dev.vigil.model.ModelCard c = current.card();
+        dev.vigil.model.ModelBundle slow =
+                new dev.vigil.model.ModelBundle(
+                        new dev.vigil.model.ModelCard(
+                                "slow",
+                                c.hiddenSize(),
+                                c.features(),
+                                c.threshold(),
+                                c.warmupSteps(),
+                                c.dynamicsScale(),
+                                c.level(),
+                                c.stuck(),
+                                c.normalisation(),
+                                c.dynamicsQuantile99(),
+                                c.deviceDynamics(),
+                                15 * 60_000L),
+                        current.onnx());
+        Map<String, String> values = valid();
+
+        assertThatThrownBy(
+                        () ->
+                                dev.vigil.job.VigilJob.checkCadence(
+                                        VigilConfig.of(values), slow, null))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining(
+                        "vigil.scoring.gap (PT10M) is not above the interval between the steps"
+                                + " model slow was trained on (PT15M")
+                .hasMessageContaining("reset at every step and never alert");
+        // ... beside the serving model too, as a shadow
+        assertThatThrownBy(
+                        () ->
+                                dev.vigil.job.VigilJob.checkCadence(
+                                        VigilConfig.of(values), current, slow))
+                .isInstanceOf(ConfigException.class);
+        values.put(VigilOptions.SCORING_GAP.key(), "20 min");
+        assertThatThrownBy(
+                        () ->
+                                dev.vigil.job.VigilJob.checkCadence(
+                                        VigilConfig.of(values), slow, null))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("vigil.alerts.silence-after (PT10M) is not above")
+                .hasMessageContaining("reported silent between any two of its steps");
+        values.put(VigilOptions.ALERTS_SILENCE_AFTER.key(), "0");
+        dev.vigil.job.VigilJob.checkCadence(VigilConfig.of(values), slow, null);
+        values.put(VigilOptions.ALERTS_SILENCE_AFTER.key(), "30 min");
+        dev.vigil.job.VigilJob.checkCadence(VigilConfig.of(values), slow, null);
+    }
+
     @Test
     void shouldTakeACanaryFractionOnlyWithAShadowModelAndBetweenZeroAndOne() {
         Map<String, String> values = valid();

@@ -273,6 +273,23 @@ class ModelCardTest {
     }
 
     @Test
+    void shouldReadTheCadenceTheModelWasTrainedOn() throws IOException {
+        assertThat(Fixtures.model().card().stepIntervalMs()).isEqualTo(60_000L);
+        Path none = modelWith(c -> ((ObjectNode) c.get("training")).remove("step_interval_ms"));
+        assertThat(ModelBundle.load(none).card().stepIntervalMs()).as("not said").isZero();
+        Path fractional =
+                modelWith(c -> ((ObjectNode) c.get("training")).put("step_interval_ms", 60000.5));
+        assertThatThrownBy(() -> ModelBundle.load(fractional))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("\"training.step_interval_ms\" must be a whole number");
+        Path negative =
+                modelWith(c -> ((ObjectNode) c.get("training")).put("step_interval_ms", -1));
+        assertThatThrownBy(() -> ModelBundle.load(negative))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("0 or more, found -1");
+    }
+
+    @Test
     void shouldRefusePerDeviceNormalisationWithoutAProfile() throws IOException {
         Path noLevel =
                 modelWith(
