@@ -38,10 +38,18 @@ class SilenceTest {
 
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
             harness(boolean batched, long silenceAfterMs, ModelBundle shadow) throws Exception {
+        return harness(batched, silenceAfterMs, shadow, 0);
+    }
+
+    /** With a shadow model serving a canary of {@code canary} of the devices. */
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            harness(boolean batched, long silenceAfterMs, ModelBundle shadow, double canary)
+                    throws Exception {
         ScoringSettings settings =
                 Fixtures.scoringDefaults()
                         .silenceAfterMs(silenceAfterMs)
                         .batch(batched ? 64 : 0, 0)
+                        .canaryFraction(canary)
                         .build();
         ModelBundle model = Fixtures.model();
         OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator =
@@ -278,6 +286,40 @@ class SilenceTest {
             assertThat(silences(h))
                     .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
                     .containsExactly("a OPEN " + (T0 + 9 * MINUTE));
+        }
+    }
+
+    /**
+     * Every device in the canary (served by the shadow model): the restore arms the watch in the
+     * shadow's state, and the serving model's state takes the same watch.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldArmTheStateOfTheModelThatServesTheDevice(boolean batched) throws Exception {
+        OperatorSubtaskState off;
+        try (var h = harness(batched, 0, Fixtures.model(), 1.0)) {
+            h.open();
+            feed(h, 0, 5, "a", "b");
+            h.prepareSnapshotPreBarrier(1L);
+            off = h.snapshot(1L, 0L);
+        }
+        try (var h = harness(batched, AFTER, Fixtures.model(), 1.0)) {
+            h.initializeState(off);
+            h.open();
+            AbstractStreamOperator<?> operator = (AbstractStreamOperator<?>) h.getOperator();
+            operator.setCurrentKey("a");
+            Duration ttl = Fixtures.scoringDefaults().build().stateTtl();
+            KeyedStateStore store = operator.getKeyedStateStore();
+            DeviceState shadow = store.getState(DeviceStateSchema.shadowDescriptor(ttl)).value();
+            DeviceState serving = store.getState(DeviceStateSchema.descriptor(ttl)).value();
+            assertThat(shadow.silenceTimerMs).isEqualTo(T0 + 14 * MINUTE);
+            assertThat(serving.silenceTimerMs).isEqualTo(shadow.silenceTimerMs);
+            assertThat(serving.lastSeenMs).isEqualTo(T0 + 4 * MINUTE);
+
+            feed(h, 5, 30, "b");
+            assertThat(silences(h))
+                    .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
+                    .containsExactly("a OPEN " + (T0 + 14 * MINUTE));
         }
     }
 
