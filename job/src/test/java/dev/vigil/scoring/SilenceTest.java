@@ -222,20 +222,29 @@ class SilenceTest {
      */
     private static void assertSilenceOfAAfterRestore(boolean batchedBefore, boolean batchedAfter)
             throws Exception {
-        OperatorSubtaskState snapshot;
-        try (var first = harness(batchedBefore, AFTER, null)) {
-            first.open();
-            feed(first, 0, 5, "a", "b");
-            first.prepareSnapshotPreBarrier(1L);
-            snapshot = first.snapshot(1L, 0L);
-        }
-        try (var second = harness(batchedAfter, AFTER, null)) {
-            second.initializeState(snapshot);
-            second.open();
-            feed(second, 5, 30, "b");
-            assertThat(silences(second))
-                    .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
-                    .containsExactly("a OPEN " + (T0 + 14 * MINUTE));
+        OperatorSubtaskState snapshot = run(batchedBefore, AFTER, null, 0, 5, "a", "b");
+        assertOnlyASilentAfterRestore(batchedAfter, AFTER, snapshot, 5, 30, 14);
+    }
+
+    /**
+     * Restores {@code state} into an operator with the watch at {@code silenceAfterMs} and feeds
+     * minutes [from, to) of device b alone: a's silence is the only one, its OPEN at {@code
+     * openMinute}, a period after the step it was last seen at ({@code episode_start}).
+     */
+    private static void assertOnlyASilentAfterRestore(
+            boolean batched,
+            long silenceAfterMs,
+            OperatorSubtaskState state,
+            int from,
+            int to,
+            int openMinute)
+            throws Exception {
+        try (var h = restored(batched, silenceAfterMs, state)) {
+            feed(h, from, to, "b");
+            long open = T0 + openMinute * MINUTE;
+            assertThat(silences(h))
+                    .extracting(e -> e.deviceId + " " + e.type + " " + e.episodeStart + " " + e.ts)
+                    .containsExactly("a OPEN " + (open - silenceAfterMs) + " " + open);
         }
     }
 
@@ -248,12 +257,7 @@ class SilenceTest {
     @ValueSource(booleans = {false, true})
     void shouldArmEveryDeviceOfAStateKeptWithoutTheWatch(boolean batched) throws Exception {
         OperatorSubtaskState off = run(batched, 0, null, 0, 5, "a", "b");
-        try (var h = restored(batched, AFTER, off)) {
-            feed(h, 5, 30, "b");
-            assertThat(silences(h))
-                    .extracting(e -> e.deviceId + " " + e.type + " " + e.episodeStart + " " + e.ts)
-                    .containsExactly("a OPEN " + (T0 + 4 * MINUTE) + " " + (T0 + 14 * MINUTE));
-        }
+        assertOnlyASilentAfterRestore(batched, AFTER, off, 5, 30, 14); // a's last step: minute 4
     }
 
     /**
@@ -265,12 +269,7 @@ class SilenceTest {
     void shouldMeasureFromTheLastStepWhenTheWatchIsTurnedOnAgain(boolean batched) throws Exception {
         OperatorSubtaskState on = run(batched, AFTER, null, 0, 5, "a", "b");
         OperatorSubtaskState off = run(batched, 0, on, 5, 20, "a", "b");
-        try (var h = restored(batched, AFTER, off)) {
-            feed(h, 20, 40, "b");
-            assertThat(silences(h))
-                    .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
-                    .containsExactly("a OPEN " + (T0 + 29 * MINUTE));
-        }
+        assertOnlyASilentAfterRestore(batched, AFTER, off, 20, 40, 29);
     }
 
     /**
@@ -281,12 +280,7 @@ class SilenceTest {
     @ValueSource(booleans = {false, true})
     void shouldArmAgainForAShorterPeriod(boolean batched) throws Exception {
         OperatorSubtaskState tenMinutes = run(batched, AFTER, null, 0, 5, "a", "b");
-        try (var h = restored(batched, 5 * MINUTE, tenMinutes)) {
-            feed(h, 5, 30, "b");
-            assertThat(silences(h))
-                    .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
-                    .containsExactly("a OPEN " + (T0 + 9 * MINUTE));
-        }
+        assertOnlyASilentAfterRestore(batched, 5 * MINUTE, tenMinutes, 5, 30, 9);
     }
 
     /**
