@@ -243,6 +243,9 @@ public final class Bench {
             // CPU per event with a shadow, over serving alone (2 cores busy in both runs)
             out.put("cpu_ratio_shadow_serving", round(batched / batchedShadow));
             putLatency(out, batchedScores / 2);
+            out.put(
+                    "savepoint_bytes_per_device_with_shadow",
+                    Math.round((double) savepointBytesWithShadow(batchedScores / 2) / devices));
             out.put("bytes_per_device", bytesPerDevice(card));
             out.put("machine", machine());
         }
@@ -396,8 +399,9 @@ public final class Bench {
      * delivery of anomalies and scores (the scores topic's steps stand in for alerts).
      */
     private void putLatency(Map<String, Object> out, double rate) throws Exception {
-        Latency latency = latency(rate, "exactly-once", true);
-        Latency atLeastOnce = latency(rate, "at-least-once", false);
+        Latency latency = latency("latency-exactly-once", rate, "exactly-once", true, Map.of());
+        Latency atLeastOnce =
+                latency("latency-at-least-once", rate, "at-least-once", false, Map.of());
         out.put("latency_rate_eps", Math.round(rate));
         out.put("latency_p50_ms", latency.appended().p50());
         out.put("latency_p99_ms", latency.appended().p99());
@@ -415,6 +419,30 @@ public final class Bench {
         out.put(
                 "savepoint_bytes_per_device",
                 Math.round((double) latency.savepointBytes() / devices));
+    }
+
+    private static Map<String, String> withDelivery(Map<String, String> extra, String delivery) {
+        Map<String, String> c = new LinkedHashMap<>(extra);
+        c.put(VigilOptions.DELIVERY_SCORES.key(), delivery);
+        c.put(VigilOptions.DELIVERY_ANOMALIES.key(), delivery);
+        return c;
+    }
+
+    /**
+     * The savepoint of the job with a shadow model (the same one) beside the serving one, after a
+     * run at {@code rate} as long as the latency runs: each device holds two states, its serving
+     * model's and its shadow's. Returns its bytes.
+     */
+    private long savepointBytesWithShadow(double rate) throws Exception {
+        String topic = LocalRun.topic("shadow-anomalies", "latency-shadow");
+        kafka.createTopics(4, List.of(topic));
+        Map<String, String> shadow =
+                Map.of(
+                        VigilOptions.MODEL_SHADOW_DIR.key(),
+                        modelDir.toString(),
+                        VigilOptions.TOPIC_SHADOW_ANOMALIES.key(),
+                        topic);
+        return latency("latency-shadow", rate, "exactly-once", true, shadow).savepointBytes();
     }
 
     /** Latency percentiles in ms. */
@@ -451,9 +479,10 @@ public final class Bench {
      * a read_committed consumer polling the topic while the job runs. Then stops the job with a
      * savepoint whose size is measured ({@code savepoint}), or cancels it.
      */
-    private Latency latency(double rate, String delivery, boolean savepoint) throws Exception {
-        String run = "latency-" + delivery;
-        String live = LIVE + "-" + delivery;
+    private Latency latency(
+            String run, double rate, String delivery, boolean savepoint, Map<String, String> extra)
+            throws Exception {
+        String live = LIVE + "-" + run;
         String scores = LocalRun.topic("scores", run);
         try (var admin = kafka.admin()) {
             admin.createTopics(
@@ -476,9 +505,7 @@ public final class Bench {
                         // The scores topic stands in for the anomalies (every step a record):
                         // both are delivered in the mode measured, as a user wanting fast
                         // alerts would set them.
-                        Map.of(
-                                VigilOptions.DELIVERY_SCORES.key(), delivery,
-                                VigilOptions.DELIVERY_ANOMALIES.key(), delivery));
+                        withDelivery(extra, delivery));
         long interval = config.get(VigilOptions.CHECKPOINT_INTERVAL).toMillis();
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
         VigilJob.define(env, config, bundle);
