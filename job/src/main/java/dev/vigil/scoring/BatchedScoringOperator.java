@@ -273,16 +273,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         if (silenceTimers.currentWatermark() == Long.MAX_VALUE) {
             return; // the end of a bounded input: the feed ended, no device fell silent
         }
-        String deviceId = timer.getKey();
-        boolean canary = models.canary(deviceId);
-        int served = models.servedBy(canary);
-        DeviceState s = states[served].value();
-        if (silence.fired(
-                s, deviceId, timer.getTimestamp(), timers, this, models.servingVersion(canary))) {
-            setCurrentKey(deviceId);
-            states[served].update(s);
-            Models.copySilence(states, served, s);
-        }
+        models.silenceTimer(states, silence, timer.getKey(), timer.getTimestamp(), timers, this);
     }
 
     @Override

@@ -193,14 +193,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         if (ctx.timerService().currentWatermark() == Long.MAX_VALUE) {
             return; // the end of a bounded input: the feed ended, no device fell silent
         }
-        String deviceId = ctx.getCurrentKey();
-        boolean canary = models.canary(deviceId);
-        int served = models.servedBy(canary);
-        DeviceState s = states[served].value();
-        if (silence.fired(s, deviceId, time, timers, this, models.servingVersion(canary))) {
-            states[served].update(s);
-            Models.copySilence(states, served, s);
-        }
+        models.silenceTimer(states, silence, ctx.getCurrentKey(), time, timers, this);
     }
 
     @Override

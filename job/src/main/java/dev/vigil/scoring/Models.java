@@ -119,6 +119,28 @@ final class Models implements AutoCloseable {
     }
 
     /**
+     * A device's silence timer fired at event time {@code time} (its key is the current one): the
+     * model that serves the device reports its silence if it is due ({@link Silence#fired}, to
+     * {@code sink}), and the other model's state takes the same watch. Both operators' timers.
+     */
+    void silenceTimer(
+            ValueState<DeviceState>[] states,
+            Silence silence,
+            String deviceId,
+            long time,
+            Silence.Timers timers,
+            Sink sink)
+            throws java.io.IOException {
+        boolean canary = canary(deviceId);
+        int served = servedBy(canary);
+        DeviceState s = states[served].value();
+        if (silence.fired(s, deviceId, time, timers, sink, servingVersion(canary))) {
+            states[served].update(s);
+            copySilence(states, served, s);
+        }
+    }
+
+    /**
      * After a silence timer changed {@code served}, the state of model {@code model} (the current
      * key's): the other model's state, if there is one, takes the same silence watch, so that
      * either can serve the device next (a canary rolled back, a promoted state).

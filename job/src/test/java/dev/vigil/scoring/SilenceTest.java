@@ -300,12 +300,8 @@ class SilenceTest {
         try (var h = harness(batched, AFTER, Fixtures.model(), 1.0)) {
             h.initializeState(off);
             h.open();
-            AbstractStreamOperator<?> operator = (AbstractStreamOperator<?>) h.getOperator();
-            operator.setCurrentKey("a");
-            Duration ttl = Fixtures.scoringDefaults().build().stateTtl();
-            KeyedStateStore store = operator.getKeyedStateStore();
-            DeviceState shadow = store.getState(DeviceStateSchema.shadowDescriptor(ttl)).value();
-            DeviceState serving = store.getState(DeviceStateSchema.descriptor(ttl)).value();
+            DeviceState serving = state(h, "a", false);
+            DeviceState shadow = state(h, "a", true);
             assertThat(shadow.silenceTimerMs).isEqualTo(T0 + 14 * MINUTE);
             assertThat(serving.silenceTimerMs).isEqualTo(shadow.silenceTimerMs);
             assertThat(serving.lastSeenMs).isEqualTo(T0 + 4 * MINUTE);
@@ -388,15 +384,30 @@ class SilenceTest {
                 assertThat(shadowTopic).noneMatch(r -> r.getValue().isSilence());
             }
 
-            ((AbstractStreamOperator<?>) h.getOperator()).setCurrentKey("a");
-            Duration ttl = Fixtures.scoringDefaults().build().stateTtl();
-            KeyedStateStore store =
-                    ((AbstractStreamOperator<?>) h.getOperator()).getKeyedStateStore();
-            DeviceState serving = store.getState(DeviceStateSchema.descriptor(ttl)).value();
-            DeviceState shadow = store.getState(DeviceStateSchema.shadowDescriptor(ttl)).value();
+            DeviceState serving = state(h, "a", false);
+            DeviceState shadow = state(h, "a", true);
             assertThat(serving.silent).isTrue();
             assertThat(shadow.silent).isTrue();
             assertThat(shadow.lastSeenMs).isEqualTo(serving.lastSeenMs);
         }
+    }
+
+    /**
+     * The state of {@code device} held for the serving model, or for the shadow ({@code shadow}).
+     */
+    private static DeviceState state(
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h,
+            String device,
+            boolean shadow)
+            throws Exception {
+        AbstractStreamOperator<?> operator = (AbstractStreamOperator<?>) h.getOperator();
+        operator.setCurrentKey(device);
+        Duration ttl = Fixtures.scoringDefaults().build().stateTtl();
+        KeyedStateStore store = operator.getKeyedStateStore();
+        return store.getState(
+                        shadow
+                                ? DeviceStateSchema.shadowDescriptor(ttl)
+                                : DeviceStateSchema.descriptor(ttl))
+                .value();
     }
 }
