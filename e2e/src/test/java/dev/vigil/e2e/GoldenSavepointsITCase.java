@@ -88,7 +88,53 @@ class GoldenSavepointsITCase {
     @MethodSource("goldenSavepoints")
     void shouldRestoreAndContinueLikeAnUninterruptedRun(Path golden, @TempDir Path dir)
             throws Exception {
-        restoreAndCompare(golden, dir, Map.of());
+        restoreAndCompare(golden, dir, Map.of(), Map.of());
+    }
+
+    /**
+     * A savepoint of a job that ran a shadow model ({@code 0.4.0-shadow}, written with each model's
+     * state under its own name), restored with the same shadow: the shadow continues from the
+     * memory it had, as in an uninterrupted run with the shadow from the start. No device's shadow
+     * warms up again, and the shadow's episodes after the savepoint are that run's.
+     */
+    @Test
+    void shouldRestoreAShadowedSavepointAndContinueTheShadowFromItsMemory(@TempDir Path dir)
+            throws Exception {
+        Path golden = Fixtures.repoRoot().resolve("testdata/savepoints/0.4.0-shadow");
+        String shadowDir = golden.resolve("shadow-model").toString();
+        kafka.createTopics(2, List.of("shadow-whole", "shadow-restored"));
+        JobExecutionResult result =
+                restoreAndCompare(
+                        golden,
+                        dir,
+                        Map.of(
+                                VigilOptions.MODEL_SHADOW_DIR.key(),
+                                shadowDir,
+                                VigilOptions.TOPIC_SHADOW_ANOMALIES.key(),
+                                "shadow-whole"),
+                        Map.of(
+                                VigilOptions.MODEL_SHADOW_DIR.key(),
+                                shadowDir,
+                                VigilOptions.TOPIC_SHADOW_ANOMALIES.key(),
+                                "shadow-restored"));
+
+        assertThat(LocalRun.counted(result, "shadow_" + Metrics.RESETS_MODEL_CHANGE)).isZero();
+        // Warm-ups after the restore are the gap resets of the stream's rest, as for the serving
+        // model: a shadow restored without its memory would warm up every device again.
+        assertThat(LocalRun.counted(result, "shadow_" + Metrics.WARMING_UP))
+                .isEqualTo(LocalRun.counted(result, Metrics.WARMING_UP));
+        assertThat(LocalRun.counted(result, "shadow_" + Metrics.SCORED))
+                .isEqualTo(LocalRun.counted(result, Metrics.SCORED));
+        Map<String, Float> after = scores("restored-0.4.0-shadow");
+        List<AnomalyEvent> expected =
+                LocalRun.committedAnomalies(kafka.bootstrapServers(), "shadow-whole").stream()
+                        .filter(e -> after.containsKey(e.deviceId + "@" + e.ts))
+                        .toList();
+        assertThat(expected).as("the shadow's episodes after the savepoint").isNotEmpty();
+        Fixtures.assertSameAnomalies(
+                LocalRun.committedAnomalies(kafka.bootstrapServers(), "shadow-restored"),
+                expected,
+                1e-4f);
     }
 
     /**
@@ -116,6 +162,7 @@ class GoldenSavepointsITCase {
                 restoreAndCompare(
                         golden,
                         dir,
+                        Map.of(),
                         Map.of(
                                 VigilOptions.MODEL_SHADOW_DIR.key(),
                                 shadowDir.toString(),
@@ -130,9 +177,11 @@ class GoldenSavepointsITCase {
 
     /**
      * Restores {@code golden} with {@code extra} options into a job of the current code and checks
-     * that it continues as an uninterrupted run; returns the restored run's result.
+     * that it continues as an uninterrupted run (with {@code wholeExtra}); returns the restored
+     * run's result.
      */
-    private JobExecutionResult restoreAndCompare(Path golden, Path dir, Map<String, String> extra)
+    private JobExecutionResult restoreAndCompare(
+            Path golden, Path dir, Map<String, String> wholeExtra, Map<String, String> extra)
             throws Exception {
         SavepointManifest manifest = SavepointManifest.read(golden);
         ModelBundle model = ModelBundle.load(golden.resolve("model"));
@@ -146,6 +195,7 @@ class GoldenSavepointsITCase {
         String whole = "whole-" + release;
         kafka.createTopics(4, LocalRun.outputTopics(whole));
         Map<String, String> uninterrupted = config(topic, whole, dir.resolve("whole"));
+        uninterrupted.putAll(wholeExtra);
         VigilJob.run(VigilConfig.of(uninterrupted), model);
 
         String restored = "restored-" + release;
