@@ -11,7 +11,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ScheduledFuture;
-import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
@@ -38,8 +37,8 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
  * allocated once and reused: nothing is allocated per record but the outputs.
  *
  * <p>With a shadow model ({@link Models}) each round is one ONNX Runtime call per model, each
- * device's two states are read and written once per flush, and the shadow's events leave by the
- * side output {@link Outputs#SHADOW_ANOMALIES}.
+ * device's two states (one entry, {@link DeviceStates}) are read and written once per flush, and
+ * the shadow's events leave by the side output {@link Outputs#SHADOW_ANOMALIES}.
  */
 public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         implements OneInputStreamOperator<TelemetryEvent, AnomalyEvent>,
@@ -53,9 +52,9 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     private final long batchTimeoutMs;
 
     private transient Models models;
-    // Per model: created on a device's first event, written every step, dropped after stateTtl of
-    // silence.
-    private transient ValueState<DeviceState>[] states;
+    // Per device, both models' states in one entry: created on its first event, written every
+    // step, dropped after stateTtl of silence.
+    private transient DeviceStates states;
 
     // The buffer, in arrival order.
     private transient TelemetryEvent[] events;
@@ -87,10 +86,12 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     private static final class Slot {
         String deviceId;
         boolean canary;
+        // Per model (two: a shadow state the job restored without its shadow model is written
+        // back as it was).
         final DeviceState[] state = new DeviceState[2];
-        // Per model, whether the state is written back: a step was scored, or prepare() or a
-        // hand-over changed it.
-        final boolean[] write = new boolean[2];
+        // Whether the states are written back: a step was scored, or prepare() or a hand-over
+        // changed one.
+        boolean write;
         // Per model, the row of this round's record, or -1 when the model turned it away.
         final int[] row = new int[2];
         int[] indexes = new int[4];
@@ -129,7 +130,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     @Override
     public void open() throws Exception {
         super.open();
-        states = Models.states(bundles, settings, getRuntimeContext());
+        states = new DeviceStates(settings, getRuntimeContext());
         models = new Models(bundles, settings, batchSize, getRuntimeContext());
         events = new TelemetryEvent[batchSize];
         timestamps = new long[batchSize];
@@ -149,6 +150,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
                     setCurrentKey(deviceId);
                     silenceTimers.registerEventTimeTimer(VoidNamespace.INSTANCE, time);
                 };
+        states.moveOlderShadowStates(getKeyedStateBackend());
         arming.open(silence, getKeyedStateBackend(), states, models, timers);
     }
 
@@ -221,13 +223,15 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         for (Slot slot : slots) {
             setCurrentKey(slot.deviceId);
             int first = slot.indexes[0];
+            states.read(slot.state);
+            slot.write = false;
             for (int m = 0; m < count; m++) {
                 Scorer scorer = models.scorer(m);
-                DeviceState stored = states[m].value();
-                slot.write[m] = !scorer.current(stored);
+                DeviceState stored = slot.state[m];
+                slot.write |= !scorer.current(stored);
                 slot.state[m] =
                         scorer.prepare(stored, slot.deviceId, timestamps[first], out(m, slot));
-                slot.write[m] |=
+                slot.write |=
                         models.handOver(
                                 m,
                                 slot.state[m],
@@ -250,15 +254,10 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
             }
         }
         for (Slot slot : slots) {
-            if (count == 2) {
-                int served = models.servedBy(slot.canary);
-                slot.state[1 - served].copySilence(slot.state[served]);
-            }
-            for (int m = 0; m < count; m++) {
-                if (slot.write[m]) { // late records alone do not refresh the time-to-live
-                    setCurrentKey(slot.deviceId);
-                    states[m].update(slot.state[m]);
-                }
+            models.copySilence(slot.state, models.servedBy(slot.canary));
+            if (slot.write) { // late records alone do not refresh the time-to-live
+                setCurrentKey(slot.deviceId);
+                states.write(slot.state);
             }
         }
         release();
@@ -292,7 +291,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
                 int i = slot.indexes[round];
                 slot.row[model] = -1;
                 if (scorer.accept(slot.state[model], events[i], timestamps[i], out(model, slot))) {
-                    slot.write[model] = true;
+                    slot.write = true;
                     if (model == models.servedBy(slot.canary)) {
                         silence.stepped(
                                 slot.state[model],

@@ -7,7 +7,6 @@ import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.state.DeviceState;
 import org.apache.flink.api.common.functions.OpenContext;
-import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.runtime.state.KeyedStateBackend;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.VoidNamespace;
@@ -33,12 +32,13 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
     private final ScoringSettings settings;
 
     private transient Models models;
-    // Per model: created on a device's first event, written every scored step, dropped after
-    // stateTtl without one.
-    private transient ValueState<DeviceState>[] states;
+    // Per device, both models' states in one entry: created on its first event, written every
+    // scored step, dropped after stateTtl without one.
+    private transient DeviceStates states;
+    // The current device's state per model (two: a shadow state the job restored without its
+    // shadow model is written back as it was).
     private transient DeviceState[] steppedStates;
     private transient boolean[] accepted;
-    private transient boolean[] write;
     private transient Context ctx;
     private transient Collector<AnomalyEvent> out;
     private transient Scorer.Emitter serving;
@@ -58,11 +58,10 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
 
     @Override
     public void open(OpenContext openContext) {
-        states = Models.states(bundles, settings, getRuntimeContext());
+        states = new DeviceStates(settings, getRuntimeContext());
         models = new Models(bundles, settings, 1, getRuntimeContext());
-        steppedStates = new DeviceState[models.count()];
+        steppedStates = new DeviceState[2];
         accepted = new boolean[models.count()];
-        write = new boolean[models.count()];
         serving = models.emitter(true, this);
         shadowing = models.emitter(false, this);
         silence = Models.silence(settings, getRuntimeContext());
@@ -76,6 +75,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
      */
     void arm(SilenceArming arming, KeyedStateBackend<String> backend, Silence.Timers timers)
             throws Exception {
+        states.moveOlderShadowStates(backend);
         arming.open(silence, backend, states, models, timers);
     }
 
@@ -134,10 +134,12 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         long ts = Scorer.NO_TIMESTAMP;
         boolean canary = models.canary(e.deviceId);
         int served = models.servedBy(canary);
+        states.read(steppedStates);
+        boolean changed = false;
         for (int m = 0; m < models.count(); m++) {
             Scorer scorer = models.scorer(m);
             Scorer.Emitter emitter = Models.serves(m, canary) ? serving : shadowing;
-            DeviceState stored = states[m].value();
+            DeviceState stored = steppedStates[m];
             boolean current = scorer.current(stored);
             DeviceState s = scorer.prepare(stored, e.deviceId, ts, emitter);
             boolean handedOver = models.handOver(m, s, e.deviceId, canary, ts, emitter);
@@ -158,7 +160,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
                 scorer.finish(s, e, 0, ts, emitter);
             }
             // A late record alone does not refresh the time-to-live.
-            write[m] = accepted[m] || !current || handedOver;
+            changed |= accepted[m] || !current || handedOver;
             steppedStates[m] = s;
         }
         if (models.count() == 2) {
@@ -173,13 +175,9 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
                         models.scorer(Models.SHADOW).stepScore(0));
             }
         }
-        if (models.count() == 2) {
-            steppedStates[1 - served].copySilence(steppedStates[served]);
-        }
-        for (int m = 0; m < models.count(); m++) {
-            if (write[m]) {
-                states[m].update(steppedStates[m]);
-            }
+        models.copySilence(steppedStates, served);
+        if (changed) {
+            states.write(steppedStates);
         }
         java.util.Arrays.fill(steppedStates, null);
     }

@@ -7,19 +7,17 @@ import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.DeadLetter;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.state.DeviceState;
-import dev.vigil.state.DeviceStateSchema;
 import java.io.Serializable;
 import org.apache.flink.api.common.functions.RuntimeContext;
-import org.apache.flink.api.common.state.ValueState;
 
 /**
  * The models of a scoring operator: the serving model, and the shadow model when the job has one
  * ({@code vigil.model.shadow.dir}). Both score every device, each with its own {@link Scorer} and
- * its own state per device ({@link DeviceStateSchema#STATE_NAME}, {@link
- * DeviceStateSchema#SHADOW_STATE_NAME}), in the same operator, so that a shadow costs no second
- * shuffle and the two can be compared step by step. The canary ({@link
- * ScoringSettings#canaryFraction()}) chooses which of the two serves each device: its alerts,
- * scores and dead letters; the other's episodes go to the shadow topic.
+ * its own state per device, the two in one entry ({@link DeviceStates}), in the same operator, so
+ * that a shadow costs no second shuffle and no second state access, and the two can be compared
+ * step by step. The canary ({@link ScoringSettings#canaryFraction()}) chooses which of the two
+ * serves each device: its alerts, scores and dead letters; the other's episodes go to the shadow
+ * topic.
  *
  * <p>Every event of an episode goes where its OPEN went ({@link #toAlerts}), so that each topic's
  * episodes open and close in it. When a device changes arms (a restart with another canary
@@ -87,18 +85,6 @@ final class Models implements AutoCloseable {
         return scorers[model];
     }
 
-    /** Each model's state per device, in model order. */
-    @SuppressWarnings("unchecked")
-    static ValueState<DeviceState>[] states(
-            Bundles bundles, ScoringSettings settings, RuntimeContext ctx) {
-        ValueState<DeviceState>[] states = new ValueState[bundles.count()];
-        states[SERVING] = ctx.getState(DeviceStateSchema.descriptor(settings.stateTtl()));
-        if (bundles.shadow() != null) {
-            states[SHADOW] = ctx.getState(DeviceStateSchema.shadowDescriptor(settings.stateTtl()));
-        }
-        return states;
-    }
-
     /** The silence watch of the settings, with its metrics when it is on. */
     static Silence silence(ScoringSettings settings, RuntimeContext ctx) {
         long after = settings.silenceAfterMs();
@@ -124,7 +110,7 @@ final class Models implements AutoCloseable {
      * {@code sink}), and the other model's state takes the same watch. Both operators' timers.
      */
     void silenceTimer(
-            ValueState<DeviceState>[] states,
+            DeviceStates states,
             Silence silence,
             String deviceId,
             long time,
@@ -133,26 +119,24 @@ final class Models implements AutoCloseable {
             throws java.io.IOException {
         boolean canary = canary(deviceId);
         int served = servedBy(canary);
-        DeviceState s = states[served].value();
-        if (silence.fired(s, deviceId, time, timers, sink, servingVersion(canary))) {
-            states[served].update(s);
-            copySilence(states, served, s);
+        DeviceState[] both = new DeviceState[2]; // timers fire rarely: no buffer kept
+        states.read(both);
+        if (silence.fired(both[served], deviceId, time, timers, sink, servingVersion(canary))) {
+            copySilence(both, served);
+            states.write(both);
         }
     }
 
     /**
-     * After a silence timer changed {@code served}, the state of model {@code model} (the current
-     * key's): the other model's state, if there is one, takes the same silence watch, so that
-     * either can serve the device next (a canary rolled back, a promoted state).
+     * After model {@code model}'s state of a device ({@code states[model]}) took a step or a
+     * silence timer: the other model's state, with a shadow model and if it has one, takes the same
+     * silence watch, so that either can serve the device next (a canary rolled back, a promoted
+     * state).
      */
-    static void copySilence(ValueState<DeviceState>[] states, int model, DeviceState served)
-            throws java.io.IOException {
-        if (states.length == 2) {
-            DeviceState other = states[1 - model].value();
-            if (other != null) {
-                other.copySilence(served);
-                states[1 - model].update(other);
-            }
+    void copySilence(DeviceState[] states, int model) {
+        DeviceState other = states[1 - model];
+        if (scorers.length == 2 && other != null) {
+            other.copySilence(states[model]);
         }
     }
 

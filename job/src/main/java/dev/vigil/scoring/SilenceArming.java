@@ -7,7 +7,6 @@ import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
-import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.runtime.state.KeyedStateBackend;
 import org.apache.flink.runtime.state.StateInitializationContext;
@@ -59,7 +58,7 @@ final class SilenceArming {
     void open(
             Silence silence,
             KeyedStateBackend<String> backend,
-            ValueState<DeviceState>[] states,
+            DeviceStates states,
             Models models,
             Silence.Timers timers)
             throws Exception {
@@ -75,17 +74,18 @@ final class SilenceArming {
                     backend.getKeys(DeviceStateSchema.STATE_NAME, VoidNamespace.INSTANCE)) {
                 devices = keys.collect(Collectors.toList()); // not written while it is read
             }
+            DeviceState[] both = new DeviceState[2];
             for (String deviceId : devices) {
                 backend.setCurrentKey(deviceId);
+                states.read(both);
                 int served = models.servedBy(models.canary(deviceId));
-                DeviceState s = states[served].value();
-                if (s == null && states.length == 2) {
+                if (both[served] == null && models.count() == 2) {
                     served = 1 - served; // a shadow added at this restore has no state yet
-                    s = states[served].value();
                 }
+                DeviceState s = both[served];
                 if (s != null && silence.arm(s, deviceId, timers)) {
-                    states[served].update(s);
-                    Models.copySilence(states, served, s);
+                    models.copySilence(both, served);
+                    states.write(both);
                     armed++;
                 }
             }

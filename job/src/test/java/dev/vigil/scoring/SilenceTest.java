@@ -393,7 +393,8 @@ class SilenceTest {
     }
 
     /**
-     * The state of {@code device} held for the serving model, or for the shadow ({@code shadow}).
+     * The state of {@code device} held for the serving model, or for the shadow ({@code shadow}):
+     * both in one entry.
      */
     private static DeviceState state(
             KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h,
@@ -404,10 +405,10 @@ class SilenceTest {
         operator.setCurrentKey(device);
         Duration ttl = Fixtures.scoringDefaults().build().stateTtl();
         KeyedStateStore store = operator.getKeyedStateStore();
-        return store.getState(
-                        shadow
-                                ? DeviceStateSchema.shadowDescriptor(ttl)
-                                : DeviceStateSchema.descriptor(ttl))
-                .value();
+        DeviceState entry = store.getState(DeviceStateSchema.descriptor(ttl)).value();
+        if (entry == null) {
+            return null;
+        }
+        return shadow ? entry.shadow : entry.vacant ? null : entry;
     }
 }

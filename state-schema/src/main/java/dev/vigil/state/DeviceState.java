@@ -157,7 +157,49 @@ public class DeviceState {
      */
     public boolean silent;
 
+    /**
+     * The shadow model's state of this device, null for none (format 5): a job with a shadow model
+     * keeps each device's two states in one entry, the serving model's with the shadow's inside it,
+     * so that a step reads and writes the state backend once for both. Only the outermost state
+     * holds one.
+     */
+    public DeviceState shadow;
+
+    /**
+     * Whether this is only a holder of {@link #shadow}: the serving model has no state for the
+     * device (format 5). Its own fields mean nothing.
+     */
+    public boolean vacant;
+
     public DeviceState() {}
+
+    /**
+     * The value that keeps a device's serving and shadow state (either may be null): the serving
+     * state holding the shadow's, or a holder ({@link #vacant}) of the shadow's alone; null when
+     * both are.
+     */
+    public static DeviceState entry(DeviceState serving, DeviceState shadow) {
+        if (serving == null) {
+            if (shadow == null) {
+                return null;
+            }
+            serving = new DeviceState();
+            serving.vacant = true;
+            serving.lastSeq = NO_SEQ;
+        }
+        serving.shadow = shadow;
+        return serving;
+    }
+
+    /** The serving model's state in a value {@link #entry} wrote (null for none). */
+    public static DeviceState servingIn(DeviceState entry) {
+        return entry == null || entry.vacant ? null : entry;
+    }
+
+    /** The shadow model's state in a value {@link #entry} wrote (null for none). */
+    public static DeviceState shadowIn(DeviceState entry) {
+        return entry == null ? null : entry.shadow;
+    }
 
     /** A fresh device: zero memory, no forecast yet, nothing open. */
     public static DeviceState fresh(String modelVersion, int hiddenSize, int features) {

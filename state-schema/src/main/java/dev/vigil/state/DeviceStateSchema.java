@@ -14,8 +14,11 @@ public final class DeviceStateSchema {
     public static final String STATE_NAME = "device-state";
 
     /**
-     * The shadow model's state of each device ({@code vigil.model.shadow.dir}), in the same
-     * operator beside {@link #STATE_NAME}, with the same serializer.
+     * Where a job with a shadow model ({@code vigil.model.shadow.dir}) kept the shadow's state of
+     * each device before state format 5 (in the same operator beside {@link #STATE_NAME}, with the
+     * same serializer). Format 5 keeps it inside the device's {@link #STATE_NAME} entry ({@link
+     * DeviceState#shadow}); the job and the savepoint tools still read this name, to move what a
+     * savepoint of an older build holds there.
      */
     public static final String SHADOW_STATE_NAME = "device-state-shadow";
 
@@ -37,8 +40,8 @@ public final class DeviceStateSchema {
     }
 
     /**
-     * The shadow model's descriptor: {@link #SHADOW_STATE_NAME}, otherwise {@link
-     * #descriptor(Duration)}.
+     * The descriptor of the shadow's state before format 5: {@link #SHADOW_STATE_NAME}, otherwise
+     * {@link #descriptor(Duration)}.
      */
     public static ValueStateDescriptor<DeviceState> shadowDescriptor(Duration ttl) {
         return descriptor(SHADOW_STATE_NAME, ttl);

@@ -25,7 +25,7 @@ import org.apache.flink.core.memory.DataOutputView;
 public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
 
     /** The format this code writes. Raise it, and keep the old reader, for every change. */
-    public static final int CURRENT_FORMAT = 4;
+    public static final int CURRENT_FORMAT = 5;
 
     private static final int OPEN = 1;
     private static final int HAS_SEQ = 2;
@@ -35,6 +35,10 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     private static final int SILENT = 1;
     private static final int HAS_SEEN = 2;
     private static final int HAS_TIMER = 4;
+
+    // Format 5's flags.
+    private static final int HAS_SHADOW = 1;
+    private static final int VACANT = 2;
 
     /** Longer strings or arrays than this are corrupt bytes, not a device's state. */
     private static final int MAX_LENGTH = 1 << 20;
@@ -90,6 +94,8 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         to.dynamicsSteps = from.dynamicsSteps;
         to.dynamicsMeanSquare = from.dynamicsMeanSquare;
         to.copySilence(from);
+        to.vacant = from.vacant;
+        to.shadow = from.shadow == null ? null : copy(from.shadow);
         return to;
     }
 
@@ -110,6 +116,30 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         writeProfile(s, out);
         writeDynamicsLevel(s, out);
         writeSilence(s, out);
+        writeShadow(s, out);
+    }
+
+    /**
+     * What format 5 adds after format 4's fields: a flags byte (whether a shadow model's state
+     * follows, whether this state is only its holder), then the shadow's state as a whole value,
+     * its own format byte first. A shadow's own flags byte is always 0.
+     */
+    public void writeShadow(DeviceState s, DataOutputView out) throws IOException {
+        DeviceState shadow = s.shadow;
+        out.writeByte((shadow != null ? HAS_SHADOW : 0) | (s.vacant ? VACANT : 0));
+        if (shadow != null) {
+            if (shadow.shadow != null) {
+                throw new IOException("malformed device state: a shadow's state holds another");
+            }
+            serialize(shadow, out);
+        }
+    }
+
+    /** Reads what {@link #writeShadow} wrote into {@code s}. */
+    public void readShadow(DataInputView in, DeviceState s) throws IOException {
+        int flags = in.readUnsignedByte();
+        s.vacant = (flags & VACANT) != 0;
+        s.shadow = (flags & HAS_SHADOW) != 0 ? deserialize(in) : null;
     }
 
     /**
@@ -256,9 +286,11 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
                 s.episodeReasons = s.episodeOpen || s.aboveRun > 0 ? 1 : 0;
                 yield s;
             }
-            case 2, 3, 4 -> {
+            case 2, 3, 4, 5 -> {
                 // Format 2 has no level of forecast residual yet (dynamicsSteps 0): learned next.
                 // Formats 2 and 3 have no silence watch: it starts at the device's next step.
+                // Formats before 5 hold no shadow's state in the value (the job kept it under a
+                // name of its own, device-state-shadow, which it moves into the value).
                 DeviceState s = readFormat1(in, new DeviceState());
                 readProfile(in, s);
                 if (format >= 3) {
@@ -266,6 +298,9 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
                 }
                 if (format >= 4) {
                     readSilence(in, s);
+                }
+                if (format >= 5) {
+                    readShadow(in, s);
                 }
                 yield s;
             }

@@ -82,6 +82,29 @@ class DeviceStateSchemaTest {
         return s;
     }
 
+    /**
+     * {@link #inEpisodeWatchedForSilence()} holding a shadow model's state (format 5): another
+     * version's, with its own memory and no episode, and the same silence watch.
+     */
+    static DeviceState withShadow() {
+        DeviceState s = inEpisodeWatchedForSilence();
+        DeviceState shadow = inEpisodeWatchedForSilence();
+        shadow.modelVersion = "fleet-gru-candidate";
+        for (int i = 0; i < shadow.hidden.length; i++) {
+            shadow.hidden[i] = -0.5f * shadow.hidden[i];
+        }
+        shadow.episodeOpen = false;
+        shadow.aboveRun = 0;
+        shadow.belowRun = 0;
+        shadow.episodeStart = 0;
+        shadow.episodePeak = 0f;
+        shadow.episodeSteps = 0;
+        shadow.episodeShares = new float[shadow.forecast.length];
+        shadow.episodeReasons = 0;
+        s.shadow = shadow;
+        return s;
+    }
+
     private static byte[] write(DeviceState s) throws IOException {
         DataOutputSerializer out = new DataOutputSerializer(512);
         SERIALIZER.serialize(s, out);
@@ -99,7 +122,9 @@ class DeviceStateSchemaTest {
                     inEpisode(),
                     inEpisodeWithProfile(),
                     inEpisodeWithDynamicsLevel(),
-                    inEpisodeWatchedForSilence()
+                    inEpisodeWatchedForSilence(),
+                    withShadow(),
+                    DeviceState.entry(null, inEpisodeWatchedForSilence())
                 }) {
             assertThat(read(write(s))).usingRecursiveComparison().isEqualTo(s);
             assertThat(SERIALIZER.copy(s)).usingRecursiveComparison().isEqualTo(s);
@@ -222,6 +247,39 @@ class DeviceStateSchemaTest {
         }
     }
 
+    /**
+     * Format 5 as released: the committed bytes must always read back to the same device, and while
+     * format 5 is current, the writer must produce exactly them.
+     */
+    @Test
+    void shouldReadTheReleasedFormat5Bytes() throws Exception {
+        assertThat(read(released(5))).usingRecursiveComparison().isEqualTo(withShadow());
+        if (DeviceStateSerializer.CURRENT_FORMAT == 5) {
+            assertThat(write(withShadow())).isEqualTo(released(5));
+        }
+    }
+
+    /**
+     * A state of format 4 or older holds no shadow's state (the job kept it under a name of its
+     * own) and is not a holder.
+     */
+    @Test
+    void shouldReadFormat4WithNoShadowInside() throws Exception {
+        DeviceState back = read(released(4));
+        assertThat(back.shadow).isNull();
+        assertThat(back.vacant).isFalse();
+    }
+
+    /** A shadow's state holds no other: the writer refuses the bytes no reader would expect. */
+    @Test
+    void shouldRefuseAShadowInsideAShadow() {
+        DeviceState nested = withShadow();
+        nested.shadow.shadow = inEpisode();
+        assertThatThrownBy(() -> write(nested))
+                .isInstanceOf(IOException.class)
+                .hasMessageContaining("a shadow's state holds another");
+    }
+
     /** A device restored from format 3 has no silence watch yet: it starts at its next step. */
     @Test
     void shouldReadFormat3WithNoSilenceWatch() throws Exception {
@@ -264,20 +322,24 @@ class DeviceStateSchemaTest {
         DeviceState quiet = inEpisodeWithProfile();
         quiet.episodeOpen = false;
         quiet.aboveRun = 0;
-        assertThat(write(quiet)).hasSize(730);
+        assertThat(write(quiet)).hasSize(731);
         quiet.valueVar = null;
-        assertThat(write(quiet)).hasSize(666);
-        assertThat(write(inEpisodeWithProfile())).hasSize(808);
+        assertThat(write(quiet)).hasSize(667);
+        assertThat(write(inEpisodeWithProfile())).hasSize(809);
         // A learned level of forecast residual (per-device scale): its steps and mean square.
         quiet.dynamicsSteps = 1_000;
         quiet.dynamicsMeanSquare = 0.5f;
-        assertThat(write(quiet)).hasSize(671);
-        assertThat(write(inEpisodeWithDynamicsLevel())).hasSize(813);
+        assertThat(write(quiet)).hasSize(672);
+        assertThat(write(inEpisodeWithDynamicsLevel())).hasSize(814);
         // Watched for silence: the time last seen and the timer, 5 bytes more.
         quiet.lastSeenMs = quiet.lastTs + 1_234;
         quiet.silenceTimerMs = quiet.lastSeenMs + 600_000;
-        assertThat(write(quiet)).hasSize(676);
-        assertThat(write(inEpisodeWatchedForSilence())).hasSize(818);
+        assertThat(write(quiet)).hasSize(677);
+        assertThat(write(inEpisodeWatchedForSilence())).hasSize(819);
+        // With a shadow model's state inside (format 5): the two states, one entry.
+        DeviceState pair = SERIALIZER.copy(quiet);
+        pair.shadow = SERIALIZER.copy(quiet);
+        assertThat(write(pair)).hasSize(2 * 677);
     }
 
     @Test

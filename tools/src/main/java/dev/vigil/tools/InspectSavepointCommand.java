@@ -3,7 +3,6 @@ package dev.vigil.tools;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.state.DeviceState;
-import dev.vigil.state.DeviceStateSchema;
 import java.io.BufferedWriter;
 import java.io.File;
 import java.io.IOException;
@@ -21,7 +20,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import org.apache.flink.api.common.functions.OpenContext;
-import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.state.api.OperatorIdentifier;
 import org.apache.flink.state.api.SavepointReader;
 import org.apache.flink.state.api.functions.KeyedStateReaderFunction;
@@ -132,9 +130,7 @@ final class InspectSavepointCommand {
     /** What to say of a savepoint taken from a job without a shadow model. */
     static String noShadowState(Path savepoint) {
         return savepoint
-                + " holds no state of a shadow model (no device has "
-                + DeviceStateSchema.SHADOW_STATE_NAME
-                + " in the operator "
+                + " holds no state of a shadow model (no device has one in the operator "
                 + VigilPipeline.UID_SCORING
                 + "): take it from a job run with vigil.model.shadow.dir";
     }
@@ -201,7 +197,7 @@ final class InspectSavepointCommand {
         private final boolean shadow;
         private final String rowsFile;
         private final String summaryFile;
-        private transient ValueState<DeviceState> state;
+        private transient SavedStates states;
         private transient BufferedWriter rows;
         private transient long devices;
         private transient long open;
@@ -217,12 +213,7 @@ final class InspectSavepointCommand {
 
         @Override
         public void open(OpenContext context) throws IOException {
-            state =
-                    getRuntimeContext()
-                            .getState(
-                                    shadow
-                                            ? DeviceStateSchema.shadowDescriptor(READ_TTL)
-                                            : DeviceStateSchema.descriptor(READ_TTL));
+            states = new SavedStates(getRuntimeContext());
             rows = Files.newBufferedWriter(Path.of(rowsFile), StandardCharsets.UTF_8);
             versions = new TreeMap<>();
         }
@@ -232,7 +223,7 @@ final class InspectSavepointCommand {
             if (only != null && !only.equals(device)) {
                 return;
             }
-            DeviceState s = state.value();
+            DeviceState s = states.read()[shadow ? 1 : 0];
             if (s == null) {
                 return;
             }

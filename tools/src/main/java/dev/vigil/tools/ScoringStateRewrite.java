@@ -8,8 +8,6 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import org.apache.flink.api.common.functions.OpenContext;
-import org.apache.flink.api.common.state.ValueState;
-import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple3;
@@ -31,20 +29,12 @@ import org.apache.flink.util.Collector;
 
 /**
  * Rewrites the scoring operator's state in a copy of a savepoint ({@code reset-device}, {@code
- * promote-shadow}): every device's serving and shadow state ({@link DeviceStateSchema#STATE_NAME},
- * {@link DeviceStateSchema#SHADOW_STATE_NAME}) is read through the job's own descriptors and
- * serializer, handed to an {@link Edit}, and what it returns is written back; every other
- * operator's state (Kafka offsets, pending transactions) is kept as it was. Parallelism 1: an edit
- * writes one summary.
+ * promote-shadow}): every device's serving and shadow state ({@link SavedStates}, in either layout)
+ * is read through the job's own descriptors and serializer, handed to an {@link Edit}, and what it
+ * returns is written back in the current layout; every other operator's state (Kafka offsets,
+ * pending transactions) is kept as it was. Parallelism 1: an edit writes one summary.
  */
 final class ScoringStateRewrite {
-
-    /** The job's states, read and written with a time-to-live that expires nothing. */
-    private static final ValueStateDescriptor<DeviceState> SERVING =
-            DeviceStateSchema.descriptor(InspectSavepointCommand.READ_TTL);
-
-    private static final ValueStateDescriptor<DeviceState> SHADOW =
-            DeviceStateSchema.shadowDescriptor(InspectSavepointCommand.READ_TTL);
 
     // A device's id and its serving and shadow states as the job's serializer writes them; an
     // empty array for none (Flink's tuples hold no null).
@@ -64,16 +54,14 @@ final class ScoringStateRewrite {
      */
     abstract static class Edit
             extends KeyedStateReaderFunction<String, Tuple3<String, byte[], byte[]>> {
-        private transient ValueState<DeviceState> serving;
-        private transient ValueState<DeviceState> shadow;
+        private transient SavedStates states;
         private transient DataOutputSerializer bytes;
         private transient Collector<Tuple3<String, byte[], byte[]>> out;
 
         @Override
         public void open(OpenContext context) throws Exception {
-            // The keys read are those of either state.
-            serving = getRuntimeContext().getState(SERVING);
-            shadow = getRuntimeContext().getState(SHADOW);
+            // The keys read are those of either layout's states.
+            states = new SavedStates(getRuntimeContext());
             bytes = new DataOutputSerializer(1024);
         }
 
@@ -82,10 +70,9 @@ final class ScoringStateRewrite {
                 String device, Context context, Collector<Tuple3<String, byte[], byte[]>> out)
                 throws Exception {
             this.out = out;
-            DeviceState s = serving.value();
-            DeviceState t = shadow.value();
-            if (s != null || t != null) {
-                edit(device, s, t);
+            DeviceState[] both = states.read();
+            if (both[0] != null || both[1] != null) {
+                edit(device, both[0], both[1]);
             }
         }
 
@@ -152,16 +139,14 @@ final class ScoringStateRewrite {
         return env;
     }
 
-    /** Writes each device's states back through the job's descriptors. */
+    /** Writes each device's states back through the job's descriptors, in the current layout. */
     private static final class Store
             extends KeyedStateBootstrapFunction<String, Tuple3<String, byte[], byte[]>> {
-        private transient ValueState<DeviceState> serving;
-        private transient ValueState<DeviceState> shadow;
+        private transient SavedStates states;
 
         @Override
         public void open(OpenContext context) {
-            serving = getRuntimeContext().getState(SERVING);
-            shadow = getRuntimeContext().getState(SHADOW);
+            states = new SavedStates(getRuntimeContext());
         }
 
         /**
@@ -171,15 +156,10 @@ final class ScoringStateRewrite {
         @Override
         public void processElement(Tuple3<String, byte[], byte[]> entry, Context context)
                 throws Exception {
-            DeviceState watched = null;
-            if (entry.f2.length > 0) {
-                watched = read(entry.f2);
-                shadow.update(watched);
-            }
-            if (entry.f1.length > 0) {
-                watched = read(entry.f1);
-                serving.update(watched);
-            }
+            DeviceState shadow = entry.f2.length > 0 ? read(entry.f2) : null;
+            DeviceState serving = entry.f1.length > 0 ? read(entry.f1) : null;
+            states.write(serving, shadow);
+            DeviceState watched = serving != null ? serving : shadow;
             if (watched != null && watched.silenceTimerMs != DeviceState.NO_TIME) {
                 context.timerService().registerEventTimeTimer(watched.silenceTimerMs);
             }

@@ -1,0 +1,192 @@
+package dev.vigil.scoring;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.vigil.pipeline.VigilPipeline;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.TelemetryEvent;
+import dev.vigil.state.DeviceState;
+import dev.vigil.state.DeviceStateSchema;
+import dev.vigil.testing.Fixtures;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.apache.flink.api.common.state.ValueState;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
+import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.apache.flink.util.Collector;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Both models' states in one entry ({@link DeviceStates}, state format 5), in both scoring
+ * operators: a state of the older layout, with the shadow's state under its own name, is moved into
+ * each device's entry at start, field for field, and nothing of it is left there.
+ */
+class DeviceStatesTest {
+
+    private static final long T0 = 1_764_000_000_000L;
+    private static final Duration TTL = Fixtures.scoringDefaults().build().stateTtl();
+    private static final List<String> DEVICES = List.of("a", "b", "c");
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            harness(boolean batched, boolean shadow) throws Exception {
+        ScoringSettings settings = Fixtures.scoringDefaults().batch(batched ? 64 : 0, 0).build();
+        OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator =
+                batched
+                        ? new BatchedScoringOperator(
+                                Fixtures.model(), shadow ? Fixtures.model() : null, settings)
+                        : new GruScoringFunction.Operator(
+                                new GruScoringFunction(
+                                        Fixtures.model(),
+                                        shadow ? Fixtures.model() : null,
+                                        settings));
+        return keyed(operator);
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            keyed(OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator) throws Exception {
+        var h =
+                new KeyedOneInputStreamOperatorTestHarness<>(
+                        operator, new VigilPipeline.DeviceKey(), Types.STRING);
+        h.setStateBackend(new EmbeddedRocksDBStateBackend());
+        return h;
+    }
+
+    private static StreamRecord<TelemetryEvent> step(String device, int minute) {
+        int features = Fixtures.model().card().featureCount();
+        float[] values = new float[features];
+        Random r = new Random(minute * 31L + device.hashCode());
+        for (int f = 0; f < features; f++) {
+            values[f] = (float) r.nextGaussian() * 0.1f;
+        }
+        long ts = T0 + minute * 60_000L;
+        return new StreamRecord<>(new TelemetryEvent(device, ts, minute, values), ts);
+    }
+
+    /** The entry of {@code device} in {@code h}'s scoring state. */
+    private static DeviceState entry(
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h,
+            String device)
+            throws Exception {
+        AbstractStreamOperator<?> operator = (AbstractStreamOperator<?>) h.getOperator();
+        operator.setCurrentKey(device);
+        return operator.getKeyedStateStore().getState(DeviceStateSchema.descriptor(TTL)).value();
+    }
+
+    /**
+     * Writes each device's two states as builds before format 5 kept them: the serving model's
+     * under {@link DeviceStateSchema#STATE_NAME}, the shadow's under {@link
+     * DeviceStateSchema#SHADOW_STATE_NAME}.
+     */
+    private static final class OlderLayout
+            extends KeyedProcessFunction<String, TelemetryEvent, AnomalyEvent> {
+        private final Map<String, DeviceState> serving;
+        private final Map<String, DeviceState> shadow;
+
+        OlderLayout(Map<String, DeviceState> serving, Map<String, DeviceState> shadow) {
+            this.serving = serving;
+            this.shadow = shadow;
+        }
+
+        @Override
+        public void processElement(TelemetryEvent e, Context ctx, Collector<AnomalyEvent> out)
+                throws Exception {
+            ValueState<DeviceState> s =
+                    getRuntimeContext().getState(DeviceStateSchema.descriptor(TTL));
+            ValueState<DeviceState> t =
+                    getRuntimeContext().getState(DeviceStateSchema.shadowDescriptor(TTL));
+            s.update(serving.get(e.deviceId));
+            t.update(shadow.get(e.deviceId));
+        }
+    }
+
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldMoveTheOlderLayoutsShadowStatesIntoEachDevicesEntry(boolean batched)
+            throws Exception {
+        // Each device's two states after 20 steps with a shadow
+        Map<String, DeviceState> serving = new HashMap<>();
+        Map<String, DeviceState> shadow = new HashMap<>();
+        try (var h = harness(batched, true)) {
+            h.open();
+            for (int m = 0; m < 20; m++) {
+                for (String d : DEVICES) {
+                    h.processElement(step(d, m));
+                }
+            }
+            h.prepareSnapshotPreBarrier(1L);
+            for (String d : DEVICES) {
+                DeviceState e = entry(h, d);
+                shadow.put(d, e.shadow);
+                e.shadow = null;
+                serving.put(d, e);
+            }
+        }
+        assertThat(shadow.values()).allSatisfy(s -> assertThat(s.steps).isEqualTo(20));
+
+        // ... kept in the older layout
+        OperatorSubtaskState older;
+        try (var h = keyed(new KeyedProcessOperator<>(new OlderLayout(serving, shadow)))) {
+            h.open();
+            for (String d : DEVICES) {
+                h.processElement(step(d, 0));
+            }
+            older = h.snapshot(1L, 0L);
+        }
+
+        // Restored with the shadow, or without it: each entry holds both, the older name nothing
+        for (boolean withShadow : new boolean[] {true, false}) {
+            try (var h = harness(batched, withShadow)) {
+                h.initializeState(older);
+                h.open();
+                for (String d : DEVICES) {
+                    // The silence timers are set again: the state records no armed period
+                    DeviceState e = entry(h, d);
+                    assertThat(e.shadow)
+                            .as(d + " with shadow " + withShadow)
+                            .usingRecursiveComparison()
+                            .ignoringFields("silenceTimerMs")
+                            .isEqualTo(shadow.get(d));
+                    assertThat(e)
+                            .usingRecursiveComparison()
+                            .ignoringFields("shadow", "silenceTimerMs")
+                            .isEqualTo(serving.get(d));
+                }
+                AbstractStreamOperator<?> operator = (AbstractStreamOperator<?>) h.getOperator();
+                try (Stream<Object> left =
+                        operator.getKeyedStateBackend()
+                                .getKeys(
+                                        DeviceStateSchema.SHADOW_STATE_NAME,
+                                        VoidNamespace.INSTANCE)) {
+                    assertThat(left).isEmpty();
+                }
+
+                // A step later the shadow has taken it (or, without the shadow, kept it as it was)
+                h.processElement(step("a", 20));
+                h.prepareSnapshotPreBarrier(2L);
+                DeviceState after = entry(h, "a");
+                assertThat(after.steps).isEqualTo(21);
+                if (withShadow) {
+                    assertThat(after.shadow.steps).isEqualTo(21);
+                } else {
+                    assertThat(after.shadow)
+                            .usingRecursiveComparison()
+                            .ignoringFields("silenceTimerMs")
+                            .isEqualTo(shadow.get("a"));
+                }
+            }
+        }
+    }
+}
