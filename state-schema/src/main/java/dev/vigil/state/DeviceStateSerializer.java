@@ -111,27 +111,34 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
 
     @Override
     public void serialize(DeviceState s, DataOutputView out) throws IOException {
+        writeOwn(s, out);
+        writeShadow(s, out);
+    }
+
+    /** The format version and a state's own fields: a value up to format 5's flags byte. */
+    private void writeOwn(DeviceState s, DataOutputView out) throws IOException {
         out.writeByte(CURRENT_FORMAT);
         writeFormat1(s, out);
         writeProfile(s, out);
         writeDynamicsLevel(s, out);
         writeSilence(s, out);
-        writeShadow(s, out);
     }
 
     /**
      * What format 5 adds after format 4's fields: a flags byte (whether a shadow model's state
      * follows, whether this state is only its holder), then the shadow's state as a whole value,
-     * its own format byte first. A shadow's own flags byte is always 0.
+     * its own format byte first. A shadow's own flags byte is always 0. Not recursive: the JIT
+     * compiles a recursive (de)serializer into code several times slower.
      */
     public void writeShadow(DeviceState s, DataOutputView out) throws IOException {
         DeviceState shadow = s.shadow;
         out.writeByte((shadow != null ? HAS_SHADOW : 0) | (s.vacant ? VACANT : 0));
         if (shadow != null) {
-            if (shadow.shadow != null) {
+            if (shadow.shadow != null || shadow.vacant) {
                 throw new IOException("malformed device state: a shadow's state holds another");
             }
-            serialize(shadow, out);
+            writeOwn(shadow, out);
+            out.writeByte(0);
         }
     }
 
@@ -139,7 +146,13 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     public void readShadow(DataInputView in, DeviceState s) throws IOException {
         int flags = in.readUnsignedByte();
         s.vacant = (flags & VACANT) != 0;
-        s.shadow = (flags & HAS_SHADOW) != 0 ? deserialize(in) : null;
+        s.shadow = null;
+        if ((flags & HAS_SHADOW) != 0) {
+            s.shadow = readOwn(in.readUnsignedByte(), in);
+            if (in.readUnsignedByte() != 0) {
+                throw new IOException("malformed device state: a shadow's state holds another");
+            }
+        }
     }
 
     /**
@@ -278,6 +291,15 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     @Override
     public DeviceState deserialize(DataInputView in) throws IOException {
         int format = in.readUnsignedByte();
+        DeviceState s = readOwn(format, in);
+        if (format >= 5) {
+            readShadow(in, s);
+        }
+        return s;
+    }
+
+    /** A state's own fields, after its format version byte: a value up to format 5's flags. */
+    private DeviceState readOwn(int format, DataInputView in) throws IOException {
         return switch (format) {
             case 1 -> {
                 // No profile yet (profileSteps 0); a run or episode format 1 kept was the forecast
@@ -290,7 +312,8 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
                 // Format 2 has no level of forecast residual yet (dynamicsSteps 0): learned next.
                 // Formats 2 and 3 have no silence watch: it starts at the device's next step.
                 // Formats before 5 hold no shadow's state in the value (the job kept it under a
-                // name of its own, device-state-shadow, which it moves into the value).
+                // name of its own, device-state-shadow, which it moves into the value); format 5's
+                // follows these fields (readShadow).
                 DeviceState s = readFormat1(in, new DeviceState());
                 readProfile(in, s);
                 if (format >= 3) {
@@ -298,9 +321,6 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
                 }
                 if (format >= 4) {
                     readSilence(in, s);
-                }
-                if (format >= 5) {
-                    readShadow(in, s);
                 }
                 yield s;
             }
