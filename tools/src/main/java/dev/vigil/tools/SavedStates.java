@@ -38,11 +38,8 @@ final class SavedStates {
         return new DeviceState[] {serving, shadow != null ? shadow : older.value()};
     }
 
-    /** Writes the current key's states (either may be null) in the current layout. */
-    void write(DeviceState serving, DeviceState shadow) throws IOException {
-        DeviceState both = DeviceState.entry(serving, shadow);
-        if (both != null) {
-            entry.update(both);
-        }
+    /** Writes the current key's value ({@link DeviceState#entry}) in the current layout. */
+    void write(DeviceState both) throws IOException {
+        entry.update(both);
     }
 }

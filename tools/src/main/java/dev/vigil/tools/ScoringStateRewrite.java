@@ -10,7 +10,7 @@ import java.util.List;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.api.java.tuple.Tuple3;
+import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.core.memory.DataInputDeserializer;
@@ -36,15 +36,12 @@ import org.apache.flink.util.Collector;
  */
 final class ScoringStateRewrite {
 
-    // A device's id and its serving and shadow states as the job's serializer writes them; an
-    // empty array for none (Flink's tuples hold no null).
-    private static final TypeInformation<Tuple3<String, byte[], byte[]>> ENTRY =
-            Types.TUPLE(
-                    Types.STRING,
-                    Types.PRIMITIVE_ARRAY(Types.BYTE),
-                    Types.PRIMITIVE_ARRAY(Types.BYTE));
-
-    private static final byte[] NONE = new byte[0];
+    // A device's id and its value, both states in one, as the job's serializer writes it. It is
+    // serialized by the reader, where a failure fails the rewrite: the State Processor API's writer
+    // runs the bootstrap function in a thread of its own, and a failure there leaves the job
+    // waiting forever (seen with Flink 2.2.1).
+    private static final TypeInformation<Tuple2<String, byte[]>> ENTRY =
+            Types.TUPLE(Types.STRING, Types.PRIMITIVE_ARRAY(Types.BYTE));
 
     private ScoringStateRewrite() {}
 
@@ -52,11 +49,10 @@ final class ScoringStateRewrite {
      * What a rewrite makes of each device: it reads both states and calls {@link #keep} with what
      * the device keeps (nothing: the device is gone). {@link #close()} may write a summary.
      */
-    abstract static class Edit
-            extends KeyedStateReaderFunction<String, Tuple3<String, byte[], byte[]>> {
+    abstract static class Edit extends KeyedStateReaderFunction<String, Tuple2<String, byte[]>> {
         private transient SavedStates states;
         private transient DataOutputSerializer bytes;
-        private transient Collector<Tuple3<String, byte[], byte[]>> out;
+        private transient Collector<Tuple2<String, byte[]>> out;
 
         @Override
         public void open(OpenContext context) throws Exception {
@@ -67,7 +63,7 @@ final class ScoringStateRewrite {
 
         @Override
         public final void readKey(
-                String device, Context context, Collector<Tuple3<String, byte[], byte[]>> out)
+                String device, Context context, Collector<Tuple2<String, byte[]>> out)
                 throws Exception {
             this.out = out;
             DeviceState[] both = states.read();
@@ -82,18 +78,12 @@ final class ScoringStateRewrite {
 
         /** Writes these states (null: none) for the device; not calling it drops the device. */
         final void keep(String device, DeviceState serving, DeviceState shadow) throws IOException {
-            if (serving != null || shadow != null) {
-                out.collect(Tuple3.of(device, bytes(serving), bytes(shadow)));
+            DeviceState entry = DeviceState.entry(serving, shadow);
+            if (entry != null) {
+                bytes.clear();
+                DeviceStateSchema.serializer().serialize(entry, bytes);
+                out.collect(Tuple2.of(device, bytes.getCopyOfBuffer()));
             }
-        }
-
-        private byte[] bytes(DeviceState s) throws IOException {
-            if (s == null) {
-                return NONE;
-            }
-            bytes.clear();
-            DeviceStateSchema.serializer().serialize(s, bytes);
-            return bytes.getCopyOfBuffer();
         }
     }
 
@@ -102,10 +92,10 @@ final class ScoringStateRewrite {
         StreamExecutionEnvironment env = environment();
         String from = savepoint.toUri().toString();
         OperatorIdentifier scoring = OperatorIdentifier.forUid(VigilPipeline.UID_SCORING);
-        DataStream<Tuple3<String, byte[], byte[]>> devices =
+        DataStream<Tuple2<String, byte[]>> devices =
                 SavepointReader.read(env, from, new EmbeddedRocksDBStateBackend())
                         .readKeyedState(scoring, edit, Types.STRING, ENTRY);
-        StateBootstrapTransformation<Tuple3<String, byte[], byte[]>> state =
+        StateBootstrapTransformation<Tuple2<String, byte[]>> state =
                 // The reader's source passes on a null for a key its function emitted nothing for
                 // (seen for a dropped device), which no key selector takes.
                 OperatorTransformation.bootstrapWith(devices.filter(e -> e != null))
@@ -141,7 +131,7 @@ final class ScoringStateRewrite {
 
     /** Writes each device's states back through the job's descriptors, in the current layout. */
     private static final class Store
-            extends KeyedStateBootstrapFunction<String, Tuple3<String, byte[], byte[]>> {
+            extends KeyedStateBootstrapFunction<String, Tuple2<String, byte[]>> {
         private transient SavedStates states;
 
         @Override
@@ -154,19 +144,17 @@ final class ScoringStateRewrite {
          * watch): the writer keeps no timer of the operator it replaces.
          */
         @Override
-        public void processElement(Tuple3<String, byte[], byte[]> entry, Context context)
+        public void processElement(Tuple2<String, byte[]> device, Context context)
                 throws Exception {
-            DeviceState shadow = entry.f2.length > 0 ? read(entry.f2) : null;
-            DeviceState serving = entry.f1.length > 0 ? read(entry.f1) : null;
-            states.write(serving, shadow);
-            DeviceState watched = serving != null ? serving : shadow;
+            DeviceState entry =
+                    DeviceStateSchema.serializer()
+                            .deserialize(new DataInputDeserializer(device.f1));
+            states.write(entry);
+            DeviceState serving = DeviceState.servingIn(entry);
+            DeviceState watched = serving != null ? serving : DeviceState.shadowIn(entry);
             if (watched != null && watched.silenceTimerMs != DeviceState.NO_TIME) {
                 context.timerService().registerEventTimeTimer(watched.silenceTimerMs);
             }
-        }
-
-        private static DeviceState read(byte[] bytes) throws IOException {
-            return DeviceStateSchema.serializer().deserialize(new DataInputDeserializer(bytes));
         }
     }
 }
