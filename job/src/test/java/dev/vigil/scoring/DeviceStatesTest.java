@@ -2,7 +2,6 @@ package dev.vigil.scoring;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.state.DeviceState;
@@ -12,18 +11,13 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import java.util.stream.Stream;
 import org.apache.flink.api.common.state.ValueState;
-import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.runtime.state.VoidNamespace;
-import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
-import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
-import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.apache.flink.util.Collector;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -36,43 +30,13 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class DeviceStatesTest {
 
-    private static final long T0 = 1_764_000_000_000L;
     private static final Duration TTL = Fixtures.scoringDefaults().build().stateTtl();
     private static final List<String> DEVICES = List.of("a", "b", "c");
 
+    /** An operator with the shadow ({@code shadow}: the committed model again) or without. */
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
             harness(boolean batched, boolean shadow) throws Exception {
-        ScoringSettings settings = Fixtures.scoringDefaults().batch(batched ? 64 : 0, 0).build();
-        OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator =
-                batched
-                        ? new BatchedScoringOperator(
-                                Fixtures.model(), shadow ? Fixtures.model() : null, settings)
-                        : new GruScoringFunction.Operator(
-                                new GruScoringFunction(
-                                        Fixtures.model(),
-                                        shadow ? Fixtures.model() : null,
-                                        settings));
-        return keyed(operator);
-    }
-
-    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
-            keyed(OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator) throws Exception {
-        var h =
-                new KeyedOneInputStreamOperatorTestHarness<>(
-                        operator, new VigilPipeline.DeviceKey(), Types.STRING);
-        h.setStateBackend(new EmbeddedRocksDBStateBackend());
-        return h;
-    }
-
-    private static StreamRecord<TelemetryEvent> step(String device, int minute) {
-        int features = Fixtures.model().card().featureCount();
-        float[] values = new float[features];
-        Random r = new Random(minute * 31L + device.hashCode());
-        for (int f = 0; f < features; f++) {
-            values[f] = (float) r.nextGaussian() * 0.1f;
-        }
-        long ts = T0 + minute * 60_000L;
-        return new StreamRecord<>(new TelemetryEvent(device, ts, minute, values), ts);
+        return SilenceTest.harness(batched, 10 * 60_000L, shadow ? Fixtures.model() : null);
     }
 
     /** The entry of {@code device} in {@code h}'s scoring state. */
@@ -123,7 +87,7 @@ class DeviceStatesTest {
             h.open();
             for (int m = 0; m < 20; m++) {
                 for (String d : DEVICES) {
-                    h.processElement(step(d, m));
+                    h.processElement(SilenceTest.step(d, m));
                 }
             }
             h.prepareSnapshotPreBarrier(1L);
@@ -138,10 +102,11 @@ class DeviceStatesTest {
 
         // ... kept in the older layout
         OperatorSubtaskState older;
-        try (var h = keyed(new KeyedProcessOperator<>(new OlderLayout(serving, shadow)))) {
+        try (var h =
+                SilenceTest.keyed(new KeyedProcessOperator<>(new OlderLayout(serving, shadow)))) {
             h.open();
             for (String d : DEVICES) {
-                h.processElement(step(d, 0));
+                h.processElement(SilenceTest.step(d, 0));
             }
             older = h.snapshot(1L, 0L);
         }
@@ -174,7 +139,7 @@ class DeviceStatesTest {
                 }
 
                 // A step later the shadow has taken it (or, without the shadow, kept it as it was)
-                h.processElement(step("a", 20));
+                h.processElement(SilenceTest.step("a", 20));
                 h.prepareSnapshotPreBarrier(2L);
                 DeviceState after = entry(h, "a");
                 assertThat(after.steps).isEqualTo(21);

@@ -36,8 +36,8 @@ class SilenceTest {
     private static final long T0 = 1_764_000_000_000L;
     private static final long AFTER = 10 * MINUTE;
 
-    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
-            harness(boolean batched, long silenceAfterMs, ModelBundle shadow) throws Exception {
+    static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> harness(
+            boolean batched, long silenceAfterMs, ModelBundle shadow) throws Exception {
         return harness(batched, silenceAfterMs, shadow, 0);
     }
 
@@ -57,6 +57,12 @@ class SilenceTest {
                         ? new BatchedScoringOperator(model, shadow, settings)
                         : new GruScoringFunction.Operator(
                                 new GruScoringFunction(model, shadow, settings));
+        return keyed(operator);
+    }
+
+    /** A harness of {@code operator} keyed by device, on RocksDB. */
+    static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> keyed(
+            OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator) throws Exception {
         var h =
                 new KeyedOneInputStreamOperatorTestHarness<>(
                         operator, new VigilPipeline.DeviceKey(), Types.STRING);
@@ -65,7 +71,7 @@ class SilenceTest {
     }
 
     /** One step of a device at minute {@code minute}, stamped with that time as Kafka would. */
-    private static StreamRecord<TelemetryEvent> step(String device, int minute) {
+    static StreamRecord<TelemetryEvent> step(String device, int minute) {
         int features = Fixtures.model().card().featureCount();
         float[] values = new float[features];
         Random r = new Random(minute * 31L + device.hashCode());
