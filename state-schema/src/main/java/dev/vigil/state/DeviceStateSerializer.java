@@ -135,7 +135,8 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         out.writeByte((shadow != null ? HAS_SHADOW : 0) | (s.vacant ? VACANT : 0));
         if (shadow != null) {
             if (shadow.shadow != null || shadow.vacant) {
-                throw new IOException("malformed device state: a shadow's state holds another");
+                throw new IOException(
+                        "malformed device state: a shadow's state holds another, or only holds");
             }
             writeOwn(shadow, out);
             out.writeByte(0);
