@@ -14,19 +14,23 @@ import java.util.Map;
 import java.util.stream.Stream;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.runtime.state.StateBackend;
 import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.runtime.state.hashmap.HashMapStateBackend;
+import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.apache.flink.util.Collector;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Both models' states in one entry ({@link DeviceStates}, state format 5), in both scoring
- * operators: a state of the older layout, with the shadow's state under its own name, is moved into
- * each device's entry at start, field for field, and nothing of it is left there.
+ * operators, on RocksDB and on the heap backend: a state of the older layout, with the shadow's
+ * state under its own name, is moved into each device's entry at start, field for field, and
+ * nothing of it is left there.
  */
 class DeviceStatesTest {
 
@@ -35,8 +39,10 @@ class DeviceStatesTest {
 
     /** An operator with the shadow ({@code shadow}: the committed model again) or without. */
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
-            harness(boolean batched, boolean shadow) throws Exception {
-        return SilenceTest.harness(batched, 10 * 60_000L, shadow ? Fixtures.model() : null);
+            harness(boolean batched, boolean heap, boolean shadow) throws Exception {
+        var h = SilenceTest.harness(batched, 10 * 60_000L, shadow ? Fixtures.model() : null);
+        h.setStateBackend(backend(heap));
+        return h;
     }
 
     /** The entry of {@code device} in {@code h}'s scoring state. */
@@ -76,14 +82,19 @@ class DeviceStatesTest {
         }
     }
 
-    @ParameterizedTest(name = "batched {0}")
-    @ValueSource(booleans = {false, true})
-    void shouldMoveTheOlderLayoutsShadowStatesIntoEachDevicesEntry(boolean batched)
+    /** RocksDB (the job's backend) or Flink's heap backend, whose reads return the live value. */
+    private static StateBackend backend(boolean heap) {
+        return heap ? new HashMapStateBackend() : new EmbeddedRocksDBStateBackend();
+    }
+
+    @ParameterizedTest(name = "batched {0}, heap backend {1}")
+    @CsvSource({"false,false", "true,false", "false,true", "true,true"})
+    void shouldMoveTheOlderLayoutsShadowStatesIntoEachDevicesEntry(boolean batched, boolean heap)
             throws Exception {
         // Each device's two states after 20 steps with a shadow
         Map<String, DeviceState> serving = new HashMap<>();
         Map<String, DeviceState> shadow = new HashMap<>();
-        try (var h = harness(batched, true)) {
+        try (var h = harness(batched, heap, true)) {
             h.open();
             for (int m = 0; m < 20; m++) {
                 for (String d : DEVICES) {
@@ -104,6 +115,7 @@ class DeviceStatesTest {
         OperatorSubtaskState older;
         try (var h =
                 SilenceTest.keyed(new KeyedProcessOperator<>(new OlderLayout(serving, shadow)))) {
+            h.setStateBackend(backend(heap));
             h.open();
             for (String d : DEVICES) {
                 h.processElement(SilenceTest.step(d, 0));
@@ -113,7 +125,7 @@ class DeviceStatesTest {
 
         // Restored with the shadow, or without it: each entry holds both, the older name nothing
         for (boolean withShadow : new boolean[] {true, false}) {
-            try (var h = harness(batched, withShadow)) {
+            try (var h = harness(batched, heap, withShadow)) {
                 h.initializeState(older);
                 h.open();
                 for (String d : DEVICES) {
