@@ -155,12 +155,13 @@ class GoldenSavepointsITCase {
     }
 
     /**
-     * The newest golden savepoint restored with a shadow model added (its model under another
-     * version): the shadow's state of every device starts empty beside the restored one, and the
-     * serving model continues exactly as without it.
+     * The newest golden savepoint of a job without a shadow ({@code 0.4.0}; {@code 0.5.0} has one)
+     * restored with a shadow model added (its model under another version): the shadow's state of
+     * every device starts empty beside the restored one, and the serving model continues exactly as
+     * without it.
      */
     @Test
-    void shouldRestoreTheNewestWithAShadowAddedAndServeAsWithoutIt(@TempDir Path dir)
+    void shouldRestoreTheNewestWithoutAShadowWithOneAddedAndServeAsWithoutIt(@TempDir Path dir)
             throws Exception {
         Path golden = Fixtures.repoRoot().resolve("testdata/savepoints/0.4.0"); // format 4
         Path shadowDir = dir.resolve("shadow-model");
