@@ -55,16 +55,22 @@ final class DeviceStates {
     }
 
     /**
+     * The devices of the subtask that have state {@code name} (none if it is not registered or
+     * restored), collected first: a walk writes to the state while the keys are read.
+     */
+    static List<String> devices(KeyedStateBackend<String> backend, String name) {
+        try (Stream<String> keys = backend.getKeys(name, VoidNamespace.INSTANCE)) {
+            return keys.collect(Collectors.toList());
+        }
+    }
+
+    /**
      * Moves every device's shadow state that a savepoint of a build before format 5 kept under
      * {@link DeviceStateSchema#SHADOW_STATE_NAME} into the device's entry, and clears it there.
      * Does nothing (and registers no such state) unless the restored state has it.
      */
     void moveOlderShadowStates(KeyedStateBackend<String> backend) throws IOException {
-        List<String> devices;
-        try (Stream<String> keys =
-                backend.getKeys(DeviceStateSchema.SHADOW_STATE_NAME, VoidNamespace.INSTANCE)) {
-            devices = keys.collect(Collectors.toList()); // not written while it is read
-        }
+        List<String> devices = devices(backend, DeviceStateSchema.SHADOW_STATE_NAME);
         if (devices.isEmpty()) {
             return;
         }

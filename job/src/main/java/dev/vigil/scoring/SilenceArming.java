@@ -3,14 +3,11 @@ package dev.vigil.scoring;
 import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
 import java.util.List;
-import java.util.stream.Collectors;
-import java.util.stream.Stream;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.runtime.state.KeyedStateBackend;
 import org.apache.flink.runtime.state.StateInitializationContext;
-import org.apache.flink.runtime.state.VoidNamespace;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -69,11 +66,7 @@ final class SilenceArming {
         if (restored && armedFor != silence.afterMs()) {
             long started = System.nanoTime();
             int armed = 0;
-            List<String> devices;
-            try (Stream<String> keys =
-                    backend.getKeys(DeviceStateSchema.STATE_NAME, VoidNamespace.INSTANCE)) {
-                devices = keys.collect(Collectors.toList()); // not written while it is read
-            }
+            List<String> devices = DeviceStates.devices(backend, DeviceStateSchema.STATE_NAME);
             DeviceState[] both = new DeviceState[2];
             for (String deviceId : devices) {
                 backend.setCurrentKey(deviceId);
