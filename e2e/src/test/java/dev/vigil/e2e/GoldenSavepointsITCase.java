@@ -89,15 +89,9 @@ class GoldenSavepointsITCase {
     void shouldRestoreAndContinueLikeAnUninterruptedRun(Path golden, @TempDir Path dir)
             throws Exception {
         // One of a job with a shadow model is restored without it, as when the shadow is removed:
-        // its sink's state is left unclaimed, and the serving model continues as always.
-        restoreAndCompare(
-                golden,
-                dir,
-                Map.of(),
-                Files.isDirectory(golden.resolve("shadow-model"))
-                        ? Map.of(
-                                StateRecoveryOptions.SAVEPOINT_IGNORE_UNCLAIMED_STATE.key(), "true")
-                        : Map.of());
+        // the shadow's sink is in the graph either way (no state is left unclaimed, which Flink
+        // would refuse), and the serving model continues as always.
+        restoreAndCompare(golden, dir, Map.of(), Map.of());
     }
 
     /** The golden savepoints of a job that ran a shadow model (with a {@code shadow-model/}). */

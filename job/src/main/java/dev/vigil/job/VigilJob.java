@@ -221,7 +221,8 @@ public final class VigilJob {
 
     /**
      * The Kafka sinks (exactly-once unless {@code vigil.delivery.*} says at-least-once): anomalies,
-     * dead letters and, if a topic is set, scores.
+     * dead letters, the shadow's anomalies (in the graph with or without a shadow model: without
+     * one it writes nothing) and, if a topic is set, scores.
      */
     public static Sinks kafkaSinks(VigilConfig config) {
         KafkaSettings kafka = config.kafka();

@@ -68,12 +68,12 @@ public final class VigilPipeline {
         void scores(DataStream<ScoredStep> scores);
 
         /**
-         * The anomaly events of the model that shadows each device, when the job has a shadow model
-         * ({@link Outputs#SHADOW_ANOMALIES}).
+         * The anomaly events of the model that does not serve each device ({@link
+         * Outputs#SHADOW_ANOMALIES}): an empty stream when the job has no shadow model. Its sink is
+         * in the graph either way, so that adding or removing a shadow leaves the graph as it was
+         * and a savepoint restores without leaving any operator's state unclaimed.
          */
-        default void shadowAnomalies(DataStream<AnomalyEvent> events) {
-            throw new IllegalStateException("these sinks have no topic for a shadow model");
-        }
+        void shadowAnomalies(DataStream<AnomalyEvent> events);
     }
 
     /**
@@ -84,13 +84,6 @@ public final class VigilPipeline {
     public interface Scoring {
         SingleOutputStreamOperator<AnomalyEvent> apply(
                 KeyedStream<TelemetryEvent, String> byDevice);
-
-        /**
-         * Whether it has a shadow model, whose events leave by {@link Outputs#SHADOW_ANOMALIES}.
-         */
-        default boolean hasShadow() {
-            return false;
-        }
 
         /** The job's scoring: batched, or record by record when the batch size is 0. */
         static Scoring of(ModelBundle bundle, ScoringSettings settings) {
@@ -103,25 +96,15 @@ public final class VigilPipeline {
          */
         static Scoring of(ModelBundle bundle, ModelBundle shadow, ScoringSettings settings) {
             String name = shadow == null ? "GRU scoring" : "GRU scoring (with a shadow)";
-            return new Scoring() {
-                @Override
-                public SingleOutputStreamOperator<AnomalyEvent> apply(
-                        KeyedStream<TelemetryEvent, String> byDevice) {
-                    // Both operators keep the same state under the same uid: either can restore
-                    // the other.
-                    OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator =
-                            settings.batchSize() == 0
-                                    ? new GruScoringFunction.Operator(
-                                            new GruScoringFunction(bundle, shadow, settings))
-                                    : new BatchedScoringOperator(bundle, shadow, settings);
-                    return byDevice.transform(
-                            name, TypeInformation.of(AnomalyEvent.class), operator);
-                }
-
-                @Override
-                public boolean hasShadow() {
-                    return shadow != null;
-                }
+            return byDevice -> {
+                // Both operators keep the same state under the same uid: either can restore the
+                // other.
+                OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator =
+                        settings.batchSize() == 0
+                                ? new GruScoringFunction.Operator(
+                                        new GruScoringFunction(bundle, shadow, settings))
+                                : new BatchedScoringOperator(bundle, shadow, settings);
+                return byDevice.transform(name, TypeInformation.of(AnomalyEvent.class), operator);
             };
         }
     }
@@ -212,9 +195,7 @@ public final class VigilPipeline {
         SingleOutputStreamOperator<AnomalyEvent> anomalies =
                 scoring.apply(byDevice).uid(UID_SCORING);
         sinks.anomalies(anomalies);
-        if (scoring.hasShadow()) {
-            sinks.shadowAnomalies(anomalies.getSideOutput(Outputs.SHADOW_ANOMALIES));
-        }
+        sinks.shadowAnomalies(anomalies.getSideOutput(Outputs.SHADOW_ANOMALIES));
         // One dead-letter topic: what the parser refused and what the scorer could not score.
         sinks.deadLetters(
                 parsed.getSideOutput(ParseTelemetry.DEAD_LETTERS)

@@ -103,6 +103,11 @@ class WholeGraphITCase {
                     public void scores(DataStream<ScoredStep> s) {
                         s.sinkTo(new Collect<>(name + "/scores"));
                     }
+
+                    @Override
+                    public void shadowAnomalies(DataStream<AnomalyEvent> s) {
+                        s.sinkTo(new Collect<>(name + "/shadow-anomalies"));
+                    }
                 },
                 config.input());
         return env.execute("whole-graph-" + name);

@@ -181,8 +181,6 @@ class PromoteShadowCommandITCase {
             resume.put(VigilOptions.MODEL_DIR.key(), candidate.toString());
             resume.put(VigilOptions.KAFKA_BOUNDED.key(), "false");
             resume.put(StateRecoveryOptions.SAVEPOINT_PATH.key(), written.toUri().toString());
-            // the shadow's sink had state too; the promoted job has no shadow
-            resume.put(StateRecoveryOptions.SAVEPOINT_IGNORE_UNCLAIMED_STATE.key(), "true");
             JobExecutionResult after =
                     LocalRun.runThenStop(
                                     VigilConfig.of(resume),
