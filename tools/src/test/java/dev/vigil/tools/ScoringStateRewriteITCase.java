@@ -1,0 +1,76 @@
+package dev.vigil.tools;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+
+import dev.vigil.state.DeviceState;
+import dev.vigil.testing.Fixtures;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.apache.flink.test.junit5.MiniClusterExtension;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A rewrite ({@code promote-shadow}, {@code reset-device}) that fails ends with that failure and
+ * writes nothing. When each device's value was serialized in the State Processor API's bootstrap
+ * thread, a state that could not be serialized left the rewrite waiting forever.
+ */
+class ScoringStateRewriteITCase {
+
+    @RegisterExtension static final MiniClusterExtension MINI_CLUSTER = Fixtures.miniCluster(1);
+
+    private static final Path GOLDEN = Fixtures.repoRoot().resolve("testdata/savepoints/0.5.0");
+
+    // Which failure the job reports is Flink's choice (the edit's own, or one it caused, such as
+    // a split assignment lost to the failed task), so only the failing is checked.
+
+    @Test
+    void shouldFailWhenAnEditedStateCannotBeWritten(@TempDir Path dir) {
+        assertFailsInTime(new KeepsAMalformedShadow(), dir.resolve("rewritten"));
+    }
+
+    @Test
+    void shouldFailWhenTheEditFails(@TempDir Path dir) {
+        assertFailsInTime(new Fails(), dir.resolve("rewritten"));
+    }
+
+    /** The rewrite fails within two minutes and writes nothing. */
+    private static void assertFailsInTime(ScoringStateRewrite.Edit edit, Path target) {
+        Throwable failure =
+                assertTimeoutPreemptively(
+                        Duration.ofMinutes(2),
+                        () ->
+                                catchThrowable(
+                                        () ->
+                                                ScoringStateRewrite.write(
+                                                        GOLDEN, target, edit, "failing-rewrite")),
+                        "the rewrite neither finished nor failed");
+        assertThat(failure).as("the rewrite's failure").isNotNull();
+        assertThat(target.resolve("_metadata")).doesNotExist();
+    }
+
+    /**
+     * Keeps each device's serving state with a shadow state that holds a shadow of its own, which
+     * the serializer refuses.
+     */
+    private static final class KeepsAMalformedShadow extends ScoringStateRewrite.Edit {
+        @Override
+        void edit(String device, DeviceState serving, DeviceState shadow) throws IOException {
+            DeviceState nested = new DeviceState();
+            nested.shadow = new DeviceState();
+            keep(device, serving != null ? serving : shadow, nested);
+        }
+    }
+
+    /** Fails on the first device. */
+    private static final class Fails extends ScoringStateRewrite.Edit {
+        @Override
+        void edit(String device, DeviceState serving, DeviceState shadow) throws IOException {
+            throw new IOException("edit failed on " + device);
+        }
+    }
+}
