@@ -107,6 +107,36 @@ public final class VigilConfig {
                 : "'" + text + "'";
     }
 
+    /**
+     * Each sink writes a topic of its own: two sinks of one topic would share transactional ids and
+     * fence each other. The shadow's sink is in the graph with or without a shadow model.
+     */
+    private void distinctOutputTopics() {
+        Map<String, String> byTopic = new HashMap<>();
+        for (ConfigOption<String> option :
+                List.of(
+                        VigilOptions.TOPIC_ANOMALIES,
+                        VigilOptions.TOPIC_SHADOW_ANOMALIES,
+                        VigilOptions.TOPIC_DEAD_LETTERS,
+                        VigilOptions.TOPIC_SCORES,
+                        VigilOptions.TOPIC_TELEMETRY)) {
+            String topic = get(option).strip();
+            if (topic.isEmpty()) {
+                continue;
+            }
+            String other = byTopic.putIfAbsent(topic, option.key());
+            if (other != null) {
+                throw new ConfigException(
+                        other
+                                + " and "
+                                + option.key()
+                                + " both name topic '"
+                                + topic
+                                + "': give each its own topic");
+            }
+        }
+    }
+
     private void validate(Set<String> keys) {
         Set<String> known =
                 VigilOptions.all().stream().map(ConfigOption::key).collect(Collectors.toSet());
@@ -126,6 +156,7 @@ public final class VigilConfig {
         delivery(VigilOptions.DELIVERY_ANOMALIES);
         delivery(VigilOptions.DELIVERY_SCORES);
         delivery(VigilOptions.DELIVERY_DEAD_LETTERS);
+        distinctOutputTopics();
         positive(VigilOptions.ALERTS_OPEN_AFTER);
         positive(VigilOptions.ALERTS_CLOSE_AFTER);
         positive(VigilOptions.ALERTS_TOP_FEATURES);

@@ -204,7 +204,11 @@ public final class VigilOptions {
                             "Where the anomaly events of the model that does not serve a device"
                                     + " go (the anomalies topic's format and delivery), when"
                                     + " vigil.model.shadow.dir is set: the shadow model's, and for"
-                                    + " the canary's devices the serving model's.");
+                                    + " the canary's devices the serving model's. Its sink is"
+                                    + " in the graph without a shadow too (it writes nothing; the"
+                                    + " topic need not exist). The job refuses at start two of"
+                                    + " these topics (telemetry, anomalies, shadow anomalies, dead"
+                                    + " letters, scores) with one name.");
 
     public static final ConfigOption<Integer> DRIFT_WINDOW_STEPS =
             ConfigOptions.key("vigil.drift.window-steps")

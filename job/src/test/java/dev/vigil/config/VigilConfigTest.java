@@ -77,6 +77,26 @@ class VigilConfigTest {
     }
 
     @Test
+    void shouldRefuseTwoOutputsOfOneTopic() {
+        // Without a shadow model too: the shadow's sink is in the graph either way, and two
+        // exactly-once sinks of one topic would fence each other.
+        Map<String, String> values = valid();
+        values.put(VigilOptions.TOPIC_SHADOW_ANOMALIES.key(), "anomalies");
+
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining(
+                        "vigil.kafka.topic.anomalies and vigil.kafka.topic.shadow-anomalies both"
+                                + " name topic 'anomalies'");
+
+        Map<String, String> scores = valid();
+        scores.put(VigilOptions.TOPIC_SCORES.key(), "telemetry");
+        assertThatThrownBy(() -> VigilConfig.of(scores))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("both name topic 'telemetry'");
+    }
+
+    @Test
     void shouldNameAValueOfTheWrongType() {
         Map<String, String> values = valid();
         values.put(VigilOptions.ALERTS_OPEN_AFTER.key(), "often");
