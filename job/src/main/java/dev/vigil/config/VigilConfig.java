@@ -108,10 +108,11 @@ public final class VigilConfig {
     }
 
     /**
-     * Each sink writes a topic of its own: two sinks of one topic would share transactional ids and
-     * fence each other. The shadow's sink is in the graph with or without a shadow model.
+     * Each sink writes a topic of its own, none of them the telemetry topic: two sinks of one topic
+     * would share transactional ids and fence each other (the shadow's sink is in the graph with or
+     * without a shadow model), and a sink of the telemetry topic would feed the job its own output.
      */
-    private void distinctOutputTopics() {
+    private void distinctTopics() {
         Map<String, String> byTopic = new HashMap<>();
         for (ConfigOption<String> option :
                 List.of(
@@ -156,7 +157,7 @@ public final class VigilConfig {
         delivery(VigilOptions.DELIVERY_ANOMALIES);
         delivery(VigilOptions.DELIVERY_SCORES);
         delivery(VigilOptions.DELIVERY_DEAD_LETTERS);
-        distinctOutputTopics();
+        distinctTopics();
         positive(VigilOptions.ALERTS_OPEN_AFTER);
         positive(VigilOptions.ALERTS_CLOSE_AFTER);
         positive(VigilOptions.ALERTS_TOP_FEATURES);
