@@ -7,11 +7,15 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HexFormat;
+import java.util.stream.Stream;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
 import org.apache.flink.api.java.typeutils.runtime.PojoSerializerSnapshot;
 import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 class DeviceStateSchemaTest {
 
@@ -207,55 +211,25 @@ class DeviceStateSchemaTest {
         assertThat(back.profileMean).isNull();
     }
 
-    /**
-     * Format 2 as released: the committed bytes must always read back to the same device, and while
-     * format 2 is current, the writer must produce exactly them.
-     */
-    @Test
-    void shouldReadTheReleasedFormat2Bytes() throws Exception {
-        assertThat(read(released(2))).usingRecursiveComparison().isEqualTo(inEpisodeWithProfile());
-        if (DeviceStateSerializer.CURRENT_FORMAT == 2) {
-            assertThat(write(inEpisodeWithProfile())).isEqualTo(released(2));
-        }
+    /** Each format from 2 on as released, with the device its committed bytes hold. */
+    static Stream<Arguments> releasedFormats() {
+        return Stream.of(
+                Arguments.of(2, inEpisodeWithProfile()),
+                Arguments.of(3, inEpisodeWithDynamicsLevel()),
+                Arguments.of(4, inEpisodeWatchedForSilence()),
+                Arguments.of(5, withShadow()));
     }
 
     /**
-     * Format 3 as released: the committed bytes must always read back to the same device, and while
-     * format 3 is current, the writer must produce exactly them.
+     * A format as released: the committed bytes must always read back to the same device, and while
+     * the format is current, the writer must produce exactly them.
      */
-    @Test
-    void shouldReadTheReleasedFormat3Bytes() throws Exception {
-        assertThat(read(released(3)))
-                .usingRecursiveComparison()
-                .isEqualTo(inEpisodeWithDynamicsLevel());
-        if (DeviceStateSerializer.CURRENT_FORMAT == 3) {
-            assertThat(write(inEpisodeWithDynamicsLevel())).isEqualTo(released(3));
-        }
-    }
-
-    /**
-     * Format 4 as released: the committed bytes must always read back to the same device, and while
-     * format 4 is current, the writer must produce exactly them.
-     */
-    @Test
-    void shouldReadTheReleasedFormat4Bytes() throws Exception {
-        assertThat(read(released(4)))
-                .usingRecursiveComparison()
-                .isEqualTo(inEpisodeWatchedForSilence());
-        if (DeviceStateSerializer.CURRENT_FORMAT == 4) {
-            assertThat(write(inEpisodeWatchedForSilence())).isEqualTo(released(4));
-        }
-    }
-
-    /**
-     * Format 5 as released: the committed bytes must always read back to the same device, and while
-     * format 5 is current, the writer must produce exactly them.
-     */
-    @Test
-    void shouldReadTheReleasedFormat5Bytes() throws Exception {
-        assertThat(read(released(5))).usingRecursiveComparison().isEqualTo(withShadow());
-        if (DeviceStateSerializer.CURRENT_FORMAT == 5) {
-            assertThat(write(withShadow())).isEqualTo(released(5));
+    @ParameterizedTest(name = "format {0}")
+    @MethodSource("releasedFormats")
+    void shouldReadTheReleasedBytes(int format, DeviceState device) throws Exception {
+        assertThat(read(released(format))).usingRecursiveComparison().isEqualTo(device);
+        if (DeviceStateSerializer.CURRENT_FORMAT == format) {
+            assertThat(write(device)).isEqualTo(released(format));
         }
     }
 
