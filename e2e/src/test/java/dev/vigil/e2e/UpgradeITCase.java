@@ -31,9 +31,10 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Upgrades as operators do them, on a real broker and mini cluster: the stream arrives in three
  * parts; after each of the first two the job is stopped with a savepoint and started again from it
- * at another parallelism (2, then 3, then 1). The anomaly output of the whole sequence equals an
- * uninterrupted run's; with a new model version under {@code reset}, every device's memory is reset
- * once and nothing is lost.
+ * at another parallelism (2, then 3, then 1), the middle part without a scores topic. The anomaly
+ * output of the whole sequence equals an uninterrupted run's; with a new model version under {@code
+ * reset}, every device's memory is reset once and nothing is lost. No restore allows unclaimed
+ * state: unsetting the scores topic and setting it again leaves every operator in the graph.
  */
 class UpgradeITCase {
 
@@ -105,6 +106,7 @@ class UpgradeITCase {
         long two = TopicIO.replay(kafka.bootstrapServers(), input, parts.get(1));
         Map<String, String> second = run(input, run, 3, dir.resolve("cp2"), false);
         second.put(StateRecoveryOptions.SAVEPOINT_PATH.key(), first.savepoint());
+        second.put(VigilOptions.TOPIC_SCORES.key(), "");
         Stopped middle = runThenStop(second, Fixtures.model(), two);
 
         long three = TopicIO.replay(kafka.bootstrapServers(), input, parts.get(2));

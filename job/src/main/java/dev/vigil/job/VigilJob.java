@@ -220,9 +220,16 @@ public final class VigilJob {
     }
 
     /**
+     * What the idle scores sink of a job without a scores topic is named for: not a legal Kafka
+     * topic name (no ':'), so its transactional ids cannot be another sink's.
+     */
+    static final String NO_SCORES_TOPIC = "scores:none";
+
+    /**
      * The Kafka sinks (exactly-once unless {@code vigil.delivery.*} says at-least-once): anomalies,
-     * dead letters, the shadow's anomalies (in the graph with or without a shadow model: without
-     * one it writes nothing) and, if a topic is set, scores.
+     * dead letters, the shadow's anomalies and the scores, each in the graph whether it has
+     * anything to write or not (without a shadow model, or without a scores topic, its sink writes
+     * nothing).
      */
     public static Sinks kafkaSinks(VigilConfig config) {
         KafkaSettings kafka = config.kafka();
@@ -267,20 +274,23 @@ public final class VigilJob {
                         .name("shadow anomalies → Kafka");
             }
 
+            /**
+             * Without a scores topic the stream is empty and the sink writes nothing, but it stays
+             * in the graph, so that unsetting the topic restores a savepoint without leaving the
+             * sink's state unclaimed. Its transactional ids then name {@link #NO_SCORES_TOPIC}.
+             */
             @Override
             public void scores(DataStream<ScoredStep> scores) {
                 String topic = config.get(VigilOptions.TOPIC_SCORES);
-                if (!topic.isBlank()) {
-                    scores.sinkTo(
-                                    KafkaConnectors.sink(
-                                            kafka,
-                                            topic,
-                                            config.delivery(VigilOptions.DELIVERY_SCORES),
-                                            s -> s.deviceId,
-                                            WireFormat::score))
-                            .uid(VigilPipeline.UID_SCORES_SINK)
-                            .name("scores → Kafka");
-                }
+                scores.sinkTo(
+                                KafkaConnectors.sink(
+                                        kafka,
+                                        topic.isBlank() ? NO_SCORES_TOPIC : topic,
+                                        config.delivery(VigilOptions.DELIVERY_SCORES),
+                                        s -> s.deviceId,
+                                        WireFormat::score))
+                        .uid(VigilPipeline.UID_SCORES_SINK)
+                        .name("scores → Kafka");
             }
         };
     }

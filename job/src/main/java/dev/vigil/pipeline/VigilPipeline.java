@@ -64,7 +64,10 @@ public final class VigilPipeline {
 
         void deadLetters(DataStream<DeadLetter> deadLetters);
 
-        /** Every scored step, when {@link ScoringSettings#emitScores()}; else an empty stream. */
+        /**
+         * Every scored step, when {@link ScoringSettings#emitScores()}; else an empty stream, whose
+         * sink stays in the graph all the same (as the shadow's, below).
+         */
         void scores(DataStream<ScoredStep> scores);
 
         /**
