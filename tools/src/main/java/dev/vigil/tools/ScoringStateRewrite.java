@@ -5,6 +5,7 @@ import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.apache.flink.api.common.functions.OpenContext;
@@ -54,6 +55,9 @@ final class ScoringStateRewrite {
         private transient DataOutputSerializer bytes;
         private transient Collector<Tuple2<String, byte[]>> out;
 
+        /** Where {@link #write} finds the first failure of this function ({@link #noteFailure}). */
+        private String failureFile;
+
         @Override
         public void open(OpenContext context) throws Exception {
             // The keys read are those of either layout's states.
@@ -66,9 +70,30 @@ final class ScoringStateRewrite {
                 String device, Context context, Collector<Tuple2<String, byte[]>> out)
                 throws Exception {
             this.out = out;
-            DeviceState[] both = states.read();
-            if (both[0] != null || both[1] != null) {
-                edit(device, both[0], both[1]);
+            try {
+                DeviceState[] both = states.read();
+                if (both[0] != null || both[1] != null) {
+                    edit(device, both[0], both[1]);
+                }
+            } catch (Exception e) {
+                noteFailure(device, e);
+                throw e;
+            }
+        }
+
+        /**
+         * Notes the first failure for {@link #write}: the job fails with it, but which failure
+         * Flink reports is its choice (sometimes one this caused, such as a split assignment lost
+         * to the failed task).
+         */
+        private void noteFailure(String device, Exception e) {
+            try {
+                Path file = Path.of(failureFile);
+                if (Files.size(file) == 0) {
+                    Files.writeString(file, "at device " + device + ": " + e);
+                }
+            } catch (IOException notNoted) {
+                e.addSuppressed(notNoted);
             }
         }
 
@@ -87,8 +112,29 @@ final class ScoringStateRewrite {
         }
     }
 
-    /** Reads {@code savepoint}'s scoring state through {@code edit} and writes the copy. */
+    /**
+     * Reads {@code savepoint}'s scoring state through {@code edit} and writes the copy. A rewrite
+     * that fails on a device fails with an IOException that names the device and what failed there,
+     * the job's own failure as its cause.
+     */
     static void write(Path savepoint, Path target, Edit edit, String jobName) throws Exception {
+        Path failure = Files.createTempFile("vigil-rewrite-", ".failure");
+        edit.failureFile = failure.toString();
+        try {
+            run(savepoint, target, edit, jobName);
+        } catch (Exception e) {
+            String first = Files.readString(failure);
+            if (first.isEmpty()) {
+                throw e;
+            }
+            throw new IOException("rewriting the scoring state failed " + first, e);
+        } finally {
+            Files.deleteIfExists(failure);
+        }
+    }
+
+    private static void run(Path savepoint, Path target, Edit edit, String jobName)
+            throws Exception {
         StreamExecutionEnvironment env = environment();
         String from = savepoint.toUri().toString();
         OperatorIdentifier scoring = OperatorIdentifier.forUid(VigilPipeline.UID_SCORING);

@@ -25,21 +25,25 @@ class ScoringStateRewriteITCase {
 
     private static final Path GOLDEN = Fixtures.repoRoot().resolve("testdata/savepoints/0.5.0");
 
-    // Which failure the job reports is Flink's choice (the edit's own, or one it caused, such as
-    // a split assignment lost to the failed task), so only the failing is checked.
-
     @Test
     void shouldFailWhenAnEditedStateCannotBeWritten(@TempDir Path dir) {
-        assertFailsInTime(new KeepsAMalformedShadow(), dir.resolve("rewritten"));
+        assertThat(assertFailsInTime(new KeepsAMalformedShadow(), dir.resolve("rewritten")))
+                .hasMessageStartingWith("rewriting the scoring state failed at device ")
+                .hasMessageContaining("shadow");
     }
 
     @Test
     void shouldFailWhenTheEditFails(@TempDir Path dir) {
-        assertFailsInTime(new Fails(), dir.resolve("rewritten"));
+        // Whichever failure Flink reports (the edit's own, or one it caused, such as a split
+        // assignment lost to the failed task), the rewrite names the edit's.
+        assertThat(assertFailsInTime(new Fails(), dir.resolve("rewritten")))
+                .hasMessageMatching(
+                        "rewriting the scoring state failed at device (\\S+): "
+                                + "java.io.IOException: edit failed on \\1");
     }
 
-    /** The rewrite fails within two minutes and writes nothing. */
-    private static void assertFailsInTime(ScoringStateRewrite.Edit edit, Path target) {
+    /** The rewrite fails within two minutes and writes nothing; returns its failure. */
+    private static Throwable assertFailsInTime(ScoringStateRewrite.Edit edit, Path target) {
         Throwable failure =
                 assertTimeoutPreemptively(
                         Duration.ofMinutes(2),
@@ -51,6 +55,7 @@ class ScoringStateRewriteITCase {
                         "the rewrite neither finished nor failed");
         assertThat(failure).as("the rewrite's failure").isNotNull();
         assertThat(target.resolve("_metadata")).doesNotExist();
+        return failure;
     }
 
     /**
