@@ -4,6 +4,7 @@ import dev.vigil.scoring.DriftWindow;
 import dev.vigil.serde.DeadLetterReason;
 import java.util.EnumMap;
 import java.util.Map;
+import java.util.function.LongSupplier;
 import org.apache.flink.api.common.accumulators.LongCounter;
 import org.apache.flink.api.common.functions.RuntimeContext;
 import org.apache.flink.metrics.Counter;
@@ -60,6 +61,16 @@ public final class Metrics {
     public static final String SILENCES_OPENED = "silences_opened";
 
     public static final String SILENCES_CLOSED = "silences_closed";
+
+    /**
+     * How far the silence watch's clock, the watermark, is behind the wall clock, in milliseconds
+     * (0 at the end of a bounded input; the time since the operator started while no watermark has
+     * come). A silence is reported this much later than it happened: about 30 s while records
+     * flow; more while none come, while a backlog is read, and without bound when a partition's
+     * Kafka timestamps stop moving while its records still come (alert {@code
+     * VigilSilenceWatchBehind}). Only with the watch on.
+     */
+    public static final String SILENCE_WATCH_LAG_MS = "silence_watch_lag_ms";
 
     /**
      * Closed episodes during which the job's other model (serving or shadow) had an episode open on
@@ -192,15 +203,21 @@ public final class Metrics {
         }
     }
 
-    /** The silence watch's: devices reported silent, and back. */
+    /** The silence watch's: devices reported silent, and back, and how late its clock is. */
     public static final class Silence {
+        private final MetricGroup group;
         public final Count opened;
         public final Count closed;
 
         public Silence(RuntimeContext ctx) {
-            MetricGroup group = group(ctx);
+            group = group(ctx);
             opened = new Count(ctx, group, SILENCES_OPENED, SILENCES_OPENED);
             closed = new Count(ctx, group, SILENCES_CLOSED, SILENCES_CLOSED);
+        }
+
+        /** Registers {@value #SILENCE_WATCH_LAG_MS}, read when the metric is reported. */
+        public void lag(LongSupplier lagMs) {
+            group.gauge(SILENCE_WATCH_LAG_MS, lagMs::getAsLong);
         }
     }
 

@@ -145,6 +145,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         silence = Models.silence(settings, getRuntimeContext());
         silenceTimers =
                 getInternalTimerService(SILENCE_TIMERS, VoidNamespaceSerializer.INSTANCE, this);
+        silence.publishLag(silenceTimers::currentWatermark);
         timers =
                 (deviceId, time) -> {
                     setCurrentKey(deviceId);

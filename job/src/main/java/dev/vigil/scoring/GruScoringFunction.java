@@ -110,6 +110,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
                             BatchedScoringOperator.SILENCE_TIMERS,
                             VoidNamespaceSerializer.INSTANCE,
                             this);
+            function.silence.publishLag(service::currentWatermark);
             function.arm(
                     arming,
                     this.<String>getKeyedStateBackend(),

@@ -3,6 +3,7 @@ package dev.vigil.scoring;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.state.DeviceState;
+import java.util.function.LongSupplier;
 
 /**
  * The silence watch ({@code vigil.alerts.silence-after}): a device that has had no step scored for
@@ -45,6 +46,29 @@ final class Silence {
 
     boolean on() {
         return afterMs > 0;
+    }
+
+    /**
+     * Publishes how far behind the wall clock the watch's clock, {@code watermark} (the operator's
+     * current watermark, read when the metric is reported), is: {@link
+     * Metrics#SILENCE_WATCH_LAG_MS}. Nothing when the watch is off.
+     */
+    void publishLag(LongSupplier watermark) {
+        if (metrics != null) {
+            long opened = System.currentTimeMillis();
+            metrics.lag(() -> lagMs(watermark.getAsLong(), System.currentTimeMillis(), opened));
+        }
+    }
+
+    /**
+     * How far {@code watermark} is behind {@code now}: 0 once it is at the end of input, {@code now
+     * - opened} while the operator, opened at {@code opened}, has had no watermark.
+     */
+    static long lagMs(long watermark, long now, long opened) {
+        if (watermark == Long.MAX_VALUE) {
+            return 0;
+        }
+        return Math.max(0, now - (watermark == Long.MIN_VALUE ? opened : watermark));
     }
 
     /** The period, in milliseconds (0: off). */

@@ -22,6 +22,7 @@ import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -396,6 +397,21 @@ class SilenceTest {
             assertThat(shadow.silent).isTrue();
             assertThat(shadow.lastSeenMs).isEqualTo(serving.lastSeenMs);
         }
+    }
+
+    /**
+     * The lag published as {@code silence_watch_lag_ms}: the wall clock less the watermark, the
+     * time since the start before the first watermark, 0 at the end of a bounded input, never below
+     * 0 (a watermark ahead of this clock: another machine's).
+     */
+    @Test
+    void shouldMeasureHowFarTheWatchsClockIsBehindTheWallClock() {
+        long now = T0 + 60 * MINUTE;
+        assertThat(Silence.lagMs(now - 30_000L, now, T0)).isEqualTo(30_000L);
+        assertThat(Silence.lagMs(T0 - 5 * MINUTE, now, T0)).isEqualTo(65 * MINUTE);
+        assertThat(Silence.lagMs(Long.MIN_VALUE, now, T0)).isEqualTo(60 * MINUTE);
+        assertThat(Silence.lagMs(Long.MAX_VALUE, now, T0)).isZero();
+        assertThat(Silence.lagMs(now + 1_000L, now, T0)).isZero();
     }
 
     /**
