@@ -65,10 +65,10 @@ public final class Metrics {
     /**
      * How far the silence watch's clock, the watermark, is behind the wall clock, in milliseconds
      * (0 at the end of a bounded input; the time since the operator started while no watermark has
-     * come). A silence is reported this much later than it happened: about 30 s while records
-     * flow; more while none come, while a backlog is read, and without bound when a partition's
-     * Kafka timestamps stop moving while its records still come (alert {@code
-     * VigilSilenceWatchBehind}). Only with the watch on.
+     * come). A silence is reported this much later than it happened: about 30 s while records flow;
+     * more while none come, while a backlog is read, and without bound when a partition's Kafka
+     * timestamps stop moving while its records still come (alert {@code VigilSilenceWatchBehind}).
+     * Only with the watch on.
      */
     public static final String SILENCE_WATCH_LAG_MS = "silence_watch_lag_ms";
 
