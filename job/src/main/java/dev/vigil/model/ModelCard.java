@@ -88,12 +88,14 @@ public final class ModelCard implements Serializable {
      * "Scoring"): each device learns the mean square of its own dynamics score (in threshold units)
      * over its first {@code steps} steps after warm-up, then keeps adapting it with {@code
      * halfLifeSteps} (0: never) from steps whose combined score is at or below the threshold; its
-     * dynamics score is divided by {@code max(1, sqrt(that) / rms)}, where {@code rms} is the same
-     * root mean square over the held-out steps training calibrated on. A device whose normal
-     * residuals run higher than the fleet's is held to its own level; no device is made more
-     * sensitive than the fleet.
+     * dynamics score is divided by {@code max(floor, sqrt(that) / rms)}, where {@code rms} is the
+     * same root mean square over the held-out steps training calibrated on. A device whose normal
+     * residuals run higher than the fleet's is held to its own level; one whose residuals run lower
+     * is made up to {@code 1 / floor} times as sensitive ({@code score.dynamics.device_floor}, in
+     * (0, 1]; 1, no device more sensitive than the fleet, when the card does not say).
      */
-    public record DeviceDynamics(int steps, int halfLifeSteps, float rms) implements Serializable {}
+    public record DeviceDynamics(int steps, int halfLifeSteps, float rms, float floor)
+            implements Serializable {}
 
     private final String version;
     private final int hiddenSize;
@@ -310,11 +312,15 @@ public final class ModelCard implements Serializable {
                                         + " train again with ./vigil train --dynamics-scale device");
                     }
                     JsonNode halfLife = dynamics.get("device_half_life_steps");
+                    JsonNode floor = dynamics.get("device_floor");
                     deviceDynamics =
                             new DeviceDynamics(
                                     deviceSteps.asInt(),
                                     halfLife == null || halfLife.isNull() ? 0 : halfLife.asInt(),
-                                    number(dynamics, "rms"));
+                                    number(dynamics, "rms"),
+                                    floor == null || floor.isNull()
+                                            ? 1f
+                                            : number(dynamics, "device_floor"));
                 }
                 JsonNode l = score.get("level");
                 if (l != null && !l.isNull()) {
@@ -534,6 +540,13 @@ public final class ModelCard implements Serializable {
                             + " \"device_half_life_steps\" 0 or more and \"score.dynamics.rms\""
                             + " finite and positive, found "
                             + deviceDynamics);
+        }
+        if (deviceDynamics != null
+                && !(deviceDynamics.floor() > 0 && deviceDynamics.floor() <= 1)) {
+            throw new ModelException(
+                    "\"score.dynamics.device_floor\" must be above 0 and at most 1 (the smallest"
+                            + " divisor of a device's dynamics score), found "
+                            + deviceDynamics.floor());
         }
         if (level != null) {
             if (level.profileSteps() < 1 || level.windowSteps() < 1 || level.halfLifeSteps() < 0) {

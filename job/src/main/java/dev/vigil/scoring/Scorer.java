@@ -566,7 +566,9 @@ final class Scorer implements AutoCloseable {
             }
             return dynamics;
         }
-        return dynamics / StepMath.deviceDivisor(s.dynamicsMeanSquare, deviceDynamics.rms());
+        return dynamics
+                / StepMath.deviceDivisor(
+                        s.dynamicsMeanSquare, deviceDynamics.rms(), deviceDynamics.floor());
     }
 
     /**

@@ -198,13 +198,14 @@ public final class StepMath {
     }
 
     /**
-     * What a device's dynamics score is divided by under the card's per-device scale: {@code max(1,
-     * sqrt(meanSquare) / rms)}, the device's root mean square of the score over the fleet's. Never
-     * below 1: a device quieter than the fleet keeps the fleet's scale.
+     * What a device's dynamics score is divided by under the card's per-device scale: {@code
+     * max(floor, sqrt(meanSquare) / rms)}, the device's root mean square of the score over the
+     * fleet's. Never below {@code floor} (at most 1): a device quieter than the fleet is made at
+     * most {@code 1 / floor} times as sensitive (with {@code floor} 1, it keeps the fleet's scale).
      */
-    public static float deviceDivisor(float meanSquare, float rms) {
+    public static float deviceDivisor(float meanSquare, float rms, float floor) {
         float ratio = (float) Math.sqrt(meanSquare) / rms;
-        return ratio > 1f ? ratio : 1f;
+        return ratio > floor ? ratio : floor;
     }
 
     /**

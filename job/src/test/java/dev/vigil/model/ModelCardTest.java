@@ -329,9 +329,17 @@ class ModelCardTest {
         ModelCard card = ModelBundle.load(model).card();
 
         assertThat(card.deviceDynamics())
-                .isEqualTo(new ModelCard.DeviceDynamics(1000, 20000, 0.3f));
+                .isEqualTo(new ModelCard.DeviceDynamics(1000, 20000, 0.3f, 1f));
         Path frozen = modelWith(c -> dynamics(c).put("rms", 0.3).put("device_steps", 1000));
         assertThat(ModelBundle.load(frozen).card().deviceDynamics().halfLifeSteps()).isZero();
+        Path floored =
+                modelWith(
+                        c ->
+                                dynamics(c)
+                                        .put("rms", 0.3)
+                                        .put("device_steps", 1000)
+                                        .put("device_floor", 0.5));
+        assertThat(ModelBundle.load(floored).card().deviceDynamics().floor()).isEqualTo(0.5f);
         assertThat(Fixtures.model().card().deviceDynamics()).as("the fleet's").isNull();
     }
 
@@ -346,6 +354,19 @@ class ModelCardTest {
         assertThatThrownBy(() -> ModelBundle.load(zeroSteps))
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("must be at least 1");
+        for (double floor : new double[] {0, -0.5, 1.5}) {
+            Path badFloor =
+                    modelWith(
+                            c ->
+                                    dynamics(c)
+                                            .put("rms", 0.3)
+                                            .put("device_steps", 1000)
+                                            .put("device_floor", floor));
+            assertThatThrownBy(() -> ModelBundle.load(badFloor))
+                    .isInstanceOf(ModelException.class)
+                    .hasMessageContaining(
+                            "\"score.dynamics.device_floor\" must be above 0 and at most 1");
+        }
     }
 
     @Test

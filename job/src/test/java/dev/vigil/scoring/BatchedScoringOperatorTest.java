@@ -272,11 +272,12 @@ class BatchedScoringOperatorTest {
     /**
      * The per-device scale of the forecast residual: both operators agree, and each device's
      * dynamics score equals the fleet-scaled one until the device has learned its level (100 steps
-     * after warm-up), then that one divided by max(1, the device's root mean square / the card's),
-     * the device's level computed here from the fleet-scaled run: frozen once learned, or adapting
-     * with a half-life of 50 steps on steps whose combined score is at or below the threshold. The
-     * card's reference is the median device's level, so that some devices are held to their own
-     * level and some keep the fleet's.
+     * after warm-up), then that one divided by max(floor, the device's root mean square / the
+     * card's), the device's level computed here from the fleet-scaled run: frozen once learned, or
+     * adapting with a half-life of 50 steps on steps whose combined score is at or below the
+     * threshold. The card's reference is the median device's level, so that some devices are held
+     * to their own level and the others keep the fleet's (floor 1) or are made more sensitive, down
+     * to the floor (0.5).
      */
     @Test
     void shouldHoldEachDeviceToItsOwnLevelOfForecastResidual() throws Exception {
@@ -290,19 +291,22 @@ class BatchedScoringOperatorTest {
                         .toArray();
         float rms = (float) rmss[rmss.length / 2];
 
-        for (int halfLife : new int[] {0, 50}) {
+        for (float[] setting : new float[][] {{0, 1f}, {50, 1f}, {50, 0.5f}}) {
+            int halfLife = (int) setting[0];
+            float floor = setting[1];
             ModelCard c = Fixtures.model().card();
             ModelBundle byDevice =
                     new ModelBundle(
                             c.withDeviceDynamics(
                                     c.version() + "-dynamics",
-                                    new ModelCard.DeviceDynamics(learnSteps, halfLife, rms)),
+                                    new ModelCard.DeviceDynamics(learnSteps, halfLife, rms, floor)),
                             Fixtures.model().onnx());
             Emitted perRecord = bothOperators(byDevice);
 
             float beta = halfLife == 0 ? 0f : (float) (1 - Math.pow(0.5, 1.0 / halfLife));
             int held = 0;
             int kept = 0;
+            int sharpened = 0;
             int moved = 0;
             for (var entry : fleets.entrySet()) {
                 List<ScoredStep> fleet = entry.getValue();
@@ -320,7 +324,7 @@ class BatchedScoringOperatorTest {
                     if (steps > warmup && !Float.isNaN(d)) {
                         boolean adapts = learned >= learnSteps;
                         if (adapts) {
-                            divisor = StepMath.deviceDivisor(meanSquare, rms);
+                            divisor = StepMath.deviceDivisor(meanSquare, rms, floor);
                             expected = d / divisor;
                             if (!(mine.get(i).score > 1f)) {
                                 meanSquare += beta * (d * d - meanSquare);
@@ -329,11 +333,18 @@ class BatchedScoringOperatorTest {
                             learned++;
                             meanSquare += (d * d - meanSquare) / learned;
                             if (learned == learnSteps) {
-                                learnedDivisor = StepMath.deviceDivisor(meanSquare, rms);
+                                learnedDivisor = StepMath.deviceDivisor(meanSquare, rms, floor);
                             }
                         }
                     }
-                    String at = entry.getKey() + " step " + i + ", half-life " + halfLife;
+                    String at =
+                            entry.getKey()
+                                    + " step "
+                                    + i
+                                    + ", half-life "
+                                    + halfLife
+                                    + ", floor "
+                                    + floor;
                     if (Float.isNaN(d)) {
                         assertThat(mine.get(i).dynamics).as(at).isNaN();
                         continue;
@@ -344,10 +355,16 @@ class BatchedScoringOperatorTest {
                 }
                 held += learnedDivisor > 1.2f ? 1 : 0;
                 kept += learnedDivisor == 1f ? 1 : 0;
+                sharpened += learnedDivisor < 0.95f ? 1 : 0;
                 moved += Math.abs(divisor - learnedDivisor) > 0.05f ? 1 : 0;
             }
             assertThat(held).as("devices held to their own level").isPositive();
-            assertThat(kept).as("devices that keep the fleet's").isPositive();
+            if (floor == 1f) {
+                assertThat(kept).as("devices that keep the fleet's").isPositive();
+                assertThat(sharpened).isZero();
+            } else {
+                assertThat(sharpened).as("devices made more sensitive").isPositive();
+            }
             if (halfLife == 0) {
                 assertThat(moved).as("frozen levels").isZero();
             } else {
