@@ -440,8 +440,9 @@ def main():
                     help="the forecast residual's scale: the fleet's for every device (the default),"
                     " or each device's own level, learned over its first steps, where it runs"
                     " higher than the fleet's or lower (down to half the fleet's: at most twice as"
-                    " sensitive; not lower with --normalisation device); for fleets whose devices differ in how noisy they are and start"
-                    " normal; a device faulty while it learns is held to its fault; EVALUATION.md"),
+                    " sensitive; not lower with --normalisation device); for fleets whose devices"
+                    " differ in how noisy they are and start normal; a device faulty while it"
+                    " learns is held to its fault; EVALUATION.md")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--max-minutes", type=float, default=10)
