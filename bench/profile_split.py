@@ -32,8 +32,9 @@ THREADS = [
 ]
 # (stage, frame markers) inside the source task and the scoring task, innermost frame first
 SOURCE_TASK = [
-    ("source: parser (JSON: TelemetryParser, Jackson; Avro: AvroTelemetry)",
-     ["dev.vigil.serde.TelemetryParser", "com.fasterxml.jackson", "dev.vigil.serde.AvroTelemetry"]),
+    ("source: parser (JSON: TelemetryParser, its fast path, Jackson; Avro: AvroTelemetry)",
+     ["dev.vigil.serde.TelemetryParser", "dev.vigil.serde.JsonFastPath", "com.fasterxml.jackson",
+      "dev.vigil.serde.AvroTelemetry"]),
     ("source: copy of each record between chained operators", ["Serializer.copy"]),
     ("source: keyBy serialization and partitioning",
      ["RecordWriter", "Serializer.serialize", "KeyGroupStreamPartitioner", "StreamElementSerializer",

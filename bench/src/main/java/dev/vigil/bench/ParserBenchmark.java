@@ -32,7 +32,10 @@ public class ParserBenchmark {
     static final int FEATURES = 16;
     private static final int POOL = 1024;
 
-    @Param({"json", "avro"})
+    /**
+     * An input format, or {@code json-jackson}: JSON read by Jackson alone, without the fast path.
+     */
+    @Param({"json", "json-jackson", "avro"})
     public String format;
 
     private InputFormat.Parser parser;
@@ -45,8 +48,15 @@ public class ParserBenchmark {
         for (int f = 0; f < FEATURES; f++) {
             names.add("feature_" + f);
         }
-        InputFormat f = InputFormat.valueOf(format.toUpperCase(Locale.ROOT));
+        boolean jacksonAlone = format.equals("json-jackson");
+        InputFormat f =
+                jacksonAlone
+                        ? InputFormat.JSON
+                        : InputFormat.valueOf(format.toUpperCase(Locale.ROOT));
         parser = f.parser(names);
+        if (jacksonAlone) {
+            parser = ((TelemetryParser) parser)::parseJson;
+        }
         records = records(f, names, POOL);
     }
 

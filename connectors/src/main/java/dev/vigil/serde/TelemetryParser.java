@@ -41,6 +41,9 @@ public final class TelemetryParser implements InputFormat.Parser {
     /** Which features a record had; reused, so a parser serves one thread. */
     private final boolean[] seen;
 
+    /** Reads the common shape of record without Jackson, or gives it up to {@link #parseJson}. */
+    private final JsonFastPath fast;
+
     /**
      * @param features the feature names the model needs, in the model card's order
      */
@@ -53,6 +56,7 @@ public final class TelemetryParser implements InputFormat.Parser {
                 throw new IllegalArgumentException("duplicate feature name: " + this.features[i]);
             }
         }
+        this.fast = new JsonFastPath(features);
     }
 
     /** Why a record was rejected. */
@@ -70,6 +74,14 @@ public final class TelemetryParser implements InputFormat.Parser {
         if (raw == null || raw.length == 0) {
             return Result.reject(DeadLetterReason.MALFORMED_JSON, "empty record");
         }
+        return fast.read(raw, fields) ? fields.result() : parseJson(raw);
+    }
+
+    /**
+     * The record read by Jackson alone: every record the fast path gives up, the reference the fast
+     * path is tested against, and the baseline it is measured against ({@code ParserBenchmark}).
+     */
+    public Result parseJson(byte[] raw) {
         try (JsonParser p = JSON.createParser(raw)) {
             if (p.nextToken() != JsonToken.START_OBJECT) {
                 return Result.reject(DeadLetterReason.MALFORMED_JSON, "not a JSON object");
@@ -81,7 +93,7 @@ public final class TelemetryParser implements InputFormat.Parser {
     }
 
     /** The top-level fields of one record as they are read; reused, cleared per record. */
-    private static final class Fields {
+    static final class Fields {
         String deviceId;
         boolean badDeviceId;
         int deviceIdTooLong; // its length, when longer than MAX_DEVICE_ID_LENGTH
