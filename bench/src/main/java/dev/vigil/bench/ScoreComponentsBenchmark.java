@@ -130,7 +130,7 @@ public class ScoreComponentsBenchmark {
     @Benchmark
     public float dynamicsScaledByDevice() {
         float dynamics = StepMath.score(x, offset(), forecast, scale, targets, shares) / 4.5f;
-        return dynamics / StepMath.deviceDivisor(0.16f + (step & 7) * 0.01f, 0.3f, 1f);
+        return dynamics / StepMath.deviceDivisor(0.16f + (step & 7) * 0.01f, 0.3f, 1f, 4f);
     }
 
     @Benchmark

@@ -92,10 +92,22 @@ public final class ModelCard implements Serializable {
      * same root mean square over the held-out steps training calibrated on. A device whose normal
      * residuals run higher than the fleet's is held to its own level; one whose residuals run lower
      * is made up to {@code 1 / floor} times as sensitive ({@code score.dynamics.device_floor}, in
-     * (0, 1]; 1, no device more sensitive than the fleet, when the card does not say).
+     * (0, 1]; 1, no device more sensitive than the fleet, when the card does not say), and one
+     * whose residuals run higher is made at most {@code ceiling} times less sensitive ({@code
+     * device_ceiling}, at least 1; none when the card does not say). With {@code blocks} above 1
+     * ({@code device_blocks}; 1, a plain mean, when the card does not say) the steps are learned in
+     * that many blocks and the level leaves out the one or two far above the others (state format
+     * 6): a fault while the device learns does not set it.
      */
-    public record DeviceDynamics(int steps, int halfLifeSteps, float rms, float floor)
-            implements Serializable {}
+    public record DeviceDynamics(
+            int steps, int halfLifeSteps, float rms, float floor, int blocks, float ceiling)
+            implements Serializable {
+
+        /** A plain mean over the steps, and no ceiling: the fields cards before 0.6.0 have. */
+        public DeviceDynamics(int steps, int halfLifeSteps, float rms, float floor) {
+            this(steps, halfLifeSteps, rms, floor, 1, Float.POSITIVE_INFINITY);
+        }
+    }
 
     private final String version;
     private final int hiddenSize;
@@ -313,6 +325,8 @@ public final class ModelCard implements Serializable {
                     }
                     JsonNode halfLife = dynamics.get("device_half_life_steps");
                     JsonNode floor = dynamics.get("device_floor");
+                    JsonNode blocks = dynamics.get("device_blocks");
+                    JsonNode ceiling = dynamics.get("device_ceiling");
                     deviceDynamics =
                             new DeviceDynamics(
                                     deviceSteps.asInt(),
@@ -320,7 +334,11 @@ public final class ModelCard implements Serializable {
                                     number(dynamics, "rms"),
                                     floor == null || floor.isNull()
                                             ? 1f
-                                            : number(dynamics, "device_floor"));
+                                            : number(dynamics, "device_floor"),
+                                    blocks == null || blocks.isNull() ? 1 : blocks.asInt(),
+                                    ceiling == null || ceiling.isNull()
+                                            ? Float.POSITIVE_INFINITY
+                                            : number(dynamics, "device_ceiling"));
                 }
                 JsonNode l = score.get("level");
                 if (l != null && !l.isNull()) {
@@ -547,6 +565,19 @@ public final class ModelCard implements Serializable {
                     "\"score.dynamics.device_floor\" must be above 0 and at most 1 (the smallest"
                             + " divisor of a device's dynamics score), found "
                             + deviceDynamics.floor());
+        }
+        if (deviceDynamics != null && !(deviceDynamics.ceiling() >= 1)) {
+            throw new ModelException(
+                    "\"score.dynamics.device_ceiling\" must be at least 1 (the largest divisor of a"
+                            + " device's dynamics score; leave it out for none), found "
+                            + deviceDynamics.ceiling());
+        }
+        if (deviceDynamics != null && deviceDynamics.blocks() < 1) {
+            throw new ModelException(
+                    "\"score.dynamics.device_blocks\" must be at least 1 (the blocks a device's"
+                            + " level of forecast residual is learned in; 1 for a plain mean),"
+                            + " found "
+                            + deviceDynamics.blocks());
         }
         if (level != null) {
             if (level.profileSteps() < 1 || level.windowSteps() < 1 || level.halfLifeSteps() < 0) {

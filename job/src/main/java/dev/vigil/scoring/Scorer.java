@@ -12,6 +12,7 @@ import dev.vigil.serde.DeadLetterReason;
 import dev.vigil.serde.ScoredStep;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.state.DeviceState;
+import dev.vigil.state.DeviceStateSerializer;
 import org.apache.flink.metrics.Histogram;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -190,6 +191,7 @@ final class Scorer implements AutoCloseable {
             stored.profileSteps = 0;
             stored.profileMean = null;
             stored.dynamicsSteps = 0;
+            stored.dynamicsBlocks = null;
             stored.unchangedRuns = null;
             metrics.keptModelChange.inc();
             return withProfile(stored);
@@ -553,22 +555,66 @@ final class Scorer implements AutoCloseable {
     /**
      * The dynamics score (threshold units) held to the device's own level of forecast residual:
      * while that level is learned (the card's {@code device_steps} after warm-up) the step is
-     * learned into it and keeps the fleet's scale; afterwards it is divided by {@code max(1, the
-     * device's root mean square / the fleet's)}, so a device whose normal residuals run higher than
-     * the fleet's alerts on what is abnormal for it. Measured on SMAP and MSL in EVALUATION.md.
+     * learned into it and keeps the fleet's scale; afterwards it is divided by {@code max(floor,
+     * the device's root mean square / the fleet's)}, so a device whose normal residuals run higher
+     * than the fleet's alerts on what is abnormal for it. Measured on SMAP and MSL in
+     * EVALUATION.md.
      */
     private float scaleByDevice(DeviceState s, float dynamics) {
-        if (s.dynamicsSteps < deviceDynamics.steps()) {
+        int steps = deviceDynamics.steps();
+        if (s.dynamicsSteps < steps) {
             float square = dynamics * dynamics;
             if (Float.isFinite(square)) {
-                s.dynamicsSteps++;
-                s.dynamicsMeanSquare += (square - s.dynamicsMeanSquare) / s.dynamicsSteps;
+                learnDynamicsLevel(s, square, steps, deviceDynamics.blocks());
             }
             return dynamics;
         }
         return dynamics
                 / StepMath.deviceDivisor(
-                        s.dynamicsMeanSquare, deviceDynamics.rms(), deviceDynamics.floor());
+                        s.dynamicsMeanSquare,
+                        deviceDynamics.rms(),
+                        deviceDynamics.floor(),
+                        deviceDynamics.ceiling());
+    }
+
+    /**
+     * Learns one step into the device's level of forecast residual. With one block (cards without
+     * {@code device_blocks}) the level is the plain mean square of the {@code steps} steps. With
+     * more, the steps are cut into {@code blocks} blocks; each block's mean square is kept ({@link
+     * DeviceState#dynamicsBlocks}), and when the last block ends the level is their mean, leaving
+     * out the one or two blocks far above the others ({@link StepMath#trimmedLevel}). A fault while
+     * the device learns, a run of large residuals in one or two blocks, does not set its level; the
+     * scattered spikes of a noisy device, in every block, do. A device restored mid-way from a
+     * format before 6 (a plain mean so far) counts its completed blocks as having had that mean.
+     */
+    static void learnDynamicsLevel(DeviceState s, float square, int steps, int blocks) {
+        int i = s.dynamicsSteps;
+        if (blocks <= 1) {
+            s.dynamicsSteps = i + 1;
+            s.dynamicsMeanSquare += (square - s.dynamicsMeanSquare) / s.dynamicsSteps;
+            return;
+        }
+        int block = StepMath.levelBlock(i, steps, blocks);
+        if (s.dynamicsBlocks == null) {
+            s.dynamicsBlocks = new float[DeviceStateSerializer.BLOCK_FLOATS];
+            for (int b = 0; b < block; b++) {
+                StepMath.addLevelBlock(s.dynamicsBlocks, s.dynamicsMeanSquare);
+            }
+        }
+        int inBlock = i - StepMath.levelBlockStart(block, steps, blocks) + 1;
+        s.dynamicsMeanSquare += (square - s.dynamicsMeanSquare) / inBlock;
+        s.dynamicsSteps = i + 1;
+        boolean last = i + 1 == steps;
+        if (last || StepMath.levelBlock(i + 1, steps, blocks) != block) {
+            StepMath.addLevelBlock(s.dynamicsBlocks, s.dynamicsMeanSquare);
+            s.dynamicsMeanSquare = 0f;
+            if (last) {
+                s.dynamicsMeanSquare =
+                        StepMath.trimmedLevel(
+                                s.dynamicsBlocks, StepMath.levelBlocks(steps, blocks));
+                s.dynamicsBlocks = null;
+            }
+        }
     }
 
     /**

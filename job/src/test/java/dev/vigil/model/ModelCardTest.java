@@ -340,6 +340,16 @@ class ModelCardTest {
                                         .put("device_steps", 1000)
                                         .put("device_floor", 0.5));
         assertThat(ModelBundle.load(floored).card().deviceDynamics().floor()).isEqualTo(0.5f);
+        Path blocked =
+                modelWith(
+                        c ->
+                                dynamics(c)
+                                        .put("rms", 0.3)
+                                        .put("device_steps", 1000)
+                                        .put("device_blocks", 10)
+                                        .put("device_ceiling", 4));
+        assertThat(ModelBundle.load(blocked).card().deviceDynamics())
+                .isEqualTo(new ModelCard.DeviceDynamics(1000, 0, 0.3f, 1f, 10, 4f));
         assertThat(Fixtures.model().card().deviceDynamics()).as("the fleet's").isNull();
     }
 
@@ -367,6 +377,31 @@ class ModelCardTest {
                     .hasMessageContaining(
                             "\"score.dynamics.device_floor\" must be above 0 and at most 1");
         }
+        for (Object ceiling : new Object[] {0.5, 0, "NaN"}) {
+            Path badCeiling =
+                    modelWith(
+                            c -> {
+                                var d = dynamics(c).put("rms", 0.3).put("device_steps", 1000);
+                                if (ceiling instanceof String text) {
+                                    d.put("device_ceiling", text);
+                                } else {
+                                    d.put("device_ceiling", ((Number) ceiling).doubleValue());
+                                }
+                            });
+            assertThatThrownBy(() -> ModelBundle.load(badCeiling))
+                    .isInstanceOf(ModelException.class)
+                    .hasMessageContaining("\"score.dynamics.device_ceiling\" must be at least 1");
+        }
+        Path noBlocks =
+                modelWith(
+                        c ->
+                                dynamics(c)
+                                        .put("rms", 0.3)
+                                        .put("device_steps", 1000)
+                                        .put("device_blocks", 0));
+        assertThatThrownBy(() -> ModelBundle.load(noBlocks))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("\"score.dynamics.device_blocks\" must be at least 1");
     }
 
     @Test

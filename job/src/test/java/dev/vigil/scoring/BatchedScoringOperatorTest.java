@@ -273,11 +273,11 @@ class BatchedScoringOperatorTest {
      * The per-device scale of the forecast residual: both operators agree, and each device's
      * dynamics score equals the fleet-scaled one until the device has learned its level (100 steps
      * after warm-up), then that one divided by max(floor, the device's root mean square / the
-     * card's), the device's level computed here from the fleet-scaled run: frozen once learned, or
-     * adapting with a half-life of 50 steps on steps whose combined score is at or below the
-     * threshold. The card's reference is the median device's level, so that some devices are held
-     * to their own level and the others keep the fleet's (floor 1) or are made more sensitive, down
-     * to the floor (0.5).
+     * card's), the device's level (the mean square of 10 blocks, leaving out the blocks far above
+     * the rest) computed here from the fleet-scaled run: frozen once learned, or adapting with a
+     * half-life of 50 steps on steps whose combined score is at or below the threshold. The card's
+     * reference is the median device's level, so that some devices are held to their own level and
+     * the others keep the fleet's (floor 1) or are made more sensitive, down to the floor (0.5).
      */
     @Test
     void shouldHoldEachDeviceToItsOwnLevelOfForecastResidual() throws Exception {
@@ -299,7 +299,13 @@ class BatchedScoringOperatorTest {
                     new ModelBundle(
                             c.withDeviceDynamics(
                                     c.version() + "-dynamics",
-                                    new ModelCard.DeviceDynamics(learnSteps, halfLife, rms, floor)),
+                                    new ModelCard.DeviceDynamics(
+                                            learnSteps,
+                                            halfLife,
+                                            rms,
+                                            floor,
+                                            10,
+                                            Float.POSITIVE_INFINITY)),
                             Fixtures.model().onnx());
             Emitted perRecord = bothOperators(byDevice);
 
@@ -315,6 +321,7 @@ class BatchedScoringOperatorTest {
                 int steps = 0;
                 int learned = 0;
                 float meanSquare = 0f;
+                List<Float> squares = new ArrayList<>();
                 float learnedDivisor = Float.NaN;
                 float divisor = 1f;
                 for (int i = 0; i < fleet.size(); i++) {
@@ -324,16 +331,21 @@ class BatchedScoringOperatorTest {
                     if (steps > warmup && !Float.isNaN(d)) {
                         boolean adapts = learned >= learnSteps;
                         if (adapts) {
-                            divisor = StepMath.deviceDivisor(meanSquare, rms, floor);
+                            divisor =
+                                    StepMath.deviceDivisor(
+                                            meanSquare, rms, floor, Float.POSITIVE_INFINITY);
                             expected = d / divisor;
                             if (!(mine.get(i).score > 1f)) {
                                 meanSquare += beta * (d * d - meanSquare);
                             }
                         } else {
                             learned++;
-                            meanSquare += (d * d - meanSquare) / learned;
+                            squares.add(d * d);
                             if (learned == learnSteps) {
-                                learnedDivisor = StepMath.deviceDivisor(meanSquare, rms, floor);
+                                meanSquare = trimmedLevel(squares);
+                                learnedDivisor =
+                                        StepMath.deviceDivisor(
+                                                meanSquare, rms, floor, Float.POSITIVE_INFINITY);
                             }
                         }
                     }
@@ -371,6 +383,37 @@ class BatchedScoringOperatorTest {
                 assertThat(moved).as("levels that adapted").isPositive();
             }
         }
+    }
+
+    /**
+     * The level a device learns from its squares: the mean of 10 blocks' mean squares, leaving out
+     * the largest, and the second largest, when above 10 times the mean of the other 8.
+     */
+    private static float trimmedLevel(List<Float> squares) {
+        int n = squares.size();
+        double[] means = new double[10];
+        int[] counts = new int[10];
+        for (int i = 0; i < n; i++) {
+            means[i * 10 / n] += squares.get(i);
+            counts[i * 10 / n]++;
+        }
+        for (int b = 0; b < 10; b++) {
+            means[b] /= counts[b];
+        }
+        java.util.Arrays.sort(means);
+        double rest = 0;
+        for (int b = 0; b < 8; b++) {
+            rest += means[b] / 8;
+        }
+        double kept = rest * 8;
+        int blocks = 8;
+        for (int b = 8; b < 10; b++) {
+            if (!(means[b] > 10 * rest)) {
+                kept += means[b];
+                blocks++;
+            }
+        }
+        return (float) (kept / blocks);
     }
 
     /** The mean square of a device's first {@code n} dynamics scores after warm-up (not reset). */

@@ -195,19 +195,34 @@ class StepMathTest {
 
     @Test
     void shouldDivideOnlyADeviceNoisierThanTheFleetWithAFloorOfOne() {
-        assertThat(StepMath.deviceDivisor(0.36f, 0.3f, 1f)).isCloseTo(2f, within(1e-6f));
-        assertThat(StepMath.deviceDivisor(0.09f, 0.3f, 1f)).isEqualTo(1f); // as loud as the fleet
-        assertThat(StepMath.deviceDivisor(0.01f, 0.3f, 1f)).isEqualTo(1f); // quieter: not sharpened
-        assertThat(StepMath.deviceDivisor(0f, 0.3f, 1f)).isEqualTo(1f);
+        assertThat(StepMath.deviceDivisor(0.36f, 0.3f, 1f, Float.POSITIVE_INFINITY))
+                .isCloseTo(2f, within(1e-6f));
+        assertThat(StepMath.deviceDivisor(0.09f, 0.3f, 1f, Float.POSITIVE_INFINITY))
+                .isEqualTo(1f); // as loud as the fleet
+        assertThat(StepMath.deviceDivisor(0.01f, 0.3f, 1f, Float.POSITIVE_INFINITY))
+                .isEqualTo(1f); // quieter: not sharpened
+        assertThat(StepMath.deviceDivisor(0f, 0.3f, 1f, Float.POSITIVE_INFINITY)).isEqualTo(1f);
+    }
+
+    @Test
+    void shouldHoldANoisierDeviceAtMostTheCeilingTimesLessSensitive() {
+        // a root mean square of 10 times the fleet's: divided by 4 at most
+        assertThat(StepMath.deviceDivisor(9f, 0.3f, 0.5f, 4f)).isEqualTo(4f);
+        assertThat(StepMath.deviceDivisor(0.36f, 0.3f, 0.5f, 4f)).isCloseTo(2f, within(1e-6f));
+        assertThat(StepMath.deviceDivisor(0.01f, 0.3f, 0.5f, 4f)).isEqualTo(0.5f);
+        assertThat(StepMath.deviceDivisor(0.36f, 0.3f, 1f, 1f)).isEqualTo(1f); // the fleet's
     }
 
     @Test
     void shouldSharpenADeviceQuieterThanTheFleetDownToTheFloor() {
-        assertThat(StepMath.deviceDivisor(0.36f, 0.3f, 0.5f)).isCloseTo(2f, within(1e-6f));
+        assertThat(StepMath.deviceDivisor(0.36f, 0.3f, 0.5f, Float.POSITIVE_INFINITY))
+                .isCloseTo(2f, within(1e-6f));
         // a root mean square of 0.6 times the fleet's: its score is divided by 0.6
-        assertThat(StepMath.deviceDivisor(0.0324f, 0.3f, 0.5f)).isCloseTo(0.6f, within(1e-6f));
-        assertThat(StepMath.deviceDivisor(0.01f, 0.3f, 0.5f)).isEqualTo(0.5f); // no further
-        assertThat(StepMath.deviceDivisor(0f, 0.3f, 0.5f)).isEqualTo(0.5f);
+        assertThat(StepMath.deviceDivisor(0.0324f, 0.3f, 0.5f, Float.POSITIVE_INFINITY))
+                .isCloseTo(0.6f, within(1e-6f));
+        assertThat(StepMath.deviceDivisor(0.01f, 0.3f, 0.5f, Float.POSITIVE_INFINITY))
+                .isEqualTo(0.5f); // no further
+        assertThat(StepMath.deviceDivisor(0f, 0.3f, 0.5f, Float.POSITIVE_INFINITY)).isEqualTo(0.5f);
     }
 
     @Test

@@ -135,6 +135,15 @@ public class DeviceState {
      */
     public float dynamicsMeanSquare;
 
+    /**
+     * While the device's level of forecast residual is learned in blocks (format 6): the sum of the
+     * completed blocks' mean squares, the largest and the second largest of them; {@link
+     * #dynamicsMeanSquare} then holds the current block's. Null once the level is learned (or
+     * before it starts, or for a device restored mid-way from an older format, which then counts
+     * its steps so far as even blocks).
+     */
+    public float[] dynamicsBlocks;
+
     /** Marks {@link #lastSeenMs} and {@link #silenceTimerMs} when there is none. */
     public static final long NO_TIME = Long.MIN_VALUE;
 
@@ -249,6 +258,7 @@ public class DeviceState {
         valueVar = spread ? new float[targets] : null;
         dynamicsSteps = 0;
         dynamicsMeanSquare = 0f;
+        dynamicsBlocks = null;
     }
 
     /** Forgets the unchanged-value runs: the next step starts them (sized for watched features). */

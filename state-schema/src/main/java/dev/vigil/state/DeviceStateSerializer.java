@@ -25,7 +25,7 @@ import org.apache.flink.core.memory.DataOutputView;
 public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
 
     /** The format this code writes. Raise it, and keep the old reader, for every change. */
-    public static final int CURRENT_FORMAT = 5;
+    public static final int CURRENT_FORMAT = 6;
 
     private static final int OPEN = 1;
     private static final int HAS_SEQ = 2;
@@ -93,6 +93,7 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
                         : Arrays.copyOf(from.unchangedRuns, from.unchangedRuns.length);
         to.dynamicsSteps = from.dynamicsSteps;
         to.dynamicsMeanSquare = from.dynamicsMeanSquare;
+        to.dynamicsBlocks = copyOf(from.dynamicsBlocks);
         to.copySilence(from);
         to.vacant = from.vacant;
         to.shadow = from.shadow == null ? null : copy(from.shadow);
@@ -190,20 +191,49 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
 
     /**
      * What format 3 adds after format 2's fields: the device's own level of forecast residual, as
-     * the steps learned (a varint) and, only when there are some, their mean square.
+     * the steps learned (a varint) and, only when there are some, their mean square. Format 6
+     * writes the steps doubled, plus 1 when the level is still learned in blocks, whose three
+     * floats then follow the mean square.
      */
     public void writeDynamicsLevel(DeviceState s, DataOutputView out) throws IOException {
-        writeVarLong(s.dynamicsSteps, out);
+        float[] blocks = s.dynamicsSteps > 0 ? s.dynamicsBlocks : null;
+        if (blocks != null && blocks.length != BLOCK_FLOATS) {
+            throw new IOException(
+                    "malformed device state: "
+                            + blocks.length
+                            + " block floats, not "
+                            + BLOCK_FLOATS);
+        }
+        writeVarLong(2L * s.dynamicsSteps + (blocks != null ? 1 : 0), out);
         if (s.dynamicsSteps > 0) {
             out.writeFloat(s.dynamicsMeanSquare);
         }
+        if (blocks != null) {
+            for (float v : blocks) {
+                out.writeFloat(v);
+            }
+        }
     }
 
-    /** Reads what {@link #writeDynamicsLevel} wrote into {@code s}. */
-    public void readDynamicsLevel(DataInputView in, DeviceState s) throws IOException {
-        s.dynamicsSteps = (int) readVarLong(in);
+    /**
+     * Reads what {@link #writeDynamicsLevel} wrote in {@code format} (3 or later) into {@code s}.
+     */
+    public void readDynamicsLevel(int format, DataInputView in, DeviceState s) throws IOException {
+        long steps = readVarLong(in);
+        boolean blocks = format >= 6 && (steps & 1) != 0;
+        s.dynamicsSteps = (int) (format >= 6 ? steps >>> 1 : steps);
         s.dynamicsMeanSquare = s.dynamicsSteps > 0 ? in.readFloat() : 0f;
+        s.dynamicsBlocks = null;
+        if (blocks) {
+            s.dynamicsBlocks = new float[BLOCK_FLOATS];
+            for (int i = 0; i < BLOCK_FLOATS; i++) {
+                s.dynamicsBlocks[i] = in.readFloat();
+            }
+        }
     }
+
+    /** {@link DeviceState#dynamicsBlocks}: the completed blocks' sum, largest, second largest. */
+    public static final int BLOCK_FLOATS = 3;
 
     /**
      * What format 2 adds after format 1's fields: the reasons of the open episode, the device's
@@ -309,16 +339,17 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
                 s.episodeReasons = s.episodeOpen || s.aboveRun > 0 ? 1 : 0;
                 yield s;
             }
-            case 2, 3, 4, 5 -> {
+            case 2, 3, 4, 5, 6 -> {
                 // Format 2 has no level of forecast residual yet (dynamicsSteps 0): learned next.
                 // Formats 2 and 3 have no silence watch: it starts at the device's next step.
                 // Formats before 5 hold no shadow's state in the value (the job kept it under a
                 // name of its own, device-state-shadow, which it moves into the value); format 5's
-                // follows these fields (readShadow).
+                // follows these fields (readShadow). Before format 6 a level still being learned
+                // was a plain mean: its blocks are null, and the scorer counts it as even blocks.
                 DeviceState s = readFormat1(in, new DeviceState());
                 readProfile(in, s);
                 if (format >= 3) {
-                    readDynamicsLevel(in, s);
+                    readDynamicsLevel(format, in, s);
                 }
                 if (format >= 4) {
                     readSilence(in, s);

@@ -109,6 +109,19 @@ class DeviceStateSchemaTest {
         return s;
     }
 
+    /**
+     * {@link #withShadow()} while the serving model's level of forecast residual is still learned
+     * in blocks (format 6): 450 steps in, the current block's mean square, and the completed
+     * blocks' sum, largest and second largest.
+     */
+    static DeviceState learningInBlocks() {
+        DeviceState s = withShadow();
+        s.dynamicsSteps = 450;
+        s.dynamicsMeanSquare = 0.75f;
+        s.dynamicsBlocks = new float[] {2.5f, 1.25f, 0.5f};
+        return s;
+    }
+
     private static byte[] write(DeviceState s) throws IOException {
         DataOutputSerializer out = new DataOutputSerializer(512);
         SERIALIZER.serialize(s, out);
@@ -217,7 +230,8 @@ class DeviceStateSchemaTest {
                 Arguments.of(2, inEpisodeWithProfile()),
                 Arguments.of(3, inEpisodeWithDynamicsLevel()),
                 Arguments.of(4, inEpisodeWatchedForSilence()),
-                Arguments.of(5, withShadow()));
+                Arguments.of(5, withShadow()),
+                Arguments.of(6, learningInBlocks()));
     }
 
     /**
@@ -276,6 +290,17 @@ class DeviceStateSchemaTest {
         assertThat(read(write(odd)).silenceTimerMs).isEqualTo(DeviceState.NO_TIME);
     }
 
+    /** A level restored from format 5 or older was a plain mean: no blocks, whatever its steps. */
+    @Test
+    void shouldReadALevelBeforeFormat6WithoutBlocks() throws Exception {
+        DeviceState back = read(released(5));
+        assertThat(back.dynamicsSteps).isEqualTo(1_000);
+        assertThat(back.dynamicsBlocks).isNull();
+        DeviceState learning = read(write(learningInBlocks()));
+        assertThat(learning.dynamicsBlocks).containsExactly(2.5f, 1.25f, 0.5f);
+        assertThat(learning.shadow.dynamicsBlocks).isNull();
+    }
+
     /** A profile restored from format 2 is kept; the level of forecast residual is learned next. */
     @Test
     void shouldReadFormat2WithNoLevelOfForecastResidual() throws Exception {
@@ -310,6 +335,11 @@ class DeviceStateSchemaTest {
         quiet.silenceTimerMs = quiet.lastSeenMs + 600_000;
         assertThat(write(quiet)).hasSize(677);
         assertThat(write(inEpisodeWatchedForSilence())).hasSize(819);
+        // While the level is learned in blocks (format 6): three floats more, until it is.
+        DeviceState learning = SERIALIZER.copy(quiet);
+        learning.dynamicsSteps = 450;
+        learning.dynamicsBlocks = new float[3];
+        assertThat(write(learning)).hasSize(677 + 12);
         // With a shadow model's state inside (format 5): the two states, one entry.
         DeviceState pair = SERIALIZER.copy(quiet);
         pair.shadow = SERIALIZER.copy(quiet);

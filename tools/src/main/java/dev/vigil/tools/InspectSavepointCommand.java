@@ -290,13 +290,16 @@ final class InspectSavepointCommand {
         r.put("last_values", s.lastValues);
         r.put("unchanged_runs", s.unchangedRuns);
         // The device's level of forecast residual (state format 3): steps learned, and its root
-        // mean square in threshold units (null before the first).
+        // mean square in threshold units (null before the first step, and while it is learned in
+        // blocks); while it is, the blocks so far (format 6: the sum of their mean squares, the
+        // largest, the second largest).
         r.put("dynamics_steps", s.dynamicsSteps);
         r.put(
                 "dynamics_rms",
-                s.dynamicsSteps > 0
+                s.dynamicsSteps > 0 && s.dynamicsBlocks == null
                         ? Float.valueOf((float) Math.sqrt(s.dynamicsMeanSquare))
                         : null);
+        r.put("dynamics_blocks", s.dynamicsBlocks);
         // The silence watch (state format 4): last seen and the pending timer, on the records'
         // Kafka time, and whether a silence is reported and awaits its CLOSE.
         r.put("last_seen", time(s.lastSeenMs));
