@@ -24,7 +24,8 @@ learns), then adapting it on quiet steps with device_half_life_steps, and divide
 max(device_floor, min(device_ceiling, that / the card's dynamics rms)), the same over the held-out
 steps calibrated here: a noisy device is held to its own level (at most device_ceiling, 4, times
 less sensitive), a quiet one made up to 1 / device_floor times as sensitive (0.5; 1 with
---normalisation device). By default (fleet) every device is scored on the fleet's scale.
+--normalisation device). This is the default since 0.6.0; with --dynamics-scale fleet every
+device is scored on the fleet's scale.
 
 Usage: train.py --train FILE.jsonl --out DIR [--labels labels.csv] [--hidden 64] [--epochs 40]
                 [--max-minutes 10] [--seed 7] [--features a,b,c] [--context a,b | none]
@@ -445,13 +446,13 @@ def main():
                     help="what the model's target inputs are normalised by: the fleet's mean and"
                     " std, or each device's own profile (for fleets whose devices differ in level"
                     " or spread; needs the level score)")
-    ap.add_argument("--dynamics-scale", choices=["fleet", "device"], default="fleet",
-                    help="the forecast residual's scale: the fleet's for every device (the default),"
-                    " or each device's own level, learned over its first steps, where it runs"
-                    " higher than the fleet's or lower (down to half the fleet's: at most twice as"
-                    " sensitive; not lower with --normalisation device); for fleets whose devices"
-                    " differ in how noisy they are; a device faulty through most of the steps it"
-                    " learns over is held to its fault; EVALUATION.md")
+    ap.add_argument("--dynamics-scale", choices=["fleet", "device"], default="device",
+                    help="the forecast residual's scale: each device's own level (the default),"
+                    " learned over its first steps, where it runs higher than the fleet's (at most"
+                    " 4 times less sensitive) or lower (down to half the fleet's: at most twice as"
+                    " sensitive; not lower with --normalisation device), or the fleet's for every"
+                    " device; a device faulty through most of the steps it learns over is held to"
+                    " its fault, within those bounds; EVALUATION.md")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--max-minutes", type=float, default=10)
