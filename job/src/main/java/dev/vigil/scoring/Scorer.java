@@ -556,9 +556,9 @@ final class Scorer implements AutoCloseable {
      * The dynamics score (threshold units) held to the device's own level of forecast residual:
      * while that level is learned (the card's {@code device_steps} after warm-up) the step is
      * learned into it and keeps the fleet's scale; afterwards it is divided by {@code max(floor,
-     * the device's root mean square / the fleet's)}, so a device whose normal residuals run higher
-     * than the fleet's alerts on what is abnormal for it. Measured on SMAP and MSL in
-     * EVALUATION.md.
+     * min(ceiling, the device's root mean square / the fleet's))}, so a device whose normal
+     * residuals run higher than the fleet's alerts on what is abnormal for it. Measured on SMAP and
+     * MSL in EVALUATION.md.
      */
     private float scaleByDevice(DeviceState s, float dynamics) {
         int steps = deviceDynamics.steps();
