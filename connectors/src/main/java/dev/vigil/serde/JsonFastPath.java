@@ -6,17 +6,17 @@ import java.util.List;
 /**
  * The JSON parser's fast path: reads a record of the shape producers write (ASCII strings without
  * escapes, plain numbers, flat {@code values}, extra fields that are scalars) straight from its
- * bytes, without a tokenizer, a String per field name or a text buffer per number. On anything
- * else it gives up ({@link #read} returns false) and {@link TelemetryParser} reads the record with
+ * bytes, without a tokenizer, a String per field name or a text buffer per number. On anything else
+ * it gives up ({@link #read} returns false) and {@link TelemetryParser} reads the record with
  * Jackson, whose checks and dead-letter reasons are the contract's. What it accepts it reads to the
- * same event or the same rejection, bit for bit (JsonFastPathTest compares the two on generated
- * and hostile records).
+ * same event or the same rejection, bit for bit (JsonFastPathTest compares the two on generated and
+ * hostile records).
  *
- * <p>It gives up on: a record that does not start with {@code {} after whitespace, a string with a
- * backslash, a control character or a byte above 0x7F, a nested object or array other than
+ * <p>It gives up on: a record that does not start with an opening brace after whitespace, a string
+ * with a backslash, a control character or a byte above 0x7F, a nested object or array other than
  * {@code values}, a repeated top-level field or feature, {@code ts} other than an integer or a
  * string, {@code seq} other than a non-negative integer or null, a feature that is not a finite
- * number, a number outside JSON's grammar, with more than 18 digits or an exponent of more than 4,
+ * number, a number outside JSON's grammar, with more than 18 digits or more than 4 exponent digits,
  * and trailing content.
  *
  * <p>Not thread-safe: one per parser.
