@@ -586,6 +586,11 @@ def main():
     dynamics_rms = float(np.sqrt(((scores / dynamics_scale) ** 2).mean()))
     print(f"calibration steps: {len(scores)}, dynamics scale (q{a.threshold_quantile}): {dynamics_scale:.3f},"
           f" rms in threshold units {dynamics_rms:.4f}")
+    if a.dynamics_scale == "device":
+        floor = DYNAMICS_DEVICE_FLOOR if a.normalisation == "fleet" else 1.0
+        print(f"dynamics scale per device: each device's level over its first {profile_steps_for(fleet)}"
+              f" steps, in {DYNAMICS_DEVICE_BLOCKS} blocks, against that rms; its divisor between"
+              f" {floor} and {DYNAMICS_DEVICE_CEILING} (--dynamics-scale fleet: the fleet's for all)")
 
     stuck = None
     if not a.no_stuck:
