@@ -29,10 +29,10 @@ final class JsonFastPath {
      */
     private static final int MAX_STRING_BYTES = 10_000;
 
-    private static final byte[] DEVICE_ID = ascii("device_id");
-    private static final byte[] TS = ascii("ts");
-    private static final byte[] SEQ = ascii("seq");
-    private static final byte[] VALUES = ascii("values");
+    /** The contract's top-level fields, by the number {@link #contractField} gives each. */
+    private static final byte[][] CONTRACT_FIELDS = {
+        ascii("device_id"), ascii("ts"), ascii("seq"), ascii("values")
+    };
 
     /** 10^0 .. 10^18. */
     private static final long[] POWERS_OF_TEN_LONG = new long[19];
@@ -104,42 +104,29 @@ final class JsonFastPath {
         if (!take('{')) {
             return false;
         }
-        boolean sawDeviceId = false;
-        boolean sawTs = false;
-        boolean sawSeq = false;
-        boolean sawValues = false;
+        int present = 0; // a bit per contract field read: a repeated one goes to Jackson
         skipWhitespace();
         if (!take('}')) {
             while (true) {
                 if (!string() || !colon()) {
                     return false;
                 }
-                int s = strStart;
-                int e = strEnd;
-                if (is(s, e, DEVICE_ID)) {
-                    if (sawDeviceId || !deviceId(f)) {
+                int field = contractField(strStart, strEnd);
+                if (field >= 0) {
+                    if ((present & 1 << field) != 0) {
                         return false;
                     }
-                    sawDeviceId = true;
-                } else if (is(s, e, TS)) {
-                    if (sawTs || !ts(f)) {
-                        return false;
-                    }
-                    sawTs = true;
-                } else if (is(s, e, SEQ)) {
-                    if (sawSeq || !seq(f)) {
-                        return false;
-                    }
-                    sawSeq = true;
-                } else if (is(s, e, VALUES)) {
-                    if (sawValues || !values(f)) {
-                        return false;
-                    }
-                    sawValues = true;
-                } else if (!skipScalar()) {
-                    return false;
+                    present |= 1 << field;
                 }
-                if (!endOfMember()) {
+                boolean ok =
+                        switch (field) {
+                            case 0 -> deviceId(f);
+                            case 1 -> ts(f);
+                            case 2 -> seq(f);
+                            case 3 -> values(f);
+                            default -> skipScalar();
+                        };
+                if (!ok || !endOfMember()) {
                     return false;
                 }
                 if (b[pos - 1] == '}') {
@@ -461,6 +448,16 @@ final class JsonFastPath {
         for (int slot = hash(b, start, end) & mask; slots[slot] != 0; slot = (slot + 1) & mask) {
             if (is(start, end, names[slots[slot] - 1])) {
                 return slots[slot] - 1;
+            }
+        }
+        return -1;
+    }
+
+    /** Which of {@link #CONTRACT_FIELDS} b[start, end) names, or -1 for none. */
+    private int contractField(int start, int end) {
+        for (int i = 0; i < CONTRACT_FIELDS.length; i++) {
+            if (is(start, end, CONTRACT_FIELDS[i])) {
+                return i;
             }
         }
         return -1;

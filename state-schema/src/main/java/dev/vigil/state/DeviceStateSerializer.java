@@ -27,6 +27,9 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     /** The format this code writes. Raise it, and keep the old reader, for every change. */
     public static final int CURRENT_FORMAT = 6;
 
+    /** {@link DeviceState#dynamicsBlocks}: the completed blocks' sum, largest, second largest. */
+    public static final int BLOCK_FLOATS = 3;
+
     private static final int OPEN = 1;
     private static final int HAS_SEQ = 2;
     private static final int HAS_RUN = 4;
@@ -231,9 +234,6 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
             }
         }
     }
-
-    /** {@link DeviceState#dynamicsBlocks}: the completed blocks' sum, largest, second largest. */
-    public static final int BLOCK_FLOATS = 3;
 
     /**
      * What format 2 adds after format 1's fields: the reasons of the open episode, the device's
