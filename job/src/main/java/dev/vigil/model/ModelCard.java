@@ -55,11 +55,60 @@ public final class ModelCard implements Serializable {
      * moving average over {@code windowSteps} against the device's own profile, learned over its
      * first {@code profileSteps} steps and then adapting with {@code halfLifeSteps} on quiet steps
      * only; the profile's unit is floored at {@code floor} (normalised units). {@code scale} is the
-     * raw level that counts as the threshold (training's calibration).
+     * raw level that counts as the threshold (training's calibration). With {@code learning} (null
+     * when the card has none, as before 0.7.0) the level also has a value while the profile is
+     * learned.
      */
     public record Level(
-            int profileSteps, int halfLifeSteps, int windowSteps, float floor, float scale)
-            implements Serializable {}
+            int profileSteps,
+            int halfLifeSteps,
+            int windowSteps,
+            float floor,
+            float scale,
+            Learning learning)
+            implements Serializable {
+
+        /** No level while the profile is learned: the fields cards before 0.7.0 have. */
+        public Level(
+                int profileSteps, int halfLifeSteps, int windowSteps, float floor, float scale) {
+            this(profileSteps, halfLifeSteps, windowSteps, floor, scale, null);
+        }
+    }
+
+    /**
+     * The level while a device's profile is learned ({@code score.level.learning}, README
+     * "Scoring"): from the device's {@code afterSteps}-th learned step, each target's moving
+     * average against the profile learned so far, in a unit blended from the fleet's {@code unit}
+     * (per target, normalised units) to the device's own as the profile is learned; {@code scale}
+     * is the level that counts as the threshold (training's calibration on its devices' learning
+     * steps).
+     */
+    public record Learning(int afterSteps, float[] unit, float scale) implements Serializable {
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Learning l
+                    && afterSteps == l.afterSteps
+                    && java.util.Arrays.equals(unit, l.unit)
+                    && Float.compare(scale, l.scale) == 0;
+        }
+
+        @Override
+        public int hashCode() {
+            return 31 * (31 * afterSteps + java.util.Arrays.hashCode(unit)) + Float.hashCode(scale);
+        }
+
+        @Override
+        public String toString() {
+            return "Learning[afterSteps="
+                    + afterSteps
+                    + ", unit="
+                    + java.util.Arrays.toString(unit)
+                    + ", scale="
+                    + scale
+                    + "]";
+        }
+    }
 
     /**
      * The stuck score ("this reading has stopped moving"): the longest run of consecutive steps in
@@ -97,15 +146,30 @@ public final class ModelCard implements Serializable {
      * device_ceiling}, at least 1; none when the card does not say). With {@code blocks} above 1
      * ({@code device_blocks}; 1, a plain mean, when the card does not say) the steps are learned in
      * that many blocks and the level leaves out the one or two far above the others (state format
-     * 6): a fault while the device learns does not set it.
+     * 6): a fault while the device learns does not set it. With {@code learningBlocks} above 0
+     * ({@code device_learning_blocks}; 0 when the card does not say) a device still learning is
+     * held to the level of its blocks so far once that many are complete, instead of the fleet's
+     * scale.
      */
     public record DeviceDynamics(
-            int steps, int halfLifeSteps, float rms, float floor, int blocks, float ceiling)
+            int steps,
+            int halfLifeSteps,
+            float rms,
+            float floor,
+            int blocks,
+            float ceiling,
+            int learningBlocks)
             implements Serializable {
 
         /** A plain mean over the steps, and no ceiling: the fields cards before 0.6.0 have. */
         public DeviceDynamics(int steps, int halfLifeSteps, float rms, float floor) {
             this(steps, halfLifeSteps, rms, floor, 1, Float.POSITIVE_INFINITY);
+        }
+
+        /** The fleet's scale until the level is learned: the fields cards before 0.7.0 have. */
+        public DeviceDynamics(
+                int steps, int halfLifeSteps, float rms, float floor, int blocks, float ceiling) {
+            this(steps, halfLifeSteps, rms, floor, blocks, ceiling, 0);
         }
     }
 
@@ -327,6 +391,7 @@ public final class ModelCard implements Serializable {
                     JsonNode floor = dynamics.get("device_floor");
                     JsonNode blocks = dynamics.get("device_blocks");
                     JsonNode ceiling = dynamics.get("device_ceiling");
+                    JsonNode learningBlocks = dynamics.get("device_learning_blocks");
                     deviceDynamics =
                             new DeviceDynamics(
                                     deviceSteps.asInt(),
@@ -338,7 +403,10 @@ public final class ModelCard implements Serializable {
                                     blocks == null || blocks.isNull() ? 1 : blocks.asInt(),
                                     ceiling == null || ceiling.isNull()
                                             ? Float.POSITIVE_INFINITY
-                                            : number(dynamics, "device_ceiling"));
+                                            : number(dynamics, "device_ceiling"),
+                                    learningBlocks == null || learningBlocks.isNull()
+                                            ? 0
+                                            : learningBlocks.asInt());
                 }
                 JsonNode l = score.get("level");
                 if (l != null && !l.isNull()) {
@@ -348,7 +416,8 @@ public final class ModelCard implements Serializable {
                                     required(l, "half_life_steps").asInt(),
                                     required(l, "window_steps").asInt(),
                                     number(l, "floor"),
-                                    number(l, "scale"));
+                                    number(l, "scale"),
+                                    learning(l.get("learning")));
                 }
                 JsonNode st = score.get("stuck");
                 if (st != null && !st.isNull()) {
@@ -425,6 +494,21 @@ public final class ModelCard implements Serializable {
     private static float quantile99(JsonNode root) {
         JsonNode q = root.path("score_quantiles").get("0.99");
         return q != null && q.isNumber() ? (float) q.asDouble() : Float.NaN;
+    }
+
+    /** {@code score.level.learning}, or null when the card has none. */
+    private static Learning learning(JsonNode l) {
+        if (l == null || l.isNull()) {
+            return null;
+        }
+        float[] unit = floats(required(l, "unit"));
+        if (unit == null) {
+            throw new ModelException(
+                    "\"score.level.learning.unit\" must be an array of numbers, one per target,"
+                            + " found "
+                            + l.get("unit"));
+        }
+        return new Learning(required(l, "after_steps").asInt(), unit, number(l, "scale"));
     }
 
     /** A feature's drift bins, or null when the card has none; refused when inconsistent. */
@@ -578,6 +662,49 @@ public final class ModelCard implements Serializable {
                             + " level of forecast residual is learned in; 1 for a plain mean),"
                             + " found "
                             + deviceDynamics.blocks());
+        }
+        if (deviceDynamics != null
+                && (deviceDynamics.learningBlocks() < 0
+                        || deviceDynamics.learningBlocks() > deviceDynamics.blocks()
+                        || (deviceDynamics.learningBlocks() > 0 && deviceDynamics.blocks() < 2))) {
+            throw new ModelException(
+                    "\"score.dynamics.device_learning_blocks\" must be 0 (the fleet's scale until a"
+                            + " device's level is learned) or at most \"device_blocks\" when that"
+                            + " is 2 or more, found "
+                            + deviceDynamics.learningBlocks()
+                            + " with device_blocks "
+                            + deviceDynamics.blocks());
+        }
+        if (level != null && level.learning() != null) {
+            Learning learning = level.learning();
+            if (learning.afterSteps() < 1 || learning.afterSteps() > level.profileSteps()) {
+                throw new ModelException(
+                        "\"score.level.learning.after_steps\" must be between 1 and"
+                                + " score.level.profile_steps ("
+                                + level.profileSteps()
+                                + "), found "
+                                + learning.afterSteps());
+            }
+            if (learning.unit().length != targets.length) {
+                throw new ModelException(
+                        "\"score.level.learning.unit\" needs one value per target feature ("
+                                + targets.length
+                                + "), found "
+                                + learning.unit().length);
+            }
+            for (float u : learning.unit()) {
+                if (!(u > 0) || !Float.isFinite(u)) {
+                    throw new ModelException(
+                            "\"score.level.learning.unit\" values must be finite and positive,"
+                                    + " found "
+                                    + u);
+                }
+            }
+            if (!(learning.scale() > 0) || !Float.isFinite(learning.scale())) {
+                throw new ModelException(
+                        "\"score.level.learning.scale\" must be finite and positive, found "
+                                + learning.scale());
+            }
         }
         if (level != null) {
             if (level.profileSteps() < 1 || level.windowSteps() < 1 || level.halfLifeSteps() < 0) {

@@ -65,8 +65,10 @@ final class Scorer implements AutoCloseable {
     private final int features;
     private final int hidden;
     private final int[] targets;
-    // The level score's constants, from the card (level null: no level score).
+    // The level score's constants, from the card (level null: no level score; learning null: no
+    // level while a device's profile is learned).
     private final ModelCard.Level level;
+    private final ModelCard.Learning learning;
     private final ModelCard.Stuck stuck;
     private final ModelCard.DeviceNormalisation byDevice;
     private final ModelCard.DeviceDynamics deviceDynamics;
@@ -74,7 +76,7 @@ final class Scorer implements AutoCloseable {
     private final float levelAlpha;
     private final float profileBeta;
     // Per row, reused: the dynamics score, whether it had a forecast, each feature's share; the
-    // raw level score (NaN while the device's profile is being learned) and its shares; the
+    // level score in threshold units (NaN while it has no value) and its shares; the
     // targets' fleet-normalised values, which the level and the profile work on.
     private final float[] scores;
     private final boolean[] scored;
@@ -110,6 +112,7 @@ final class Scorer implements AutoCloseable {
         this.hidden = card.hiddenSize();
         this.targets = card.targets();
         this.level = card.level();
+        this.learning = level == null ? null : level.learning();
         this.stuck = card.stuck();
         this.byDevice = card.normalisation();
         this.deviceDynamics = card.deviceDynamics();
@@ -346,8 +349,9 @@ final class Scorer implements AutoCloseable {
     /**
      * Normalises the event into row {@code row} (by the fleet's statistics; under per-device
      * normalisation the targets then by the device's profile), scores it (level against the
-     * device's profile, once learned; dynamics against the last forecast; stuck) and stages the
-     * device's memory.
+     * device's profile, once learned, or against the profile so far while it is learned, with the
+     * card's {@code score.level.learning}; dynamics against the last forecast; stuck) and stages
+     * the device's memory.
      */
     void load(DeviceState s, TelemetryEvent e, int row) {
         int offset = row * features;
@@ -370,12 +374,25 @@ final class Scorer implements AutoCloseable {
             if (s.profileSteps >= level.profileSteps()) {
                 levels[row] =
                         StepMath.level(
-                                s.levelMean,
-                                s.profileMean,
-                                s.profileVar,
-                                level.floor(),
-                                targets,
-                                levelShares[row]);
+                                        s.levelMean,
+                                        s.profileMean,
+                                        s.profileVar,
+                                        level.floor(),
+                                        targets,
+                                        levelShares[row])
+                                / level.scale();
+            } else if (learning != null && s.profileSteps >= learning.afterSteps()) {
+                levels[row] =
+                        StepMath.levelWhileLearning(
+                                        s.levelMean,
+                                        s.profileMean,
+                                        s.profileVar,
+                                        learning.unit(),
+                                        (float) s.profileSteps / level.profileSteps(),
+                                        level.floor(),
+                                        targets,
+                                        levelShares[row])
+                                / learning.scale();
             }
             if (byDevice != null) {
                 clamped =
@@ -494,7 +511,7 @@ final class Scorer implements AutoCloseable {
             adapts = s.dynamicsSteps >= deviceDynamics.steps();
             dynamics = scaleByDevice(s, dynamics);
         }
-        float levelScore = Float.isNaN(levels[row]) ? Float.NaN : levels[row] / level.scale();
+        float levelScore = levels[row];
         float stuckScore = Float.isNaN(runs[row]) ? Float.NaN : runs[row] / stuck.scale();
         float threshold = thresholds.effective(s);
         // The step's score is the largest component; the forecast residual explains the step
@@ -555,26 +572,45 @@ final class Scorer implements AutoCloseable {
     /**
      * The dynamics score (threshold units) held to the device's own level of forecast residual:
      * while that level is learned (the card's {@code device_steps} after warm-up) the step is
-     * learned into it and keeps the fleet's scale; afterwards it is divided by {@code max(floor,
-     * min(ceiling, the device's root mean square / the fleet's))}, so a device whose normal
-     * residuals run higher than the fleet's alerts on what is abnormal for it. Measured on SMAP and
-     * MSL in EVALUATION.md.
+     * learned into it and keeps the fleet's scale, or, once the card's {@code
+     * device_learning_blocks} blocks are complete, is held to the level of the blocks so far;
+     * afterwards it is divided by {@code max(floor, min(ceiling, the device's root mean square /
+     * the fleet's))}, so a device whose normal residuals run higher than the fleet's alerts on what
+     * is abnormal for it. Measured on SMAP and MSL in EVALUATION.md.
      */
     private float scaleByDevice(DeviceState s, float dynamics) {
         int steps = deviceDynamics.steps();
         if (s.dynamicsSteps < steps) {
+            float soFar =
+                    levelSoFar(s, steps, deviceDynamics.blocks(), deviceDynamics.learningBlocks());
             float square = dynamics * dynamics;
             if (Float.isFinite(square)) {
                 learnDynamicsLevel(s, square, steps, deviceDynamics.blocks());
             }
-            return dynamics;
+            return Float.isNaN(soFar) ? dynamics : dynamics / divisor(soFar);
         }
-        return dynamics
-                / StepMath.deviceDivisor(
-                        s.dynamicsMeanSquare,
-                        deviceDynamics.rms(),
-                        deviceDynamics.floor(),
-                        deviceDynamics.ceiling());
+        return dynamics / divisor(s.dynamicsMeanSquare);
+    }
+
+    private float divisor(float meanSquare) {
+        return StepMath.deviceDivisor(
+                meanSquare, deviceDynamics.rms(), deviceDynamics.floor(), deviceDynamics.ceiling());
+    }
+
+    /**
+     * The level of forecast residual (mean square) a device still learning it is held to: that of
+     * its completed blocks ({@link StepMath#trimmedLevel}) once {@code learningBlocks} (at least 1)
+     * are complete, else NaN (the fleet's scale). A device restored mid-way from a format before 6
+     * has no blocks yet: its plain mean so far stands for them, as when it learns on.
+     */
+    static float levelSoFar(DeviceState s, int steps, int blocks, int learningBlocks) {
+        int complete = StepMath.levelBlock(s.dynamicsSteps, steps, blocks);
+        if (learningBlocks <= 0 || complete < learningBlocks) {
+            return Float.NaN;
+        }
+        return s.dynamicsBlocks == null
+                ? s.dynamicsMeanSquare
+                : StepMath.trimmedLevel(s.dynamicsBlocks, complete);
     }
 
     /**

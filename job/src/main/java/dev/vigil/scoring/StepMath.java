@@ -134,11 +134,35 @@ public final class StepMath {
             float floor,
             int[] targets,
             float[] shares) {
+        return levelWhileLearning(
+                levelMean, profileMean, profileVar, null, 1f, floor, targets, shares);
+    }
+
+    /**
+     * The level score while the profile is learned: as {@link #level}, against the profile learned
+     * so far, in a unit blended from the fleet's: the root of {@code c · profileVar + (1 - c) ·
+     * fleetUnit²} (at least {@code floor}), where {@code c} is the share of the profile's steps
+     * learned. A profile of a few steps has a variance near 0; the fleet's unit stands in for it
+     * and fades out as it is learned. With {@code fleetUnit} null, {@link #level}.
+     */
+    public static float levelWhileLearning(
+            float[] levelMean,
+            float[] profileMean,
+            float[] profileVar,
+            float[] fleetUnit,
+            float c,
+            float floor,
+            int[] targets,
+            float[] shares) {
         java.util.Arrays.fill(shares, 0f);
         float max = 0f;
         float sum = 0f;
         for (int j = 0; j < targets.length; j++) {
-            float d = Math.abs(levelMean[j] - profileMean[j]) / unit(profileVar[j], floor);
+            float variance =
+                    fleetUnit == null
+                            ? profileVar[j]
+                            : c * profileVar[j] + (1f - c) * (fleetUnit[j] * fleetUnit[j]);
+            float d = Math.abs(levelMean[j] - profileMean[j]) / unit(variance, floor);
             max = Math.max(max, d);
             shares[targets[j]] = d * d;
             sum += d * d;

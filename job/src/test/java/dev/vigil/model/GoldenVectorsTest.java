@@ -82,7 +82,8 @@ class GoldenVectorsTest {
     /**
      * The level score and per-device normalisation: training's stream of normalised target values
      * (with a shift, so that the level stops the profile learning for a while) replayed through
-     * {@link StepMath}'s level and normalisation arithmetic, learning gated as the scorer gates it.
+     * {@link StepMath}'s level and normalisation arithmetic, learning gated as the scorer gates it;
+     * the level while the profile is learned too, from the case's {@code learning.after_steps}.
      */
     @Test
     void shouldReproduceTrainingsLevelScoresAndDeviceInputs() throws Exception {
@@ -93,6 +94,8 @@ class GoldenVectorsTest {
         float floor = (float) c.get("floor").asDouble();
         float scale = (float) c.get("scale").asDouble();
         float normalisationFloor = (float) c.get("normalisation_floor").asDouble();
+        int afterSteps = c.get("learning").get("after_steps").asInt();
+        float[] fleetUnit = floats(c.get("learning").get("unit"));
         int targets = c.get("z").get(0).size();
         int[] all = java.util.stream.IntStream.range(0, targets).toArray();
         float[] m = new float[targets];
@@ -103,6 +106,7 @@ class GoldenVectorsTest {
         java.nio.FloatBuffer inputs = java.nio.FloatBuffer.allocate(targets);
         int learned = 0;
         int gated = 0;
+        int whileLearning = 0;
         for (int t = 0; t < c.get("z").size(); t++) {
             float[] z = floats(c.get("z").get(t));
             StepMath.updateLevelMean(z, m, alpha, t == 0);
@@ -110,13 +114,21 @@ class GoldenVectorsTest {
             float level = Float.NaN;
             if (learned >= profileSteps) {
                 level = StepMath.level(m, mean, var, floor, all, shares);
+            } else if (learned >= afterSteps) {
+                float share = (float) learned / profileSteps;
+                level =
+                        StepMath.levelWhileLearning(
+                                m, mean, var, fleetUnit, share, floor, all, shares);
+                whileLearning++;
+            }
+            if (Float.isNaN(level)) {
+                assertThat(expected.isNull()).as("no level at step %d", t).isTrue();
+            } else {
                 assertThat(level)
                         .as("level at step %d", t)
                         .isCloseTo(
                                 (float) expected.asDouble(),
                                 within(TOLERANCE * Math.max(1f, level)));
-            } else {
-                assertThat(expected.isNull()).isTrue();
             }
             StepMath.normaliseByDevice(
                     z,
@@ -145,6 +157,7 @@ class GoldenVectorsTest {
             }
         }
         assertThat(gated).as("steps the shift kept out of the profile").isGreaterThan(10);
+        assertThat(whileLearning).as("levels while the profile was learned").isEqualTo(45);
     }
 
     /** The stuck score: training's runs of exactly repeated raw values, step by step. */

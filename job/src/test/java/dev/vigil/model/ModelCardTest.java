@@ -10,6 +10,7 @@ import dev.vigil.testing.Fixtures;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -350,6 +351,18 @@ class ModelCardTest {
                                         .put("device_ceiling", 4));
         assertThat(ModelBundle.load(blocked).card().deviceDynamics())
                 .isEqualTo(new ModelCard.DeviceDynamics(1000, 0, 0.3f, 1f, 10, 4f));
+        Path early =
+                modelWith(
+                        c ->
+                                dynamics(c)
+                                        .put("rms", 0.3)
+                                        .put("device_steps", 1000)
+                                        .put("device_blocks", 10)
+                                        .put("device_learning_blocks", 3));
+        assertThat(ModelBundle.load(early).card().deviceDynamics())
+                .isEqualTo(
+                        new ModelCard.DeviceDynamics(
+                                1000, 0, 0.3f, 1f, 10, Float.POSITIVE_INFINITY, 3));
         assertThat(Fixtures.model().card().deviceDynamics()).as("the fleet's").isNull();
     }
 
@@ -402,6 +415,74 @@ class ModelCardTest {
         assertThatThrownBy(() -> ModelBundle.load(noBlocks))
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("\"score.dynamics.device_blocks\" must be at least 1");
+        for (int[] blocksAndEarly : new int[][] {{10, 11}, {10, -1}, {1, 1}}) {
+            Path badEarly =
+                    modelWith(
+                            c ->
+                                    dynamics(c)
+                                            .put("rms", 0.3)
+                                            .put("device_steps", 1000)
+                                            .put("device_blocks", blocksAndEarly[0])
+                                            .put("device_learning_blocks", blocksAndEarly[1]));
+            assertThatThrownBy(() -> ModelBundle.load(badEarly))
+                    .isInstanceOf(ModelException.class)
+                    .hasMessageContaining("\"score.dynamics.device_learning_blocks\" must be 0");
+        }
+    }
+
+    @Test
+    void shouldReadTheLevelWhileAProfileIsLearned() throws IOException {
+        Path model =
+                modelWith(
+                        c -> {
+                            withScoreSection(c);
+                            ObjectNode learning =
+                                    ((ObjectNode) c.get("score").get("level"))
+                                            .putObject("learning")
+                                            .put("after_steps", 50)
+                                            .put("scale", 5.0);
+                            ArrayNode unit = learning.putArray("unit");
+                            for (int i = 0; i < 8; i++) {
+                                unit.add(0.25);
+                            }
+                        });
+
+        ModelCard.Learning learning = ModelBundle.load(model).card().level().learning();
+
+        float[] quarters = new float[8];
+        java.util.Arrays.fill(quarters, 0.25f);
+        assertThat(learning).isEqualTo(new ModelCard.Learning(50, quarters, 5f));
+    }
+
+    @Test
+    void shouldRefuseALevelWhileLearningThatDoesNotFitTheCard() throws IOException {
+        record Bad(int afterSteps, int units, double unit, double scale, String message) {}
+        for (Bad bad :
+                List.of(
+                        new Bad(0, 8, 0.25, 5, "\"score.level.learning.after_steps\" must be"),
+                        new Bad(1001, 8, 0.25, 5, "between 1 and score.level.profile_steps (1000)"),
+                        new Bad(50, 7, 0.25, 5, "needs one value per target feature (8), found 7"),
+                        new Bad(50, 8, 0, 5, "\"score.level.learning.unit\" values must be"),
+                        new Bad(50, 8, 0.25, -1, "\"score.level.learning.scale\" must be"))) {
+            Path model =
+                    modelWith(
+                            c -> {
+                                withScoreSection(c);
+                                ObjectNode learning =
+                                        ((ObjectNode) c.get("score").get("level"))
+                                                .putObject("learning")
+                                                .put("after_steps", bad.afterSteps())
+                                                .put("scale", bad.scale());
+                                ArrayNode unit = learning.putArray("unit");
+                                for (int i = 0; i < bad.units(); i++) {
+                                    unit.add(bad.unit());
+                                }
+                            });
+            assertThatThrownBy(() -> ModelBundle.load(model))
+                    .as("%s", bad)
+                    .isInstanceOf(ModelException.class)
+                    .hasMessageContaining(bad.message());
+        }
     }
 
     @Test

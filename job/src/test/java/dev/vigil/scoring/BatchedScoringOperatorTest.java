@@ -386,28 +386,90 @@ class BatchedScoringOperatorTest {
     }
 
     /**
+     * With {@code device_learning_blocks} 3, a device still learning its level (100 steps, blocks
+     * of 10) keeps the fleet's scale for its first 30 steps after warm-up and is then held to the
+     * level of its completed blocks (computed here from the fleet-scaled run), in both operators.
+     */
+    @Test
+    void shouldHoldADeviceStillLearningToItsBlocksSoFar() throws Exception {
+        int learnSteps = 100;
+        int warmup = Fixtures.model().card().warmupSteps();
+        Map<String, List<ScoredStep>> fleets = reference().scores();
+        float rms =
+                (float) Math.sqrt(levelOfResidual(fleets.values().iterator().next(), warmup, 100));
+        ModelCard c = Fixtures.model().card();
+        ModelBundle early =
+                new ModelBundle(
+                        c.withDeviceDynamics(
+                                c.version() + "-early",
+                                new ModelCard.DeviceDynamics(
+                                        learnSteps, 0, rms, 0.5f, 10, Float.POSITIVE_INFINITY, 3)),
+                        Fixtures.model().onnx());
+        Emitted perRecord = bothOperators(early);
+
+        int heldEarly = 0;
+        for (var entry : fleets.entrySet()) {
+            List<ScoredStep> fleet = entry.getValue();
+            List<ScoredStep> mine = perRecord.scores().get(entry.getKey());
+            int steps = 0;
+            List<Float> squares = new ArrayList<>();
+            for (int i = 0; i < fleet.size(); i++) {
+                float d = fleet.get(i).dynamics;
+                steps = Float.isNaN(d) ? 1 : steps + 1;
+                if (Float.isNaN(d) || steps <= warmup || squares.size() >= learnSteps) {
+                    continue;
+                }
+                float divisor = 1f;
+                if (squares.size() >= 30) {
+                    List<Float> complete = squares.subList(0, squares.size() / 10 * 10);
+                    divisor =
+                            StepMath.deviceDivisor(
+                                    blocksLevel(complete, complete.size() / 10),
+                                    rms,
+                                    0.5f,
+                                    Float.POSITIVE_INFINITY);
+                    heldEarly += Math.abs(divisor - 1f) > 0.05f ? 1 : 0;
+                }
+                squares.add(d * d);
+                assertThat(mine.get(i).dynamics)
+                        .as("%s step %d", entry.getKey(), i)
+                        .isCloseTo(d / divisor, within(1e-4f * Math.max(1f, d / divisor)));
+            }
+        }
+        assertThat(heldEarly).as("steps held to the blocks so far").isPositive();
+    }
+
+    /**
      * The level a device learns from its squares: the mean of 10 blocks' mean squares, leaving out
      * the largest, and the second largest, when above 10 times the mean of the other 8.
      */
     private static float trimmedLevel(List<Float> squares) {
+        return blocksLevel(squares, 10);
+    }
+
+    /**
+     * The level of {@code squares} cut into {@code count} (at least 3) blocks: their mean, leaving
+     * out the largest, and the second largest, when above 10 times the mean of the others.
+     */
+    private static float blocksLevel(List<Float> squares, int count) {
         int n = squares.size();
-        double[] means = new double[10];
-        int[] counts = new int[10];
+        double[] means = new double[count];
+        int[] counts = new int[count];
         for (int i = 0; i < n; i++) {
-            means[i * 10 / n] += squares.get(i);
-            counts[i * 10 / n]++;
+            means[i * count / n] += squares.get(i);
+            counts[i * count / n]++;
         }
-        for (int b = 0; b < 10; b++) {
+        for (int b = 0; b < count; b++) {
             means[b] /= counts[b];
         }
         java.util.Arrays.sort(means);
         double rest = 0;
-        for (int b = 0; b < 8; b++) {
-            rest += means[b] / 8;
+        for (int b = 0; b < count - 2; b++) {
+            rest += means[b] / (count - 2);
         }
-        double kept = rest * 8;
-        int blocks = 8;
-        for (int b = 8; b < 10; b++) {
+        double kept = rest * (count - 2);
+        int blocks = count - 2;
+        for (int b = count - 2; b < count; b++) {
             if (!(means[b] > 10 * rest)) {
                 kept += means[b];
                 blocks++;

@@ -110,6 +110,44 @@ class DynamicsLevelTest {
         assertThat(s.dynamicsBlocks).isNull();
     }
 
+    /**
+     * While a device learns, the card's {@code device_learning_blocks} decide when the blocks so
+     * far stand for its level: none before that many are complete, then their trimmed mean, a fault
+     * in one of them left out once there are three.
+     */
+    @Test
+    void shouldGiveTheLevelSoFarOnceEnoughBlocksAreComplete() {
+        IntToDoubleFunction square = i -> i >= 120 && i < 180 ? 400 : 0.25;
+        DeviceState s = new DeviceState();
+        for (int i = 0; i < 1000; i++) {
+            float soFar = Scorer.levelSoFar(s, 1000, 10, 3);
+            if (i < 300) {
+                assertThat(soFar).as("step %d, %d blocks complete", i, i / 100).isNaN();
+            } else {
+                assertThat(soFar).as("step %d", i).isCloseTo(0.25f, within(1e-5f));
+            }
+            assertThat(Scorer.levelSoFar(s, 1000, 10, 0)).as("the fleet's scale").isNaN();
+            Scorer.learnDynamicsLevel(s, (float) square.applyAsDouble(i), 1000, 10);
+        }
+        DeviceState one = new DeviceState();
+        for (int i = 0; i < 150; i++) {
+            Scorer.learnDynamicsLevel(one, 0.25f, 1000, 10);
+        }
+        assertThat(Scorer.levelSoFar(one, 1000, 10, 1))
+                .as("after one block, its plain mean")
+                .isCloseTo(0.25f, within(1e-5f));
+    }
+
+    @Test
+    void shouldTakeThePlainMeanSoFarForALevelRestoredMidWayFromAnOlderFormat() {
+        DeviceState s = new DeviceState();
+        s.dynamicsSteps = 350;
+        s.dynamicsMeanSquare = 2f;
+
+        assertThat(Scorer.levelSoFar(s, 1000, 10, 3)).isEqualTo(2f);
+        assertThat(Scorer.levelSoFar(s, 1000, 10, 4)).isNaN();
+    }
+
     @Test
     void shouldGiveTheDocumentedLevelForTheBlocks() {
         float[] blocks = new float[3];

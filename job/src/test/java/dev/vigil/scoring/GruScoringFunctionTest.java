@@ -23,6 +23,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -343,6 +344,78 @@ class GruScoringFunctionTest {
             assertThat(steps.subList(215, 320)).allMatch(st -> st.level > 1f);
             assertThat(events).extracting(e -> e.reason).containsOnly("level");
             assertThat(events.get(1).topFeatureNames[0]).isEqualTo("ambient_c");
+        }
+    }
+
+    /** As {@link #withLevel}, with a level while the profile is learned from its 20th step. */
+    private static ModelBundle withLevelWhileLearning(float scale, float learningScale) {
+        ModelCard c = Fixtures.model().card();
+        float[] unit = new float[c.targets().length];
+        Arrays.fill(unit, 0.1f);
+        return new ModelBundle(
+                new ModelCard(
+                        c.version() + "-learning",
+                        c.hiddenSize(),
+                        c.features(),
+                        1f,
+                        c.warmupSteps(),
+                        1e9f,
+                        new ModelCard.Level(
+                                100,
+                                200,
+                                10,
+                                0.01f,
+                                scale,
+                                new ModelCard.Learning(20, unit, learningScale)),
+                        null,
+                        null),
+                Fixtures.model().onnx());
+    }
+
+    /**
+     * A new device that shifts before its profile is learned: without the card's level while
+     * learning it has no level there, and the shift is learned as part of its normal; with it, the
+     * profile so far (in a unit blended from the fleet's) sees the shift and opens an episode.
+     */
+    @Test
+    void shouldSeeAShiftWhileTheProfileIsLearned() throws Exception {
+        float scale = steadyLevelScale();
+        float learningScale;
+        try (Run run =
+                new Run(withLevelWhileLearning(scale, 1f), null)
+                        .feed(steady("ambient_c", 0f, 0, 0))) {
+            List<ScoredStep> steps = run.steps();
+            assertThat(steps.subList(0, 20)).allMatch(st -> Float.isNaN(st.level));
+            assertThat(steps.subList(20, 100)).allMatch(st -> st.level >= 0f);
+            learningScale =
+                    1.5f
+                            * (float)
+                                    steps.subList(20, 100).stream()
+                                            .mapToDouble(st -> st.level)
+                                            .max()
+                                            .orElseThrow();
+        }
+        List<TelemetryEvent> shifted = steady("ambient_c", 1f, 50, 90);
+
+        try (Run before = new Run(withLevel(scale), null).feed(shifted);
+                Run run =
+                        new Run(withLevelWhileLearning(scale, learningScale), null).feed(shifted)) {
+            assertThat(before.steps().subList(0, 100)).allMatch(st -> Float.isNaN(st.level));
+            assertThat(before.events())
+                    .as("blind while learning")
+                    .allMatch(e -> e.episodeStart >= shifted.get(100).ts);
+
+            List<AnomalyEvent> events = run.events();
+            assertThat(events).extracting(e -> e.type).startsWith("OPEN");
+            assertThat(events.get(0).episodeStart)
+                    .isBetween(shifted.get(50).ts, shifted.get(60).ts);
+            assertThat(events.get(0).reason).isEqualTo("level");
+            assertThat(events.get(0).topFeatureNames[0]).isEqualTo("ambient_c");
+            // past the profile's learning, the level is the learned one's, the same in both runs
+            assertThat(run.steps().subList(100, 400))
+                    .extracting(st -> st.level)
+                    .containsExactlyElementsOf(
+                            before.steps().subList(100, 400).stream().map(st -> st.level).toList());
         }
     }
 
