@@ -4,15 +4,19 @@
 # mini cluster, exactly-once), and scores the episodes against the labels at the card's threshold
 # (never tuned on the labels). EVALUATION.md gives the results on the fleets in
 # ../shared/datasets/ (SMAP, MSL) and the synthetic test fleet.
-#   usage: training/evaluate-fleet.sh DATASET_DIR OUT_DIR [./vigil train options ...]
+#   usage: training/evaluate-fleet.sh [--cold] DATASET_DIR OUT_DIR [./vigil train options ...]
 # DATASET_DIR holds train.jsonl, test.jsonl (either may be gzipped) and labels.csv
 # (device_id,start_ts,end_ts[,kind]); OUT_DIR receives the model, the stream, the anomalies, the
 # step scores, report.json (everything replayed: an episode in the train part is a false alarm)
-# and report-test.json (the test split only).
+# and report-test.json (the test split only). With --cold only the test split is replayed, so that
+# every device starts there as a new one (its profile and its level of forecast residual are
+# learned inside its test part, as after a model change).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-data="${1:?usage: training/evaluate-fleet.sh DATASET_DIR OUT_DIR [train options]}"
-out="${2:?usage: training/evaluate-fleet.sh DATASET_DIR OUT_DIR [train options]}"
+cold=false
+if [ "${1:-}" = "--cold" ]; then cold=true; shift; fi
+data="${1:?usage: training/evaluate-fleet.sh [--cold] DATASET_DIR OUT_DIR [train options]}"
+out="${2:?usage: training/evaluate-fleet.sh [--cold] DATASET_DIR OUT_DIR [train options]}"
 shift 2
 mkdir -p "$out"
 read_any() { if [ -f "$1" ]; then cat "$1"; elif [ -f "$1.gz" ]; then gzip -dc "$1.gz"; else echo "no $1" >&2; exit 2; fi; }
@@ -22,7 +26,9 @@ read_any "$data/test.jsonl" > "$out/test.jsonl"
 # interleaved by time as a live feed is: a file grouped by device would be read far behind the
 # watermark for all but a few devices, which the job's silence watch reports silent (README,
 # "Silence"). Each device's records keep their order.
-python3 - "$out/train.jsonl" "$out/test.jsonl" > "$out/stream.jsonl" <<'PY'
+replayed=("$out/train.jsonl" "$out/test.jsonl")
+if $cold; then replayed=("$out/test.jsonl"); fi
+python3 - "${replayed[@]}" > "$out/stream.jsonl" <<'PY'
 import heapq, re, sys
 device_re, ts_re = re.compile(rb'"device_id"\s*:\s*"([^"]*)"'), re.compile(rb'"ts"\s*:\s*(-?\d+)')
 devices = {}
@@ -52,4 +58,4 @@ trained=$(date +%s)
   --labels "$data/labels.csv" --model "$out/model" --within "$out/test.jsonl" \
   --report "$out/report-test.json"
 echo "trained in $((trained - start)) s, replayed and evaluated in $(( $(date +%s) - trained )) s"
-echo "reports: $out/report.json (train + test replayed), $out/report-test.json (test split only)"
+echo "reports: $out/report.json (everything replayed), $out/report-test.json (test split only)"
