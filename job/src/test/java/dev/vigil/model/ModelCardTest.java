@@ -41,6 +41,11 @@ class ModelCardTest {
         return (ObjectNode) card.withArray("features").get(i);
     }
 
+    /** {@code score.dynamics} with the per-device scale: rms 0.3, learned over 1,000 steps. */
+    private static ObjectNode deviceScale(ObjectNode card) {
+        return dynamics(card).put("rms", 0.3).put("device_steps", 1000);
+    }
+
     private static ObjectNode dynamics(ObjectNode card) {
         return (ObjectNode) card.get("score").get("dynamics");
     }
@@ -137,6 +142,24 @@ class ModelCardTest {
         assertThatThrownBy(() -> ModelBundle.load(model))
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("ONNX Runtime cannot load the model");
+    }
+
+    /**
+     * The score section with {@code score.level.learning}: from {@code afterSteps}, {@code units}
+     * times the same {@code unit}, and {@code scale}.
+     */
+    private static void withLearning(
+            ObjectNode card, int afterSteps, int units, double unit, double scale) {
+        withScoreSection(card);
+        ArrayNode values =
+                ((ObjectNode) card.get("score").get("level"))
+                        .putObject("learning")
+                        .put("after_steps", afterSteps)
+                        .put("scale", scale)
+                        .putArray("unit");
+        for (int i = 0; i < units; i++) {
+            values.add(unit);
+        }
     }
 
     /** The score section training writes: a forecast residual scale and a level score. */
@@ -319,44 +342,24 @@ class ModelCardTest {
 
     @Test
     void shouldReadThePerDeviceScaleOfTheForecastResidual() throws IOException {
-        Path model =
-                modelWith(
-                        c ->
-                                dynamics(c)
-                                        .put("rms", 0.3)
-                                        .put("device_steps", 1000)
-                                        .put("device_half_life_steps", 20000));
+        Path model = modelWith(c -> deviceScale(c).put("device_half_life_steps", 20000));
 
         ModelCard card = ModelBundle.load(model).card();
 
         assertThat(card.deviceDynamics())
                 .isEqualTo(new ModelCard.DeviceDynamics(1000, 20000, 0.3f, 1f));
-        Path frozen = modelWith(c -> dynamics(c).put("rms", 0.3).put("device_steps", 1000));
+        Path frozen = modelWith(c -> deviceScale(c));
         assertThat(ModelBundle.load(frozen).card().deviceDynamics().halfLifeSteps()).isZero();
-        Path floored =
-                modelWith(
-                        c ->
-                                dynamics(c)
-                                        .put("rms", 0.3)
-                                        .put("device_steps", 1000)
-                                        .put("device_floor", 0.5));
+        Path floored = modelWith(c -> deviceScale(c).put("device_floor", 0.5));
         assertThat(ModelBundle.load(floored).card().deviceDynamics().floor()).isEqualTo(0.5f);
         Path blocked =
-                modelWith(
-                        c ->
-                                dynamics(c)
-                                        .put("rms", 0.3)
-                                        .put("device_steps", 1000)
-                                        .put("device_blocks", 10)
-                                        .put("device_ceiling", 4));
+                modelWith(c -> deviceScale(c).put("device_blocks", 10).put("device_ceiling", 4));
         assertThat(ModelBundle.load(blocked).card().deviceDynamics())
                 .isEqualTo(new ModelCard.DeviceDynamics(1000, 0, 0.3f, 1f, 10, 4f));
         Path early =
                 modelWith(
                         c ->
-                                dynamics(c)
-                                        .put("rms", 0.3)
-                                        .put("device_steps", 1000)
+                                deviceScale(c)
                                         .put("device_blocks", 10)
                                         .put("device_learning_blocks", 3));
         assertThat(ModelBundle.load(early).card().deviceDynamics())
@@ -378,13 +381,7 @@ class ModelCardTest {
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("must be at least 1");
         for (double floor : new double[] {0, -0.5, 1.5}) {
-            Path badFloor =
-                    modelWith(
-                            c ->
-                                    dynamics(c)
-                                            .put("rms", 0.3)
-                                            .put("device_steps", 1000)
-                                            .put("device_floor", floor));
+            Path badFloor = modelWith(c -> deviceScale(c).put("device_floor", floor));
             assertThatThrownBy(() -> ModelBundle.load(badFloor))
                     .isInstanceOf(ModelException.class)
                     .hasMessageContaining(
@@ -394,7 +391,7 @@ class ModelCardTest {
             Path badCeiling =
                     modelWith(
                             c -> {
-                                var d = dynamics(c).put("rms", 0.3).put("device_steps", 1000);
+                                var d = deviceScale(c);
                                 if (ceiling instanceof String text) {
                                     d.put("device_ceiling", text);
                                 } else {
@@ -405,13 +402,7 @@ class ModelCardTest {
                     .isInstanceOf(ModelException.class)
                     .hasMessageContaining("\"score.dynamics.device_ceiling\" must be at least 1");
         }
-        Path noBlocks =
-                modelWith(
-                        c ->
-                                dynamics(c)
-                                        .put("rms", 0.3)
-                                        .put("device_steps", 1000)
-                                        .put("device_blocks", 0));
+        Path noBlocks = modelWith(c -> deviceScale(c).put("device_blocks", 0));
         assertThatThrownBy(() -> ModelBundle.load(noBlocks))
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("\"score.dynamics.device_blocks\" must be at least 1");
@@ -419,9 +410,7 @@ class ModelCardTest {
             Path badEarly =
                     modelWith(
                             c ->
-                                    dynamics(c)
-                                            .put("rms", 0.3)
-                                            .put("device_steps", 1000)
+                                    deviceScale(c)
                                             .put("device_blocks", blocksAndEarly[0])
                                             .put("device_learning_blocks", blocksAndEarly[1]));
             assertThatThrownBy(() -> ModelBundle.load(badEarly))
@@ -432,20 +421,7 @@ class ModelCardTest {
 
     @Test
     void shouldReadTheLevelWhileAProfileIsLearned() throws IOException {
-        Path model =
-                modelWith(
-                        c -> {
-                            withScoreSection(c);
-                            ObjectNode learning =
-                                    ((ObjectNode) c.get("score").get("level"))
-                                            .putObject("learning")
-                                            .put("after_steps", 50)
-                                            .put("scale", 5.0);
-                            ArrayNode unit = learning.putArray("unit");
-                            for (int i = 0; i < 8; i++) {
-                                unit.add(0.25);
-                            }
-                        });
+        Path model = modelWith(c -> withLearning(c, 50, 8, 0.25, 5.0));
 
         ModelCard.Learning learning = ModelBundle.load(model).card().level().learning();
 
@@ -466,18 +442,13 @@ class ModelCardTest {
                         new Bad(50, 8, 0.25, -1, "\"score.level.learning.scale\" must be"))) {
             Path model =
                     modelWith(
-                            c -> {
-                                withScoreSection(c);
-                                ObjectNode learning =
-                                        ((ObjectNode) c.get("score").get("level"))
-                                                .putObject("learning")
-                                                .put("after_steps", bad.afterSteps())
-                                                .put("scale", bad.scale());
-                                ArrayNode unit = learning.putArray("unit");
-                                for (int i = 0; i < bad.units(); i++) {
-                                    unit.add(bad.unit());
-                                }
-                            });
+                            c ->
+                                    withLearning(
+                                            c,
+                                            bad.afterSteps(),
+                                            bad.units(),
+                                            bad.unit(),
+                                            bad.scale()));
             assertThatThrownBy(() -> ModelBundle.load(model))
                     .as("%s", bad)
                     .isInstanceOf(ModelException.class)
