@@ -23,7 +23,8 @@ import org.openjdk.jmh.annotations.State;
  * side. The difference is the level score's cost per event, before state bytes. The stuck score and
  * per-device normalisation (the targets normalised again by the device's profile, which then also
  * learns the device's spread) are each measured on top of the level score; the per-device scale of
- * the forecast residual on top of the residual alone.
+ * the forecast residual on top of the residual alone. While a device learns (cards since 0.7.0):
+ * the level against the profile so far, and the residual held to the blocks learned so far.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -51,6 +52,8 @@ public class ScoreComponentsBenchmark {
     private float[] runShares;
     private int step;
     private DriftWindow drift;
+    private float[] fleetUnit;
+    private float[] blocks;
 
     @Setup(Level.Trial)
     public void setUp() {
@@ -74,6 +77,12 @@ public class ScoreComponentsBenchmark {
             valueVar[i] = 0.8f;
         }
         targets = java.util.stream.IntStream.range(0, features).toArray();
+        fleetUnit = new float[features];
+        java.util.Arrays.fill(fleetUnit, 0.2f);
+        blocks = new float[3];
+        for (float meanSquare : new float[] {0.04f, 0.05f, 0.9f, 0.03f, 0.06f}) {
+            StepMath.addLevelBlock(blocks, meanSquare);
+        }
         shares = new float[features];
         levelShares = new float[features];
         raw = new float[features];
@@ -133,9 +142,45 @@ public class ScoreComponentsBenchmark {
         return dynamics / StepMath.deviceDivisor(0.16f + (step & 7) * 0.01f, 0.3f, 1f, 4f);
     }
 
+    /**
+     * While the device learns its level of forecast residual (a card's {@code
+     * device_learning_blocks}): the divisor from the blocks so far, 5 of 10 complete.
+     */
+    @Benchmark
+    public float dynamicsScaledByBlocksSoFar() {
+        float dynamics = StepMath.score(x, offset(), forecast, scale, targets, shares) / 4.5f;
+        int complete = StepMath.levelBlock(500 + (step & 63), 1000, 10);
+        return dynamics
+                / StepMath.deviceDivisor(StepMath.trimmedLevel(blocks, complete), 0.3f, 0.5f, 4f);
+    }
+
     @Benchmark
     public float dynamicsAndLevel() {
         return dynamicsAndLevel(offset());
+    }
+
+    /**
+     * While the profile is learned (a card's {@code score.level.learning}): the level against the
+     * profile so far, in a unit blended from the fleet's, and the step learned by the running mean.
+     */
+    @Benchmark
+    public float dynamicsAndLevelWhileLearning() {
+        int offset = offset();
+        float dynamics = StepMath.score(x, offset, forecast, scale, targets, shares);
+        StepMath.gatherTargets(x, offset, targets, z);
+        StepMath.updateLevelMean(z, levelMean, 2f / 61, false);
+        float level =
+                StepMath.levelWhileLearning(
+                        levelMean,
+                        profileMean,
+                        profileVar,
+                        fleetUnit,
+                        0.5f,
+                        0.01f,
+                        targets,
+                        levelShares);
+        StepMath.learnProfile(z, levelMean, profileMean, profileVar, null, 500, 1000, 3.5e-4f);
+        return Math.max(dynamics / 4.5f, level / 5f);
     }
 
     private float dynamicsAndLevel(int offset) {
