@@ -274,16 +274,20 @@ class GruScoringFunctionTest {
      * tests see the level alone.
      */
     private static ModelBundle withLevel(float scale) {
+        return withLevel(scale, null);
+    }
+
+    private static ModelBundle withLevel(float scale, ModelCard.Learning learning) {
         ModelCard c = Fixtures.model().card();
         return new ModelBundle(
                 new ModelCard(
-                        c.version() + "-level",
+                        c.version() + (learning == null ? "-level" : "-learning"),
                         c.hiddenSize(),
                         c.features(),
                         1f,
                         c.warmupSteps(),
                         1e9f,
-                        new ModelCard.Level(100, 200, 10, 0.01f, scale),
+                        new ModelCard.Level(100, 200, 10, 0.01f, scale, learning),
                         null,
                         null),
                 Fixtures.model().onnx());
@@ -349,27 +353,9 @@ class GruScoringFunctionTest {
 
     /** As {@link #withLevel}, with a level while the profile is learned from its 20th step. */
     private static ModelBundle withLevelWhileLearning(float scale, float learningScale) {
-        ModelCard c = Fixtures.model().card();
-        float[] unit = new float[c.targets().length];
+        float[] unit = new float[Fixtures.model().card().targets().length];
         Arrays.fill(unit, 0.1f);
-        return new ModelBundle(
-                new ModelCard(
-                        c.version() + "-learning",
-                        c.hiddenSize(),
-                        c.features(),
-                        1f,
-                        c.warmupSteps(),
-                        1e9f,
-                        new ModelCard.Level(
-                                100,
-                                200,
-                                10,
-                                0.01f,
-                                scale,
-                                new ModelCard.Learning(20, unit, learningScale)),
-                        null,
-                        null),
-                Fixtures.model().onnx());
+        return withLevel(scale, new ModelCard.Learning(20, unit, learningScale));
     }
 
     /**
