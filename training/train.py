@@ -364,6 +364,14 @@ def stuck_features(fleet, targets):
     return [t for t, f in zip(targets, fractions) if f < STUCK_MAX_REPEATS], fractions
 
 
+def outside_labels(ts, spans):
+    """Which of the times ts lie outside every labelled (start, end) span, both ends inclusive."""
+    ok = np.ones(len(ts), dtype=bool)
+    for start, end in spans:
+        ok &= ~((ts >= start) & (ts <= end))
+    return ok
+
+
 def calibrate_stuck(fleet, labels, watched):
     """The stuck score's scale: the longest run of an exactly repeated value of a watched target
     that any device had in its training history outside labelled spans (at least 1 step), so
@@ -371,9 +379,7 @@ def calibrate_stuck(fleet, labels, watched):
     longest = 0
     for dev, (ts, x) in fleet.items():
         runs = unchanged_runs(x[:, watched])
-        ok = np.ones(len(ts), dtype=bool)
-        for start, end in labels.get(dev, []):
-            ok &= ~((ts >= start) & (ts <= end))
+        ok = outside_labels(ts, labels.get(dev, []))
         if ok.any():
             longest = max(longest, int(runs[ok].max()))
     return max(longest, 1)
@@ -391,9 +397,7 @@ def calibrate_level(fleet, labels, norm, targets, profile_steps):
             continue
         lv, _, _ = level_stream(norm(x)[:, targets], profile_steps, LEVEL_WINDOW, LEVEL_HALF_LIFE,
                                 LEVEL_FLOOR, dtype=np.float64)
-        ok = ~np.isnan(lv)
-        for start, end in labels.get(dev, []):
-            ok &= ~((ts >= start) & (ts <= end))
+        ok = ~np.isnan(lv) & outside_labels(ts, labels.get(dev, []))
         if ok.any():
             maxima.append(float(lv[ok].max()))
     if not maxima:
@@ -423,9 +427,7 @@ def calibrate_learning_level(fleet, labels, norm, targets, profile_steps):
             continue
         lv, _, _ = level_stream(norm(x[:n])[:, targets], profile_steps, LEVEL_WINDOW,
                                 LEVEL_HALF_LIFE, LEVEL_FLOOR, dtype=np.float64, while_learning=learning)
-        ok = ~np.isnan(lv)
-        for start, end in labels.get(dev, []):
-            ok &= ~((ts[:n] >= start) & (ts[:n] <= end))
+        ok = ~np.isnan(lv) & outside_labels(ts[:n], labels.get(dev, []))
         if ok.any():
             maxima.append(float(lv[ok].max()))
     if not maxima:

@@ -209,6 +209,13 @@ class BatchedScoringOperatorTest {
                 Fixtures.model().onnx());
     }
 
+    /** The committed model with the per-device scale of the forecast residual {@code dynamics}. */
+    private static ModelBundle withDeviceDynamics(ModelCard.DeviceDynamics dynamics) {
+        ModelCard c = Fixtures.model().card();
+        return new ModelBundle(
+                c.withDeviceDynamics(c.version() + "-dynamics", dynamics), Fixtures.model().onnx());
+    }
+
     /**
      * The whole test stream through the per-record operator and the batched one with {@code
      * bundle}: checks that the batched one emits the same, and returns what they emitted.
@@ -294,20 +301,16 @@ class BatchedScoringOperatorTest {
         for (float[] setting : new float[][] {{0, 1f}, {50, 1f}, {50, 0.5f}}) {
             int halfLife = (int) setting[0];
             float floor = setting[1];
-            ModelCard c = Fixtures.model().card();
-            ModelBundle byDevice =
-                    new ModelBundle(
-                            c.withDeviceDynamics(
-                                    c.version() + "-dynamics",
+            Emitted perRecord =
+                    bothOperators(
+                            withDeviceDynamics(
                                     new ModelCard.DeviceDynamics(
                                             learnSteps,
                                             halfLife,
                                             rms,
                                             floor,
                                             10,
-                                            Float.POSITIVE_INFINITY)),
-                            Fixtures.model().onnx());
-            Emitted perRecord = bothOperators(byDevice);
+                                            Float.POSITIVE_INFINITY)));
 
             float beta = halfLife == 0 ? 0f : (float) (1 - Math.pow(0.5, 1.0 / halfLife));
             int held = 0;
@@ -397,15 +400,11 @@ class BatchedScoringOperatorTest {
         Map<String, List<ScoredStep>> fleets = reference().scores();
         float rms =
                 (float) Math.sqrt(levelOfResidual(fleets.values().iterator().next(), warmup, 100));
-        ModelCard c = Fixtures.model().card();
-        ModelBundle early =
-                new ModelBundle(
-                        c.withDeviceDynamics(
-                                c.version() + "-early",
+        Emitted perRecord =
+                bothOperators(
+                        withDeviceDynamics(
                                 new ModelCard.DeviceDynamics(
-                                        learnSteps, 0, rms, 0.5f, 10, Float.POSITIVE_INFINITY, 3)),
-                        Fixtures.model().onnx());
-        Emitted perRecord = bothOperators(early);
+                                        learnSteps, 0, rms, 0.5f, 10, Float.POSITIVE_INFINITY, 3)));
 
         int heldEarly = 0;
         for (var entry : fleets.entrySet()) {
