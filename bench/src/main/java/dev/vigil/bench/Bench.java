@@ -8,6 +8,7 @@ import dev.vigil.job.VigilJob;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
 import dev.vigil.pipeline.VigilPipeline;
+import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.InputFormat;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.WireFormat;
@@ -32,6 +33,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import jdk.jfr.Recording;
 import org.apache.flink.api.common.JobExecutionResult;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.core.memory.DataOutputSerializer;
@@ -209,6 +211,7 @@ public final class Bench {
             double naive = throughput("naive");
             double batch1 = throughput("batch1");
             double batched = throughput("batched");
+            double batchedUncached = throughput("batched+uncached");
             // Latency is timed on the scores topic (every step an output record), so its load is
             // half the maximum of that configuration, measured here too.
             double batchedScores = throughput("batched+scores");
@@ -240,6 +243,7 @@ public final class Bench {
             out.put("parallelism", PARALLELISM);
             out.put("passthrough_eps", Math.round(passthrough));
             out.put("batched_eps", Math.round(batched));
+            out.put("batched_without_state_cache_eps", Math.round(batchedUncached));
             out.put("batch1_eps", Math.round(batch1));
             out.put("naive_eps", Math.round(naive));
             out.put("ratio_batched_passthrough", round(batched / passthrough));
@@ -345,6 +349,9 @@ public final class Bench {
         if (avro) {
             extra.put(VigilOptions.INPUT_FORMAT.key(), "avro");
         }
+        if (variant.endsWith("+uncached")) { // every flush reads and writes RocksDB
+            extra.put(VigilOptions.SCORING_STATE_CACHE.key(), "0");
+        }
         if (shadow) {
             String topic = LocalRun.topic("shadow-anomalies", name);
             kafka.createTopics(4, List.of(topic));
@@ -359,7 +366,11 @@ public final class Bench {
                 switch (variant) {
                     case "naive" -> byDevice -> byDevice.process(new NaiveScoringFunction(bundle));
                     case "passthrough", "passthrough+avro", "warmup" ->
-                            byDevice -> byDevice.process(new PassthroughFunction(bundle));
+                            byDevice ->
+                                    byDevice.transform(
+                                            "passthrough",
+                                            TypeInformation.of(AnomalyEvent.class),
+                                            new PassthroughOperator(bundle, config.scoring()));
                     default ->
                             VigilPipeline.Scoring.of(
                                     bundle, shadow ? bundle : null, config.scoring());

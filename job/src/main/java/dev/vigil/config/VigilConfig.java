@@ -193,6 +193,10 @@ public final class VigilConfig {
         if (get(VigilOptions.SCORING_BATCH_SIZE) < 0) {
             throw new ConfigException(VigilOptions.SCORING_BATCH_SIZE.key() + " must be 0 or more");
         }
+        if (get(VigilOptions.SCORING_STATE_CACHE) < 0) {
+            throw new ConfigException(
+                    VigilOptions.SCORING_STATE_CACHE.key() + " must be 0 or more");
+        }
         if (get(VigilOptions.ALERTS_UPDATE_EVERY) < 0) {
             throw new ConfigException(
                     VigilOptions.ALERTS_UPDATE_EVERY.key() + " must be 0 or more");
@@ -395,6 +399,7 @@ public final class VigilConfig {
                 !get(VigilOptions.TOPIC_SCORES).isBlank(),
                 get(VigilOptions.SCORING_BATCH_SIZE),
                 get(VigilOptions.SCORING_BATCH_TIMEOUT).toMillis(),
+                get(VigilOptions.SCORING_STATE_CACHE),
                 modelChange(),
                 get(VigilOptions.STATE_TTL),
                 get(VigilOptions.SCORING_MAX_ABS_NORMALISED).floatValue(),

@@ -269,6 +269,18 @@ public final class VigilOptions {
                             "Longest a record waits for its batch to fill; the buffer is also"
                                     + " flushed at every checkpoint barrier and watermark.");
 
+    public static final ConfigOption<Integer> SCORING_STATE_CACHE =
+            ConfigOptions.key("vigil.scoring.state-cache")
+                    .intType()
+                    .defaultValue(20_000)
+                    .withDescription(
+                            "Devices per scoring subtask whose state the batched operator keeps on"
+                                    + " the heap between checkpoints, written to RocksDB at every"
+                                    + " checkpoint barrier and whenever the cache fills: a device"
+                                    + " stepped n times between two checkpoints costs one RocksDB"
+                                    + " read and write instead of n; 0 reads and writes RocksDB at"
+                                    + " every batch.");
+
     public static final ConfigOption<Double> SCORING_MAX_ABS_NORMALISED =
             ConfigOptions.key("vigil.scoring.max-abs-normalised")
                     .doubleType()
@@ -402,6 +414,7 @@ public final class VigilOptions {
                 SCORING_RESTART_STEP_BACK,
                 SCORING_BATCH_SIZE,
                 SCORING_BATCH_TIMEOUT,
+                SCORING_STATE_CACHE,
                 SCORING_MAX_ABS_NORMALISED,
                 ALERTS_OPEN_AFTER,
                 ALERTS_CLOSE_AFTER,

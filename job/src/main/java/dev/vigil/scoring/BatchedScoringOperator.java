@@ -28,7 +28,8 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
  * (or for {@link ScoringSettings#batchTimeoutMs()}) across devices and steps them with one ONNX
  * Runtime call per round, where round r holds the r-th buffered record of every device in the
  * buffer, so each device's steps stay in order. Each device's state is read once and written once
- * per flush.
+ * per flush, and kept between flushes in a cache written back before every checkpoint barrier
+ * ({@link DeviceStates}).
  *
  * <p>The buffer is flushed at the size or time limit, before every checkpoint barrier (so it is
  * always empty in a snapshot and holds nothing a restore could lose), before forwarding a
@@ -130,7 +131,12 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     @Override
     public void open() throws Exception {
         super.open();
-        states = new DeviceStates(settings, getRuntimeContext());
+        states =
+                new DeviceStates(
+                        settings,
+                        getRuntimeContext(),
+                        getKeyedStateBackend(),
+                        settings.stateCache());
         models = new Models(bundles, settings, batchSize, getRuntimeContext());
         events = new TelemetryEvent[batchSize];
         timestamps = new long[batchSize];
@@ -185,17 +191,20 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     @Override
     public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
         flush(); // a snapshot never holds a half-processed buffer
+        states.writeBack(); // nor misses a step the state cache holds
         super.prepareSnapshotPreBarrier(checkpointId);
     }
 
     @Override
     public void endInput() throws Exception {
         flush();
+        states.writeBack();
     }
 
     @Override
     public void finish() throws Exception {
         flush();
+        states.writeBack();
         super.finish();
     }
 
@@ -274,6 +283,11 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
             return; // the end of a bounded input: the feed ended, no device fell silent
         }
         models.silenceTimer(states, silence, timer.getKey(), timer.getTimestamp(), timers, this);
+    }
+
+    /** The devices whose state the cache holds and the state backend does not yet. */
+    int cachedDevices() {
+        return states.cached();
     }
 
     @Override

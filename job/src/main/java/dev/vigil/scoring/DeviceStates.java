@@ -3,7 +3,9 @@ package dev.vigil.scoring;
 import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
 import java.io.IOException;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.apache.flink.api.common.functions.RuntimeContext;
@@ -22,36 +24,102 @@ import org.slf4j.LoggerFactory;
  * without a shadow model keeps a shadow state it restored as it was: it is written back with the
  * serving state.
  *
+ * <p>The batched operator holds the states it wrote in a cache on the heap ({@link #cached}, at
+ * most {@code vigil.scoring.state-cache} devices) and writes them to the state backend at every
+ * checkpoint barrier ({@link #writeBack}), when the cache is full, and at end of input: a device
+ * stepped many times between two checkpoints costs one read and one write of the backend instead of
+ * one per flush. A snapshot never misses a step, since the operator writes the cache back before
+ * it; a failure loses the cache with everything else since the last checkpoint. Only the operator
+ * writes this state, so a cached value is never stale; it is at most one checkpoint interval
+ * younger than the backend's, which is also how late a written device's time-to-live is refreshed.
+ *
  * <p>Builds before format 5 kept the shadow's state under a name of its own ({@link
  * DeviceStateSchema#SHADOW_STATE_NAME}); {@link #moveOlderShadowStates} moves it in at start.
  */
-final class DeviceStates {
+public final class DeviceStates {
 
     private static final Logger LOG = LoggerFactory.getLogger(DeviceStates.class);
 
     private final ValueState<DeviceState> entry;
     private final ScoringSettings settings;
     private final RuntimeContext ctx;
+    // With a cache: the backend, whose current key is the device read or written; else null.
+    private final KeyedStateBackend<String> backend;
+    private final int capacity;
+    // Per device, the entry written since the last write-back: always newer than the backend's.
+    private final Map<String, DeviceState> cache;
 
+    /** Every read and write goes to the state backend (the per-record operator). */
     DeviceStates(ScoringSettings settings, RuntimeContext ctx) {
+        this(settings, ctx, null, 0);
+    }
+
+    /**
+     * Writes go to a cache of at most {@code capacity} devices ({@code backend}'s keys) until
+     * {@link #writeBack}; 0 for none.
+     */
+    public DeviceStates(
+            ScoringSettings settings,
+            RuntimeContext ctx,
+            KeyedStateBackend<String> backend,
+            int capacity) {
         this.entry = ctx.getState(DeviceStateSchema.descriptor(settings.stateTtl()));
         this.settings = settings;
         this.ctx = ctx;
+        this.backend = capacity > 0 ? backend : null;
+        this.capacity = capacity;
+        this.cache = capacity > 0 ? new HashMap<>(Math.min(capacity, 1 << 16) * 2) : null;
     }
 
     /** The current key's state per model into {@code states} (length 2; null for none). */
-    void read(DeviceState[] states) throws IOException {
-        DeviceState stored = entry.value();
+    public void read(DeviceState[] states) throws IOException {
+        DeviceState stored = cache == null ? null : cache.get(backend.getCurrentKey());
+        if (stored == null) {
+            stored = entry.value();
+        }
         states[Models.SERVING] = DeviceState.servingIn(stored);
         states[Models.SHADOW] = DeviceState.shadowIn(stored);
     }
 
     /** Writes the current key's state per model from {@code states} ({@link DeviceState#entry}). */
-    void write(DeviceState[] states) throws IOException {
+    public void write(DeviceState[] states) throws IOException {
         DeviceState both = DeviceState.entry(states[Models.SERVING], states[Models.SHADOW]);
-        if (both != null) {
-            entry.update(both);
+        if (both == null) {
+            return;
         }
+        if (cache == null) {
+            entry.update(both);
+            return;
+        }
+        cache.put(backend.getCurrentKey(), both);
+        if (cache.size() >= capacity) {
+            writeBack();
+        }
+    }
+
+    /**
+     * Writes every cached device's state to the state backend and empties the cache; the current
+     * key is the same after as before. Before every snapshot, at end of input, and when the cache
+     * fills.
+     */
+    public void writeBack() throws IOException {
+        if (cache == null || cache.isEmpty()) {
+            return;
+        }
+        String current = backend.getCurrentKey();
+        for (Map.Entry<String, DeviceState> device : cache.entrySet()) {
+            backend.setCurrentKey(device.getKey());
+            entry.update(device.getValue());
+        }
+        cache.clear();
+        if (current != null) {
+            backend.setCurrentKey(current);
+        }
+    }
+
+    /** The devices whose state is in the cache and not yet in the state backend. */
+    int cached() {
+        return cache == null ? 0 : cache.size();
     }
 
     /**
@@ -96,6 +164,7 @@ final class DeviceStates {
             }
             older.clear();
         }
+        writeBack(); // the moved states are listed among the backend's keys from here on
         LOG.info(
                 "Moved the shadow model's state of {} devices from {} into {} in {} ms ({} had a"
                         + " newer one there)",

@@ -17,6 +17,8 @@ import java.io.Serializable;
  * @param batchSize records buffered across devices per ONNX Runtime round; 0 for the per-record
  *     operator
  * @param batchTimeoutMs longest a record waits in the buffer
+ * @param stateCache devices whose state the batched operator keeps on the heap between two
+ *     checkpoints; 0 for none
  * @param onModelChange what a device's state written by another model version becomes
  * @param stateTtl how long a silent device's state is kept
  * @param maxAbsNormalised how far from the card's mean (in its stds) a feature may lie before it is
@@ -44,6 +46,7 @@ public record ScoringSettings(
         boolean emitScores,
         int batchSize,
         long batchTimeoutMs,
+        int stateCache,
         ModelChange onModelChange,
         java.time.Duration stateTtl,
         float maxAbsNormalised,
@@ -69,6 +72,7 @@ public record ScoringSettings(
         private boolean emitScores;
         private int batchSize;
         private long batchTimeoutMs;
+        private int stateCache;
         private ModelChange onModelChange;
         private java.time.Duration stateTtl;
         private float maxAbsNormalised;
@@ -88,6 +92,7 @@ public record ScoringSettings(
             emitScores = s.emitScores;
             batchSize = s.batchSize;
             batchTimeoutMs = s.batchTimeoutMs;
+            stateCache = s.stateCache;
             onModelChange = s.onModelChange;
             stateTtl = s.stateTtl;
             maxAbsNormalised = s.maxAbsNormalised;
@@ -137,6 +142,11 @@ public record ScoringSettings(
         public Builder batch(int size, long timeoutMs) {
             batchSize = size;
             batchTimeoutMs = timeoutMs;
+            return this;
+        }
+
+        public Builder stateCache(int devices) {
+            stateCache = devices;
             return this;
         }
 
@@ -191,6 +201,7 @@ public record ScoringSettings(
                     emitScores,
                     batchSize,
                     batchTimeoutMs,
+                    stateCache,
                     onModelChange,
                     stateTtl,
                     maxAbsNormalised,

@@ -574,10 +574,42 @@ class BatchedScoringOperatorTest {
     }
 
     @Test
+    void shouldEmitTheSameWhateverTheStateCacheHolds() throws Exception {
+        // 0: RocksDB at every flush; 1: written back at every write; 7: fills many times over;
+        // the default: holds every device of the stream.
+        int byDefault = Fixtures.scoringDefaults().build().stateCache();
+        for (int devices : new int[] {0, 1, 7, byDefault}) {
+            ScoringSettings cached = settings(256, 0).toBuilder().stateCache(devices).build();
+            var operator = new BatchedScoringOperator(Fixtures.model(), cached);
+            try (var h = harness(operator)) {
+                h.open();
+                feed(h, stream);
+                if (devices == byDefault) {
+                    assertThat(operator.cachedDevices())
+                            .isEqualTo(stream.stream().map(e -> e.deviceId).distinct().count());
+                } else {
+                    assertThat(operator.cachedDevices()).isBetween(0, Math.max(devices - 1, 0));
+                }
+                h.endInput();
+
+                assertThat(operator.cachedDevices()).isZero();
+                Emitted.of(h).assertSameAs(reference());
+            }
+        }
+    }
+
+    @Test
     void shouldSnapshotMidBufferAndRestoreToTheSameOutput() throws Exception {
+        for (int devices : new int[] {7, Fixtures.scoringDefaults().build().stateCache()}) {
+            snapshotMidBufferAndRestore(settings(256, 0).toBuilder().stateCache(devices).build());
+        }
+    }
+
+    /** With a state cache that holds some devices, or (the default) every device of the stream. */
+    private static void snapshotMidBufferAndRestore(ScoringSettings settings) throws Exception {
         int cut = stream.size() / 2 + 77; // not a multiple of the batch size
         OperatorSubtaskState snapshot;
-        var first = batched(256, 0);
+        var first = harness(new BatchedScoringOperator(Fixtures.model(), settings));
         first.open();
         feed(first, stream.subList(0, cut));
         first.prepareSnapshotPreBarrier(1L); // what the task does before the barrier
@@ -585,7 +617,7 @@ class BatchedScoringOperatorTest {
         Emitted before = Emitted.of(first);
         first.close();
 
-        var second = batched(256, 0);
+        var second = harness(new BatchedScoringOperator(Fixtures.model(), settings));
         second.initializeState(snapshot);
         second.open();
         feed(second, stream.subList(cut, stream.size()));

@@ -423,6 +423,7 @@ class SilenceTest {
             String device,
             boolean shadow)
             throws Exception {
+        h.prepareSnapshotPreBarrier(0L); // the batched operator's state cache goes to the backend
         AbstractStreamOperator<?> operator = (AbstractStreamOperator<?>) h.getOperator();
         operator.setCurrentKey(device);
         Duration ttl = Fixtures.scoringDefaults().build().stateTtl();
