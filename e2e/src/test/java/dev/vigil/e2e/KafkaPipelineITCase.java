@@ -39,6 +39,8 @@ import org.apache.flink.api.common.functions.RichMapFunction;
 import org.apache.flink.api.common.state.CheckpointListener;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.Histogram;
 import org.apache.flink.runtime.testutils.InMemoryReporter;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
@@ -56,6 +58,8 @@ import org.junit.jupiter.api.io.TempDir;
 class KafkaPipelineITCase {
 
     /** Keeps every metric of the finished jobs, for the metrics assertions. */
+    private static final int PARALLELISM = 2;
+
     private static final InMemoryReporter REPORTER = InMemoryReporter.createWithRetainedMetrics();
 
     /**
@@ -104,7 +108,7 @@ class KafkaPipelineITCase {
                         run,
                         checkpoints,
                         "200ms",
-                        2);
+                        PARALLELISM);
         c.put("restart-strategy.type", "fixed-delay");
         c.put("restart-strategy.fixed-delay.attempts", "3");
         c.put("restart-strategy.fixed-delay.delay", "500ms");
@@ -162,6 +166,22 @@ class KafkaPipelineITCase {
         assertThat(counters.get(Metrics.LATE_BY_REASON)).isEqualTo(late);
         assertThat(counters.get(Metrics.EPISODES_OPENED)).isPositive();
         assertThat(committed("scores-plain")).hasSize((int) scored);
+        // The state cache was written back (at the checkpoints, and at end of input: empty then).
+        Map<String, Long> writeBacks = new HashMap<>();
+        Map<String, Integer> cached = new HashMap<>();
+        REPORTER.getMetricsByIdentifiers(result.getJobID())
+                .forEach(
+                        (id, metric) -> {
+                            if (id.endsWith("." + Metrics.STATE_CACHE_WRITE_BACK_MS)) {
+                                writeBacks.put(id, ((Histogram) metric).getCount());
+                            } else if (id.endsWith("." + Metrics.STATE_CACHE_DEVICES)) {
+                                cached.put(id, (Integer) ((Gauge<?>) metric).getValue());
+                            }
+                        });
+        assertThat(writeBacks)
+                .hasSize(PARALLELISM)
+                .allSatisfy((id, n) -> assertThat(n).isPositive());
+        assertThat(cached).hasSize(PARALLELISM).allSatisfy((id, n) -> assertThat(n).isZero());
 
         List<AnomalyEvent> events =
                 committed("anomalies-plain").stream()

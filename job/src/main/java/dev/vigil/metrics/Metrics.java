@@ -72,6 +72,15 @@ public final class Metrics {
      */
     public static final String SILENCE_WATCH_LAG_MS = "silence_watch_lag_ms";
 
+    /** Devices whose state the batched operator's state cache holds and RocksDB does not yet. */
+    public static final String STATE_CACHE_DEVICES = "state_cache_devices";
+
+    /**
+     * Milliseconds a write-back of the state cache took (before a checkpoint barrier, or when the
+     * cache filled): the scoring task does nothing else meanwhile.
+     */
+    public static final String STATE_CACHE_WRITE_BACK_MS = "state_cache_write_back_ms";
+
     /**
      * Closed episodes during which the job's other model (serving or shadow) had an episode open on
      * the same device: the two models shared them. Only with a shadow model.
@@ -218,6 +227,24 @@ public final class Metrics {
         /** Registers {@value #SILENCE_WATCH_LAG_MS}, read when the metric is reported. */
         public void lag(LongSupplier lagMs) {
             group.gauge(SILENCE_WATCH_LAG_MS, lagMs::getAsLong);
+        }
+    }
+
+    /** The batched operator's state cache: how many devices it holds, what a write-back costs. */
+    public static final class StateCache {
+        private final Histogram writeBackMs;
+
+        public StateCache(RuntimeContext ctx, java.util.function.IntSupplier cached) {
+            MetricGroup group = group(ctx);
+            group.gauge(STATE_CACHE_DEVICES, cached::getAsInt);
+            writeBackMs =
+                    group.histogram(
+                            STATE_CACHE_WRITE_BACK_MS,
+                            new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
+        }
+
+        public void wroteBack(long nanos) {
+            writeBackMs.update(nanos / 1_000_000);
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.vigil.scoring;
 
+import dev.vigil.metrics.Metrics;
 import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
 import java.io.IOException;
@@ -48,6 +49,7 @@ public final class DeviceStates {
     private final int capacity;
     // Per device, the entry written since the last write-back: always newer than the backend's.
     private final Map<String, DeviceState> cache;
+    private final Metrics.StateCache metrics;
 
     /** Every read and write goes to the state backend (the per-record operator). */
     DeviceStates(ScoringSettings settings, RuntimeContext ctx) {
@@ -69,6 +71,7 @@ public final class DeviceStates {
         this.backend = capacity > 0 ? backend : null;
         this.capacity = capacity;
         this.cache = capacity > 0 ? new HashMap<>(Math.min(capacity, 1 << 16) * 2) : null;
+        this.metrics = capacity > 0 ? new Metrics.StateCache(ctx, this::cached) : null;
     }
 
     /** The current key's state per model into {@code states} (length 2; null for none). */
@@ -106,6 +109,7 @@ public final class DeviceStates {
         if (cache == null || cache.isEmpty()) {
             return;
         }
+        long started = System.nanoTime();
         String current = backend.getCurrentKey();
         for (Map.Entry<String, DeviceState> device : cache.entrySet()) {
             backend.setCurrentKey(device.getKey());
@@ -115,6 +119,7 @@ public final class DeviceStates {
         if (current != null) {
             backend.setCurrentKey(current);
         }
+        metrics.wroteBack(System.nanoTime() - started);
     }
 
     /** The devices whose state is in the cache and not yet in the state backend. */
