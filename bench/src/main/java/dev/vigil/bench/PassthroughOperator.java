@@ -34,12 +34,7 @@ public class PassthroughOperator extends AbstractStreamOperator<AnomalyEvent>
     @Override
     public void open() throws Exception {
         super.open();
-        states =
-                new DeviceStates(
-                        settings,
-                        getRuntimeContext(),
-                        getKeyedStateBackend(),
-                        settings.stateCache());
+        states = DeviceStates.cached(this, settings);
         both = new DeviceState[2];
     }
 

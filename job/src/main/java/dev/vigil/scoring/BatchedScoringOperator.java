@@ -131,12 +131,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     @Override
     public void open() throws Exception {
         super.open();
-        states =
-                new DeviceStates(
-                        settings,
-                        getRuntimeContext(),
-                        getKeyedStateBackend(),
-                        settings.stateCache());
+        states = DeviceStates.cached(this, settings);
         models = new Models(bundles, settings, batchSize, getRuntimeContext());
         events = new TelemetryEvent[batchSize];
         timestamps = new long[batchSize];

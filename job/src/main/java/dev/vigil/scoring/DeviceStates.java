@@ -13,6 +13,7 @@ import org.apache.flink.api.common.functions.RuntimeContext;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.runtime.state.KeyedStateBackend;
 import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -57,10 +58,20 @@ public final class DeviceStates {
     }
 
     /**
-     * Writes go to a cache of at most {@code capacity} devices ({@code backend}'s keys) until
-     * {@link #writeBack}; 0 for none.
+     * For a keyed operator that calls {@link #writeBack} before every checkpoint barrier and at end
+     * of input: writes go to a cache of at most {@link ScoringSettings#stateCache()} devices (none
+     * if 0) until then.
      */
-    public DeviceStates(
+    public static DeviceStates cached(
+            AbstractStreamOperator<?> operator, ScoringSettings settings) {
+        return new DeviceStates(
+                settings,
+                operator.getRuntimeContext(),
+                operator.getKeyedStateBackend(),
+                settings.stateCache());
+    }
+
+    private DeviceStates(
             ScoringSettings settings,
             RuntimeContext ctx,
             KeyedStateBackend<String> backend,
