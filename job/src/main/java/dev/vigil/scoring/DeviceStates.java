@@ -26,14 +26,15 @@ import org.slf4j.LoggerFactory;
  * without a shadow model keeps a shadow state it restored as it was: it is written back with the
  * serving state.
  *
- * <p>The batched operator holds the states it wrote in a cache on the heap ({@link #cached}, at
- * most {@code vigil.scoring.state-cache} devices) and writes them to the state backend at every
- * checkpoint barrier ({@link #writeBack}), when the cache is full, and at end of input: a device
- * stepped many times between two checkpoints costs one read and one write of the backend instead of
- * one per flush. A snapshot never misses a step, since the operator writes the cache back before
- * it; a failure loses the cache with everything else since the last checkpoint. Only the operator
- * writes this state, so a cached value is never stale; it is at most one checkpoint interval
- * younger than the backend's, which is also how late a written device's time-to-live is refreshed.
+ * <p>The batched operator holds the states it wrote in a cache on the heap ({@link
+ * #cached(AbstractStreamOperator, ScoringSettings)}, at most {@code vigil.scoring.state-cache}
+ * devices) and writes them to the state backend at every checkpoint barrier ({@link #writeBack}),
+ * when the cache is full, and at end of input: a device stepped many times between two checkpoints
+ * costs one read and one write of the backend instead of one per flush. A snapshot never misses a
+ * step, since the operator writes the cache back before it; a failure loses the cache with
+ * everything else since the last checkpoint. Only the operator writes this state, so a cached value
+ * is never stale; it is at most one checkpoint interval younger than the backend's, which is also
+ * how late a written device's time-to-live is refreshed.
  *
  * <p>Builds before format 5 kept the shadow's state under a name of its own ({@link
  * DeviceStateSchema#SHADOW_STATE_NAME}); {@link #moveOlderShadowStates} moves it in at start.
