@@ -4,6 +4,7 @@ import dev.vigil.scoring.DriftWindow;
 import dev.vigil.serde.DeadLetterReason;
 import java.util.EnumMap;
 import java.util.Map;
+import java.util.function.IntSupplier;
 import java.util.function.LongSupplier;
 import org.apache.flink.api.common.accumulators.LongCounter;
 import org.apache.flink.api.common.functions.RuntimeContext;
@@ -234,7 +235,7 @@ public final class Metrics {
     public static final class StateCache {
         private final Histogram writeBackMs;
 
-        public StateCache(RuntimeContext ctx, java.util.function.IntSupplier cached) {
+        public StateCache(RuntimeContext ctx, IntSupplier cached) {
             MetricGroup group = group(ctx);
             group.gauge(STATE_CACHE_DEVICES, cached::getAsInt);
             writeBackMs =

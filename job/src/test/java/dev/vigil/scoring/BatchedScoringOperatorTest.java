@@ -100,6 +100,12 @@ class BatchedScoringOperatorTest {
         return harness(new BatchedScoringOperator(bundle, settings(batchSize, timeoutMs)));
     }
 
+    /** The committed model's batched operator with the state cache at {@code devices}. */
+    private static BatchedScoringOperator withStateCache(int devices) {
+        return new BatchedScoringOperator(
+                Fixtures.model(), settings(256, 0).toBuilder().stateCache(devices).build());
+    }
+
     private static void feed(
             KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h,
             List<TelemetryEvent> events)
@@ -579,8 +585,7 @@ class BatchedScoringOperatorTest {
         // the default: holds every device of the stream.
         int byDefault = Fixtures.scoringDefaults().build().stateCache();
         for (int devices : new int[] {0, 1, 7, byDefault}) {
-            ScoringSettings cached = settings(256, 0).toBuilder().stateCache(devices).build();
-            var operator = new BatchedScoringOperator(Fixtures.model(), cached);
+            var operator = withStateCache(devices);
             try (var h = harness(operator)) {
                 h.open();
                 feed(h, stream);
@@ -601,15 +606,15 @@ class BatchedScoringOperatorTest {
     @Test
     void shouldSnapshotMidBufferAndRestoreToTheSameOutput() throws Exception {
         for (int devices : new int[] {7, Fixtures.scoringDefaults().build().stateCache()}) {
-            snapshotMidBufferAndRestore(settings(256, 0).toBuilder().stateCache(devices).build());
+            snapshotMidBufferAndRestore(devices);
         }
     }
 
     /** With a state cache that holds some devices, or (the default) every device of the stream. */
-    private static void snapshotMidBufferAndRestore(ScoringSettings settings) throws Exception {
+    private static void snapshotMidBufferAndRestore(int devices) throws Exception {
         int cut = stream.size() / 2 + 77; // not a multiple of the batch size
         OperatorSubtaskState snapshot;
-        var first = harness(new BatchedScoringOperator(Fixtures.model(), settings));
+        var first = harness(withStateCache(devices));
         first.open();
         feed(first, stream.subList(0, cut));
         first.prepareSnapshotPreBarrier(1L); // what the task does before the barrier
@@ -617,7 +622,7 @@ class BatchedScoringOperatorTest {
         Emitted before = Emitted.of(first);
         first.close();
 
-        var second = harness(new BatchedScoringOperator(Fixtures.model(), settings));
+        var second = harness(withStateCache(devices));
         second.initializeState(snapshot);
         second.open();
         feed(second, stream.subList(cut, stream.size()));
