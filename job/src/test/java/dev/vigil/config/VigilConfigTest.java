@@ -250,6 +250,26 @@ class VigilConfigTest {
     }
 
     @Test
+    void shouldReadTheBatchSizeAndStateCacheWithZeroForOffAndRefuseNegativeOnes() {
+        Map<String, String> values = valid();
+        assertThat(VigilConfig.of(values).scoring().batchSize()).isEqualTo(256);
+        assertThat(VigilConfig.of(values).scoring().stateCache()).isEqualTo(20_000);
+        values.put(VigilOptions.SCORING_BATCH_SIZE.key(), "0");
+        values.put(VigilOptions.SCORING_STATE_CACHE.key(), "0");
+        assertThat(VigilConfig.of(values).scoring().batchSize()).isZero();
+        assertThat(VigilConfig.of(values).scoring().stateCache()).isZero();
+        values.put(VigilOptions.SCORING_STATE_CACHE.key(), "-1");
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("vigil.scoring.state-cache must be 0 or more");
+        values.put(VigilOptions.SCORING_STATE_CACHE.key(), "0");
+        values.put(VigilOptions.SCORING_BATCH_SIZE.key(), "-1");
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("vigil.scoring.batch-size must be 0 or more");
+    }
+
+    @Test
     void shouldReadTheSilencePeriodWithZeroForOffAndRefuseANegativeOne() {
         Map<String, String> values = valid();
         assertThat(VigilConfig.of(values).scoring().silenceAfterMs()).isEqualTo(600_000L);
