@@ -20,10 +20,18 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.flink.api.common.JobID;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.checkpoint.CheckpointOptions;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.runtime.state.CheckpointStorageLocationReference;
+import org.apache.flink.runtime.state.StateBackend;
+import org.apache.flink.runtime.state.hashmap.HashMapStateBackend;
+import org.apache.flink.runtime.state.storage.JobManagerCheckpointStorage;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.operators.OperatorSnapshotFinalizer;
+import org.apache.flink.streaming.api.operators.OperatorSnapshotFutures;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
@@ -71,11 +79,19 @@ class BatchedScoringOperatorTest {
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
             harness(OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator)
                     throws Exception {
+        // The job's backend: every state access goes through the state's serializer.
+        return harness(operator, new EmbeddedRocksDBStateBackend());
+    }
+
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            harness(
+                    OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator,
+                    StateBackend backend)
+                    throws Exception {
         KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h =
                 new KeyedOneInputStreamOperatorTestHarness<>(
                         operator, new VigilPipeline.DeviceKey(), Types.STRING);
-        // The job's backend: every state access goes through the state's serializer.
-        h.setStateBackend(new EmbeddedRocksDBStateBackend());
+        h.setStateBackend(backend);
         return h;
     }
 
@@ -636,6 +652,53 @@ class BatchedScoringOperatorTest {
                         concat(before.scores(), after.scores()),
                         concat(before.late(), after.late()));
         whole.assertSameAs(reference());
+    }
+
+    /**
+     * Flink's heap backend keeps the state objects themselves and writes a checkpoint's copy of
+     * them after the barrier, while the task goes on stepping: the state cache must never change an
+     * object a pending snapshot holds. Here the operator steps the rest of the stream before the
+     * snapshot's asynchronous part runs, and a run restored from that snapshot must still emit
+     * exactly what one uninterrupted run does.
+     */
+    @Test
+    void shouldKeepAPendingHeapSnapshotAsItWasAtTheBarrier() throws Exception {
+        int cut = stream.size() / 2 + 77;
+        int devices = Fixtures.scoringDefaults().build().stateCache();
+        var operator = withStateCache(devices);
+        var first = harness(operator, new HashMapStateBackend());
+        first.open();
+        feed(first, stream.subList(0, cut));
+        first.prepareSnapshotPreBarrier(1L);
+        Emitted before = Emitted.of(first);
+        OperatorSnapshotFutures pending =
+                operator.snapshotState(
+                        1L,
+                        0L,
+                        CheckpointOptions.forCheckpointWithDefaultLocation(),
+                        new JobManagerCheckpointStorage()
+                                .createCheckpointStorage(new JobID())
+                                .resolveCheckpointStorageLocation(
+                                        1L, CheckpointStorageLocationReference.getDefault()));
+        feed(first, stream.subList(cut, stream.size())); // the devices step on
+        first.endInput();
+        OperatorSubtaskState snapshot =
+                OperatorSnapshotFinalizer.create(pending).getJobManagerOwnedState();
+        first.close();
+
+        var second = harness(withStateCache(devices), new HashMapStateBackend());
+        second.initializeState(snapshot);
+        second.open();
+        feed(second, stream.subList(cut, stream.size()));
+        second.endInput();
+        Emitted after = Emitted.of(second);
+        second.close();
+
+        new Emitted(
+                        concat(before.anomalies(), after.anomalies()),
+                        concat(before.scores(), after.scores()),
+                        concat(before.late(), after.late()))
+                .assertSameAs(reference());
     }
 
     private static <T> Map<String, List<T>> concat(Map<String, List<T>> a, Map<String, List<T>> b) {
