@@ -437,6 +437,10 @@ public final class Bench {
         out.put("latency_at_least_once_max_ms", atLeastOnce.visible().max());
         out.put("latency_exactly_once_by_second", latency.bySecond());
         out.put("latency_at_least_once_by_second", atLeastOnce.bySecond());
+        // What each checkpoint cost, by the second of the run it fell in (as the by_second rows)
+        out.put("latency_exactly_once_checkpoints", latency.checkpoints());
+        out.put("latency_at_least_once_checkpoints", atLeastOnce.checkpoints());
+        out.put("latency_at_least_once_write_back_max_ms", atLeastOnce.writeBackMaxMs());
         out.put("savepoint_bytes", latency.savepointBytes());
         out.put(
                 "savepoint_bytes_per_device",
@@ -492,7 +496,9 @@ public final class Bench {
             long samples,
             long checkpointIntervalMs,
             List<Map<String, Object>> bySecond,
-            long savepointBytes) {}
+            long savepointBytes,
+            List<Map<String, Object>> checkpoints,
+            double writeBackMaxMs) {}
 
     /**
      * Runs the batched job unbounded with step scores on, delivered {@code delivery} (exactly-once
@@ -518,16 +524,12 @@ public final class Bench {
                     .all()
                     .get();
         }
-        VigilConfig config =
-                config(
-                        run,
-                        live,
-                        false,
-                        true,
-                        // The scores topic stands in for the anomalies (every step a record):
-                        // both are delivered in the mode measured, as a user wanting fast
-                        // alerts would set them.
-                        withDelivery(extra, delivery));
+        int restPort = CheckpointStats.freePort();
+        Map<String, String> options = new LinkedHashMap<>(CheckpointStats.restOn(restPort));
+        // The scores topic stands in for the anomalies (every step a record): both are delivered
+        // in the mode measured, as a user wanting fast alerts would set them.
+        options.putAll(withDelivery(extra, delivery));
+        VigilConfig config = config(run, live, false, true, options);
         long interval = config.get(VigilOptions.CHECKPOINT_INTERVAL).toMillis();
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
         VigilJob.define(env, config, bundle);
@@ -548,13 +550,19 @@ public final class Bench {
             // drain: the last steps become visible at the checkpoint after them
             Thread.sleep(interval + 3_000);
             consumer.stop();
+            CheckpointStats stats = new CheckpointStats(restPort);
+            List<Map<String, Object>> checkpoints =
+                    stats.checkpoints(job.getJobID(), sendFrom + 3_000);
+            double writeBackMs = stats.longestWriteBackMs(job.getJobID());
             long bytes = -1;
             if (savepoint) {
                 bytes = savepointBytes(job);
             } else {
                 job.cancel().get();
             }
-            Latency result = consumer.latency(sendFrom + 3_000, sendTo, interval, bytes);
+            Latency result =
+                    consumer.latency(
+                            sendFrom + 3_000, sendTo, interval, bytes, checkpoints, writeBackMs);
             System.out.printf(
                     Locale.ROOT,
                     "latency %s at %.0f events/s: appended p50 %.0f / p99 %.0f ms, visible to a"
@@ -569,6 +577,24 @@ public final class Bench {
                     result.visible().max(),
                     result.samples(),
                     interval);
+            for (Map<String, Object> c : checkpoints) {
+                System.out.printf(
+                        Locale.ROOT,
+                        "  checkpoint %d at second %.1f: %d ms, %d bytes uploaded (state %d),"
+                                + " scoring subtasks' longest synchronous part %d ms,"
+                                + " asynchronous %d ms%n",
+                        c.get("id"),
+                        c.get("at_s"),
+                        c.get("duration_ms"),
+                        c.get("uploaded_bytes"),
+                        c.get("state_bytes"),
+                        c.get("scoring_sync_ms"),
+                        c.get("scoring_async_ms"));
+            }
+            System.out.printf(
+                    Locale.ROOT,
+                    "  longest state-cache write-back before a barrier: %.0f ms%n",
+                    writeBackMs);
             return result;
         } catch (Exception e) {
             consumer.stop();
@@ -635,7 +661,13 @@ public final class Bench {
         }
 
         /** The steps sent in [from, to] (warm-up left out), after {@link #stop}. */
-        Latency latency(long from, long to, long interval, long savepointBytes) {
+        Latency latency(
+                long from,
+                long to,
+                long interval,
+                long savepointBytes,
+                List<Map<String, Object>> checkpoints,
+                double writeBackMs) {
             long[] a = new long[n];
             long[] v = new long[n];
             int k = 0;
@@ -669,7 +701,9 @@ public final class Bench {
                     k,
                     interval,
                     bySecond,
-                    savepointBytes);
+                    savepointBytes,
+                    checkpoints,
+                    writeBackMs);
         }
     }
 
