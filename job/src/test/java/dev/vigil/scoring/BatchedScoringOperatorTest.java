@@ -638,7 +638,22 @@ class BatchedScoringOperatorTest {
         Emitted before = Emitted.of(first);
         first.close();
 
-        var second = harness(withStateCache(devices));
+        restoreAndEmitTheRest(snapshot, before, cut, devices, new EmbeddedRocksDBStateBackend());
+    }
+
+    /**
+     * A run restored from {@code snapshot}, taken after the stream's first {@code cut} records,
+     * steps the rest of them: with what the first run emitted ({@code before}), exactly what one
+     * uninterrupted run emits.
+     */
+    private static void restoreAndEmitTheRest(
+            OperatorSubtaskState snapshot,
+            Emitted before,
+            int cut,
+            int devices,
+            StateBackend backend)
+            throws Exception {
+        var second = harness(withStateCache(devices), backend);
         second.initializeState(snapshot);
         second.open();
         feed(second, stream.subList(cut, stream.size()));
@@ -646,12 +661,11 @@ class BatchedScoringOperatorTest {
         Emitted after = Emitted.of(second);
         second.close();
 
-        Emitted whole =
-                new Emitted(
+        new Emitted(
                         concat(before.anomalies(), after.anomalies()),
                         concat(before.scores(), after.scores()),
-                        concat(before.late(), after.late()));
-        whole.assertSameAs(reference());
+                        concat(before.late(), after.late()))
+                .assertSameAs(reference());
     }
 
     /**
@@ -686,19 +700,7 @@ class BatchedScoringOperatorTest {
                 OperatorSnapshotFinalizer.create(pending).getJobManagerOwnedState();
         first.close();
 
-        var second = harness(withStateCache(devices), new HashMapStateBackend());
-        second.initializeState(snapshot);
-        second.open();
-        feed(second, stream.subList(cut, stream.size()));
-        second.endInput();
-        Emitted after = Emitted.of(second);
-        second.close();
-
-        new Emitted(
-                        concat(before.anomalies(), after.anomalies()),
-                        concat(before.scores(), after.scores()),
-                        concat(before.late(), after.late()))
-                .assertSameAs(reference());
+        restoreAndEmitTheRest(snapshot, before, cut, devices, new HashMapStateBackend());
     }
 
     private static <T> Map<String, List<T>> concat(Map<String, List<T>> a, Map<String, List<T>> b) {
