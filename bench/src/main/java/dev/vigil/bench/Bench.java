@@ -550,10 +550,9 @@ public final class Bench {
             // drain: the last steps become visible at the checkpoint after them
             Thread.sleep(interval + 3_000);
             consumer.stop();
-            CheckpointStats stats = new CheckpointStats(restPort);
-            List<Map<String, Object>> checkpoints =
-                    stats.checkpoints(job.getJobID(), sendFrom + 3_000);
-            double writeBackMs = stats.longestWriteBackMs(job.getJobID());
+            CheckpointStats stats = new CheckpointStats(restPort, job.getJobID());
+            List<Map<String, Object>> checkpoints = stats.checkpoints(sendFrom + 3_000);
+            double writeBackMs = stats.longestWriteBackMs();
             long bytes = -1;
             if (savepoint) {
                 bytes = savepointBytes(job);

@@ -34,9 +34,16 @@ final class CheckpointStats {
 
     private final HttpClient http = HttpClient.newHttpClient();
     private final String base;
+    private final String job;
+    private final String scoring; // the scoring operator's vertex
 
-    CheckpointStats(int port) {
+    /**
+     * The checkpoints of {@code job}, running on a mini cluster whose REST port is {@code port}.
+     */
+    CheckpointStats(int port, JobID job) throws Exception {
         this.base = "http://127.0.0.1:" + port;
+        this.job = job.toString();
+        this.scoring = scoringVertex();
     }
 
     /** A free port on 127.0.0.1, for the REST endpoint of the next job's mini cluster. */
@@ -53,12 +60,10 @@ final class CheckpointStats {
     }
 
     /**
-     * The completed checkpoints (not savepoints) of {@code job} still in Flink's history (the last
-     * 10 by default), oldest first; {@code at_s} is the trigger time in seconds after {@code
-     * fromMs}.
+     * The completed checkpoints (not savepoints) still in Flink's history (the last 10 by default),
+     * oldest first; {@code at_s} is the trigger time in seconds after {@code fromMs}.
      */
-    List<Map<String, Object>> checkpoints(JobID job, long fromMs) throws Exception {
-        String scoring = scoringVertex(job);
+    List<Map<String, Object>> checkpoints(long fromMs) throws Exception {
         List<Map<String, Object>> rows = new ArrayList<>();
         for (JsonNode c : get("/jobs/" + job + "/checkpoints").path("history")) {
             if (!"COMPLETED".equals(c.path("status").asText())
@@ -93,8 +98,8 @@ final class CheckpointStats {
      * The longest state-cache write-back among the scoring subtasks' recent ones (the histogram's
      * window), in ms; NaN if the scoring operator reports none.
      */
-    double longestWriteBackMs(JobID job) throws Exception {
-        String metrics = "/jobs/" + job + "/vertices/" + scoringVertex(job) + "/subtasks/metrics";
+    double longestWriteBackMs() throws Exception {
+        String metrics = "/jobs/" + job + "/vertices/" + scoring + "/subtasks/metrics";
         for (JsonNode m : get(metrics)) {
             String id = m.path("id").asText();
             if (id.endsWith("state_cache_write_back_ms_max")) {
@@ -107,7 +112,7 @@ final class CheckpointStats {
         return Double.NaN;
     }
 
-    private String scoringVertex(JobID job) throws Exception {
+    private String scoringVertex() throws Exception {
         for (JsonNode v : get("/jobs/" + job).path("vertices")) {
             if (v.path("name").asText().startsWith(SCORING)) {
                 return v.path("id").asText();
