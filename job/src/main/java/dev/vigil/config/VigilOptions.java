@@ -275,11 +275,12 @@ public final class VigilOptions {
                     .defaultValue(20_000)
                     .withDescription(
                             "Devices per scoring subtask whose state the batched operator keeps on"
-                                    + " the heap between checkpoints, written to RocksDB at every"
-                                    + " checkpoint barrier and whenever the cache fills: a device"
-                                    + " stepped n times between two checkpoints costs one RocksDB"
-                                    + " read and write instead of n; 0 reads and writes RocksDB at"
-                                    + " every batch.");
+                                    + " the heap, written to RocksDB at every checkpoint barrier"
+                                    + " and whenever the cache fills: a device stepped n times"
+                                    + " between two checkpoints costs one RocksDB write instead of"
+                                    + " n, and is read from RocksDB again only after an interval"
+                                    + " without a step or a full cache; 0 reads and writes RocksDB"
+                                    + " at every batch.");
 
     public static final ConfigOption<Double> SCORING_MAX_ABS_NORMALISED =
             ConfigOptions.key("vigil.scoring.max-abs-normalised")

@@ -83,6 +83,14 @@ public final class Metrics {
     public static final String STATE_CACHE_WRITE_BACK_MS = "state_cache_write_back_ms";
 
     /**
+     * Reads of a device's state that the batched operator's state cache did not hold, so RocksDB
+     * served them: a device's first step in the subtask, its first after a silence of a checkpoint
+     * interval or more, and every device's after the cache filled (or, on a state backend that
+     * keeps the objects themselves, after every checkpoint).
+     */
+    public static final String STATE_CACHE_MISSES = "state_cache_misses";
+
+    /**
      * Closed episodes during which the job's other model (serving or shadow) had an episode open on
      * the same device: the two models shared them. Only with a shadow model.
      */
@@ -234,6 +242,7 @@ public final class Metrics {
     /** The batched operator's state cache: how many devices it holds, what a write-back costs. */
     public static final class StateCache {
         private final Histogram writeBackMs;
+        private final Counter misses;
 
         public StateCache(RuntimeContext ctx, IntSupplier cached) {
             MetricGroup group = group(ctx);
@@ -242,10 +251,15 @@ public final class Metrics {
                     group.histogram(
                             STATE_CACHE_WRITE_BACK_MS,
                             new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
+            misses = group.counter(STATE_CACHE_MISSES);
         }
 
         public void wroteBack(long nanos) {
             writeBackMs.update(nanos / 1_000_000);
+        }
+
+        public void missed() {
+            misses.inc();
         }
     }
 

@@ -10,7 +10,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ScheduledFuture;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
@@ -62,7 +61,10 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     // Each buffered record's Flink timestamp (Scorer.NO_TIMESTAMP if none): its outputs carry it.
     private transient long[] timestamps;
     private transient int size;
-    private transient ScheduledFuture<?> timeout;
+    // When the buffer's first record came (processing time), and whether a timer is pending: one
+    // timer at a time, never cancelled, so that a buffer filled by size does not register one.
+    private transient long bufferedSince;
+    private transient boolean timerPending;
 
     // Per flush: the devices in the buffer, in order of first arrival, and per model the rows of a
     // round.
@@ -172,8 +174,32 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         if (size == batchSize) {
             flush();
         } else if (size == 1 && batchTimeoutMs > 0) {
-            long now = getProcessingTimeService().getCurrentProcessingTime();
-            timeout = getProcessingTimeService().registerTimer(now + batchTimeoutMs, t -> flush());
+            bufferedSince = getProcessingTimeService().getCurrentProcessingTime();
+            if (!timerPending) {
+                timeoutAt(bufferedSince + batchTimeoutMs);
+            }
+        }
+    }
+
+    private void timeoutAt(long time) {
+        timerPending = true;
+        getProcessingTimeService().registerTimer(time, this::onTimeout);
+    }
+
+    /**
+     * The batch timeout: flushes a buffer whose first record has waited for it, or waits again for
+     * the time the buffer's first record is due, when a flush at the size limit came in between.
+     */
+    private void onTimeout(long time) throws Exception {
+        timerPending = false;
+        if (size == 0) {
+            return;
+        }
+        long due = bufferedSince + batchTimeoutMs;
+        if (time >= due) {
+            flush();
+        } else {
+            timeoutAt(due);
         }
     }
 
@@ -216,10 +242,6 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     }
 
     private void flush() throws Exception {
-        if (timeout != null) {
-            timeout.cancel(false);
-            timeout = null;
-        }
         if (size == 0) {
             return;
         }
@@ -283,6 +305,11 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     /** The devices whose state the cache holds and the state backend does not yet. */
     int cachedDevices() {
         return states.cached();
+    }
+
+    /** The reads of a device's state that the cache could not serve. */
+    long stateCacheMisses() {
+        return states.misses();
     }
 
     @Override

@@ -5,6 +5,7 @@ import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
 import java.io.IOException;
 import java.util.HashMap;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
@@ -30,11 +31,20 @@ import org.slf4j.LoggerFactory;
  * #cached(AbstractStreamOperator, ScoringSettings)}, at most {@code vigil.scoring.state-cache}
  * devices) and writes them to the state backend at every checkpoint barrier ({@link #writeBack}),
  * when the cache is full, and at end of input: a device stepped many times between two checkpoints
- * costs one read and one write of the backend instead of one per flush. A snapshot never misses a
- * step, since the operator writes the cache back before it; a failure loses the cache with
- * everything else since the last checkpoint. Only the operator writes this state, so a cached value
- * is never stale; it is at most one checkpoint interval younger than the backend's, which is also
- * how late a written device's time-to-live is refreshed.
+ * costs one write of the backend instead of one per flush. A snapshot never misses a step, since
+ * the operator writes the cache back before it; a failure loses the cache with everything else
+ * since the last checkpoint. Only the operator writes this state, so a cached value is never stale;
+ * it is at most one checkpoint interval younger than the backend's, which is also how late a
+ * written device's time-to-live is refreshed.
+ *
+ * <p>On a backend that copies a value when it is written (RocksDB serializes it: {@link
+ * KeyedStateBackend#isSafeToReuseKVState()}), a write-back keeps the devices it wrote in the cache,
+ * so that their next steps read no state either: a device stepped at least once per checkpoint
+ * interval is read from the backend once, not once per interval. A device not written since the
+ * last write-back leaves the cache at the next one, so that its next read goes to the backend,
+ * which applies the time-to-live. A backend that keeps the objects themselves (Flink's heap
+ * backend, whose snapshot copies them after the barrier) gets an empty cache after every
+ * write-back: the operator must not change an object a pending snapshot holds.
  *
  * <p>Builds before format 5 kept the shadow's state under a name of its own ({@link
  * DeviceStateSchema#SHADOW_STATE_NAME}); {@link #moveOlderShadowStates} moves it in at start.
@@ -49,9 +59,21 @@ public final class DeviceStates {
     // With a cache: the backend, whose current key is the device read or written; else null.
     private final KeyedStateBackend<String> backend;
     private final int capacity;
-    // Per device, the entry written since the last write-back: always newer than the backend's.
-    private final Map<String, DeviceState> cache;
+    // Per device, its entry as last written: never older than the backend's.
+    private final Map<String, Cached> cache;
+    // Whether a write-back keeps the entries it wrote (the backend copies what it is given).
+    private final boolean keepWritten;
+    // The entries written since the last write-back.
+    private int dirty;
+    // Reads the cache could not serve.
+    private long misses;
     private final Metrics.StateCache metrics;
+
+    /** A device's entry in the cache, and whether the backend has it yet. */
+    private static final class Cached {
+        DeviceState entry;
+        boolean dirty;
+    }
 
     /** Every read and write goes to the state backend (the per-record operator). */
     DeviceStates(ScoringSettings settings, RuntimeContext ctx) {
@@ -83,14 +105,24 @@ public final class DeviceStates {
         this.backend = capacity > 0 ? backend : null;
         this.capacity = capacity;
         this.cache = capacity > 0 ? new HashMap<>(Math.min(capacity, 1 << 16) * 2) : null;
+        this.keepWritten = capacity > 0 && backend.isSafeToReuseKVState();
         this.metrics = capacity > 0 ? new Metrics.StateCache(ctx, this::cached) : null;
     }
 
     /** The current key's state per model into {@code states} (length 2; null for none). */
     public void read(DeviceState[] states) throws IOException {
-        DeviceState stored = cache == null ? null : cache.get(backend.getCurrentKey());
-        if (stored == null) {
+        DeviceState stored;
+        if (cache == null) {
             stored = entry.value();
+        } else {
+            Cached cached = cache.get(backend.getCurrentKey());
+            if (cached != null) {
+                stored = cached.entry;
+            } else {
+                stored = entry.value();
+                misses++;
+                metrics.missed();
+            }
         }
         states[Models.SERVING] = DeviceState.servingIn(stored);
         states[Models.SHADOW] = DeviceState.shadowIn(stored);
@@ -106,28 +138,53 @@ public final class DeviceStates {
             entry.update(both);
             return;
         }
-        cache.put(backend.getCurrentKey(), both);
+        String device = backend.getCurrentKey();
+        Cached cached = cache.get(device);
+        if (cached == null) {
+            cached = new Cached();
+            cache.put(device, cached);
+        }
+        cached.entry = both;
+        if (!cached.dirty) {
+            cached.dirty = true;
+            dirty++;
+        }
         if (cache.size() >= capacity) {
-            writeBack();
+            writeBack(true);
         }
     }
 
     /**
-     * Writes every cached device's state to the state backend and empties the cache; the current
-     * key is the same after as before. Before every snapshot, at end of input, and when the cache
-     * fills.
+     * Writes every device's state written since the last write-back to the state backend; the
+     * current key is the same after as before. Before every snapshot and at end of input. The cache
+     * keeps the devices it wrote if the backend copied them, and drops the others.
      */
     public void writeBack() throws IOException {
+        writeBack(!keepWritten);
+    }
+
+    /** Also when the cache is full, then dropping every device ({@code dropAll}). */
+    private void writeBack(boolean dropAll) throws IOException {
         if (cache == null || cache.isEmpty()) {
             return;
         }
         long started = System.nanoTime();
         String current = backend.getCurrentKey();
-        for (Map.Entry<String, DeviceState> device : cache.entrySet()) {
-            backend.setCurrentKey(device.getKey());
-            entry.update(device.getValue());
+        Iterator<Map.Entry<String, Cached>> devices = cache.entrySet().iterator();
+        while (devices.hasNext()) {
+            Map.Entry<String, Cached> device = devices.next();
+            Cached cached = device.getValue();
+            boolean written = cached.dirty;
+            if (written) {
+                backend.setCurrentKey(device.getKey());
+                entry.update(cached.entry);
+                cached.dirty = false;
+            }
+            if (dropAll || !written) {
+                devices.remove();
+            }
         }
-        cache.clear();
+        dirty = 0;
         if (current != null) {
             backend.setCurrentKey(current);
         }
@@ -136,7 +193,12 @@ public final class DeviceStates {
 
     /** The devices whose state is in the cache and not yet in the state backend. */
     int cached() {
-        return cache == null ? 0 : cache.size();
+        return dirty;
+    }
+
+    /** The reads the cache could not serve, which went to the state backend. */
+    long misses() {
+        return misses;
     }
 
     /**

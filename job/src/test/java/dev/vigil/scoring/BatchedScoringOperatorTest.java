@@ -38,6 +38,8 @@ import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The batched operator against the per-record reference over the whole test stream, and its
@@ -671,16 +673,18 @@ class BatchedScoringOperatorTest {
     /**
      * Flink's heap backend keeps the state objects themselves and writes a checkpoint's copy of
      * them after the barrier, while the task goes on stepping: the state cache must never change an
-     * object a pending snapshot holds. Here the operator steps the rest of the stream before the
-     * snapshot's asynchronous part runs, and a run restored from that snapshot must still emit
-     * exactly what one uninterrupted run does.
+     * object a pending snapshot holds. RocksDB copies them when they are written, and the cache
+     * keeps stepping the same objects after the barrier. Here the operator steps the rest of the
+     * stream before the snapshot's asynchronous part runs, and a run restored from that snapshot
+     * must still emit exactly what one uninterrupted run does.
      */
-    @Test
-    void shouldKeepAPendingHeapSnapshotAsItWasAtTheBarrier() throws Exception {
+    @ParameterizedTest(name = "heap backend: {0}")
+    @ValueSource(booleans = {true, false})
+    void shouldKeepAPendingSnapshotAsItWasAtTheBarrier(boolean heap) throws Exception {
         int cut = stream.size() / 2 + 77;
         int devices = Fixtures.scoringDefaults().build().stateCache();
         var operator = withStateCache(devices);
-        var first = harness(operator, new HashMapStateBackend());
+        var first = harness(operator, backend(heap));
         first.open();
         feed(first, stream.subList(0, cut));
         first.prepareSnapshotPreBarrier(1L);
@@ -700,7 +704,68 @@ class BatchedScoringOperatorTest {
                 OperatorSnapshotFinalizer.create(pending).getJobManagerOwnedState();
         first.close();
 
-        restoreAndEmitTheRest(snapshot, before, cut, devices, new HashMapStateBackend());
+        restoreAndEmitTheRest(snapshot, before, cut, devices, backend(heap));
+    }
+
+    private static StateBackend backend(boolean heap) {
+        return heap ? new HashMapStateBackend() : new EmbeddedRocksDBStateBackend();
+    }
+
+    /**
+     * On RocksDB a device that steps between every two checkpoints has its state read from the
+     * backend once, at its first step; on the heap backend, whose snapshot holds the objects
+     * themselves, once after every checkpoint. The output is the same either way.
+     */
+    @ParameterizedTest(name = "heap backend: {0}")
+    @ValueSource(booleans = {true, false})
+    void shouldReadEachDeviceFromTheBackendOnceWhileItStepsEveryInterval(boolean heap)
+            throws Exception {
+        int interval = 1_000; // records between two checkpoints: every device steps in each
+        int devices = Fixtures.scoringDefaults().build().stateCache();
+        var operator = withStateCache(devices);
+        long stepping = 0; // devices stepping, summed over the intervals
+        try (var h = harness(operator, backend(heap))) {
+            h.open();
+            for (int from = 0; from < stream.size(); from += interval) {
+                List<TelemetryEvent> part =
+                        stream.subList(from, Math.min(from + interval, stream.size()));
+                feed(h, part);
+                h.prepareSnapshotPreBarrier(from / interval + 1);
+                stepping += part.stream().map(e -> e.deviceId).distinct().count();
+            }
+            h.endInput();
+            Emitted.of(h).assertSameAs(reference());
+        }
+        long fleet = stream.stream().map(e -> e.deviceId).distinct().count();
+        assertThat(stepping).isGreaterThan(fleet * 10);
+        assertThat(operator.stateCacheMisses()).isEqualTo(heap ? stepping : fleet);
+    }
+
+    /**
+     * A device the cache kept after a checkpoint and that then stays silent leaves the cache at the
+     * next one, so that its state's time-to-live applies as without the cache: silent longer than
+     * the time-to-live, its next step is a new device's.
+     */
+    @Test
+    void shouldForgetACachedDeviceSilentForLongerThanTheTtl() throws Exception {
+        ScoringSettings settings = settings(256, 0);
+        var operator = new BatchedScoringOperator(Fixtures.model(), settings);
+        String device = stream.get(0).deviceId;
+        List<TelemetryEvent> steps =
+                stream.stream().filter(e -> e.deviceId.equals(device)).limit(50).toList();
+        try (var h = harness(operator)) {
+            h.open();
+            h.setStateTtlProcessingTime(0);
+            feed(h, steps);
+            h.prepareSnapshotPreBarrier(1L); // written back, and kept
+            h.prepareSnapshotPreBarrier(2L); // not stepped since: dropped
+            h.setStateTtlProcessingTime(settings.stateTtl().toMillis() + 1);
+            feed(h, List.of(steps.get(30))); // an old step: no order guard remembers it
+            h.endInput();
+
+            assertThat(h.getSideOutput(Outputs.DEAD_LETTERS)).isNull(); // not turned away as late
+            assertThat(h.getSideOutput(Outputs.SCORES)).hasSize(51);
+        }
     }
 
     private static <T> Map<String, List<T>> concat(Map<String, List<T>> a, Map<String, List<T>> b) {
@@ -722,6 +787,25 @@ class BatchedScoringOperatorTest {
             assertThat(h.getSideOutput(Outputs.SCORES)).isNull();
             h.setProcessingTime(1_010);
             assertThat(h.getSideOutput(Outputs.SCORES)).hasSize(30);
+        }
+    }
+
+    @Test
+    void shouldFlushABufferWhenItsOwnTimeoutPassesAfterAFlushAtTheSizeLimit() throws Exception {
+        try (var h = batched(16, 10)) {
+            h.open();
+            h.setProcessingTime(1_000);
+            feed(h, stream.subList(0, 16)); // flushed at the size limit; its timer stays pending
+            assertThat(h.getSideOutput(Outputs.SCORES)).hasSize(16);
+
+            h.setProcessingTime(1_005);
+            feed(h, stream.subList(16, 19)); // due at 1,015
+            h.setProcessingTime(1_010); // the first buffer's timer: too early for this one
+            assertThat(h.getSideOutput(Outputs.SCORES)).hasSize(16);
+            h.setProcessingTime(1_014);
+            assertThat(h.getSideOutput(Outputs.SCORES)).hasSize(16);
+            h.setProcessingTime(1_015);
+            assertThat(h.getSideOutput(Outputs.SCORES)).hasSize(19);
         }
     }
 
