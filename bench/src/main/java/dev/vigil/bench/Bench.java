@@ -34,10 +34,15 @@ import java.util.concurrent.locks.LockSupport;
 import jdk.jfr.Recording;
 import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.TaskManagerOptions;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.core.memory.DataOutputSerializer;
+import org.apache.flink.runtime.minicluster.MiniCluster;
+import org.apache.flink.runtime.minicluster.MiniClusterConfiguration;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.graph.StreamGraph;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -220,10 +225,10 @@ public final class Bench {
             double batchedAvro = throughput("batched+avro");
             // A shadow model (the same one) scored beside the serving one, in pairs of runs that
             // alternate with serving alone: the ratio of a pair is the CPU per event with the
-            // shadow over that without (both cores busy in both), and this machine's load moves
-            // single runs by a quarter, so the median of the pairs is reported. A first run with
-            // the shadow, discarded, compiles its code paths as the warm-up did serving's: the
-            // first shadow run was the slowest of a sequence by up to a factor of 2.
+            // shadow over that without (both cores busy in both), and this machine's load and the
+            // JIT compiler move single runs by up to a factor of 2, so the median of the pairs is
+            // reported. A first run with the shadow, discarded, compiles its code paths as the
+            // warm-up did serving's.
             throughput("batched+shadow");
             List<Double> shadowRatios = new ArrayList<>();
             List<Double> shadowRates = new ArrayList<>();
@@ -263,12 +268,15 @@ public final class Bench {
             out.put(
                     "cpu_ratio_shadow_serving_pairs",
                     shadowRatios.stream().map(Bench::round).toList());
+            closeThroughputCluster(); // the latency runs have the machine to themselves
             putLatency(out, batchedScores / 2);
             out.put(
                     "savepoint_bytes_per_device_with_shadow",
                     Math.round((double) savepointBytesWithShadow(batchedScores / 2) / devices));
             out.put("bytes_per_device", bytesPerDevice(card));
             out.put("machine", machine());
+        } finally {
+            closeThroughputCluster();
         }
         return out;
     }
@@ -346,7 +354,46 @@ public final class Bench {
         return VigilConfig.of(c);
     }
 
-    /** Runs one variant over the pre-loaded input; returns its sustained events/s. */
+    /**
+     * One mini cluster for every throughput run, started with the first. A job run by {@code
+     * env.execute()} gets a mini cluster of its own, and each loads Flink's RPC system (Pekko,
+     * Scala, Typesafe Config) in a class loader of its own, whose code the JIT compiler compiles
+     * again: with a cluster per run the compiler took 0.8 to 1.5 seconds of CPU per second of each
+     * run on the project's 2 cores, moving single runs' rates by a factor of 2 (bench/RESULTS.md).
+     */
+    private MiniCluster throughputCluster;
+
+    private JobExecutionResult runOnThroughputCluster(
+            StreamExecutionEnvironment env, VigilConfig config, String name) throws Exception {
+        if (throughputCluster == null) {
+            Configuration c = new Configuration(config.flinkConfiguration());
+            c.set(TaskManagerOptions.NUM_TASK_SLOTS, PARALLELISM);
+            throughputCluster =
+                    new MiniCluster(
+                            new MiniClusterConfiguration.Builder()
+                                    .setConfiguration(c)
+                                    .setNumTaskManagers(1)
+                                    .setNumSlotsPerTaskManager(PARALLELISM)
+                                    .build());
+            throughputCluster.start();
+        }
+        StreamGraph graph = env.getStreamGraph();
+        graph.setJobName(name);
+        return throughputCluster.executeJobBlocking(
+                graph.getJobGraph(Thread.currentThread().getContextClassLoader()));
+    }
+
+    private void closeThroughputCluster() throws Exception {
+        if (throughputCluster != null) {
+            throughputCluster.close();
+            throughputCluster = null;
+        }
+    }
+
+    /**
+     * Runs one variant over the pre-loaded input; returns its sustained events/s. Prints them with
+     * the seconds the JIT compiler spent per second of the same window ({@link RateProbe}).
+     */
     private double throughput(String variant) throws Exception {
         String name = variant.replace('+', '-');
         boolean avro = variant.endsWith("+avro");
@@ -398,7 +445,7 @@ public final class Bench {
             recording.enable("jdk.GarbageCollection");
             recording.start();
         }
-        JobExecutionResult result = env.execute("bench-" + name);
+        JobExecutionResult result = runOnThroughputCluster(env, config, "bench-" + name);
         if (recording != null) {
             recording.stop();
             Path file =
@@ -413,11 +460,18 @@ public final class Bench {
             System.out.println("profile of a batched run written to " + file);
         }
         double eps = ((Number) result.getAccumulatorResult(RateProbe.ACCUMULATOR)).doubleValue();
+        Number probes = result.getAccumulatorResult(RateProbe.PROBES);
+        double compiling =
+                probes == null || probes.intValue() == 0
+                        ? 0
+                        : ((Number) result.getAccumulatorResult(RateProbe.COMPILING)).doubleValue()
+                                / probes.intValue();
         System.out.printf(
                 Locale.ROOT,
-                "%-12s %9.0f events/s sustained (job %.1f s)%n",
+                "%-12s %9.0f events/s sustained (JIT compiling %.2f s per s; job %.1f s)%n",
                 variant,
                 eps,
+                compiling,
                 (System.nanoTime() - t0) / 1e9);
         return eps;
     }
