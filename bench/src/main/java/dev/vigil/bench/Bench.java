@@ -358,8 +358,9 @@ public final class Bench {
      * One mini cluster for every throughput run, started with the first. A job run by {@code
      * env.execute()} gets a mini cluster of its own, and each loads Flink's RPC system (Pekko,
      * Scala, Typesafe Config) in a class loader of its own, whose code the JIT compiler compiles
-     * again: with a cluster per run the compiler took 0.8 to 1.5 seconds of CPU per second of each
-     * run on the project's 2 cores, moving single runs' rates by a factor of 2 (bench/RESULTS.md).
+     * again: with a cluster per run the compiler's threads spent 0.5 to 1.5 seconds compiling per
+     * second of each run on the project's 2 cores, moving single runs' rates by a factor of 2
+     * (bench/RESULTS.md).
      */
     private MiniCluster throughputCluster;
 

@@ -18,8 +18,9 @@ import org.apache.flink.api.common.functions.RichMapFunction;
  * <p>It also notes the JVM's total JIT compilation time at the same records and adds what the
  * compiler threads spent over that window, per second of it, to {@value #COMPILING} (one value per
  * subtask, counted in {@value #PROBES}). Every run is a new job in a JVM that also runs the broker,
- * and the compiler keeps compiling through the runs: on the 2 cores of the project's machine it
- * took 0.5 to 1.4 seconds per second of a run's window, which moves a run's rate by a factor of 2.
+ * and the compiler keeps compiling through the runs: on the 2 cores of the project's machine its
+ * threads spent 0.1 to 1.8 seconds compiling per second of a run's window (the JVM's count of
+ * elapsed compile time, not CPU), which moves a run's rate by up to a factor of 2.
  */
 public class RateProbe extends RichMapFunction<RawRecord, RawRecord> {
 
