@@ -182,6 +182,12 @@ class KafkaPipelineITCase {
                 .hasSize(PARALLELISM)
                 .allSatisfy((id, n) -> assertThat(n).isPositive());
         assertThat(cached).hasSize(PARALLELISM).allSatisfy((id, n) -> assertThat(n).isZero());
+        // Each device's first step read RocksDB; the cache served most of the others.
+        long devices =
+                scores("scores-plain").stream().map(step -> step.deviceId).distinct().count();
+        assertThat(counters.get(Metrics.STATE_CACHE_MISSES))
+                .isGreaterThanOrEqualTo(devices)
+                .isLessThan(scored / 10);
 
         List<AnomalyEvent> events =
                 committed("anomalies-plain").stream()
