@@ -165,7 +165,8 @@ class KafkaPipelineITCase {
         assertThat(counters.get(Metrics.DEAD_LETTERS_BY_REASON)).isEqualTo(dead);
         assertThat(counters.get(Metrics.LATE_BY_REASON)).isEqualTo(late);
         assertThat(counters.get(Metrics.EPISODES_OPENED)).isPositive();
-        assertThat(committed("scores-plain")).hasSize((int) scored);
+        List<ScoredStep> steps = scores("scores-plain"); // by device, then ts
+        assertThat(steps).hasSize((int) scored);
         // The state cache was written back (at the checkpoints, and at end of input: empty then).
         Map<String, Long> writeBacks = new HashMap<>();
         Map<String, Integer> cached = new HashMap<>();
@@ -183,8 +184,7 @@ class KafkaPipelineITCase {
                 .allSatisfy((id, n) -> assertThat(n).isPositive());
         assertThat(cached).hasSize(PARALLELISM).allSatisfy((id, n) -> assertThat(n).isZero());
         // Each device's first step read RocksDB; the cache served most of the others.
-        long devices =
-                scores("scores-plain").stream().map(step -> step.deviceId).distinct().count();
+        long devices = steps.stream().map(step -> step.deviceId).distinct().count();
         assertThat(counters.get(Metrics.STATE_CACHE_MISSES))
                 .isGreaterThanOrEqualTo(devices)
                 .isLessThan(scored / 10);
@@ -208,7 +208,7 @@ class KafkaPipelineITCase {
         long period = VigilOptions.ALERTS_SILENCE_AFTER.defaultValue().toMillis();
         List<String> gaps = new ArrayList<>();
         ScoredStep previous = null;
-        for (ScoredStep step : scores("scores-plain")) {
+        for (ScoredStep step : steps) {
             if (previous != null
                     && previous.deviceId.equals(step.deviceId)
                     && step.ts - previous.ts > period) {
@@ -243,7 +243,7 @@ class KafkaPipelineITCase {
         int sinceReset = 0;
         long runs = 0;
         previous = null;
-        for (ScoredStep step : scores("scores-plain")) {
+        for (ScoredStep step : steps) {
             boolean reset =
                     previous == null
                             || !previous.deviceId.equals(step.deviceId)

@@ -261,6 +261,10 @@ public final class Metrics {
         public void missed() {
             misses.inc();
         }
+
+        public long misses() {
+            return misses.getCount();
+        }
     }
 
     /** The scoring operator's: steps, late events, episodes, resets, inference and latency. */

@@ -65,8 +65,6 @@ public final class DeviceStates {
     private final boolean keepWritten;
     // The entries written since the last write-back.
     private int dirty;
-    // Reads the cache could not serve.
-    private long misses;
     private final Metrics.StateCache metrics;
 
     /** A device's entry in the cache, and whether the backend has it yet. */
@@ -120,7 +118,6 @@ public final class DeviceStates {
                 stored = cached.entry;
             } else {
                 stored = entry.value();
-                misses++;
                 metrics.missed();
             }
         }
@@ -138,12 +135,7 @@ public final class DeviceStates {
             entry.update(both);
             return;
         }
-        String device = backend.getCurrentKey();
-        Cached cached = cache.get(device);
-        if (cached == null) {
-            cached = new Cached();
-            cache.put(device, cached);
-        }
+        Cached cached = cache.computeIfAbsent(backend.getCurrentKey(), device -> new Cached());
         cached.entry = both;
         if (!cached.dirty) {
             cached.dirty = true;
@@ -198,7 +190,7 @@ public final class DeviceStates {
 
     /** The reads the cache could not serve, which went to the state backend. */
     long misses() {
-        return misses;
+        return metrics == null ? 0 : metrics.misses();
     }
 
     /**
