@@ -212,33 +212,44 @@ public final class Bench {
                 }
                 return out;
             }
-            double passthrough = throughput("passthrough");
-            double naive = throughput("naive");
-            double batch1 = throughput("batch1");
-            double batched = throughput("batched");
-            double batchedUncached = throughput("batched+uncached");
-            // Latency is timed on the scores topic (every step an output record), so its load is
-            // half the maximum of that configuration, measured here too.
-            double batchedScores = throughput("batched+scores");
-            // The same events in the Avro input format (vigil.input.format: avro)
-            double passthroughAvro = throughput("passthrough+avro");
-            double batchedAvro = throughput("batched+avro");
-            // A shadow model (the same one) scored beside the serving one, in pairs of runs that
-            // alternate with serving alone: the ratio of a pair is the CPU per event with the
-            // shadow over that without (both cores busy in both), and this machine's load and the
-            // JIT compiler move single runs by up to a factor of 2, so the median of the pairs is
-            // reported. A first run with the shadow, discarded, compiles its code paths as the
-            // warm-up did serving's.
-            throughput("batched+shadow");
-            List<Double> shadowRatios = new ArrayList<>();
-            List<Double> shadowRates = new ArrayList<>();
-            for (int pair = 0; pair < SHADOW_PAIRS; pair++) {
-                double alone = throughput("batched");
-                double withShadow = throughput("batched+shadow");
-                shadowRates.add(withShadow);
-                shadowRatios.add(alone / withShadow);
+            Map<String, Run> runs = new LinkedHashMap<>();
+            for (String variant :
+                    List.of(
+                            "passthrough",
+                            "naive",
+                            "batch1",
+                            "batched",
+                            "batched+uncached",
+                            // Latency is timed on the scores topic (every step an output record),
+                            // so its load is half the maximum of that configuration, measured here.
+                            "batched+scores",
+                            // The same events in the Avro input format (vigil.input.format: avro)
+                            "passthrough+avro",
+                            "batched+avro")) {
+                runs.put(variant, throughput(variant));
             }
-            double batchedShadow = median(shadowRates);
+            double passthrough = runs.get("passthrough").eps();
+            double batched = runs.get("batched").eps();
+            double batchedScores = runs.get("batched+scores").eps();
+            // A shadow model (the same one) scored beside the serving one, in pairs of runs that
+            // alternate with serving alone. A pair's CPU ratio is the job's CPU per event with the
+            // shadow over that without; its rate ratio, serving alone's events/s over those with
+            // the shadow. This machine's load and the JIT compiler move single runs by up to a
+            // factor of 2, so the medians of the pairs are reported. A first run with the shadow,
+            // discarded, compiles its code paths as the warm-up did serving's.
+            throughput("batched+shadow");
+            List<Double> cpuRatios = new ArrayList<>();
+            List<Double> rateRatios = new ArrayList<>();
+            List<Double> shadowRates = new ArrayList<>();
+            List<Double> shadowCpu = new ArrayList<>();
+            for (int pair = 0; pair < SHADOW_PAIRS; pair++) {
+                Run alone = throughput("batched");
+                Run withShadow = throughput("batched+shadow");
+                shadowRates.add(withShadow.eps());
+                shadowCpu.add(withShadow.cpuUsPerEvent());
+                cpuRatios.add(withShadow.cpuUsPerEvent() / alone.cpuUsPerEvent());
+                rateRatios.add(alone.eps() / withShadow.eps());
+            }
             if (profile != null) {
                 // Separate batched runs under JFR, of JSON and of Avro input: recording slows the
                 // job, so they are not measured.
@@ -254,20 +265,31 @@ public final class Bench {
             out.put("parallelism", PARALLELISM);
             out.put("passthrough_eps", Math.round(passthrough));
             out.put("batched_eps", Math.round(batched));
-            out.put("batched_without_state_cache_eps", Math.round(batchedUncached));
-            out.put("batch1_eps", Math.round(batch1));
-            out.put("naive_eps", Math.round(naive));
-            out.put("ratio_batched_passthrough", round(batched / passthrough));
-            out.put("ratio_batched_naive", round(batched / naive));
-            out.put("batched_with_scores_eps", Math.round(batchedScores));
-            out.put("passthrough_avro_eps", Math.round(passthroughAvro));
-            out.put("batched_avro_eps", Math.round(batchedAvro));
-            out.put("batched_with_shadow_eps", Math.round(batchedShadow));
-            // CPU per event with a shadow, over serving alone (2 cores busy in both runs)
-            out.put("cpu_ratio_shadow_serving", round(median(shadowRatios)));
             out.put(
-                    "cpu_ratio_shadow_serving_pairs",
-                    shadowRatios.stream().map(Bench::round).toList());
+                    "batched_without_state_cache_eps",
+                    Math.round(runs.get("batched+uncached").eps()));
+            out.put("batch1_eps", Math.round(runs.get("batch1").eps()));
+            out.put("naive_eps", Math.round(runs.get("naive").eps()));
+            out.put("ratio_batched_passthrough", round(batched / passthrough));
+            out.put("ratio_batched_naive", round(batched / runs.get("naive").eps()));
+            out.put("batched_with_scores_eps", Math.round(batchedScores));
+            out.put("passthrough_avro_eps", Math.round(runs.get("passthrough+avro").eps()));
+            out.put("batched_avro_eps", Math.round(runs.get("batched+avro").eps()));
+            out.put("batched_with_shadow_eps", Math.round(median(shadowRates)));
+            if (CpuMeter.available()) {
+                // The job's CPU microseconds per event in each run's window
+                Map<String, Object> cpuUs = new LinkedHashMap<>();
+                runs.forEach((variant, run) -> cpuUs.put(variant, round(run.cpuUsPerEvent())));
+                cpuUs.put("batched+shadow", round(median(shadowCpu)));
+                out.put("cpu_us_per_event", cpuUs);
+                // The job's CPU per event with a shadow, over serving alone
+                out.put("cpu_ratio_shadow_serving", round(median(cpuRatios)));
+                out.put(
+                        "cpu_ratio_shadow_serving_pairs",
+                        cpuRatios.stream().map(Bench::round).toList());
+            }
+            // Serving alone's events/s over those with a shadow (both cores busy in both runs)
+            out.put("rate_ratio_serving_shadow", round(median(rateRatios)));
             closeThroughputCluster(); // the latency runs have the machine to themselves
             putLatency(out, batchedScores / 2);
             out.put(
@@ -392,10 +414,11 @@ public final class Bench {
     }
 
     /**
-     * Runs one variant over the pre-loaded input; returns its sustained events/s. Prints them with
-     * the seconds the JIT compiler spent per second of the same window ({@link RateProbe}).
+     * Runs one variant over the pre-loaded input; returns its sustained events/s and the job's CPU
+     * time per event over the same window ({@link RateProbe}, {@link CpuMeter}). Prints them with
+     * the seconds the JIT compiler spent per second of that window.
      */
-    private double throughput(String variant) throws Exception {
+    private Run throughput(String variant) throws Exception {
         String name = variant.replace('+', '-');
         boolean avro = variant.endsWith("+avro");
         boolean shadow = variant.endsWith("+shadow");
@@ -446,7 +469,15 @@ public final class Bench {
             recording.enable("jdk.GarbageCollection");
             recording.start();
         }
-        JobExecutionResult result = runOnThroughputCluster(env, config, "bench-" + name);
+        CpuMeter cpu = CpuMeter.available() ? CpuMeter.start() : null;
+        JobExecutionResult result;
+        try {
+            result = runOnThroughputCluster(env, config, "bench-" + name);
+        } finally {
+            if (cpu != null) {
+                cpu.close();
+            }
+        }
         if (recording != null) {
             recording.stop();
             Path file =
@@ -467,15 +498,41 @@ public final class Bench {
                         ? 0
                         : ((Number) result.getAccumulatorResult(RateProbe.COMPILING)).doubleValue()
                                 / probes.intValue();
+        Long from = result.getAccumulatorResult(RateProbe.WINDOW_FROM);
+        Long to = result.getAccumulatorResult(RateProbe.WINDOW_TO);
+        double cpuUs = Double.NaN;
+        if (cpu != null && from != null && to != null && to > from) {
+            cpuUs = cpu.cpuSeconds(from, to) * 1e6 / (eps * (to - from) / 1e9);
+            if (Boolean.getBoolean("vigil.bench.cpu.threads")) { // where the CPU went, by thread
+                cpu.byName(from, to).entrySet().stream()
+                        .sorted(Map.Entry.<String, Double>comparingByValue().reversed())
+                        .limit(15)
+                        .forEach(
+                                e ->
+                                        System.out.printf(
+                                                Locale.ROOT,
+                                                "    %6.2f s  %s%n",
+                                                e.getValue(),
+                                                e.getKey()));
+            }
+        }
         System.out.printf(
                 Locale.ROOT,
-                "%-12s %9.0f events/s sustained (JIT compiling %.2f s per s; job %.1f s)%n",
+                "%-16s %9.0f events/s sustained, %5.1f us CPU per event (JIT compiling %.2f s per"
+                        + " s; job %.1f s)%n",
                 variant,
                 eps,
+                cpuUs,
                 compiling,
                 (System.nanoTime() - t0) / 1e9);
-        return eps;
+        return new Run(eps, cpuUs);
     }
+
+    /**
+     * A throughput run: its sustained events/s, and the job's CPU microseconds per event over the
+     * same window (NaN where Linux's per-thread statistics are missing).
+     */
+    record Run(double eps, double cpuUsPerEvent) {}
 
     /**
      * The latency runs at {@code rate}: exactly-once (the job's default), then at-least-once

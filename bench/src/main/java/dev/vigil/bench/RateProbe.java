@@ -6,6 +6,8 @@ import java.lang.management.ManagementFactory;
 import java.util.Arrays;
 import org.apache.flink.api.common.accumulators.DoubleCounter;
 import org.apache.flink.api.common.accumulators.IntCounter;
+import org.apache.flink.api.common.accumulators.LongMaximum;
+import org.apache.flink.api.common.accumulators.LongMinimum;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.functions.RichMapFunction;
 
@@ -21,12 +23,18 @@ import org.apache.flink.api.common.functions.RichMapFunction;
  * and the compiler keeps compiling through the runs: on the 2 cores of the project's machine its
  * threads spent 0.1 to 1.8 seconds compiling per second of a run's window (the JVM's count of
  * elapsed compile time, not CPU), which moves a run's rate by up to a factor of 2.
+ *
+ * <p>The window's bounds ({@link System#nanoTime()}) go to {@value #WINDOW_FROM} (the latest
+ * subtask's start) and {@value #WINDOW_TO} (the earliest subtask's end): where every subtask ran
+ * steadily, over which {@link CpuMeter} counts the job's CPU time.
  */
 public class RateProbe extends RichMapFunction<RawRecord, RawRecord> {
 
     public static final String ACCUMULATOR = "sustained_eps";
     public static final String COMPILING = "compiling_per_second";
     public static final String PROBES = "probes";
+    public static final String WINDOW_FROM = "window_from_nanos";
+    public static final String WINDOW_TO = "window_to_nanos";
     private static final int EVERY = 1000;
 
     private transient long count;
@@ -36,6 +44,8 @@ public class RateProbe extends RichMapFunction<RawRecord, RawRecord> {
     private transient DoubleCounter rate;
     private transient DoubleCounter compiling;
     private transient IntCounter probes;
+    private transient LongMaximum windowFrom;
+    private transient LongMinimum windowTo;
     private transient CompilationMXBean jit;
 
     @Override
@@ -48,6 +58,10 @@ public class RateProbe extends RichMapFunction<RawRecord, RawRecord> {
         getRuntimeContext().addAccumulator(ACCUMULATOR, rate);
         getRuntimeContext().addAccumulator(COMPILING, compiling);
         getRuntimeContext().addAccumulator(PROBES, probes);
+        windowFrom = new LongMaximum();
+        windowTo = new LongMinimum();
+        getRuntimeContext().addAccumulator(WINDOW_FROM, windowFrom);
+        getRuntimeContext().addAccumulator(WINDOW_TO, windowTo);
         jit = ManagementFactory.getCompilationMXBean();
     }
 
@@ -73,6 +87,8 @@ public class RateProbe extends RichMapFunction<RawRecord, RawRecord> {
             rate.add((to - from) * (double) EVERY / seconds);
             compiling.add((compiledMs[to] - compiledMs[from]) / 1e3 / seconds);
             probes.add(1);
+            windowFrom.add(samples[from]);
+            windowTo.add(samples[to]);
         }
     }
 }
