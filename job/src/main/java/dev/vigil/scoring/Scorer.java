@@ -62,6 +62,9 @@ final class Scorer implements AutoCloseable {
     private final Histogram batchSizes;
     private final Histogram inferenceMicros;
     private final Histogram latencyMs;
+    // When the last infer() returned: each of its rows' event-to-emit latency ends there (one
+    // clock read per call, not one per row).
+    private long inferredAt;
     private final int features;
     private final int hidden;
     private final int[] targets;
@@ -451,6 +454,7 @@ final class Scorer implements AutoCloseable {
         }
         inferenceMicros.update((System.nanoTime() - t0) / 1_000);
         batchSizes.update(rows);
+        inferredAt = System.currentTimeMillis();
     }
 
     private void retryRowByRow(int rows, IllegalStateException batchFailed) {
@@ -566,7 +570,7 @@ final class Scorer implements AutoCloseable {
             learnProfile(s, row, levelScore, threshold);
         }
         keepFinite(s, e.deviceId, timestamp, out);
-        latencyMs.update(System.currentTimeMillis() - e.ts);
+        latencyMs.update(inferredAt - e.ts);
     }
 
     /**
