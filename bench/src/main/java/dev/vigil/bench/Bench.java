@@ -935,7 +935,7 @@ public final class Bench {
     }
 
     /** Runs of serving alone and with a shadow, in pairs, for {@code cpu_ratio_shadow_serving}. */
-    private static final int SHADOW_PAIRS = 5;
+    private static final int SHADOW_PAIRS = 7;
 
     private static double median(List<Double> values) {
         List<Double> sorted = values.stream().sorted().toList();
