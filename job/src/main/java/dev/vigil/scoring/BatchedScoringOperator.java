@@ -255,9 +255,12 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
             for (int m = 0; m < count; m++) {
                 Scorer scorer = models.scorer(m);
                 DeviceState stored = slot.state[m];
-                slot.write |= !scorer.current(stored);
                 slot.state[m] =
                         scorer.prepare(stored, slot.deviceId, timestamps[first], out(m, slot));
+                // Written back even if only late records follow: another model's state, or a new
+                // one (a reset, which must not be redone and reported again at the next read).
+                slot.write |= !scorer.current(stored) || slot.state[m] != stored;
+                Models.adoptSilence(stored, slot.state[m], slot.state[1 - m]);
                 slot.write |=
                         models.handOver(
                                 m,

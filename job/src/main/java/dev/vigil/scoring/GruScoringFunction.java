@@ -143,6 +143,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
             DeviceState stored = steppedStates[m];
             boolean current = scorer.current(stored);
             DeviceState s = scorer.prepare(stored, e.deviceId, ts, emitter);
+            Models.adoptSilence(stored, s, steppedStates[1 - m]);
             boolean handedOver = models.handOver(m, s, e.deviceId, canary, ts, emitter);
             accepted[m] = scorer.accept(s, e, ts, emitter);
             if (accepted[m] && m == served) {
@@ -160,8 +161,9 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
                 scorer.infer(1);
                 scorer.finish(s, e, 0, ts, emitter);
             }
-            // A late record alone does not refresh the time-to-live.
-            changed |= accepted[m] || !current || handedOver;
+            // A late record alone does not refresh the time-to-live, unless the state was replaced
+            // (a reset, which must not be redone and reported again at the next read).
+            changed |= accepted[m] || !current || handedOver || s != stored;
             steppedStates[m] = s;
         }
         if (models.count() == 2) {

@@ -118,9 +118,9 @@ final class Models implements AutoCloseable {
             Sink sink)
             throws java.io.IOException {
         boolean canary = canary(deviceId);
-        int served = servedBy(canary);
         DeviceState[] both = new DeviceState[2]; // timers fire rarely: no buffer kept
         states.read(both);
+        int served = watching(both, canary);
         if (silence.fired(both[served], deviceId, time, timers, sink, servingVersion(canary))) {
             copySilence(both, served);
             states.write(both);
@@ -137,6 +137,28 @@ final class Models implements AutoCloseable {
         DeviceState other = states[1 - model];
         if (scorers.length == 2 && other != null) {
             other.copySilence(states[model]);
+        }
+    }
+
+    /**
+     * Which of a device's two states ({@code both}) holds its silence watch: the state of the model
+     * that serves it, or the other's when that model has none yet (a shadow added at this restore,
+     * serving its canary; a model promoted from a shadow that never had the device).
+     */
+    int watching(DeviceState[] both, boolean canary) {
+        int served = servedBy(canary);
+        return both[served] == null && both[1 - served] != null ? 1 - served : served;
+    }
+
+    /**
+     * Model {@code model}'s state of a device, {@code prepared} from {@code stored}: when the model
+     * had none ({@link #watching}) and the other model's state {@code other} exists, the new state
+     * takes the device's silence watch from it, so that the model serving the device goes on with
+     * the watch: a device reported silent before gets its CLOSE at its next step.
+     */
+    static void adoptSilence(DeviceState stored, DeviceState prepared, DeviceState other) {
+        if (stored == null && other != null) {
+            prepared.copySilence(other);
         }
     }
 

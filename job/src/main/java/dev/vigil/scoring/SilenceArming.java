@@ -71,10 +71,7 @@ final class SilenceArming {
             for (String deviceId : devices) {
                 backend.setCurrentKey(deviceId);
                 states.read(both);
-                int served = models.servedBy(models.canary(deviceId));
-                if (both[served] == null && models.count() == 2) {
-                    served = 1 - served; // a shadow added at this restore has no state yet
-                }
+                int served = models.watching(both, models.canary(deviceId));
                 DeviceState s = both[served];
                 if (s != null && silence.arm(s, deviceId, timers)) {
                     models.copySilence(both, served);

@@ -166,4 +166,48 @@ class DeviceStatesTest {
             }
         }
     }
+
+    /**
+     * A restored state of this model's version that does not fit the card (a faulty build's
+     * savepoint, or an edited one), with an episode open, followed by late records only: the device
+     * is reset and its episode closed once, and the reset is written, so that the next read does
+     * not find the old state and report it again.
+     */
+    @ParameterizedTest(name = "batched {0}, heap backend {1}")
+    @CsvSource({"false,false", "true,false", "false,true", "true,true"})
+    void shouldWriteTheResetOfAStateThatDoesNotFitWhenOnlyLateRecordsFollow(
+            boolean batched, boolean heap) throws Exception {
+        OperatorSubtaskState broken;
+        try (var h = harness(batched, heap, false)) {
+            h.open();
+            for (int m = 0; m < 30; m++) {
+                h.processElement(SilenceTest.step("a", m));
+            }
+            h.prepareSnapshotPreBarrier(1L); // the state cache goes to the backend
+            DeviceState s = entry(h, "a");
+            s.hidden = new float[3]; // not the card's hidden size
+            s.episodeOpen = true;
+            s.episodeStart = s.lastTs;
+            s.episodeSteps = 3;
+            ValueState<DeviceState> state =
+                    ((AbstractStreamOperator<?>) h.getOperator())
+                            .getKeyedStateStore()
+                            .getState(DeviceStateSchema.descriptor(TTL));
+            state.update(s);
+            broken = h.snapshot(1L, 0L);
+        }
+        try (var h = harness(batched, heap, false)) {
+            h.initializeState(broken);
+            h.open();
+            for (int i = 0; i < 3; i++) {
+                h.processElement(SilenceTest.step("a", 29)); // its last step again: a duplicate
+                h.prepareSnapshotPreBarrier(2L + i); // a flush and a write-back each time
+            }
+            assertThat(h.extractOutputValues())
+                    .extracting(e -> e.deviceId + " " + e.type)
+                    .containsExactly("a " + AnomalyEvent.CLOSE);
+            assertThat(entry(h, "a").hidden).hasSize(Fixtures.model().card().hiddenSize());
+            assertThat(entry(h, "a").episodeOpen).isFalse();
+        }
+    }
 }

@@ -321,6 +321,42 @@ class SilenceTest {
     }
 
     /**
+     * A shadow model added at a restore, with every device in its canary: the shadow has no state
+     * of its own yet, so the devices' watch is in the serving model's. A device that never speaks
+     * again is still reported, and one reported silent before the restore gets its CLOSE when it
+     * speaks.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldKeepTheWatchWhenAShadowAddedAtARestoreServesTheDevice(boolean batched)
+            throws Exception {
+        OperatorSubtaskState before;
+        try (var h = harness(batched, AFTER, null)) {
+            h.open();
+            feed(h, 0, 5, "a", "b", "c"); // c's last step: minute 4
+            feed(h, 5, 11, "a", "b"); // a's: minute 10
+            feed(h, 11, 20, "b");
+            assertThat(silences(h))
+                    .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
+                    .containsExactly("c OPEN " + (T0 + 14 * MINUTE));
+            h.prepareSnapshotPreBarrier(1L);
+            before = h.snapshot(1L, 0L);
+        }
+        try (var h = harness(batched, AFTER, Fixtures.model(), 1.0)) {
+            h.initializeState(before);
+            h.open();
+            feed(h, 20, 35, "b");
+            feed(h, 35, 36, "b", "c");
+            assertThat(silences(h))
+                    .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
+                    .containsExactly(
+                            "a OPEN " + (T0 + 20 * MINUTE), "c CLOSE " + (T0 + 35 * MINUTE));
+            assertThat(state(h, "c", true).silent).isFalse();
+            assertThat(state(h, "c", false).silent).isFalse();
+        }
+    }
+
+    /**
      * Feeds minutes [from, to) of the devices into an operator with the watch at {@code
      * silenceAfterMs}, restored from {@code from} (null: fresh), and returns its snapshot.
      */
