@@ -279,14 +279,14 @@ public final class Bench {
             if (CpuMeter.available()) {
                 // The job's CPU microseconds per event in each run's window
                 Map<String, Object> cpuUs = new LinkedHashMap<>();
-                runs.forEach((variant, run) -> cpuUs.put(variant, round(run.cpuUsPerEvent())));
-                cpuUs.put("batched+shadow", round(median(shadowCpu)));
+                runs.forEach((variant, run) -> cpuUs.put(variant, finite(run.cpuUsPerEvent())));
+                cpuUs.put("batched+shadow", finite(median(shadowCpu)));
                 out.put("cpu_us_per_event", cpuUs);
                 // The job's CPU per event with a shadow, over serving alone
-                out.put("cpu_ratio_shadow_serving", round(median(cpuRatios)));
+                out.put("cpu_ratio_shadow_serving", finite(median(cpuRatios)));
                 out.put(
                         "cpu_ratio_shadow_serving_pairs",
-                        cpuRatios.stream().map(Bench::round).toList());
+                        cpuRatios.stream().map(Bench::finite).toList());
             }
             // Serving alone's events/s over those with a shadow (both cores busy in both runs)
             out.put("rate_ratio_serving_shadow", round(median(rateRatios)));
@@ -498,13 +498,16 @@ public final class Bench {
                         ? 0
                         : ((Number) result.getAccumulatorResult(RateProbe.COMPILING)).doubleValue()
                                 / probes.intValue();
-        Long from = result.getAccumulatorResult(RateProbe.WINDOW_FROM);
-        Long to = result.getAccumulatorResult(RateProbe.WINDOW_TO);
         double cpuUs = Double.NaN;
-        if (cpu != null && from != null && to != null && to > from) {
-            cpuUs = cpu.cpuSeconds(from, to) * 1e6 / (eps * (to - from) / 1e9);
+        if (cpu != null && probes != null && probes.intValue() > 0 && eps > 0) {
+            // Over the readings around the window the rate was measured in, at that rate
+            CpuMeter.Spent spent =
+                    cpu.spent(
+                            result.getAccumulatorResult(RateProbe.WINDOW_FROM),
+                            result.getAccumulatorResult(RateProbe.WINDOW_TO));
+            cpuUs = spent.cpuSeconds() * 1e6 / (eps * spent.seconds());
             if (Boolean.getBoolean("vigil.bench.cpu.threads")) { // where the CPU went, by thread
-                cpu.byName(from, to).entrySet().stream()
+                spent.byName().entrySet().stream()
                         .sorted(Map.Entry.<String, Double>comparingByValue().reversed())
                         .limit(15)
                         .forEach(
@@ -937,10 +940,19 @@ public final class Bench {
     /** Runs of serving alone and with a shadow, in pairs, for {@code cpu_ratio_shadow_serving}. */
     private static final int SHADOW_PAIRS = 7;
 
+    /** The median of the finite values (NaN: none). */
     private static double median(List<Double> values) {
-        List<Double> sorted = values.stream().sorted().toList();
+        List<Double> sorted = values.stream().filter(Double::isFinite).sorted().toList();
         int n = sorted.size();
+        if (n == 0) {
+            return Double.NaN;
+        }
         return n % 2 == 1 ? sorted.get(n / 2) : (sorted.get(n / 2 - 1) + sorted.get(n / 2)) / 2;
+    }
+
+    /** Rounded to two decimals for the report, or null (JSON null) when not a finite number. */
+    private static Double finite(double v) {
+        return Double.isFinite(v) ? round(v) : null;
     }
 
     private static double round(double v) {

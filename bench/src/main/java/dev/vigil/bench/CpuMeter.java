@@ -28,22 +28,29 @@ import java.util.concurrent.CountDownLatch;
  * one run and not in the next).
  *
  * <p>A daemon thread reads every thread's time each {@value #PERIOD_MS} ms, so that a thread that
- * ends with the job is counted up to its last reading. Readings cost about one file read per thread
- * each time, the same in every run.
+ * ends with the job is counted up to its last reading. A new thread's name is read again at every
+ * reading (a thread starts with its creator's name and takes its own a moment later); which threads
+ * count is decided by their last name. Readings cost one or two file reads per thread, the same in
+ * every run.
  */
 final class CpuMeter implements AutoCloseable {
 
     private static final Path TASKS = Path.of("/proc/self/task");
     static final long PERIOD_MS = 100;
 
-    /** One reading: when, and the CPU nanoseconds of every counted thread. */
+    /** One reading: when, and the CPU nanoseconds of every thread that may count. */
     private record Reading(long atNanos, Map<Long, Long> cpuNanos) {}
 
+    /**
+     * The CPU the counted threads spent from one reading to another, and the time between them: the
+     * window asked for, widened to the readings around it.
+     */
+    record Spent(double cpuSeconds, double seconds, Map<String, Double> byName) {}
+
     private final List<Reading> readings = new ArrayList<>();
+    // The threads alive at start (read by the reader thread only), and every thread's last name.
     private final Set<Long> before = new HashSet<>();
-    // Every thread seen, by its name when first seen, and those counted.
     private final Map<Long, String> names = new ConcurrentHashMap<>();
-    private final Set<Long> counted = ConcurrentHashMap.newKeySet();
     private final CountDownLatch started = new CountDownLatch(1);
     private final Thread reader;
     private volatile boolean stopped;
@@ -58,7 +65,7 @@ final class CpuMeter implements AutoCloseable {
         return Files.isDirectory(TASKS);
     }
 
-    /** Starts counting: the threads alive now, other than the garbage collector's, are not. */
+    /** Starts counting: the threads alive now, other than the pools', are not. */
     static CpuMeter start() throws InterruptedException {
         CpuMeter meter = new CpuMeter();
         meter.reader.start();
@@ -88,14 +95,15 @@ final class CpuMeter implements AutoCloseable {
         long at = System.nanoTime();
         Map<Long, Long> cpu = new HashMap<>();
         for (long tid : tids()) {
-            if (!names.containsKey(tid)) {
+            boolean old = before.contains(tid);
+            if (!old || !names.containsKey(tid)) { // an old thread keeps its name
                 String name = comm(tid);
-                names.put(tid, name);
-                if (counts(tid, name)) {
-                    counted.add(tid);
+                if (name == null) {
+                    continue; // it ended
                 }
+                names.put(tid, name);
             }
-            if (counted.contains(tid)) {
+            if (!old || pool(names.get(tid))) {
                 long ns = cpuNanos(tid);
                 if (ns >= 0) {
                     cpu.put(tid, ns);
@@ -107,43 +115,29 @@ final class CpuMeter implements AutoCloseable {
         }
     }
 
-    private boolean counts(long tid, String name) {
-        if (name.startsWith("flink-pekko") || name.startsWith("jobmanager-")) {
-            return false;
-        }
-        return !before.contains(tid)
-                || name.startsWith("GC Thread")
+    /** A pool of the process that the job's work runs on, whenever it was started. */
+    private static boolean pool(String name) {
+        return name.startsWith("GC Thread")
                 || name.startsWith("G1 ")
                 || name.equals("VM Thread")
                 || name.startsWith("rocksdb:");
     }
 
-    /**
-     * The CPU seconds the counted threads spent between two instants, by thread name (Linux's first
-     * 15 characters, digits dropped): to see where a run's time goes.
-     */
-    Map<String, Double> byName(long fromNanos, long toNanos) {
-        Map<String, Double> seconds = new HashMap<>();
-        spent(fromNanos, toNanos)
-                .forEach((tid, ns) -> seconds.merge(name(tid), ns / 1e9, Double::sum));
-        return seconds;
+    /** A thread started in a run that is not the run's: the cluster's and the JIT compiler's. */
+    private static boolean notTheJobs(String name) {
+        return name.startsWith("flink-pekko")
+                || name.startsWith("jobmanager-")
+                || name.startsWith("C1 CompilerThre")
+                || name.startsWith("C2 CompilerThre");
     }
 
     /**
-     * The CPU seconds the counted threads spent between two {@link System#nanoTime()} instants, to
-     * within a reading: from the last reading at or before {@code fromNanos} to the first at or
-     * after {@code toNanos}. A thread that started in between counts from zero; one that ended, to
-     * its last reading.
+     * What the counted threads spent between two {@link System#nanoTime()} instants, to within a
+     * reading: from the last reading at or before {@code fromNanos} to the first at or after {@code
+     * toNanos}. A thread that started in between counts from zero; one that ended, to its last
+     * reading.
      */
-    double cpuSeconds(long fromNanos, long toNanos) {
-        long ns = 0;
-        for (long spent : spent(fromNanos, toNanos).values()) {
-            ns += spent;
-        }
-        return ns / 1e9;
-    }
-
-    private Map<Long, Long> spent(long fromNanos, long toNanos) {
+    Spent spent(long fromNanos, long toNanos) {
         List<Reading> all;
         synchronized (readings) {
             all = List.copyOf(readings);
@@ -161,18 +155,24 @@ final class CpuMeter implements AutoCloseable {
             last.putAll(all.get(i).cpuNanos());
         }
         Map<Long, Long> base = all.get(from).cpuNanos();
-        last.replaceAll((tid, ns) -> ns - base.getOrDefault(tid, 0L));
-        return last;
+        long ns = 0;
+        Map<String, Double> byName = new HashMap<>();
+        for (Map.Entry<Long, Long> e : last.entrySet()) {
+            String name = names.get(e.getKey());
+            if (notTheJobs(name)) {
+                continue;
+            }
+            long spent = e.getValue() - base.getOrDefault(e.getKey(), 0L);
+            ns += spent;
+            byName.merge(name.replaceAll("[0-9]+", "N"), spent / 1e9, Double::sum);
+        }
+        return new Spent(ns / 1e9, (all.get(to).atNanos() - all.get(from).atNanos()) / 1e9, byName);
     }
 
-    private String name(long tid) {
-        return names.get(tid).replaceAll("[0-9]+", "N");
-    }
-
+    /** Stops the readings (within a period: an interrupt could cut a file read short). */
     @Override
     public void close() throws InterruptedException {
         stopped = true;
-        reader.interrupt();
         reader.join();
     }
 
@@ -198,9 +198,10 @@ final class CpuMeter implements AutoCloseable {
         return Long.parseLong(space < 0 ? stat.trim() : stat.substring(0, space));
     }
 
+    /** The thread's name (Linux keeps its first 15 characters), or null if it has ended. */
     private static String comm(long tid) {
         String comm = read(TASKS.resolve(tid + "/comm"));
-        return comm == null ? "" : comm.trim();
+        return comm == null ? null : comm.trim();
     }
 
     private static String read(Path file) {

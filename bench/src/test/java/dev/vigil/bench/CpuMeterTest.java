@@ -3,19 +3,23 @@ package dev.vigil.bench;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.util.concurrent.CountDownLatch;
 import org.junit.jupiter.api.Test;
 
 class CpuMeterTest {
 
-    /**
-     * Spins on a CPU for {@code millis} of wall time; returns a value so the JIT keeps the loop.
-     */
+    private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
+
+    /** Spins until this thread has spent {@code millis} on a CPU, however busy the machine is. */
     private static long spin(long millis) {
-        long end = System.nanoTime() + millis * 1_000_000;
+        long end = THREADS.getCurrentThreadCpuTime() + millis * 1_000_000;
         long x = 0;
-        while (System.nanoTime() < end) {
-            x += x * 31 + 7;
+        while (THREADS.getCurrentThreadCpuTime() < end) {
+            for (int i = 0; i < 10_000; i++) {
+                x += x * 31 + 7;
+            }
         }
         return x;
     }
@@ -32,27 +36,26 @@ class CpuMeterTest {
                             } catch (InterruptedException e) {
                                 return;
                             }
-                            spin(400);
+                            spin(300);
                         },
                         "started-before");
         old.start();
-        long from;
-        long to;
         try (CpuMeter meter = CpuMeter.start()) {
-            from = System.nanoTime();
+            long from = System.nanoTime();
             go.countDown();
-            Thread fresh = new Thread(() -> spin(400), "started-after");
+            Thread fresh = new Thread(() -> spin(300), "started-after");
             fresh.start();
             fresh.join(); // it has ended: counted to its last reading
             old.join();
             Thread.sleep(3 * CpuMeter.PERIOD_MS);
-            to = System.nanoTime();
-            double seconds = meter.cpuSeconds(from, to);
-            // the new thread's 0.4 s on a CPU, less what another process took from it (2 cores,
-            // a busy machine), less up to one reading before it ended; not the old thread's
-            assertThat(seconds).isBetween(0.1, 0.55);
-            assertThat(meter.byName(from, to)).containsKey("started-after");
-            assertThat(meter.byName(from, to)).doesNotContainKey("started-before");
+            CpuMeter.Spent spent = meter.spent(from, System.nanoTime());
+            // The new thread's 0.3 s on a CPU, less what it spent after its last reading (at most
+            // a period); not the old thread's 0.3 s.
+            assertThat(spent.byName()).containsKey("started-after");
+            assertThat(spent.byName()).doesNotContainKey("started-before");
+            assertThat(spent.byName().get("started-after")).isBetween(0.15, 0.35);
+            assertThat(spent.cpuSeconds()).isLessThan(0.5);
+            assertThat(spent.seconds()).isGreaterThan(0.3);
         }
     }
 }
