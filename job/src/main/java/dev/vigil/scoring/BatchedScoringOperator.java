@@ -270,6 +270,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
                                 timestamps[first],
                                 out(m, slot));
             }
+            slot.write |= models.closeOrphan(slot.state, slot.deviceId, timestamps[first], serving);
         }
         for (int round = 0; round < rounds; round++) {
             for (int m = 0; m < count; m++) {

@@ -136,7 +136,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         boolean canary = models.canary(e.deviceId);
         int served = models.servedBy(canary);
         states.read(steppedStates);
-        boolean changed = false;
+        boolean changed = models.closeOrphan(steppedStates, e.deviceId, ts, serving);
         for (int m = 0; m < models.count(); m++) {
             Scorer scorer = models.scorer(m);
             Scorer.Emitter emitter = Models.serves(m, canary) ? serving : shadowing;

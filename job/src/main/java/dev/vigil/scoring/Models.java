@@ -261,6 +261,25 @@ final class Models implements AutoCloseable {
         return false;
     }
 
+    /**
+     * Without a shadow model: the shadow state a device's entry kept from a run with one has its
+     * open episode on the anomalies topic (a device the shadow served in a canary, or the old
+     * model's after a promotion) closed there, as the model that opened it: with that model gone,
+     * nothing else would. One open on the shadow topic is left as it was: without a shadow that
+     * topic need not exist. Returns whether the state changed.
+     */
+    boolean closeOrphan(DeviceState[] states, String deviceId, long timestamp, Scorer.Emitter out) {
+        DeviceState kept = states[SHADOW];
+        if (scorers.length == 2
+                || kept == null
+                || !kept.episodeOpen
+                || (kept.episodeReasons & DeviceState.EPISODE_SHADOWED) != 0) {
+            return false;
+        }
+        scorers[SERVING].closeEpisodeOf(kept, deviceId, timestamp, out);
+        return true;
+    }
+
     /** A step scored for a device of the arm {@code canary} by the model serving it. */
     void scored(boolean canary) {
         if (comparison != null) {

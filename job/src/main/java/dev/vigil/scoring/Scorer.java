@@ -729,8 +729,22 @@ final class Scorer implements AutoCloseable {
     }
 
     private void closeOnReset(DeviceState s, String deviceId, long timestamp, Emitter out) {
+        closeAs(s, deviceId, timestamp, out, card.version());
+    }
+
+    /**
+     * Closes the open episode of a state no model of this job scores (a removed shadow model's,
+     * kept in the device's entry): a CLOSE where its OPEN went, under the version of the model that
+     * opened it.
+     */
+    void closeEpisodeOf(DeviceState s, String deviceId, long timestamp, Emitter out) {
+        closeAs(s, deviceId, timestamp, out, s.modelVersion);
+    }
+
+    private void closeAs(
+            DeviceState s, String deviceId, long timestamp, Emitter out, String modelVersion) {
         if (rules.forceClose(s)) {
-            out.anomaly(
+            AnomalyEvent close =
                     event(
                             AnomalyEvent.CLOSE,
                             deviceId,
@@ -738,9 +752,9 @@ final class Scorer implements AutoCloseable {
                             0f,
                             thresholds.effective(s),
                             s,
-                            s.episodeShares),
-                    s,
-                    timestamp);
+                            s.episodeShares);
+            close.modelVersion = modelVersion;
+            out.anomaly(close, s, timestamp);
         }
     }
 

@@ -1118,18 +1118,8 @@ class BatchedScoringOperatorTest {
     @Test
     void shouldRollBackACanaryWithEveryDevicesMemoryWarm() throws Exception {
         java.util.function.Predicate<String> inCanary = d -> Canary.contains(d, CANARY);
-        AnomalyEvent open =
-                alone(withLevel()).anomalies().entrySet().stream()
-                        .filter(e -> inCanary.test(e.getKey()))
-                        .flatMap(e -> e.getValue().stream())
-                        .filter(e -> AnomalyEvent.OPEN.equals(e.type))
-                        .findFirst()
-                        .orElseThrow();
-        int cut = 0;
-        while (!(stream.get(cut).deviceId.equals(open.deviceId) && stream.get(cut).ts == open.ts)) {
-            cut++;
-        }
-        cut++; // right after the canary device's OPEN
+        AnomalyEvent open = firstCanaryOpen();
+        int cut = after(open);
         OperatorSubtaskState snapshot;
         Map<String, List<AnomalyEvent>> alerts;
         Map<String, List<AnomalyEvent>> shadowed;
@@ -1183,6 +1173,67 @@ class BatchedScoringOperatorTest {
             assertEpisodesAlternate(allAlerts);
             assertEpisodesAlternate(allShadowed);
             // The shadow model's episode open at the cut was closed on the anomalies topic
+            assertThat(allAlerts.get(open.deviceId))
+                    .anyMatch(
+                            e ->
+                                    AnomalyEvent.CLOSE.equals(e.type)
+                                            && e.episodeStart == open.episodeStart
+                                            && e.modelVersion.equals(open.modelVersion));
+        }
+    }
+
+    /** The shadow model's first OPEN (run alone) for a device of the canary. */
+    private static AnomalyEvent firstCanaryOpen() throws Exception {
+        return alone(withLevel()).anomalies().entrySet().stream()
+                .filter(e -> Canary.contains(e.getKey(), CANARY))
+                .flatMap(e -> e.getValue().stream())
+                .filter(e -> AnomalyEvent.OPEN.equals(e.type))
+                .findFirst()
+                .orElseThrow();
+    }
+
+    /** The index in the stream right after the step that raised {@code event}. */
+    private static int after(AnomalyEvent event) {
+        int i = 0;
+        while (!(stream.get(i).deviceId.equals(event.deviceId) && stream.get(i).ts == event.ts)) {
+            i++;
+        }
+        return i + 1;
+    }
+
+    /**
+     * The shadow removed (a restart without {@code vigil.model.shadow.dir}) while it served a
+     * canary device in the middle of an episode: that episode, whose OPEN went to the anomalies
+     * topic, is closed there at the device's first step after the restore, as the model that opened
+     * it.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldCloseTheEpisodesOfARemovedShadowModel(boolean batched) throws Exception {
+        AnomalyEvent open = firstCanaryOpen();
+        int cut = after(open);
+        OperatorSubtaskState snapshot;
+        Map<String, List<AnomalyEvent>> alerts;
+        Map<String, List<AnomalyEvent>> shadowed;
+        try (var first = withShadow(batched, withLevel(), CANARY)) {
+            first.open();
+            feed(first, stream.subList(0, cut));
+            first.prepareSnapshotPreBarrier(1L);
+            snapshot = first.snapshot(1L, 0L);
+            alerts = Emitted.of(first).anomalies();
+            shadowed = shadowAnomalies(first);
+        }
+        try (var second = withShadow(batched, null, 0)) {
+            second.initializeState(snapshot);
+            second.open();
+            feed(second, stream.subList(cut, stream.size()));
+            second.endInput();
+
+            Map<String, List<AnomalyEvent>> allAlerts =
+                    concat(alerts, Emitted.of(second).anomalies());
+            Map<String, List<AnomalyEvent>> allShadowed = concat(shadowed, shadowAnomalies(second));
+            assertEpisodesAlternate(allAlerts);
+            assertEpisodesAlternate(allShadowed);
             assertThat(allAlerts.get(open.deviceId))
                     .anyMatch(
                             e ->
