@@ -117,6 +117,15 @@ public final class KafkaConnectors {
         }
     }
 
+    /**
+     * An output record's Kafka timestamp: its input record's, or null (the producer stamps its own
+     * time) for none or a negative one. A record read with no Kafka timestamp (-1: a topic written
+     * before message format 2) carries -1 through the job, and the producer refuses it.
+     */
+    static Long outputTimestamp(Long inputTimestamp) {
+        return inputTimestamp == null || inputTimestamp < 0 ? null : inputTimestamp;
+    }
+
     private static final class JsonRecordSerializer<T>
             implements KafkaRecordSerializationSchema<T> {
         private final String topic;
@@ -143,7 +152,7 @@ public final class KafkaConnectors {
             return new ProducerRecord<>(
                     topic,
                     null,
-                    timestamp,
+                    outputTimestamp(timestamp),
                     key == null ? null : keys.serialize(topic, key),
                     valueOf.apply(element));
         }

@@ -145,8 +145,11 @@ public final class AvroTelemetry {
                 if (deviceId.isBlank()) {
                     return reject(DeadLetterReason.BAD_DEVICE_ID, "not a non-empty string");
                 }
-                if (seq != TelemetryEvent.NO_SEQ && seq < 0) {
+                if (branch == 1 && seq < 0) { // NO_SEQ too, when it was written as a seq
                     return reject(DeadLetterReason.BAD_SEQ, Long.toString(seq));
+                }
+                if (TelemetryParser.validTs(ts) == null) {
+                    return reject(DeadLetterReason.BAD_TS, Long.toString(ts));
                 }
                 if (valuesRejection != null) {
                     return new TelemetryParser.Result(null, valuesRejection);

@@ -135,7 +135,7 @@ public final class TelemetryParser implements InputFormat.Parser {
             hasTs = true;
             Long parsed =
                     v == JsonToken.VALUE_NUMBER_INT
-                            ? Long.valueOf(p.getLongValue())
+                            ? validTs(p.getLongValue())
                             : v == JsonToken.VALUE_STRING ? parseInstant(p.getText()) : null;
             if (parsed == null) {
                 badTs = p.getText();
@@ -257,18 +257,29 @@ public final class TelemetryParser implements InputFormat.Parser {
 
     /**
      * An ISO-8601 instant or offset date-time as epoch milliseconds (the contract's string form of
-     * {@code ts}), or null when it is neither.
+     * {@code ts}), or null when it is neither or lies beyond what a {@code ts} can hold (a year
+     * past about 292 million, or {@link Long#MIN_VALUE}, which the scorer reads as "never").
      */
     public static Long parseInstant(String text) {
         try {
-            return Instant.parse(text).toEpochMilli();
+            return validTs(Instant.parse(text).toEpochMilli());
         } catch (DateTimeParseException e) {
             try {
-                return OffsetDateTime.parse(text).toInstant().toEpochMilli();
-            } catch (DateTimeParseException e2) {
+                return validTs(OffsetDateTime.parse(text).toInstant().toEpochMilli());
+            } catch (DateTimeParseException | ArithmeticException e2) {
                 return null;
             }
+        } catch (ArithmeticException e) {
+            return null; // parsed, but not as milliseconds in a long
         }
+    }
+
+    /**
+     * {@code ts}, or null for {@link Long#MIN_VALUE}: the scorer's "no step yet", so a record
+     * carrying it would pass every duplicate and order check.
+     */
+    static Long validTs(long ts) {
+        return ts == Long.MIN_VALUE ? null : ts;
     }
 
     private static String firstLine(String message) {

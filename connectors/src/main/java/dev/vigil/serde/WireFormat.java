@@ -154,8 +154,9 @@ public final class WireFormat {
     public static final int MAX_RAW_BYTES = 128 * 1024;
 
     public static byte[] deadLetter(DeadLetter d) {
-        byte[] raw = d.raw;
-        boolean truncated = raw.length > MAX_RAW_BYTES;
+        byte[] raw = d.raw == null ? new byte[0] : d.raw; // a Kafka record with no value
+        int length = raw.length;
+        boolean truncated = length > MAX_RAW_BYTES;
         if (truncated) {
             int end = MAX_RAW_BYTES;
             while (end > 0 && (raw[end] & 0xC0) == 0x80) {
@@ -170,7 +171,7 @@ public final class WireFormat {
                     g.writeStringField("detail", d.detail);
                     if (truncated) {
                         g.writeBooleanField("raw_truncated", true);
-                        g.writeNumberField("raw_length", d.raw.length);
+                        g.writeNumberField("raw_length", length);
                     }
                     String utf8 = utf8OrNull(kept);
                     if (utf8 != null) {

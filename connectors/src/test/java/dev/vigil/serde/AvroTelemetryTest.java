@@ -168,6 +168,14 @@ class AvroTelemetryTest {
                 "BAD_DEVICE_ID",
                 "not valid UTF-8");
         assertRejected(avro("d", 1, -3L, values(1, 2, 3)), "BAD_SEQ", "-3");
+        assertRejected( // the value that means "no seq" inside the job, written as a seq
+                avro("d", 1, Long.MIN_VALUE, values(1, 2, 3)),
+                "BAD_SEQ",
+                Long.toString(Long.MIN_VALUE));
+        assertRejected( // the value that means "never scored" inside the job
+                avro("d", Long.MIN_VALUE, null, values(1, 2, 3)),
+                "BAD_TS",
+                Long.toString(Long.MIN_VALUE));
         Map<String, Double> missing = values(1, 2, 3);
         missing.remove("vibration");
         assertRejected(avro("d", 1, null, missing), "MISSING_FEATURE", "vibration");

@@ -96,6 +96,25 @@ class WireFormatTest {
                 .doesNotContainKey("raw_encoding");
     }
 
+    /** A Kafka record with no value (a tombstone) is a dead letter like any other. */
+    @Test
+    void shouldWriteTheDeadLetterOfARecordWithNoValue() throws Exception {
+        DeadLetter d =
+                new DeadLetter(
+                        DeadLetterReason.MALFORMED_JSON,
+                        "empty record",
+                        new RawRecord(null, "telemetry", 1, 7, 0),
+                        0);
+
+        Map<String, String> json = flat(WireFormat.deadLetter(d));
+
+        assertThat(json)
+                .containsEntry("reason", "MALFORMED_JSON")
+                .containsEntry("raw", "")
+                .containsEntry("offset", "7")
+                .doesNotContainKey("raw_truncated");
+    }
+
     @Test
     void shouldWriteNonUtf8RawBytesAsBase64() throws Exception {
         byte[] bytes = {(byte) 0xff, (byte) 0xfe, 0x41};
