@@ -138,6 +138,36 @@ public final class VigilConfig {
         }
     }
 
+    /**
+     * With any sink exactly-once, a transaction stays open from one checkpoint to the next: the
+     * broker aborts one open longer than its timeout, and the events it held are lost.
+     */
+    private void transactionsOutliveCheckpoints() {
+        boolean transactions = false;
+        for (ConfigOption<String> option :
+                List.of(
+                        VigilOptions.DELIVERY_ANOMALIES,
+                        VigilOptions.DELIVERY_SCORES,
+                        VigilOptions.DELIVERY_DEAD_LETTERS)) {
+            transactions |= delivery(option) == KafkaConnectors.Delivery.EXACTLY_ONCE;
+        }
+        java.time.Duration timeout = get(VigilOptions.KAFKA_TRANSACTION_TIMEOUT);
+        java.time.Duration interval = get(VigilOptions.CHECKPOINT_INTERVAL);
+        if (transactions && timeout.compareTo(interval) <= 0) {
+            throw new ConfigException(
+                    VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key()
+                            + " ("
+                            + timeout
+                            + ") must be longer than "
+                            + VigilOptions.CHECKPOINT_INTERVAL.key()
+                            + " ("
+                            + interval
+                            + "): an exactly-once sink's transaction stays open from one"
+                            + " checkpoint to the next, and the broker aborts one open longer than"
+                            + " its timeout, losing its events");
+        }
+    }
+
     private void validate(Set<String> keys) {
         Set<String> known =
                 VigilOptions.all().stream().map(ConfigOption::key).collect(Collectors.toSet());
@@ -154,9 +184,11 @@ public final class VigilConfig {
         startFrom();
         modelChange();
         input();
-        delivery(VigilOptions.DELIVERY_ANOMALIES);
-        delivery(VigilOptions.DELIVERY_SCORES);
-        delivery(VigilOptions.DELIVERY_DEAD_LETTERS);
+        required(VigilOptions.TOPIC_TELEMETRY);
+        required(VigilOptions.TOPIC_ANOMALIES);
+        required(VigilOptions.TOPIC_DEAD_LETTERS);
+        required(VigilOptions.TOPIC_SHADOW_ANOMALIES); // its sink is in the graph either way
+        transactionsOutliveCheckpoints();
         distinctTopics();
         positive(VigilOptions.ALERTS_OPEN_AFTER);
         positive(VigilOptions.ALERTS_CLOSE_AFTER);

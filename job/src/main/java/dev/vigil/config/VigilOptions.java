@@ -105,8 +105,10 @@ public final class VigilOptions {
                     .defaultValue(Duration.ofMinutes(15))
                     .withDescription(
                             "Kafka transaction timeout of the sinks: longer than the checkpoint"
-                                    + " interval plus any expected downtime, at most the broker's"
-                                    + " transaction.max.timeout.ms (15 min by default).");
+                                    + " interval (the job refuses to start otherwise, unless every"
+                                    + " delivery is at-least-once) plus any expected downtime, at"
+                                    + " most the broker's transaction.max.timeout.ms (15 min by"
+                                    + " default).");
 
     public static final ConfigOption<KafkaSettings.StartFrom> KAFKA_START_FROM =
             ConfigOptions.key("vigil.kafka.start-from")

@@ -390,6 +390,51 @@ class VigilConfigTest {
         assertThat(chosen.transactionalIdPrefixWarning()).isEmpty();
     }
 
+    /**
+     * An empty output topic would fail at its first record, in a restart loop; empty means "none"
+     * only for the scores topic.
+     */
+    @Test
+    void shouldRefuseAnEmptyTopicButTheScores() {
+        for (var option :
+                List.of(
+                        VigilOptions.TOPIC_TELEMETRY,
+                        VigilOptions.TOPIC_ANOMALIES,
+                        VigilOptions.TOPIC_DEAD_LETTERS,
+                        VigilOptions.TOPIC_SHADOW_ANOMALIES)) {
+            Map<String, String> values = valid();
+            values.put(option.key(), " ");
+            assertThatThrownBy(() -> VigilConfig.of(values))
+                    .isInstanceOf(ConfigException.class)
+                    .hasMessageContaining("missing required option '" + option.key() + "'");
+        }
+        Map<String, String> noScores = valid();
+        noScores.put(VigilOptions.TOPIC_SCORES.key(), "");
+        assertThat(VigilConfig.of(noScores).get(VigilOptions.TOPIC_SCORES)).isEmpty();
+    }
+
+    /** The broker aborts a transaction open longer than its timeout: its events would be lost. */
+    @Test
+    void shouldRefuseTransactionsThatCannotOutliveACheckpointInterval() {
+        Map<String, String> values = valid();
+        values.put(VigilOptions.CHECKPOINT_INTERVAL.key(), "20 min");
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining(
+                        "vigil.kafka.transaction-timeout (PT15M) must be longer than"
+                                + " vigil.checkpoint.interval (PT20M)");
+
+        values.put(VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key(), "21 min");
+        assertThat(VigilConfig.of(values).get(VigilOptions.CHECKPOINT_INTERVAL)).hasMinutes(20);
+
+        values.put(VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key(), "15 min");
+        values.put(VigilOptions.DELIVERY_ANOMALIES.key(), "at-least-once");
+        values.put(VigilOptions.DELIVERY_SCORES.key(), "at-least-once");
+        values.put(VigilOptions.DELIVERY_DEAD_LETTERS.key(), "at-least-once");
+        assertThat(VigilConfig.of(values).get(VigilOptions.CHECKPOINT_INTERVAL))
+                .hasMinutes(20); // no transaction at all
+    }
+
     @Test
     void shouldReadTheDeliveryOfEachTopicAndRefuseAnUnknownOne() {
         Map<String, String> values = valid();
