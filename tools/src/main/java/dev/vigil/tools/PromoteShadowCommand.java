@@ -86,6 +86,23 @@ final class PromoteShadowCommand {
         }
     }
 
+    /**
+     * A device's states after the promotion, {serving, shadow}: the shadow's serves, with the
+     * device's silence watch as the serving state has it (the job keeps the serving state's
+     * current; a shadow's stands still while the job runs without its model, and a stale one would
+     * report a device that is talking silent), and the serving state becomes the shadow's. A device
+     * the shadow never saw keeps its serving state.
+     */
+    static DeviceState[] promoted(DeviceState serving, DeviceState shadow) {
+        if (shadow == null) {
+            return new DeviceState[] {serving, null};
+        }
+        if (serving != null) {
+            shadow.copySilence(serving);
+        }
+        return new DeviceState[] {shadow, serving};
+    }
+
     /** Each device's shadow and serving states swapped; the summary to a file. */
     static final class Promote extends ScoringStateRewrite.Edit {
         private final String summaryFile;
@@ -106,11 +123,11 @@ final class PromoteShadowCommand {
         void edit(String device, DeviceState serving, DeviceState shadow) throws IOException {
             if (shadow != null) {
                 versions.merge(String.valueOf(shadow.modelVersion), 1L, Long::sum);
-                keep(device, shadow, serving);
             } else {
                 unseen++;
-                keep(device, serving, null);
             }
+            DeviceState[] promoted = promoted(serving, shadow);
+            keep(device, promoted[0], promoted[1]);
         }
 
         @Override
