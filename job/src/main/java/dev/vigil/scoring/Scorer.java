@@ -778,13 +778,16 @@ final class Scorer implements AutoCloseable {
         a.steps = s.episodeSteps;
         a.modelVersion = card.version();
         a.reason = AnomalyEvent.reason(s.episodeReasons);
-        // OPEN and UPDATE are explained by this step; CLOSE by the whole episode.
+        // OPEN and UPDATE are explained by this step; CLOSE by the whole episode. An episode
+        // another card opened (a model change, a removed shadow's) over other features closes
+        // without an explanation.
         float[] explain = AnomalyEvent.CLOSE.equals(type) ? s.episodeShares : stepShares;
+        boolean fits = explain != null && explain.length == features;
         float total = 0f;
-        for (float v : explain) {
-            total += v;
+        for (int i = 0; fits && i < explain.length; i++) {
+            total += explain[i];
         }
-        int n = StepMath.topK(explain, settings.topFeatures(), top);
+        int n = fits ? StepMath.topK(explain, settings.topFeatures(), top) : 0;
         a.topFeatureNames = new String[n];
         a.topFeatureShares = new float[n];
         for (int i = 0; i < n; i++) {

@@ -1120,19 +1120,11 @@ class BatchedScoringOperatorTest {
         java.util.function.Predicate<String> inCanary = d -> Canary.contains(d, CANARY);
         AnomalyEvent open = firstCanaryOpen();
         int cut = after(open);
-        OperatorSubtaskState snapshot;
-        Map<String, List<AnomalyEvent>> alerts;
-        Map<String, List<AnomalyEvent>> shadowed;
-        try (var first = withShadow(true, withLevel(), CANARY)) {
-            first.open();
-            feed(first, stream.subList(0, cut));
-            first.prepareSnapshotPreBarrier(1L);
-            snapshot = first.snapshot(1L, 0L);
-            alerts = Emitted.of(first).anomalies();
-            shadowed = shadowAnomalies(first);
-        }
+        CanaryCut before = canaryUntil(true, cut);
+        Map<String, List<AnomalyEvent>> alerts = before.alerts();
+        Map<String, List<AnomalyEvent>> shadowed = before.shadowed();
         try (var second = withShadow(true, withLevel(), 0)) {
-            second.initializeState(snapshot);
+            second.initializeState(before.snapshot());
             second.open();
             feed(second, stream.subList(cut, stream.size()));
             second.endInput();
@@ -1192,6 +1184,23 @@ class BatchedScoringOperatorTest {
                 .orElseThrow();
     }
 
+    /** A canary run stopped with a snapshot, and what it sent to each topic. */
+    private record CanaryCut(
+            OperatorSubtaskState snapshot,
+            Map<String, List<AnomalyEvent>> alerts,
+            Map<String, List<AnomalyEvent>> shadowed) {}
+
+    /** The stream up to {@code cut} with the shadow model serving the canary, then a snapshot. */
+    private static CanaryCut canaryUntil(boolean batched, int cut) throws Exception {
+        try (var first = withShadow(batched, withLevel(), CANARY)) {
+            first.open();
+            feed(first, stream.subList(0, cut));
+            first.prepareSnapshotPreBarrier(1L);
+            OperatorSubtaskState snapshot = first.snapshot(1L, 0L);
+            return new CanaryCut(snapshot, Emitted.of(first).anomalies(), shadowAnomalies(first));
+        }
+    }
+
     /** The index in the stream right after the step that raised {@code event}. */
     private static int after(AnomalyEvent event) {
         int i = 0;
@@ -1212,19 +1221,11 @@ class BatchedScoringOperatorTest {
     void shouldCloseTheEpisodesOfARemovedShadowModel(boolean batched) throws Exception {
         AnomalyEvent open = firstCanaryOpen();
         int cut = after(open);
-        OperatorSubtaskState snapshot;
-        Map<String, List<AnomalyEvent>> alerts;
-        Map<String, List<AnomalyEvent>> shadowed;
-        try (var first = withShadow(batched, withLevel(), CANARY)) {
-            first.open();
-            feed(first, stream.subList(0, cut));
-            first.prepareSnapshotPreBarrier(1L);
-            snapshot = first.snapshot(1L, 0L);
-            alerts = Emitted.of(first).anomalies();
-            shadowed = shadowAnomalies(first);
-        }
+        CanaryCut before = canaryUntil(batched, cut);
+        Map<String, List<AnomalyEvent>> alerts = before.alerts();
+        Map<String, List<AnomalyEvent>> shadowed = before.shadowed();
         try (var second = withShadow(batched, null, 0)) {
-            second.initializeState(snapshot);
+            second.initializeState(before.snapshot());
             second.open();
             feed(second, stream.subList(cut, stream.size()));
             second.endInput();

@@ -55,6 +55,17 @@ class DeviceStatesTest {
         return operator.getKeyedStateStore().getState(DeviceStateSchema.descriptor(TTL)).value();
     }
 
+    /** Writes {@code entry} as {@code device}'s entry in {@code h}'s scoring state. */
+    private static void update(
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h,
+            String device,
+            DeviceState entry)
+            throws Exception {
+        AbstractStreamOperator<?> operator = (AbstractStreamOperator<?>) h.getOperator();
+        operator.setCurrentKey(device);
+        operator.getKeyedStateStore().getState(DeviceStateSchema.descriptor(TTL)).update(entry);
+    }
+
     /**
      * Writes each device's two states as builds before format 5 kept them: the serving model's
      * under {@link DeviceStateSchema#STATE_NAME}, the shadow's under {@link
@@ -189,11 +200,7 @@ class DeviceStatesTest {
             s.episodeOpen = true;
             s.episodeStart = s.lastTs;
             s.episodeSteps = 3;
-            ValueState<DeviceState> state =
-                    ((AbstractStreamOperator<?>) h.getOperator())
-                            .getKeyedStateStore()
-                            .getState(DeviceStateSchema.descriptor(TTL));
-            state.update(s);
+            update(h, "a", s);
             broken = h.snapshot(1L, 0L);
         }
         try (var h = harness(batched, heap, false)) {
@@ -208,6 +215,50 @@ class DeviceStatesTest {
                     .containsExactly("a " + AnomalyEvent.CLOSE);
             assertThat(entry(h, "a").hidden).hasSize(Fixtures.model().card().hiddenSize());
             assertThat(entry(h, "a").episodeOpen).isFalse();
+        }
+    }
+
+    /**
+     * A state another model wrote (a model change: reset by default), with an episode open and
+     * explained over other features: the episode is closed by a CLOSE without top features, never a
+     * crash on an explanation this card cannot name.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @CsvSource({"false", "true"})
+    void shouldCloseAnEpisodeExplainedOverOtherFeaturesWithoutNamingThem(boolean batched)
+            throws Exception {
+        OperatorSubtaskState other;
+        try (var h = harness(batched, false, false)) {
+            h.open();
+            for (int m = 0; m < 30; m++) {
+                h.processElement(SilenceTest.step("a", m));
+            }
+            h.prepareSnapshotPreBarrier(1L);
+            DeviceState s = entry(h, "a");
+            s.modelVersion = "another-model";
+            s.episodeOpen = true;
+            s.episodeStart = s.lastTs;
+            s.episodeSteps = 3;
+            s.episodeShares = new float[Fixtures.model().card().featureCount() + 4];
+            java.util.Arrays.fill(s.episodeShares, 1f);
+            for (int f = s.episodeShares.length - 4; f < s.episodeShares.length; f++) {
+                s.episodeShares[f] = 5f; // the largest shares, on features this card lacks
+            }
+            update(h, "a", s);
+            other = h.snapshot(1L, 0L);
+        }
+        try (var h = harness(batched, false, false)) {
+            h.initializeState(other);
+            h.open();
+            h.processElement(SilenceTest.step("a", 30));
+            h.prepareSnapshotPreBarrier(2L);
+            List<AnomalyEvent> closes =
+                    h.extractOutputValues().stream()
+                            .filter(e -> AnomalyEvent.CLOSE.equals(e.type))
+                            .toList();
+            assertThat(closes).hasSize(1);
+            assertThat(closes.get(0).topFeatureNames).isEmpty();
+            assertThat(entry(h, "a").modelVersion).isEqualTo(Fixtures.model().card().version());
         }
     }
 }
