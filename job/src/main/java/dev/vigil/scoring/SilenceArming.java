@@ -30,7 +30,7 @@ final class SilenceArming {
     private static final Logger LOG = LoggerFactory.getLogger(SilenceArming.class);
 
     /** The name of the operator state: part of the savepoint, never renamed. */
-    static final String NAME = "silence-watch-period";
+    static final String NAME = DeviceStateSchema.SILENCE_WATCH_PERIOD_NAME;
 
     private final ListState<Long> period;
     private final boolean restored;

@@ -22,6 +22,13 @@ public final class DeviceStateSchema {
      */
     public static final String SHADOW_STATE_NAME = "device-state-shadow";
 
+    /**
+     * The scoring operator's own state (a union list of longs): the silence period its devices'
+     * timers were set for. A savepoint without it makes the restored job walk every device once to
+     * arm the watch again; savepoint tools that rewrite the operator carry it over.
+     */
+    public static final String SILENCE_WATCH_PERIOD_NAME = "silence-watch-period";
+
     private DeviceStateSchema() {}
 
     /** Vigil's versioned serializer; never Flink's POJO serializer or Kryo. */

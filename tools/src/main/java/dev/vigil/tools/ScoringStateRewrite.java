@@ -7,15 +7,21 @@ import dev.vigil.state.DeviceStateSchema;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.core.memory.DataInputDeserializer;
 import org.apache.flink.core.memory.DataOutputSerializer;
+import org.apache.flink.runtime.state.FunctionInitializationContext;
+import org.apache.flink.runtime.state.FunctionSnapshotContext;
 import org.apache.flink.state.api.OperatorIdentifier;
 import org.apache.flink.state.api.OperatorTransformation;
 import org.apache.flink.state.api.SavepointReader;
@@ -24,8 +30,10 @@ import org.apache.flink.state.api.StateBootstrapTransformation;
 import org.apache.flink.state.api.functions.KeyedStateBootstrapFunction;
 import org.apache.flink.state.api.functions.KeyedStateReaderFunction;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
+import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.util.CloseableIterator;
 import org.apache.flink.util.Collector;
 
 /**
@@ -135,9 +143,10 @@ final class ScoringStateRewrite {
 
     private static void run(Path savepoint, Path target, Edit edit, String jobName)
             throws Exception {
-        StreamExecutionEnvironment env = environment();
         String from = savepoint.toUri().toString();
         OperatorIdentifier scoring = OperatorIdentifier.forUid(VigilPipeline.UID_SCORING);
+        List<Long> periods = silenceWatchPeriods(from, scoring);
+        StreamExecutionEnvironment env = environment();
         DataStream<Tuple2<String, byte[]>> devices =
                 SavepointReader.read(env, from, new EmbeddedRocksDBStateBackend())
                         .readKeyedState(scoring, edit, Types.STRING, ENTRY);
@@ -146,12 +155,33 @@ final class ScoringStateRewrite {
                 // (seen for a dropped device), which no key selector takes.
                 OperatorTransformation.bootstrapWith(devices.filter(e -> e != null))
                         .keyBy(e -> e.f0, Types.STRING)
-                        .transform(new Store());
+                        .transform(new Store(periods));
         SavepointWriter.fromExistingSavepoint(env, from, new EmbeddedRocksDBStateBackend())
                 .removeOperator(scoring)
                 .withOperator(scoring, state)
                 .write(target.toUri().toString());
         env.execute(jobName);
+    }
+
+    /**
+     * The scoring operator's silence period ({@link DeviceStateSchema#SILENCE_WATCH_PERIOD_NAME}),
+     * as every subtask recorded it; none for a savepoint without it. The copy keeps it, so that the
+     * job restored from it does not walk every device to arm the watch again.
+     */
+    private static List<Long> silenceWatchPeriods(String from, OperatorIdentifier scoring)
+            throws Exception {
+        List<Long> periods = new ArrayList<>();
+        try (CloseableIterator<Long> read =
+                SavepointReader.read(environment(), from, new EmbeddedRocksDBStateBackend())
+                        .readUnionState(
+                                scoring,
+                                DeviceStateSchema.SILENCE_WATCH_PERIOD_NAME,
+                                Types.LONG,
+                                LongSerializer.INSTANCE)
+                        .executeAndCollect("vigil-read-silence-watch-period")) {
+            read.forEachRemaining(periods::add);
+        }
+        return periods;
     }
 
     /**
@@ -175,10 +205,35 @@ final class ScoringStateRewrite {
         return env;
     }
 
-    /** Writes each device's states back through the job's descriptors, in the current layout. */
+    /**
+     * Writes each device's states back through the job's descriptors, in the current layout, and
+     * the operator's silence period as it was.
+     */
     private static final class Store
-            extends KeyedStateBootstrapFunction<String, Tuple2<String, byte[]>> {
+            extends KeyedStateBootstrapFunction<String, Tuple2<String, byte[]>>
+            implements CheckpointedFunction {
+        private final ArrayList<Long> periods;
         private transient SavedStates states;
+        private transient ListState<Long> period;
+
+        Store(List<Long> periods) {
+            this.periods = new ArrayList<>(periods);
+        }
+
+        @Override
+        public void initializeState(FunctionInitializationContext context) throws Exception {
+            period =
+                    context.getOperatorStateStore()
+                            .getUnionListState(
+                                    new ListStateDescriptor<>(
+                                            DeviceStateSchema.SILENCE_WATCH_PERIOD_NAME,
+                                            LongSerializer.INSTANCE));
+        }
+
+        @Override
+        public void snapshotState(FunctionSnapshotContext context) throws Exception {
+            period.update(periods);
+        }
 
         @Override
         public void open(OpenContext context) {

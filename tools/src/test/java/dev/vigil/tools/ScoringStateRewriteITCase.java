@@ -4,12 +4,23 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
+import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.state.DeviceState;
+import dev.vigil.state.DeviceStateSchema;
 import dev.vigil.testing.Fixtures;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
+import org.apache.flink.state.api.OperatorIdentifier;
+import org.apache.flink.state.api.SavepointReader;
+import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
+import org.apache.flink.util.CloseableIterator;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
@@ -42,6 +53,44 @@ class ScoringStateRewriteITCase {
                                 + "java.io.IOException: edit failed on \\1");
     }
 
+    /**
+     * The scoring operator's own state, the silence period its devices' timers were set for, is in
+     * the copy as it was: without it the restored job would walk every device to arm the watch
+     * again. A savepoint from before the watch has none, and neither has its copy.
+     */
+    @Test
+    void shouldCarryTheSilencePeriodIntoTheCopy(@TempDir Path dir) throws Exception {
+        Path copy = dir.resolve("copy");
+        ScoringStateRewrite.write(GOLDEN, copy, new KeepsAll(), "keeping-rewrite");
+        List<Long> golden = periods(GOLDEN);
+        assertThat(golden).isNotEmpty();
+        assertThat(periods(copy)).containsExactlyInAnyOrderElementsOf(golden);
+
+        Path beforeTheWatch = Fixtures.repoRoot().resolve("testdata/savepoints/0.3.0");
+        Path oldCopy = dir.resolve("old-copy");
+        ScoringStateRewrite.write(beforeTheWatch, oldCopy, new KeepsAll(), "keeping-rewrite");
+        assertThat(periods(beforeTheWatch)).isEmpty();
+        assertThat(periods(oldCopy)).isEmpty();
+    }
+
+    private static List<Long> periods(Path savepoint) throws Exception {
+        List<Long> periods = new ArrayList<>();
+        try (CloseableIterator<Long> read =
+                SavepointReader.read(
+                                StreamExecutionEnvironment.getExecutionEnvironment(),
+                                savepoint.toUri().toString(),
+                                new EmbeddedRocksDBStateBackend())
+                        .readUnionState(
+                                OperatorIdentifier.forUid(VigilPipeline.UID_SCORING),
+                                DeviceStateSchema.SILENCE_WATCH_PERIOD_NAME,
+                                Types.LONG,
+                                LongSerializer.INSTANCE)
+                        .executeAndCollect("read-silence-watch-period")) {
+            read.forEachRemaining(periods::add);
+        }
+        return periods;
+    }
+
     /** The rewrite fails within two minutes and writes nothing; returns its failure. */
     private static Throwable assertFailsInTime(ScoringStateRewrite.Edit edit, Path target) {
         Throwable failure =
@@ -68,6 +117,14 @@ class ScoringStateRewriteITCase {
             DeviceState nested = new DeviceState();
             nested.shadow = new DeviceState();
             keep(device, serving != null ? serving : shadow, nested);
+        }
+    }
+
+    /** Keeps every device as it is. */
+    private static final class KeepsAll extends ScoringStateRewrite.Edit {
+        @Override
+        void edit(String device, DeviceState serving, DeviceState shadow) throws IOException {
+            keep(device, serving, shadow);
         }
     }
 
