@@ -123,14 +123,19 @@ final class ScoringStateRewrite {
     /**
      * Reads {@code savepoint}'s scoring state through {@code edit} and writes the copy. A rewrite
      * that fails on a device fails with an IOException that names the device and what failed there,
-     * the job's own failure as its cause.
+     * the job's own failure as its cause; a rewrite that fails leaves no directory at {@code
+     * target} (unless it was there before), so that the same command can be run again.
      */
     static void write(Path savepoint, Path target, Edit edit, String jobName) throws Exception {
         Path failure = Files.createTempFile("vigil-rewrite-", ".failure");
         edit.failureFile = failure.toString();
+        boolean existed = Files.exists(target);
         try {
             run(savepoint, target, edit, jobName);
         } catch (Exception e) {
+            if (!existed) {
+                deleteTree(target); // half written, no savepoint: it would only block a retry
+            }
             String first = Files.readString(failure);
             if (first.isEmpty()) {
                 throw e;
@@ -138,6 +143,17 @@ final class ScoringStateRewrite {
             throw new IOException("rewriting the scoring state failed " + first, e);
         } finally {
             Files.deleteIfExists(failure);
+        }
+    }
+
+    private static void deleteTree(Path root) throws IOException {
+        if (!Files.exists(root)) {
+            return;
+        }
+        try (var paths = Files.walk(root)) {
+            for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
         }
     }
 
