@@ -8,6 +8,7 @@ import dev.vigil.serde.InputFormat;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
@@ -19,9 +20,11 @@ import java.util.Set;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import java.util.stream.Collectors;
+import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.GlobalConfiguration;
+import org.apache.flink.core.execution.CheckpointingMode;
 
 /**
  * The job's configuration: a flat YAML file ({@code key: value} per line) plus {@code -Dkey=value}
@@ -373,6 +376,44 @@ public final class VigilConfig {
                             + " a prefix unique to this job.");
         }
         return Optional.empty();
+    }
+
+    /**
+     * What to warn about at start when the configuration sets Flink's own checkpoint interval or
+     * mode, which the job replaces ({@code VigilPipeline.environment}): by {@code
+     * vigil.checkpoint.interval} and exactly-once. Empty when it sets neither, or the same.
+     */
+    public Optional<String> replacedCheckpointingWarning() {
+        List<String> replaced = new ArrayList<>();
+        conf.getOptional(CheckpointingOptions.CHECKPOINTING_INTERVAL)
+                .filter(set -> !set.equals(get(VigilOptions.CHECKPOINT_INTERVAL)))
+                .ifPresent(
+                        set ->
+                                replaced.add(
+                                        CheckpointingOptions.CHECKPOINTING_INTERVAL.key()
+                                                + " "
+                                                + set
+                                                + " by "
+                                                + VigilOptions.CHECKPOINT_INTERVAL.key()
+                                                + " "
+                                                + get(VigilOptions.CHECKPOINT_INTERVAL)));
+        conf.getOptional(CheckpointingOptions.CHECKPOINTING_CONSISTENCY_MODE)
+                .filter(set -> set != CheckpointingMode.EXACTLY_ONCE)
+                .ifPresent(
+                        set ->
+                                replaced.add(
+                                        CheckpointingOptions.CHECKPOINTING_CONSISTENCY_MODE.key()
+                                                + " "
+                                                + set
+                                                + " by EXACTLY_ONCE (the job's sinks and state"
+                                                + " need it; vigil.delivery.* choose how each"
+                                                + " output is written)"));
+        return replaced.isEmpty()
+                ? Optional.empty()
+                : Optional.of(
+                        "the job replaces "
+                                + String.join(", and ", replaced)
+                                + ": set vigil.checkpoint.interval instead");
     }
 
     /** How the sink of one output topic delivers ({@code vigil.delivery.*}). */

@@ -166,6 +166,7 @@ public final class VigilJob {
                 bundle.card().version(),
                 config);
         config.transactionalIdPrefixWarning().ifPresent(LOG::warn);
+        config.replacedCheckpointingWarning().ifPresent(LOG::warn);
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
         define(env, config, bundle, shadow);
         return env.execute(JOB_NAME);

@@ -435,6 +435,30 @@ class VigilConfigTest {
                 .hasMinutes(20); // no transaction at all
     }
 
+    /** Flink's own checkpoint interval and mode are replaced by the job's: said at start. */
+    @Test
+    void shouldWarnThatFlinksOwnCheckpointIntervalAndModeAreReplaced() {
+        Map<String, String> values = valid();
+        assertThat(VigilConfig.of(values).replacedCheckpointingWarning()).isEmpty();
+        values.put("execution.checkpointing.interval", "10 s"); // vigil.checkpoint.interval's
+        values.put("execution.checkpointing.mode", "EXACTLY_ONCE");
+        assertThat(VigilConfig.of(values).replacedCheckpointingWarning()).isEmpty();
+
+        values.put("execution.checkpointing.interval", "1 min");
+        values.put("execution.checkpointing.mode", "AT_LEAST_ONCE");
+        assertThat(VigilConfig.of(values).replacedCheckpointingWarning())
+                .hasValueSatisfying(
+                        warning ->
+                                assertThat(warning)
+                                        .contains(
+                                                "execution.checkpointing.interval PT1M by"
+                                                        + " vigil.checkpoint.interval PT10S")
+                                        .contains(
+                                                "execution.checkpointing.mode AT_LEAST_ONCE by"
+                                                        + " EXACTLY_ONCE")
+                                        .endsWith("set vigil.checkpoint.interval instead"));
+    }
+
     @Test
     void shouldReadTheDeliveryOfEachTopicAndRefuseAnUnknownOne() {
         Map<String, String> values = valid();
