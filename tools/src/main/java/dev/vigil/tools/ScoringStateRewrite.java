@@ -161,7 +161,7 @@ final class ScoringStateRewrite {
             throws Exception {
         String from = savepoint.toUri().toString();
         OperatorIdentifier scoring = OperatorIdentifier.forUid(VigilPipeline.UID_SCORING);
-        List<Long> periods = silenceWatchPeriods(from, scoring);
+        List<Long> periods = silenceWatchPeriods(savepoint);
         StreamExecutionEnvironment env = environment();
         DataStream<Tuple2<String, byte[]>> devices =
                 SavepointReader.read(env, from, new EmbeddedRocksDBStateBackend())
@@ -184,13 +184,15 @@ final class ScoringStateRewrite {
      * as every subtask recorded it; none for a savepoint without it. The copy keeps it, so that the
      * job restored from it does not walk every device to arm the watch again.
      */
-    private static List<Long> silenceWatchPeriods(String from, OperatorIdentifier scoring)
-            throws Exception {
+    static List<Long> silenceWatchPeriods(Path savepoint) throws Exception {
         List<Long> periods = new ArrayList<>();
         try (CloseableIterator<Long> read =
-                SavepointReader.read(environment(), from, new EmbeddedRocksDBStateBackend())
+                SavepointReader.read(
+                                environment(),
+                                savepoint.toUri().toString(),
+                                new EmbeddedRocksDBStateBackend())
                         .readUnionState(
-                                scoring,
+                                OperatorIdentifier.forUid(VigilPipeline.UID_SCORING),
                                 DeviceStateSchema.SILENCE_WATCH_PERIOD_NAME,
                                 Types.LONG,
                                 LongSerializer.INSTANCE)

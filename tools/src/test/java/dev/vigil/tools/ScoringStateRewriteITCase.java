@@ -4,23 +4,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
-import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.state.DeviceState;
-import dev.vigil.state.DeviceStateSchema;
 import dev.vigil.testing.Fixtures;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.api.common.typeutils.base.LongSerializer;
-import org.apache.flink.state.api.OperatorIdentifier;
-import org.apache.flink.state.api.SavepointReader;
-import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
-import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
-import org.apache.flink.util.CloseableIterator;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
@@ -74,21 +64,7 @@ class ScoringStateRewriteITCase {
     }
 
     private static List<Long> periods(Path savepoint) throws Exception {
-        List<Long> periods = new ArrayList<>();
-        try (CloseableIterator<Long> read =
-                SavepointReader.read(
-                                StreamExecutionEnvironment.getExecutionEnvironment(),
-                                savepoint.toUri().toString(),
-                                new EmbeddedRocksDBStateBackend())
-                        .readUnionState(
-                                OperatorIdentifier.forUid(VigilPipeline.UID_SCORING),
-                                DeviceStateSchema.SILENCE_WATCH_PERIOD_NAME,
-                                Types.LONG,
-                                LongSerializer.INSTANCE)
-                        .executeAndCollect("read-silence-watch-period")) {
-            read.forEachRemaining(periods::add);
-        }
-        return periods;
+        return ScoringStateRewrite.silenceWatchPeriods(savepoint);
     }
 
     /** The rewrite fails within two minutes and writes nothing; returns its failure. */
