@@ -161,10 +161,11 @@ public final class TelemetryParser implements InputFormat.Parser {
                         DeadLetterReason.BAD_DEVICE_ID,
                         deviceIdTooLong + " characters, more than " + MAX_DEVICE_ID_LENGTH);
             }
+            if (badDeviceId) { // also beside a valid one: a repeated device_id names no device
+                return Result.reject(DeadLetterReason.BAD_DEVICE_ID, "not a non-empty string");
+            }
             if (deviceId == null) {
-                return badDeviceId
-                        ? Result.reject(DeadLetterReason.BAD_DEVICE_ID, "not a non-empty string")
-                        : Result.reject(DeadLetterReason.MISSING_DEVICE_ID, "device_id");
+                return Result.reject(DeadLetterReason.MISSING_DEVICE_ID, "device_id");
             }
             if (!hasTs) {
                 return Result.reject(DeadLetterReason.MISSING_TS, "ts");

@@ -73,6 +73,8 @@ class TelemetryParserTest {
                 "MISSING_DEVICE_ID  | {\"ts\":1,\"values\":{}}                       | ",
                 "BAD_DEVICE_ID      | {\"device_id\":\"\",\"ts\":1,\"values\":{}}     | ",
                 "BAD_DEVICE_ID      | {\"device_id\":17,\"ts\":1,\"values\":{}}       | ",
+                "BAD_DEVICE_ID      | {\"device_id\":\"d\",\"ts\":1,\"device_id\":17,\"values\":{}} | not a non-empty string",
+                "BAD_DEVICE_ID      | {\"device_id\":17,\"ts\":1,\"device_id\":\"d\",\"values\":{}} | not a non-empty string",
                 "MISSING_TS         | {\"device_id\":\"d\",\"values\":{}}             | ts",
                 "BAD_TS             | {\"device_id\":\"d\",\"ts\":\"yesterday\",\"values\":{}} | yesterday",
                 "BAD_TS             | {\"device_id\":\"d\",\"ts\":1.5,\"values\":{}}  | 1.5",
