@@ -19,9 +19,9 @@ import java.util.concurrent.CountDownLatch;
  * The CPU time a job run spends, from Linux's per-thread scheduler statistics ({@code
  * /proc/self/task/TID/schedstat}: nanoseconds on a CPU). The bench runs the broker, the mini
  * cluster and the job in one JVM; the run's share is the threads that start after {@link #start()}
- * (the job's tasks, its Kafka consumer and producers, RocksDB's and ONNX Runtime's native threads)
- * and the threads of the process's pools that the job uses: the garbage collector's ({@code GC
- * Thread#N}, {@code G1 ...}, {@code VM Thread}) and RocksDB's flushes and compactions ({@code
+ * (the job's tasks, its Kafka consumer and producers, its timer threads, any native thread it
+ * starts) and the threads of the process's pools that the job uses: the garbage collector's ({@code
+ * GC Thread#N}, {@code G1 ...}, {@code VM Thread}) and RocksDB's flushes and compactions ({@code
  * rocksdb:...}, one pool per process, started by the first run). Left out: the broker, the JIT
  * compiler, the bench's threads and the cluster's own ({@code flink-pekko...}, {@code
  * jobmanager-...}: pools that grow when a run needs more threads, so that a new one would count in
