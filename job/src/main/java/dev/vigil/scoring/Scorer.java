@@ -228,8 +228,8 @@ final class Scorer implements AutoCloseable {
 
     /**
      * A restored state that does not fit the card is reset, never a crash: an open episode is
-     * closed (when its explanation fits), the memory and profile start again, the order guard is
-     * kept, and the reset is counted ({@code resets_invalid_state}).
+     * closed (named by no feature when its explanation does not fit), the memory and profile start
+     * again, the order guard is kept, and the reset is counted ({@code resets_invalid_state}).
      */
     private DeviceState invalidState(
             DeviceState stored, String deviceId, long timestamp, Emitter out) {
@@ -243,11 +243,7 @@ final class Scorer implements AutoCloseable {
                     stored.hidden == null ? "none" : stored.hidden.length,
                     stored.forecast == null ? "none" : stored.forecast.length);
         }
-        if (stored.episodeShares != null
-                && stored.episodeShares.length == features
-                && StepMath.allFinite(stored.episodeShares)) {
-            closeOnReset(stored, deviceId, timestamp, out);
-        }
+        closeOnReset(stored, deviceId, timestamp, out);
         DeviceState s = DeviceState.freshKeepingOrder(stored, card.version(), hidden, features);
         metrics.resetInvalidState.inc();
         return withProfile(s);
@@ -779,10 +775,10 @@ final class Scorer implements AutoCloseable {
         a.modelVersion = card.version();
         a.reason = AnomalyEvent.reason(s.episodeReasons);
         // OPEN and UPDATE are explained by this step; CLOSE by the whole episode. An episode
-        // another card opened (a model change, a removed shadow's) over other features closes
-        // without an explanation.
+        // another card opened (a model change, a removed shadow's) over other features, or a
+        // restored state's that is not finite, closes without an explanation.
         float[] explain = AnomalyEvent.CLOSE.equals(type) ? s.episodeShares : stepShares;
-        boolean fits = explain != null && explain.length == features;
+        boolean fits = explain != null && explain.length == features && StepMath.allFinite(explain);
         float total = 0f;
         for (int i = 0; fits && i < explain.length; i++) {
             total += explain[i];

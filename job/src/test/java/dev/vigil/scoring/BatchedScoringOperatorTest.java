@@ -1121,8 +1121,6 @@ class BatchedScoringOperatorTest {
         AnomalyEvent open = firstCanaryOpen();
         int cut = after(open);
         CanaryCut before = canaryUntil(true, cut);
-        Map<String, List<AnomalyEvent>> alerts = before.alerts();
-        Map<String, List<AnomalyEvent>> shadowed = before.shadowed();
         try (var second = withShadow(true, withLevel(), 0)) {
             second.initializeState(before.snapshot());
             second.open();
@@ -1160,17 +1158,7 @@ class BatchedScoringOperatorTest {
                         }
                     });
             assertSameEvents(devices(after.anomalies(), inCanary.negate()), expectedControl);
-            Map<String, List<AnomalyEvent>> allAlerts = concat(alerts, after.anomalies());
-            Map<String, List<AnomalyEvent>> allShadowed = concat(shadowed, shadowAnomalies(second));
-            assertEpisodesAlternate(allAlerts);
-            assertEpisodesAlternate(allShadowed);
-            // The shadow model's episode open at the cut was closed on the anomalies topic
-            assertThat(allAlerts.get(open.deviceId))
-                    .anyMatch(
-                            e ->
-                                    AnomalyEvent.CLOSE.equals(e.type)
-                                            && e.episodeStart == open.episodeStart
-                                            && e.modelVersion.equals(open.modelVersion));
+            assertClosedWhereOpened(before, second, open);
         }
     }
 
@@ -1222,26 +1210,34 @@ class BatchedScoringOperatorTest {
         AnomalyEvent open = firstCanaryOpen();
         int cut = after(open);
         CanaryCut before = canaryUntil(batched, cut);
-        Map<String, List<AnomalyEvent>> alerts = before.alerts();
-        Map<String, List<AnomalyEvent>> shadowed = before.shadowed();
         try (var second = withShadow(batched, null, 0)) {
             second.initializeState(before.snapshot());
             second.open();
             feed(second, stream.subList(cut, stream.size()));
             second.endInput();
 
-            Map<String, List<AnomalyEvent>> allAlerts =
-                    concat(alerts, Emitted.of(second).anomalies());
-            Map<String, List<AnomalyEvent>> allShadowed = concat(shadowed, shadowAnomalies(second));
-            assertEpisodesAlternate(allAlerts);
-            assertEpisodesAlternate(allShadowed);
-            assertThat(allAlerts.get(open.deviceId))
-                    .anyMatch(
-                            e ->
-                                    AnomalyEvent.CLOSE.equals(e.type)
-                                            && e.episodeStart == open.episodeStart
-                                            && e.modelVersion.equals(open.modelVersion));
+            assertClosedWhereOpened(before, second, open);
         }
+    }
+
+    /**
+     * Over both runs, on each topic every device's OPEN and CLOSE alternate, and the shadow model's
+     * episode open at the cut ({@code open}) was closed on the anomalies topic, under its version.
+     */
+    private static void assertClosedWhereOpened(
+            CanaryCut before,
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> after,
+            AnomalyEvent open) {
+        Map<String, List<AnomalyEvent>> allAlerts =
+                concat(before.alerts(), Emitted.of(after).anomalies());
+        assertEpisodesAlternate(allAlerts);
+        assertEpisodesAlternate(concat(before.shadowed(), shadowAnomalies(after)));
+        assertThat(allAlerts.get(open.deviceId))
+                .anyMatch(
+                        e ->
+                                AnomalyEvent.CLOSE.equals(e.type)
+                                        && e.episodeStart == open.episodeStart
+                                        && e.modelVersion.equals(open.modelVersion));
     }
 
     /** Per device, OPEN and CLOSE alternate, each CLOSE of the episode the last OPEN began. */
