@@ -35,6 +35,7 @@ import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.util.CloseableIterator;
 import org.apache.flink.util.Collector;
+import org.apache.flink.util.FileUtils;
 
 /**
  * Rewrites the scoring operator's state in a copy of a savepoint ({@code reset-device}, {@code
@@ -134,7 +135,8 @@ final class ScoringStateRewrite {
             run(savepoint, target, edit, jobName);
         } catch (Exception e) {
             if (!existed) {
-                deleteTree(target); // half written, no savepoint: it would only block a retry
+                // half written, no savepoint: it would only block a retry
+                FileUtils.deleteDirectory(target.toFile());
             }
             String first = Files.readString(failure);
             if (first.isEmpty()) {
@@ -143,17 +145,6 @@ final class ScoringStateRewrite {
             throw new IOException("rewriting the scoring state failed " + first, e);
         } finally {
             Files.deleteIfExists(failure);
-        }
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        if (!Files.exists(root)) {
-            return;
-        }
-        try (var paths = Files.walk(root)) {
-            for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.delete(p);
-            }
         }
     }
 
