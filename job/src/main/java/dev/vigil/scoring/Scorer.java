@@ -156,10 +156,19 @@ final class Scorer implements AutoCloseable {
      * both versions named.
      */
     DeviceState prepare(DeviceState stored, String deviceId, long timestamp, Emitter out) {
+        DeviceState s = prepared(stored, deviceId, timestamp, out);
+        s.fitted = true;
+        return s;
+    }
+
+    private DeviceState prepared(DeviceState stored, String deviceId, long timestamp, Emitter out) {
         if (stored == null) {
             return withProfile(DeviceState.fresh(card.version(), hidden, features));
         }
         if (card.version().equals(stored.modelVersion)) {
+            if (stored.fitted) {
+                return stored; // checked when this operator last stepped it, and kept finite since
+            }
             if (!fits(stored)) {
                 return invalidState(stored, deviceId, timestamp, out);
             }

@@ -180,6 +180,14 @@ public class DeviceState {
      */
     public boolean vacant;
 
+    /**
+     * Not stored, nor copied: set by the scorer once this object is known to fit its model (the
+     * card's sizes, a finite memory), so that a state the operator keeps on the heap between steps
+     * is not checked again at every step. A state read from a snapshot or a copy is a new object,
+     * not yet checked.
+     */
+    public transient boolean fitted;
+
     public DeviceState() {}
 
     /**

@@ -149,6 +149,24 @@ class DeviceStateSchemaTest {
     }
 
     @Test
+    void shouldNeitherStoreNorCopyThatAStateWasFoundToFit() throws Exception {
+        DeviceState s = withShadow();
+        s.fitted = true;
+        s.shadow.fitted = true;
+        DeviceState read = read(write(s));
+        DeviceState copy = SERIALIZER.copy(s);
+        for (DeviceState other : new DeviceState[] {read, copy}) {
+            // A restored or copied state is checked against the model again before it is stepped.
+            assertThat(other.fitted).isFalse();
+            assertThat(other.shadow.fitted).isFalse();
+            assertThat(other)
+                    .usingRecursiveComparison()
+                    .ignoringFields("fitted", "shadow.fitted")
+                    .isEqualTo(s);
+        }
+    }
+
+    @Test
     void shouldRoundTripAFreshDeviceWithoutSequenceNumbers() throws Exception {
         DeviceState s = DeviceState.fresh("m", 8, 3);
         assertThat(read(write(s))).usingRecursiveComparison().isEqualTo(s);
