@@ -197,27 +197,30 @@ public final class VigilJob {
                 config.input());
     }
 
-    /**
-     * The telemetry topic as raw records, with per-partition watermarks and idleness. A record's
-     * Kafka timestamp counts for the watermark no further ahead of the clock than {@code
-     * vigil.input.max-clock-skew}: one record stamped years ahead cannot move its partition's
-     * watermark there (the record itself becomes a dead letter FUTURE_TS).
-     */
+    /** The telemetry topic as raw records, with the job's {@link #watermarks()}. */
     public static RawSource kafkaSource(VigilConfig config) {
-        long skewMs = config.get(VigilOptions.INPUT_MAX_CLOCK_SKEW).toMillis();
-        WatermarkStrategy<RawRecord> watermarks =
-                WatermarkStrategy.<RawRecord>forBoundedOutOfOrderness(Duration.ofSeconds(30))
-                        .withTimestampAssigner(
-                                (record, kafkaTs) ->
-                                        Math.min(kafkaTs, System.currentTimeMillis() + skewMs))
-                        .withIdleness(Duration.ofMinutes(1));
         return env ->
                 env.fromSource(
                                 KafkaConnectors.telemetrySource(
                                         config.kafka(), config.get(VigilOptions.TOPIC_TELEMETRY)),
-                                watermarks,
+                                watermarks(),
                                 "telemetry ← Kafka")
                         .uid(VigilPipeline.UID_SOURCE);
+    }
+
+    /**
+     * Per partition, the largest Kafka timestamp read less 30 s, with idleness after a minute. A
+     * record's Kafka timestamp counts no further ahead than the job's clock, for the watermark and
+     * as the time the record was seen (the silence watch's): a producer whose clock runs ahead,
+     * writing to every partition, cannot move the watermark past the present and make the devices
+     * of other producers look silent. (A {@code ts} further ahead than {@code
+     * vigil.input.max-clock-skew} makes the record a dead letter FUTURE_TS as well.)
+     */
+    static WatermarkStrategy<RawRecord> watermarks() {
+        return WatermarkStrategy.<RawRecord>forBoundedOutOfOrderness(Duration.ofSeconds(30))
+                .withTimestampAssigner(
+                        (record, kafkaTs) -> Math.min(kafkaTs, System.currentTimeMillis()))
+                .withIdleness(Duration.ofMinutes(1));
     }
 
     /**
