@@ -38,6 +38,21 @@ class FleetGeneratorTest {
     }
 
     @Test
+    void shouldReadALabelsFileWrittenWithWindowsLineEnds(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("labels.csv");
+        Files.writeString(
+                file,
+                "device_id,start_ts,end_ts,kind,feature\r\n"
+                        + "pump-01,1000,2000,spike,rpm\r\n"
+                        + "pump-02,3000,4000\r\n");
+
+        assertThat(FleetGenerator.readLabels(file))
+                .containsExactly(
+                        new FleetGenerator.Label("pump-01", 1000, 2000, "spike", "rpm"),
+                        new FleetGenerator.Label("pump-02", 3000, 4000, "", ""));
+    }
+
+    @Test
     void shouldKeepTheTrainingStreamCleanAndTheTestStreamRealisticallyDirty(@TempDir Path dir)
             throws Exception {
         new FleetGenerator(FleetGenerator.Spec.defaults()).writeTo(dir);

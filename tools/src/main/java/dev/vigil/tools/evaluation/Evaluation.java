@@ -6,9 +6,11 @@ import dev.vigil.testdata.FleetGenerator.Label;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -28,6 +30,10 @@ import java.util.TreeMap;
 public final class Evaluation {
 
     private Evaluation() {}
+
+    // The totals' key among the label kinds' in the delays and point counts: no kind read from a
+    // labels file can be it.
+    private static final String ALL = "\u0000all";
 
     /** One episode rebuilt from its events; {@code end} is its CLOSE, else its last event. */
     public record Episode(
@@ -104,9 +110,10 @@ public final class Evaluation {
 
     /**
      * The events, scores and labels of a run restricted to each device's window (devices without
-     * one are left out): an episode counts when any of its events lies at or after its device's
-     * window start, so one that began before the window and lasts into it is kept whole; a step
-     * score counts inside the window; a label when it overlaps it.
+     * one are left out): an episode counts when its span overlaps the window, as a label does, so
+     * one that began before the window and lasts into it is kept whole (still open at the end of
+     * the run, it spans to its device's last scored step, as {@link #episodes(List, List)} has it);
+     * a step score counts inside the window.
      */
     public record Within(List<AnomalyEvent> events, List<ScoredStep> scores, List<Label> labels) {
 
@@ -116,10 +123,10 @@ public final class Evaluation {
                 List<ScoredStep> scores,
                 List<Label> labels) {
             Map<String, Boolean> episodeIn = new HashMap<>();
-            for (AnomalyEvent e : events) {
-                Window w = windows.get(e.deviceId);
-                if (w != null && e.ts >= w.from() && e.episodeStart <= w.to()) {
-                    episodeIn.put(e.deviceId + "\u0000" + e.episodeStart, true);
+            for (Episode e : episodes(events, scores)) {
+                Window w = windows.get(e.deviceId());
+                if (w != null && e.start() <= w.to() && w.from() <= e.end()) {
+                    episodeIn.put(e.deviceId() + "\u0000" + e.start(), true);
                 }
             }
             List<AnomalyEvent> keptEvents =
@@ -270,6 +277,7 @@ public final class Evaluation {
             List<Label> labels,
             List<ScoredStep> scores,
             float threshold) {
+        scores = distinctSteps(scores);
         List<Episode> episodes = episodes(events, scores);
         Result r = evaluate(episodes, labels);
         Map<String, List<Double>> delaySteps = new TreeMap<>();
@@ -298,7 +306,7 @@ public final class Evaluation {
                         });
         Points pointFigures = null;
         if (points != null) {
-            int[] all = points.get("all");
+            int[] all = points.get(ALL);
             double precision = ratio(all[1], all[3]);
             double recall = ratio(all[1], all[0]);
             pointFigures =
@@ -316,8 +324,8 @@ public final class Evaluation {
                 r,
                 kinds,
                 pointFigures,
-                median(delaySteps.get("all")),
-                median(delayMs.get("all")),
+                median(delaySteps.get(ALL)),
+                median(delayMs.get(ALL)),
                 scores == null ? null : falseAlarms(r, labels, scores));
     }
 
@@ -362,8 +370,8 @@ public final class Evaluation {
 
     /**
      * For each matched label, from its start to the OPEN of the earliest episode that matches it:
-     * in scored steps of its device (when scores are given) and in milliseconds; under "all" and
-     * under the label's kind.
+     * in scored steps of its device (when it has scores) and in milliseconds; under {@link #ALL}
+     * and under the label's kind.
      */
     private static void delays(
             List<Episode> episodes,
@@ -387,26 +395,23 @@ public final class Evaluation {
             if (first == null) {
                 continue;
             }
-            for (String key : List.of("all", l.kind())) {
+            // In steps only where the device has scored steps to count (none: no figure, not 0).
+            List<Long> times = stepTimes.get(l.deviceId());
+            for (String key : List.of(ALL, l.kind())) {
                 delayMs.computeIfAbsent(key, k -> new ArrayList<>())
                         .add((double) (first.openTs() - l.startTs()));
-                if (scores != null) {
+                if (times != null) {
                     delaySteps
                             .computeIfAbsent(key, k -> new ArrayList<>())
-                            .add(
-                                    (double)
-                                            stepsBetween(
-                                                    stepTimes.get(l.deviceId()),
-                                                    l.startTs(),
-                                                    first.openTs()));
+                            .add((double) stepsBetween(times, l.startTs(), first.openTs()));
                 }
             }
         }
     }
 
     /**
-     * Per kind and "all": [labelled steps, labelled steps above threshold]; "all" also holds [2]
-     * every step and [3] every step above threshold.
+     * Per kind and {@link #ALL}: [labelled steps, labelled steps above threshold]; {@link #ALL}
+     * also holds [2] every step and [3] every step above threshold.
      */
     private static Map<String, int[]> pointCounts(
             List<ScoredStep> scores, List<Label> labels, float threshold) {
@@ -414,7 +419,7 @@ public final class Evaluation {
         labels.forEach(l -> byDevice.computeIfAbsent(l.deviceId(), k -> new ArrayList<>()).add(l));
         Map<String, int[]> counts = new HashMap<>();
         int[] all = new int[4];
-        counts.put("all", all);
+        counts.put(ALL, all);
         for (ScoredStep s : scores) {
             boolean positive = s.score > threshold;
             all[2]++;
@@ -437,10 +442,26 @@ public final class Evaluation {
         return counts;
     }
 
-    private static long stepsBetween(List<Long> times, long from, long to) {
-        if (times == null) {
-            return 0;
+    /**
+     * One step per device and {@code ts}, the first: an at-least-once scores topic may hold a step
+     * twice (README, "Delivery"), which must count once in the point-wise figures, the normal time
+     * and the delays. Null stays null.
+     */
+    static List<ScoredStep> distinctSteps(List<ScoredStep> scores) {
+        if (scores == null) {
+            return null;
         }
+        Set<String> seen = new HashSet<>();
+        List<ScoredStep> out = new ArrayList<>(scores.size());
+        for (ScoredStep s : scores) {
+            if (seen.add(s.deviceId + "\u0000" + s.ts)) {
+                out.add(s);
+            }
+        }
+        return out;
+    }
+
+    private static long stepsBetween(List<Long> times, long from, long to) {
         long n =
                 times.stream()
                         .filter(t -> t >= Math.min(from, to) && t < Math.max(from, to))

@@ -201,4 +201,63 @@ class EvaluationTest {
                 .extracting(e -> e.episodeStart)
                 .containsOnly(50 * MIN);
     }
+
+    @Test
+    void shouldKeepAnEpisodeOpenedBeforeTheWindowAndStillOpenInIt() {
+        // Opened at minute 5 and never closed: it spans to a's last scored step (59), across
+        // the window from minute 30, though its only event lies before it.
+        List<AnomalyEvent> open = List.of(event("a", AnomalyEvent.OPEN, 3 * MIN, 5 * MIN));
+        Map<String, Evaluation.Window> windows =
+                Map.of("a", new Evaluation.Window(30 * MIN, 60 * MIN));
+        List<Label> late = List.of(new Label("a", 40 * MIN, 45 * MIN, "drift", "rpm"));
+
+        Evaluation.Within within = Evaluation.Within.of(windows, open, scores(), late);
+
+        assertThat(within.events()).hasSize(1);
+        Evaluation.Report report =
+                Evaluation.report(within.events(), within.labels(), within.scores(), 4f);
+        assertThat(report.result().recall()).isEqualTo(1.0);
+        // Without step scores it ends at its last event, before the window.
+        assertThat(Evaluation.Within.of(windows, open, null, late).events()).isEmpty();
+    }
+
+    @Test
+    void shouldCountAStepDeliveredTwiceOnce() {
+        List<ScoredStep> twice = new ArrayList<>(scores());
+        twice.addAll(scores()); // an at-least-once scores topic read after a restart
+
+        Evaluation.Report once = Evaluation.report(EVENTS, LABELS, scores(), 4f);
+        Evaluation.Report report = Evaluation.report(EVENTS, LABELS, twice, 4f);
+
+        assertThat(report.points()).isEqualTo(once.points());
+        assertThat(report.medianDelaySteps()).isEqualTo(4.0);
+        assertThat(report.falseAlarms()).isEqualTo(once.falseAlarms());
+    }
+
+    @Test
+    void shouldGiveNoDelayInStepsForALabelOnADeviceWithoutScores() {
+        // b's label is found 4 minutes late, but b has no scored steps to count them in.
+        List<AnomalyEvent> events = List.of(event("b", AnomalyEvent.OPEN, 12 * MIN, 14 * MIN));
+        List<ScoredStep> onlyA = scores().stream().filter(st -> st.deviceId.equals("a")).toList();
+
+        Evaluation.Report report = Evaluation.report(events, LABELS, onlyA, 4f);
+
+        assertThat(report.result().matchedLabels()).isEqualTo(1);
+        assertThat(report.medianDelayMs()).isEqualTo(4.0 * MIN);
+        assertThat(report.medianDelaySteps()).isNull();
+    }
+
+    @Test
+    void shouldKeepALabelKindNamedAllApartFromTheTotals() {
+        List<Label> labels =
+                List.of(
+                        new Label("a", 10 * MIN, 20 * MIN, "all", "rpm"),
+                        new Label("b", 10 * MIN, 20 * MIN, "stuck", "rpm"));
+
+        Evaluation.Report report = Evaluation.report(EVENTS, labels, scores(), 4f);
+
+        assertThat(report.points().labelled()).isEqualTo(22);
+        assertThat(report.points().precision()).isEqualTo(1.0);
+        assertThat(report.byKind().get("all").pointRecall()).isEqualTo(9.0 / 11);
+    }
 }
