@@ -19,6 +19,15 @@ public final class DriftWindow {
      */
     static final double MIN_SHARE = 1e-4;
 
+    /**
+     * A step counts at most this many training standard deviations from the card's mean in the mean
+     * shift (the model's own input is clamped by default at the same, {@code
+     * vigil.scoring.max-abs-normalised}): one absurd but finite reading moves a window of 10,000
+     * steps by at most 0.1, where it would page on its own, and no reading makes the mean infinite
+     * or NaN.
+     */
+    static final double MAX_DEVIATION_STDS = 1000;
+
     private final int windowSteps;
     private final float[] mean;
     private final float[] std;
@@ -72,7 +81,8 @@ public final class DriftWindow {
      */
     public void observe(float[] raw, float residualScore) {
         for (int f = 0; f < raw.length; f++) {
-            sums[f] += (raw[f] - mean[f]) / std[f];
+            double z = ((double) raw[f] - mean[f]) / std[f];
+            sums[f] += Math.max(-MAX_DEVIATION_STDS, Math.min(MAX_DEVIATION_STDS, z));
             if (edges[f] != null) {
                 counts[f][bin(edges[f], raw[f])]++;
             }

@@ -99,6 +99,24 @@ class DriftWindowTest {
     }
 
     @Test
+    void shouldNotLetOneAbsurdReadingMoveTheMean() {
+        DriftWindow w = new DriftWindow(CARD, 10_000);
+        float[] values = CARD.mean().clone();
+        float[] glitch = CARD.mean().clone();
+        glitch[0] = 1e9f; // finite, so scored (clamped for the model) and observed
+        glitch[1] = Float.MAX_VALUE;
+        float[] other = CARD.mean().clone();
+        other[1] = -Float.MAX_VALUE;
+        w.observe(glitch, Float.NaN);
+        w.observe(other, Float.NaN);
+        for (int i = 2; i < 10_000; i++) {
+            w.observe(values, Float.NaN);
+        }
+        assertThat(w.meanShift(0)).isPositive().isLessThanOrEqualTo(0.1f); // not a page (1 std)
+        assertThat(w.meanShift(1)).isZero(); // finite: the two cancel, nothing is infinite
+    }
+
+    @Test
     void shouldPutAValueInTheBinOfTheEdgesBelowIt() {
         float[] edges = {0f, 1f};
         assertThat(DriftWindow.bin(edges, -1f)).isZero();
