@@ -113,7 +113,7 @@ public final class Evaluation {
      * one are left out): an episode counts when its span overlaps the window, as a label does, so
      * one that began before the window and lasts into it is kept whole (still open at the end of
      * the run, it spans to its device's last scored step, as {@link #episodes(List, List)} has it);
-     * a step score counts inside the window.
+     * a step score counts inside the window, a label when it overlaps it.
      */
     public record Within(List<AnomalyEvent> events, List<ScoredStep> scores, List<Label> labels) {
 
