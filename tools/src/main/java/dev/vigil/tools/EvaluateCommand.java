@@ -59,12 +59,14 @@ final class EvaluateCommand {
         if (args.path("--anomalies") == null || args.path("--labels") == null) {
             throw new Args.UsageException("needs --anomalies and --labels\n  " + USAGE);
         }
-        List<AnomalyEvent> events = readJsonl(args.path("--anomalies"), WireFormat::parseAnomaly);
+        List<AnomalyEvent> events =
+                readJsonl(args.path("--anomalies"), WireFormat::parseAnomaly, e -> e.deviceId);
         List<Label> labels = FleetGenerator.readLabels(args.path("--labels"));
         List<ScoredStep> scores =
                 args.path("--scores") == null
                         ? null
-                        : readJsonl(args.path("--scores"), WireFormat::parseScore);
+                        : readJsonl(
+                                args.path("--scores"), WireFormat::parseScore, st -> st.deviceId);
         Path model =
                 args.path("--model") != null
                         ? args.path("--model")
@@ -149,12 +151,30 @@ final class EvaluateCommand {
         return windows;
     }
 
-    static <T> List<T> readJsonl(Path file, Function<byte[], T> parse) throws IOException {
+    /**
+     * Every non-blank line of a JSON Lines file, parsed. A line that does not parse, or names no
+     * device, stops the evaluation with the file and line (a consumer killed mid-write leaves a cut
+     * last line): counting around it would give figures for less than the file holds.
+     */
+    static <T> List<T> readJsonl(Path file, Function<byte[], T> parse, Function<T, String> device)
+            throws IOException {
         List<T> out = new ArrayList<>();
+        int n = 0;
         for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
-            if (!line.isBlank()) {
-                out.add(parse.apply(line.getBytes(StandardCharsets.UTF_8)));
+            n++;
+            if (line.isBlank()) {
+                continue;
             }
+            T value;
+            try {
+                value = parse.apply(line.getBytes(StandardCharsets.UTF_8));
+            } catch (IllegalArgumentException e) {
+                throw new Args.UsageException(file + " line " + n + ": " + e.getMessage());
+            }
+            if (device.apply(value) == null) {
+                throw new Args.UsageException(file + " line " + n + ": no device_id");
+            }
+            out.add(value);
         }
         return out;
     }
