@@ -153,6 +153,24 @@ public final class WireFormat {
      */
     public static final int MAX_RAW_BYTES = 128 * 1024;
 
+    /**
+     * The most characters of a dead letter's {@code detail}, which may quote the record (a {@code
+     * ts} or {@code seq} that is no number): a longer one is cut and ends with the length it had,
+     * so that {@code raw} and {@code detail} together stay below 1 MiB whatever the record.
+     */
+    public static final int MAX_DETAIL_CHARS = 1000;
+
+    static String cutDetail(String detail) {
+        if (detail == null || detail.length() <= MAX_DETAIL_CHARS) {
+            return detail;
+        }
+        int end = MAX_DETAIL_CHARS;
+        if (Character.isHighSurrogate(detail.charAt(end - 1))) {
+            end--; // not inside a character
+        }
+        return detail.substring(0, end) + "... (" + detail.length() + " characters)";
+    }
+
     public static byte[] deadLetter(DeadLetter d) {
         byte[] raw = d.raw == null ? new byte[0] : d.raw; // a Kafka record with no value
         int length = raw.length;
@@ -168,7 +186,7 @@ public final class WireFormat {
         return write(
                 g -> {
                     g.writeStringField("reason", d.reason.name());
-                    g.writeStringField("detail", d.detail);
+                    g.writeStringField("detail", cutDetail(d.detail));
                     if (truncated) {
                         g.writeBooleanField("raw_truncated", true);
                         g.writeNumberField("raw_length", length);

@@ -161,6 +161,36 @@ class WireFormatTest {
                 .hasSize(WireFormat.MAX_RAW_BYTES - 1);
     }
 
+    /**
+     * A record whose {@code ts} is a string of a million backslashes (Jackson reads strings up to
+     * 20 MB; JSON escapes each into two bytes) is a dead letter BAD_TS that quotes it in {@code
+     * detail}: cut too, so that the letter fits the broker's default 1 MiB and cannot fail the job.
+     */
+    @Test
+    void shouldCutAHugeDetailQuotedFromTheRecord() throws Exception {
+        String backslashes = "\\".repeat(1_000_000);
+        byte[] huge = new byte[5 * 1024 * 1024];
+        java.util.Arrays.fill(huge, (byte) 0x01);
+        DeadLetter d =
+                new DeadLetter(
+                        DeadLetterReason.BAD_TS,
+                        "ts is not a number: " + backslashes,
+                        new RawRecord(huge, "telemetry", 0, 1, 0),
+                        0);
+
+        byte[] written = WireFormat.deadLetter(d);
+        String detail = flat(written).get("detail");
+
+        assertThat(written.length).isLessThan(1024 * 1024);
+        assertThat(detail)
+                .startsWith("ts is not a number: \\\\")
+                .endsWith("... (1000020 characters)")
+                .hasSize(WireFormat.MAX_DETAIL_CHARS + "... (1000020 characters)".length());
+        // A short detail is kept as it is.
+        assertThat(WireFormat.cutDetail("ts is not a number: x"))
+                .isEqualTo("ts is not a number: x");
+    }
+
     @Test
     void shouldRoundTripAStepScoreWithItsComponents() throws Exception {
         ScoredStep s = new ScoredStep("pump-1", 42L, 1.25f, 1.25f, 0.5f, 0.25f);
