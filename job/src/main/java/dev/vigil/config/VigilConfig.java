@@ -171,6 +171,24 @@ public final class VigilConfig {
         }
     }
 
+    /**
+     * Kafka client properties the job sets itself, which a passthrough would silently override:
+     * what to do instead.
+     */
+    private static final Map<String, String> JOB_OWNED_KAFKA_PROPERTIES =
+            Map.of(
+                    VigilOptions.KAFKA_PROPERTIES_PREFIX + "bootstrap.servers",
+                    "set " + VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(),
+                    VigilOptions.KAFKA_PROPERTIES_PREFIX + "group.id",
+                    "set "
+                            + VigilOptions.KAFKA_GROUP_ID.key()
+                            + " (the derived transactional ids use it too)",
+                    VigilOptions.KAFKA_PROPERTIES_PREFIX + "isolation.level",
+                    "the job reads read_committed, never what an upstream transaction aborted",
+                    VigilOptions.KAFKA_PROPERTIES_PREFIX + "enable.auto.commit",
+                    "the job commits its offsets at checkpoints; offsets committed between them"
+                            + " would skip records whose output a failure then loses");
+
     private void validate(Set<String> keys) {
         Set<String> known =
                 VigilOptions.all().stream().map(ConfigOption::key).collect(Collectors.toSet());
@@ -180,6 +198,10 @@ public final class VigilConfig {
                     && !key.startsWith(VigilOptions.KAFKA_PROPERTIES_PREFIX)) {
                 throw new ConfigException(
                         "unknown option '" + key + "': see the README's configuration table");
+            }
+            String owned = JOB_OWNED_KAFKA_PROPERTIES.get(key);
+            if (owned != null) {
+                throw new ConfigException("'" + key + "' is not passed to Kafka: " + owned);
             }
         }
         required(VigilOptions.KAFKA_BOOTSTRAP_SERVERS);
@@ -246,6 +268,27 @@ public final class VigilConfig {
         if (get(VigilOptions.STATE_TTL).toMillis() < 1000) {
             throw new ConfigException(VigilOptions.STATE_TTL.key() + " must be at least 1 s");
         }
+        java.time.Duration silence = get(VigilOptions.ALERTS_SILENCE_AFTER);
+        if (!silence.isZero() && get(VigilOptions.STATE_TTL).compareTo(silence) <= 0) {
+            throw new ConfigException(
+                    VigilOptions.STATE_TTL.key()
+                            + " ("
+                            + get(VigilOptions.STATE_TTL)
+                            + ") must be longer than "
+                            + VigilOptions.ALERTS_SILENCE_AFTER.key()
+                            + " ("
+                            + silence
+                            + "): a silent device's state would expire before its silence is due,"
+                            + " and no silence would ever be reported");
+        }
+        positive(
+                VigilOptions.SCORING_RESTART_STEP_BACK,
+                "every record late by any amount would restart its device, its memory reset");
+        if (get(VigilOptions.SCORING_BATCH_SIZE) > 0) {
+            positive(
+                    VigilOptions.SCORING_BATCH_TIMEOUT,
+                    "a record would wait for a full batch, a watermark or a checkpoint barrier");
+        }
         if (get(VigilOptions.CHECKPOINT_INTERVAL).toMillis() < 10) {
             throw new ConfigException(
                     VigilOptions.CHECKPOINT_INTERVAL.key() + " must be at least 10 ms");
@@ -260,6 +303,14 @@ public final class VigilConfig {
                             + option.key()
                             + "': "
                             + VigilOptions.describe(option));
+        }
+    }
+
+    private void positive(ConfigOption<java.time.Duration> option, String otherwise) {
+        java.time.Duration d = get(option);
+        if (d.isZero() || d.isNegative()) {
+            throw new ConfigException(
+                    option.key() + " must be positive, was " + d + ": " + otherwise);
         }
     }
 

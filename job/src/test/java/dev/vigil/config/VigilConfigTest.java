@@ -435,6 +435,56 @@ class VigilConfigTest {
                 .hasMinutes(20); // no transaction at all
     }
 
+    /**
+     * Settings that would make the job misbehave later, each refused at start with what it would
+     * do: a state that expires before its device's silence is due, a restart at every late record,
+     * a batch that waits for the next checkpoint.
+     */
+    @Test
+    void shouldRefuseDurationsThatWouldQuietlyBreakTheJob() {
+        Map<String, String> values = valid();
+        values.put(VigilOptions.STATE_TTL.key(), "10 min"); // silence-after is 10 min too
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining(
+                        "vigil.state.ttl (PT10M) must be longer than vigil.alerts.silence-after"
+                                + " (PT10M)");
+        values.put(VigilOptions.ALERTS_SILENCE_AFTER.key(), "0 s"); // the watch off: any TTL
+        assertThat(VigilConfig.of(values).get(VigilOptions.STATE_TTL)).hasMinutes(10);
+
+        Map<String, String> restart = valid();
+        restart.put(VigilOptions.SCORING_RESTART_STEP_BACK.key(), "0 s");
+        assertThatThrownBy(() -> VigilConfig.of(restart))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageStartingWith("vigil.scoring.restart-step-back must be positive");
+
+        Map<String, String> timeout = valid();
+        timeout.put(VigilOptions.SCORING_BATCH_TIMEOUT.key(), "0 ms");
+        assertThatThrownBy(() -> VigilConfig.of(timeout))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageStartingWith("vigil.scoring.batch-timeout must be positive");
+        timeout.put(VigilOptions.SCORING_BATCH_SIZE.key(), "0"); // record by record: no batch
+        assertThat(VigilConfig.of(timeout).get(VigilOptions.SCORING_BATCH_SIZE)).isZero();
+    }
+
+    /** Kafka client properties the job sets itself cannot be overridden by the passthrough. */
+    @Test
+    void shouldRefuseAKafkaPropertyThatTheJobSetsItself() {
+        for (String property :
+                List.of("bootstrap.servers", "group.id", "isolation.level", "enable.auto.commit")) {
+            Map<String, String> values = valid();
+            values.put("vigil.kafka.properties." + property, "x");
+            assertThatThrownBy(() -> VigilConfig.of(values))
+                    .isInstanceOf(ConfigException.class)
+                    .hasMessageStartingWith(
+                            "'vigil.kafka.properties." + property + "' is not passed to Kafka: ");
+        }
+        Map<String, String> values = valid();
+        values.put("vigil.kafka.properties.security.protocol", "SASL_SSL");
+        assertThat(VigilConfig.of(values).kafka().clientProperties())
+                .containsEntry("security.protocol", "SASL_SSL");
+    }
+
     /** Flink's own checkpoint interval and mode are replaced by the job's: said at start. */
     @Test
     void shouldWarnThatFlinksOwnCheckpointIntervalAndModeAreReplaced() {
