@@ -14,9 +14,19 @@ public record ModelBundle(ModelCard card, byte[] onnx) implements Serializable {
 
     public static final String ONNX_FILE = "model.onnx";
 
+    static String sha256(byte[] bytes) {
+        try {
+            return java.util.HexFormat.of()
+                    .formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every JVM has SHA-256", e);
+        }
+    }
+
     /**
-     * Loads {@code dir/model.onnx} and {@code dir/model.json} and checks one against the other;
-     * throws {@link ModelException} with what to fix.
+     * Loads {@code dir/model.onnx} and {@code dir/model.json} and checks one against the other (the
+     * ONNX file's digest against the card's {@code onnx.sha256} when it has one, then the ONNX
+     * signature against the card's sizes); throws {@link ModelException} with what to fix.
      */
     public static ModelBundle load(Path dir) {
         if (!Files.isDirectory(dir)) {
@@ -32,6 +42,21 @@ public record ModelBundle(ModelCard card, byte[] onnx) implements Serializable {
             onnx = Files.readAllBytes(onnxFile);
         } catch (IOException e) {
             throw new ModelException("cannot read " + onnxFile + ": " + e.getMessage(), e);
+        }
+        String declared = ModelCard.declaredOnnxSha256(dir);
+        String actual = sha256(onnx);
+        if (declared != null && !declared.equalsIgnoreCase(actual)) {
+            throw new ModelException(
+                    onnxFile
+                            + " has sha256 "
+                            + actual
+                            + " but its card "
+                            + dir.resolve(ModelCard.FILE)
+                            + " was written for "
+                            + declared
+                            + " (onnx.sha256): its normalisation, thresholds and version belong to"
+                            + " other weights. Use the model.onnx and model.json that ./vigil train"
+                            + " wrote together.");
         }
         ModelBundle bundle = new ModelBundle(card, onnx);
         try (GruModel model = GruModel.open(bundle, 1)) {

@@ -444,6 +444,24 @@ public final class ModelCard implements Serializable {
         }
     }
 
+    /**
+     * The card's {@code onnx.sha256}, the digest of the model.onnx it was written for (as {@code
+     * ./vigil train} writes it), or null when it has none. Read apart from {@link #load}: it says
+     * which file the card belongs to, not how to score.
+     */
+    static String declaredOnnxSha256(Path dir) {
+        try {
+            JsonNode digest =
+                    new ObjectMapper()
+                            .readTree(dir.resolve(FILE).toFile())
+                            .path("onnx")
+                            .path("sha256");
+            return digest.isTextual() ? digest.asText() : null;
+        } catch (IOException e) {
+            throw new ModelException("model card " + dir.resolve(FILE) + ": " + e.getMessage(), e);
+        }
+    }
+
     /** {@code training.step_interval_ms}, or 0 when the card does not say (cards before it). */
     private static long stepInterval(JsonNode root) {
         JsonNode training = root.get("training");

@@ -136,12 +136,32 @@ class ModelCardTest {
 
     @Test
     void shouldRefuseBytesThatAreNotAnOnnxModel() throws IOException {
-        Path model = modelWith(c -> {});
+        Path model = modelWith(c -> ((ObjectNode) c.get("onnx")).remove("sha256"));
         Files.writeString(model.resolve(ModelBundle.ONNX_FILE), "not a model");
 
         assertThatThrownBy(() -> ModelBundle.load(model))
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("ONNX Runtime cannot load the model");
+    }
+
+    /**
+     * A model.onnx copied over another model's card with the same sizes would start, and score with
+     * the other model's normalisation and thresholds under its version: the card's digest refuses
+     * it at start.
+     */
+    @Test
+    void shouldRefuseAnOnnxFileTheCardWasNotWrittenFor() throws IOException {
+        Path model = modelWith(c -> {});
+        assertThat(ModelBundle.load(model).card().version())
+                .isEqualTo(Fixtures.model().card().version());
+        Files.writeString(model.resolve(ModelBundle.ONNX_FILE), "other weights");
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining(
+                        "model.onnx has sha256 " + ModelBundle.sha256("other weights".getBytes()))
+                .hasMessageContaining("was written for 97bdd9502311")
+                .hasMessageContaining("(onnx.sha256)");
     }
 
     /**
