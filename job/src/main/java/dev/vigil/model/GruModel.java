@@ -140,15 +140,18 @@ public final class GruModel implements AutoCloseable {
                             + width
                             + ")");
         }
-        if (shape[0] >= 0 && shape[0] < maxBatch) {
+        // Any fixed size fails: the job steps batches of every size up to maxBatch (a flush takes
+        // what is buffered), and a single row when it retries a failed batch row by row.
+        if (shape[0] >= 0) {
             throw new ModelException(
                     "ONNX '"
                             + name
                             + "' has a fixed batch of "
                             + shape[0]
-                            + " but batches of up to "
-                            + maxBatch
-                            + " are configured: export it with a dynamic batch axis");
+                            + " but the job steps batches of 1 to "
+                            + Math.max(maxBatch, 1)
+                            + " rows and more at other batch sizes: export it with a dynamic"
+                            + " batch axis");
         }
     }
 

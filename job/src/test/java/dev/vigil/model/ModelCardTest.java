@@ -145,6 +145,25 @@ class ModelCardTest {
     }
 
     /**
+     * A model exported without a dynamic batch axis (here fixed at 1) would pass a check at one
+     * batch size and fail at another, on every TaskManager or for every partial batch: refused at
+     * start whatever the batch size.
+     */
+    @Test
+    void shouldRefuseAFixedBatchAxis() throws IOException {
+        Path model = modelWith(c -> ((ObjectNode) c.get("onnx")).remove("sha256"));
+        Files.copy(
+                Path.of("src/test/resources/fixed-batch-model/model.onnx"),
+                model.resolve(ModelBundle.ONNX_FILE),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("ONNX 'x' has a fixed batch of 1")
+                .hasMessageContaining("export it with a dynamic batch axis");
+    }
+
+    /**
      * A model.onnx copied over another model's card with the same sizes would start, and score with
      * the other model's normalisation and thresholds under its version: the card's digest refuses
      * it at start.
