@@ -509,9 +509,23 @@ public final class ModelCard implements Serializable {
     }
 
     /** {@code score_quantiles."0.99"}, or NaN when the card has none. */
+    /**
+     * {@code score_quantiles."0.99"}, the drift metrics' calibration of the forecast residual, or
+     * NaN when the card has none. One that is not a finite positive number is refused: at 0 every
+     * step would count above it, and the score drift alert would fire for good.
+     */
     private static float quantile99(JsonNode root) {
         JsonNode q = root.path("score_quantiles").get("0.99");
-        return q != null && q.isNumber() ? (float) q.asDouble() : Float.NaN;
+        if (q == null || q.isNull()) {
+            return Float.NaN;
+        }
+        double v = q.isNumber() ? q.asDouble() : Double.NaN;
+        if (!(v > 0) || Double.isInfinite(v) || (float) v == Float.POSITIVE_INFINITY) {
+            throw new ModelException(
+                    "\"score_quantiles\": {\"0.99\": ...} must be a finite, positive number, found "
+                            + q);
+        }
+        return (float) v;
     }
 
     /** {@code score.level.learning}, or null when the card has none. */

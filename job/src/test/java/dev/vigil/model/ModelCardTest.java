@@ -150,6 +150,29 @@ class ModelCardTest {
      * start whatever the batch size.
      */
     @Test
+    void shouldRefuseAResidualQuantileThatIsNotAFinitePositiveNumber() throws IOException {
+        for (String bad : List.of("0", "-0.5", "\"high\"", "1e40")) {
+            Path model = modelWith(c -> c.withObject("score_quantiles").set("0.99", readJson(bad)));
+
+            assertThatThrownBy(() -> ModelBundle.load(model))
+                    .as(bad)
+                    .isInstanceOf(ModelException.class)
+                    .hasMessageContaining(
+                            "\"score_quantiles\": {\"0.99\": ...} must be a finite, positive"
+                                    + " number, found "
+                                    + readJson(bad));
+        }
+    }
+
+    private static com.fasterxml.jackson.databind.JsonNode readJson(String text) {
+        try {
+            return JSON.readTree(text);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(e);
+        }
+    }
+
+    @Test
     void shouldRefuseAFixedBatchAxis() throws IOException {
         Path model = modelWith(c -> ((ObjectNode) c.get("onnx")).remove("sha256"));
         Files.copy(
