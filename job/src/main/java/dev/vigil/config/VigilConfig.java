@@ -142,7 +142,8 @@ public final class VigilConfig {
     }
 
     /**
-     * With any sink exactly-once, a transaction stays open from one checkpoint to the next: the
+     * With any sink exactly-once, a transaction stays open from one checkpoint to the next, and for
+     * as long as that checkpoint takes (at most {@code execution.checkpointing.timeout}): the
      * broker aborts one open longer than its timeout, and the events it held are lost.
      */
     private void transactionsOutliveCheckpoints() {
@@ -156,7 +157,8 @@ public final class VigilConfig {
         }
         java.time.Duration timeout = get(VigilOptions.KAFKA_TRANSACTION_TIMEOUT);
         java.time.Duration interval = get(VigilOptions.CHECKPOINT_INTERVAL);
-        if (transactions && timeout.compareTo(interval) <= 0) {
+        java.time.Duration checkpointTimeout = conf.get(CheckpointingOptions.CHECKPOINTING_TIMEOUT);
+        if (transactions && timeout.compareTo(interval.plus(checkpointTimeout)) <= 0) {
             throw new ConfigException(
                     VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key()
                             + " ("
@@ -165,9 +167,13 @@ public final class VigilConfig {
                             + VigilOptions.CHECKPOINT_INTERVAL.key()
                             + " ("
                             + interval
+                            + ") plus "
+                            + CheckpointingOptions.CHECKPOINTING_TIMEOUT.key()
+                            + " ("
+                            + checkpointTimeout
                             + "): an exactly-once sink's transaction stays open from one"
-                            + " checkpoint to the next, and the broker aborts one open longer than"
-                            + " its timeout, losing its events");
+                            + " checkpoint to the next and while that checkpoint completes, and the"
+                            + " broker aborts one open longer than its timeout, losing its events");
         }
     }
 

@@ -105,7 +105,8 @@ public final class VigilOptions {
                     .defaultValue(Duration.ofMinutes(15))
                     .withDescription(
                             "Kafka transaction timeout of the sinks: longer than the checkpoint"
-                                    + " interval (the job refuses to start otherwise, unless every"
+                                    + " interval plus execution.checkpointing.timeout (10 min by"
+                                    + " default; the job refuses to start otherwise, unless every"
                                     + " delivery is at-least-once) plus any expected downtime, at"
                                     + " most the broker's transaction.max.timeout.ms (15 min by"
                                     + " default).");

@@ -413,7 +413,10 @@ class VigilConfigTest {
         assertThat(VigilConfig.of(noScores).get(VigilOptions.TOPIC_SCORES)).isEmpty();
     }
 
-    /** The broker aborts a transaction open longer than its timeout: its events would be lost. */
+    /**
+     * The broker aborts a transaction open longer than its timeout: its events would be lost. One
+     * stays open for a checkpoint interval and that checkpoint's duration.
+     */
     @Test
     void shouldRefuseTransactionsThatCannotOutliveACheckpointInterval() {
         Map<String, String> values = valid();
@@ -422,10 +425,17 @@ class VigilConfigTest {
                 .isInstanceOf(ConfigException.class)
                 .hasMessageContaining(
                         "vigil.kafka.transaction-timeout (PT15M) must be longer than"
-                                + " vigil.checkpoint.interval (PT20M)");
+                                + " vigil.checkpoint.interval (PT20M) plus"
+                                + " execution.checkpointing.timeout (PT10M)");
 
-        values.put(VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key(), "21 min");
+        values.put(VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key(), "30 min"); // not longer
+        assertThatThrownBy(() -> VigilConfig.of(values)).isInstanceOf(ConfigException.class);
+        values.put(VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key(), "31 min");
         assertThat(VigilConfig.of(values).get(VigilOptions.CHECKPOINT_INTERVAL)).hasMinutes(20);
+        values.put(VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key(), "21 min");
+        values.put("execution.checkpointing.timeout", "30 s"); // checkpoints given up sooner
+        assertThat(VigilConfig.of(values).get(VigilOptions.CHECKPOINT_INTERVAL)).hasMinutes(20);
+        values.remove("execution.checkpointing.timeout");
 
         values.put(VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key(), "15 min");
         values.put(VigilOptions.DELIVERY_ANOMALIES.key(), "at-least-once");
