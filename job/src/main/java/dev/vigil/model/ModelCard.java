@@ -387,34 +387,29 @@ public final class ModelCard implements Serializable {
                                         + " the fleet's level that a device's is compared with:"
                                         + " train again with ./vigil train --dynamics-scale device");
                     }
-                    JsonNode halfLife = dynamics.get("device_half_life_steps");
                     JsonNode floor = dynamics.get("device_floor");
-                    JsonNode blocks = dynamics.get("device_blocks");
                     JsonNode ceiling = dynamics.get("device_ceiling");
-                    JsonNode learningBlocks = dynamics.get("device_learning_blocks");
                     deviceDynamics =
                             new DeviceDynamics(
-                                    deviceSteps.asInt(),
-                                    halfLife == null || halfLife.isNull() ? 0 : halfLife.asInt(),
+                                    whole(dynamics, "device_steps"),
+                                    wholeOr(dynamics, "device_half_life_steps", 0),
                                     number(dynamics, "rms"),
                                     floor == null || floor.isNull()
                                             ? 1f
                                             : number(dynamics, "device_floor"),
-                                    blocks == null || blocks.isNull() ? 1 : blocks.asInt(),
+                                    wholeOr(dynamics, "device_blocks", 1),
                                     ceiling == null || ceiling.isNull()
                                             ? Float.POSITIVE_INFINITY
                                             : number(dynamics, "device_ceiling"),
-                                    learningBlocks == null || learningBlocks.isNull()
-                                            ? 0
-                                            : learningBlocks.asInt());
+                                    wholeOr(dynamics, "device_learning_blocks", 0));
                 }
                 JsonNode l = score.get("level");
                 if (l != null && !l.isNull()) {
                     level =
                             new Level(
-                                    required(l, "profile_steps").asInt(),
-                                    required(l, "half_life_steps").asInt(),
-                                    required(l, "window_steps").asInt(),
+                                    whole(l, "profile_steps"),
+                                    whole(l, "half_life_steps"),
+                                    whole(l, "window_steps"),
                                     number(l, "floor"),
                                     number(l, "scale"),
                                     learning(l.get("learning")));
@@ -428,10 +423,10 @@ public final class ModelCard implements Serializable {
             }
             return new ModelCard(
                     required(root, "version").asText(),
-                    required(root, "hidden_size").asInt(),
+                    whole(root, "hidden_size"),
                     features,
                     number(root, "threshold"),
-                    required(root, "warmup_steps").asInt(),
+                    whole(root, "warmup_steps"),
                     dynamicsScale,
                     level,
                     stuck,
@@ -540,7 +535,7 @@ public final class ModelCard implements Serializable {
                             + " found "
                             + l.get("unit"));
         }
-        return new Learning(required(l, "after_steps").asInt(), unit, number(l, "scale"));
+        return new Learning(whole(l, "after_steps"), unit, number(l, "scale"));
     }
 
     /** A feature's drift bins, or null when the card has none; refused when inconsistent. */
@@ -595,6 +590,21 @@ public final class ModelCard implements Serializable {
             throw new ModelException("missing \"" + field + "\"");
         }
         return v;
+    }
+
+    /** A whole number that fits an int: "twenty", 20.5 or 3e9 is refused, not read as 0 or 20. */
+    private static int whole(JsonNode node, String field) {
+        JsonNode v = required(node, field);
+        if (v.isNumber() && v.canConvertToExactIntegral() && v.canConvertToInt()) {
+            return v.asInt();
+        }
+        throw new ModelException("\"" + field + "\" must be a whole number, found " + v);
+    }
+
+    /** {@link #whole}, or {@code absent} when the field is missing or null. */
+    private static int wholeOr(JsonNode node, String field, int absent) {
+        JsonNode v = node.get(field);
+        return v == null || v.isNull() ? absent : whole(node, field);
     }
 
     private static float number(JsonNode node, String field) {

@@ -164,6 +164,21 @@ class ModelCardTest {
         }
     }
 
+    @Test
+    void shouldRefuseAStepCountThatIsNotAWholeNumber() throws IOException {
+        for (String bad : List.of("\"twenty\"", "20.5", "3000000000")) {
+            Path model = modelWith(c -> c.set("warmup_steps", readJson(bad)));
+
+            assertThatThrownBy(() -> ModelBundle.load(model))
+                    .as(bad)
+                    .isInstanceOf(ModelException.class)
+                    .hasMessageContaining(
+                            "\"warmup_steps\" must be a whole number, found " + readJson(bad));
+        }
+        Path model = modelWith(c -> c.set("warmup_steps", readJson("20.0")));
+        assertThat(ModelBundle.load(model).card().warmupSteps()).isEqualTo(20);
+    }
+
     private static com.fasterxml.jackson.databind.JsonNode readJson(String text) {
         try {
             return JSON.readTree(text);
