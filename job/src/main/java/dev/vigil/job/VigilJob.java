@@ -66,7 +66,13 @@ public final class VigilJob {
         if (config.shadowModelDir().isEmpty()) {
             return null;
         }
-        ModelBundle shadow = ModelBundle.load(config.shadowModelDir().get());
+        ModelBundle shadow;
+        try {
+            shadow = ModelBundle.load(config.shadowModelDir().get());
+        } catch (ModelException e) {
+            throw new ModelException(
+                    VigilOptions.MODEL_SHADOW_DIR.key() + ": " + e.getMessage(), e);
+        }
         List<String> features = serving.card().featureNames();
         if (!shadow.card().featureNames().equals(features)) {
             throw new ConfigException(

@@ -137,6 +137,14 @@ class VigilConfigTest {
                 .hasMessageContaining(
                         "vigil.model.shadow.dir: the shadow model's features [f00, f01")
                 .hasMessageContaining("must be the serving model's, in the same order");
+
+        // A shadow model that cannot be loaded is named by its option
+        values.put(VigilOptions.MODEL_SHADOW_DIR.key(), "/no/such/model");
+        VigilConfig missing = VigilConfig.of(values);
+        assertThatThrownBy(() -> dev.vigil.job.VigilJob.shadowModel(missing, Fixtures.model()))
+                .isInstanceOf(dev.vigil.model.ModelException.class)
+                .hasMessage(
+                        "vigil.model.shadow.dir: model directory /no/such/model does not exist");
     }
 
     /**
