@@ -69,7 +69,7 @@ public final class GruModel implements AutoCloseable {
             options.setInterOpNumThreads(1);
             options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
             session = env.createSession(bundle.onnx(), options);
-            checkSignature(session, bundle.card(), maxBatch);
+            checkSignature(session, bundle.card());
             return new GruModel(bundle.card(), maxBatch, session);
         } catch (OrtException e) {
             closeQuietly(session);
@@ -81,8 +81,7 @@ public final class GruModel implements AutoCloseable {
     }
 
     /** Refuses a model whose inputs or outputs disagree with the card, naming both sides. */
-    static void checkSignature(OrtSession session, ModelCard card, int maxBatch)
-            throws OrtException {
+    static void checkSignature(OrtSession session, ModelCard card) throws OrtException {
         Map<String, NodeInfo> inputs = session.getInputInfo();
         Map<String, NodeInfo> outputs = session.getOutputInfo();
         if (!inputs.keySet().equals(java.util.Set.of(INPUT_X, INPUT_H))) {
@@ -99,15 +98,13 @@ public final class GruModel implements AutoCloseable {
         }
         int f = card.featureCount();
         int hs = card.hiddenSize();
-        checkTensor(INPUT_X, inputs.get(INPUT_X), f, "features " + card.featureNames(), maxBatch);
-        checkTensor(INPUT_H, inputs.get(INPUT_H), hs, "hidden_size " + hs, maxBatch);
-        checkTensor(OUTPUT_H, outputs.get(OUTPUT_H), hs, "hidden_size " + hs, maxBatch);
-        checkTensor(
-                OUTPUT_Y, outputs.get(OUTPUT_Y), f, "features " + card.featureNames(), maxBatch);
+        checkTensor(INPUT_X, inputs.get(INPUT_X), f, "features " + card.featureNames());
+        checkTensor(INPUT_H, inputs.get(INPUT_H), hs, "hidden_size " + hs);
+        checkTensor(OUTPUT_H, outputs.get(OUTPUT_H), hs, "hidden_size " + hs);
+        checkTensor(OUTPUT_Y, outputs.get(OUTPUT_Y), f, "features " + card.featureNames());
     }
 
-    private static void checkTensor(
-            String name, NodeInfo node, int width, String cardSide, int maxBatch) {
+    private static void checkTensor(String name, NodeInfo node, int width, String cardSide) {
         if (!(node.getInfo() instanceof TensorInfo info)) {
             throw new ModelException("ONNX '" + name + "' is not a tensor: " + node.getInfo());
         }
@@ -148,9 +145,8 @@ public final class GruModel implements AutoCloseable {
                             + name
                             + "' has a fixed batch of "
                             + shape[0]
-                            + " but the job steps batches of 1 to "
-                            + Math.max(maxBatch, 1)
-                            + " rows and more at other batch sizes: export it with a dynamic"
+                            + " but the job steps batches of any size (what a flush has buffered,"
+                            + " one row when it retries a failed batch): export it with a dynamic"
                             + " batch axis");
         }
     }
