@@ -225,6 +225,7 @@ public final class VigilConfig {
         positive(VigilOptions.ALERTS_CLOSE_AFTER);
         positive(VigilOptions.ALERTS_TOP_FEATURES);
         positive(VigilOptions.MAX_PARALLELISM);
+        maxParallelism();
         positive(VigilOptions.ALERTS_ADAPTIVE_HALF_LIFE);
         double bound = get(VigilOptions.SCORING_MAX_ABS_NORMALISED);
         if (!(bound > 0) || !(bound <= Float.MAX_VALUE)) {
@@ -311,6 +312,37 @@ public final class VigilConfig {
                             + VigilOptions.describe(option));
         }
     }
+
+    /**
+     * {@code vigil.max-parallelism} within Flink's bound (32,768 key groups) and not below the
+     * job's parallelism: either would fail at submission with Flink's own message, not naming the
+     * option.
+     */
+    private void maxParallelism() {
+        int max = get(VigilOptions.MAX_PARALLELISM);
+        if (max > UPPER_BOUND_MAX_PARALLELISM) {
+            throw new ConfigException(
+                    VigilOptions.MAX_PARALLELISM.key()
+                            + " must be at most "
+                            + UPPER_BOUND_MAX_PARALLELISM
+                            + " (Flink's limit of key groups), was "
+                            + max);
+        }
+        int parallelism = conf.get(org.apache.flink.configuration.CoreOptions.DEFAULT_PARALLELISM);
+        if (parallelism > max) {
+            throw new ConfigException(
+                    "parallelism.default ("
+                            + parallelism
+                            + ") must be at most "
+                            + VigilOptions.MAX_PARALLELISM.key()
+                            + " ("
+                            + max
+                            + "), the key groups the device state is split into");
+        }
+    }
+
+    /** Flink's upper bound of a job's maximum parallelism (KeyGroupRangeAssignment). */
+    static final int UPPER_BOUND_MAX_PARALLELISM = 1 << 15;
 
     private void positive(ConfigOption<java.time.Duration> option, String otherwise) {
         java.time.Duration d = get(option);

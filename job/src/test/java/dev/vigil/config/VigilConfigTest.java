@@ -485,6 +485,26 @@ class VigilConfigTest {
         assertThat(VigilConfig.of(timeout).get(VigilOptions.SCORING_BATCH_SIZE)).isZero();
     }
 
+    @Test
+    void shouldRefuseAMaximumParallelismFlinkCannotRunOrBelowTheParallelism() {
+        Map<String, String> values = valid();
+        values.put(VigilOptions.MAX_PARALLELISM.key(), "40000");
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage(
+                        "vigil.max-parallelism must be at most 32768 (Flink's limit of key"
+                                + " groups), was 40000");
+
+        values.put(VigilOptions.MAX_PARALLELISM.key(), "8");
+        values.put("parallelism.default", "16");
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageStartingWith(
+                        "parallelism.default (16) must be at most vigil.max-parallelism (8)");
+        values.put("parallelism.default", "8");
+        assertThat(VigilConfig.of(values).get(VigilOptions.MAX_PARALLELISM)).isEqualTo(8);
+    }
+
     /** Kafka client properties the job sets itself cannot be overridden by the passthrough. */
     @Test
     void shouldRefuseAKafkaPropertyThatTheJobSetsItself() {
