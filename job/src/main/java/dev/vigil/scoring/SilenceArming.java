@@ -4,8 +4,6 @@ import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
 import java.util.List;
 import org.apache.flink.api.common.state.ListState;
-import org.apache.flink.api.common.state.ListStateDescriptor;
-import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.runtime.state.KeyedStateBackend;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.slf4j.Logger;
@@ -18,19 +16,17 @@ import org.slf4j.LoggerFactory;
  * Without this, a device that never sends again after such a restore would never be reported
  * silent, since a device's timer is otherwise registered only by its steps.
  *
- * <p>The operator's own state (a union list, {@value #NAME}) records the period its devices' timers
- * were set for; a restore whose record is missing or differs walks every device of the subtask's
- * state once ({@link Silence#arm}: a timer at its last step plus the period; a device already
- * reported silent keeps its pending CLOSE). A job started fresh, or restored from a state armed for
- * the same period, walks nothing. With the watch off the record is cleared, so turning it on again
- * arms every device.
+ * <p>The operator's own state (a union list, {@value DeviceStateSchema#SILENCE_WATCH_PERIOD_NAME},
+ * part of the savepoint and never renamed) records the period its devices' timers were set for; a
+ * restore whose record is missing or differs walks every device of the subtask's state once ({@link
+ * Silence#arm}: a timer at its last step plus the period; a device already reported silent keeps
+ * its pending CLOSE). A job started fresh, or restored from a state armed for the same period,
+ * walks nothing. With the watch off the record is cleared, so turning it on again arms every
+ * device.
  */
 final class SilenceArming {
 
     private static final Logger LOG = LoggerFactory.getLogger(SilenceArming.class);
-
-    /** The name of the operator state: part of the savepoint, never renamed. */
-    static final String NAME = DeviceStateSchema.SILENCE_WATCH_PERIOD_NAME;
 
     private final ListState<Long> period;
     private final boolean restored;
@@ -40,8 +36,7 @@ final class SilenceArming {
     SilenceArming(StateInitializationContext context) throws Exception {
         period =
                 context.getOperatorStateStore()
-                        .getUnionListState(
-                                new ListStateDescriptor<>(NAME, LongSerializer.INSTANCE));
+                        .getUnionListState(DeviceStateSchema.silenceWatchPeriodDescriptor());
         restored = context.isRestored();
         for (Long p : period.get()) {
             armedFor = p; // every subtask wrote the same period

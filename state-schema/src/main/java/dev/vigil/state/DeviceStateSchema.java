@@ -1,8 +1,10 @@
 package dev.vigil.state;
 
 import java.time.Duration;
+import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
 
 /**
  * The one place that names the keyed per-device state: the scoring operator, its tests and any
@@ -30,6 +32,13 @@ public final class DeviceStateSchema {
     public static final String SILENCE_WATCH_PERIOD_NAME = "silence-watch-period";
 
     private DeviceStateSchema() {}
+
+    /**
+     * The descriptor of {@link #SILENCE_WATCH_PERIOD_NAME}, for the job and the savepoint tools.
+     */
+    public static ListStateDescriptor<Long> silenceWatchPeriodDescriptor() {
+        return new ListStateDescriptor<>(SILENCE_WATCH_PERIOD_NAME, LongSerializer.INSTANCE);
+    }
 
     /** Vigil's versioned serializer; never Flink's POJO serializer or Kryo. */
     public static DeviceStateSerializer serializer() {

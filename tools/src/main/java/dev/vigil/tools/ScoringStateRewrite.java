@@ -11,7 +11,6 @@ import java.util.ArrayList;
 import java.util.List;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ListState;
-import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
@@ -233,10 +232,7 @@ final class ScoringStateRewrite {
         public void initializeState(FunctionInitializationContext context) throws Exception {
             period =
                     context.getOperatorStateStore()
-                            .getUnionListState(
-                                    new ListStateDescriptor<>(
-                                            DeviceStateSchema.SILENCE_WATCH_PERIOD_NAME,
-                                            LongSerializer.INSTANCE));
+                            .getUnionListState(DeviceStateSchema.silenceWatchPeriodDescriptor());
         }
 
         @Override
