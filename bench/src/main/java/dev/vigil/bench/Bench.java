@@ -33,6 +33,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import jdk.jfr.Recording;
 import org.apache.flink.api.common.JobExecutionResult;
+import org.apache.flink.api.common.JobID;
+import org.apache.flink.api.common.JobStatus;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.TaskManagerOptions;
@@ -58,7 +60,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * {@code ./vigil bench}: the job's throughput side by side with a model-less pipeline and a naive
  * per-record baseline, in one run on one machine: an in-process Kafka broker with the input
  * pre-loaded, a local Flink mini cluster (parallelism 2, RocksDB, exactly-once checkpoints every 2
- * s), then the batched job's latency at half its measured maximum rate.
+ * s); the job's CPU per event with and without a shadow model, both over the pre-loaded input and
+ * fed live at a fleet's load; then the batched job's latency at half its measured maximum rate.
  */
 public final class Bench {
 
@@ -76,6 +79,11 @@ public final class Bench {
     private final int steps;
     private final int latencySeconds;
 
+    /** Pairs of {@link #cpuAtRate} runs, and the seconds each is measured over. */
+    private final int ratePairs;
+
+    private final int rateWindowSeconds;
+
     /** Where to write a JFR recording of an extra, unmeasured batched run, or null. */
     private final Path profile;
 
@@ -92,6 +100,7 @@ public final class Bench {
             int devices,
             int steps,
             int latencySeconds,
+            boolean quick,
             Path profile,
             Map<String, String> settings,
             double latencyRate) {
@@ -103,6 +112,9 @@ public final class Bench {
         this.devices = devices;
         this.steps = steps;
         this.latencySeconds = latencySeconds;
+        // 20 s: two of the job's default checkpoint intervals, so that every run pays for two
+        this.ratePairs = quick ? 1 : 3;
+        this.rateWindowSeconds = quick ? 10 : 20;
     }
 
     public static void main(String[] args) throws Exception {
@@ -154,6 +166,7 @@ public final class Bench {
                         devices,
                         stepsPerDevice,
                         quick ? 15 : 40,
+                        quick,
                         profile,
                         settings,
                         latencyRate);
@@ -208,7 +221,12 @@ public final class Bench {
             throughput("warmup"); // JIT, RocksDB and Kafka warm-up: discarded
             if (System.getProperty("vigil.bench.only") != null) { // for investigating one variant
                 for (String v : System.getProperty("vigil.bench.only").split(",")) {
-                    throughput(v);
+                    if (v.contains("@")) { // VARIANT@RATE: live at that rate (cpuAtRate)
+                        String[] at = v.split("@", 2);
+                        cpuAtRate(at[0], Double.parseDouble(at[1]), 5, rateWindowSeconds);
+                    } else {
+                        throughput(v);
+                    }
                 }
                 return out;
             }
@@ -250,6 +268,20 @@ public final class Bench {
                 cpuRatios.add(withShadow.cpuUsPerEvent() / alone.cpuUsPerEvent());
                 rateRatios.add(alone.eps() / withShadow.eps());
             }
+            // The same pairs at a fleet's load (cpuAtRate): fed live at the latency runs' rate,
+            // half
+            // the batched maximum with scores, so that both variants keep up.
+            double rate = batchedScores / 2;
+            List<Double> cpuRatiosAtRate = new ArrayList<>();
+            List<Double> aloneAtRate = new ArrayList<>();
+            List<Double> shadowAtRate = new ArrayList<>();
+            for (int pair = 0; CpuMeter.available() && pair < ratePairs; pair++) {
+                double alone = cpuAtRate("batched", rate, 5, rateWindowSeconds);
+                double withShadow = cpuAtRate("batched+shadow", rate, 5, rateWindowSeconds);
+                aloneAtRate.add(alone);
+                shadowAtRate.add(withShadow);
+                cpuRatiosAtRate.add(withShadow / alone);
+            }
             if (profile != null) {
                 // Separate batched runs under JFR, of JSON and of Avro input: recording slows the
                 // job, so they are not measured.
@@ -290,6 +322,18 @@ public final class Bench {
             }
             // Serving alone's events/s over those with a shadow (both cores busy in both runs)
             out.put("rate_ratio_serving_shadow", round(median(rateRatios)));
+            if (!cpuRatiosAtRate.isEmpty()) {
+                // The job's CPU per event fed live at one rate, alone and with a shadow
+                out.put("cpu_at_rate_eps", Math.round(rate));
+                Map<String, Object> cpuUs = new LinkedHashMap<>();
+                cpuUs.put("batched", finite(median(aloneAtRate)));
+                cpuUs.put("batched+shadow", finite(median(shadowAtRate)));
+                out.put("cpu_us_per_event_at_rate", cpuUs);
+                out.put("cpu_ratio_shadow_serving_at_rate", finite(median(cpuRatiosAtRate)));
+                out.put(
+                        "cpu_ratio_shadow_serving_at_rate_pairs",
+                        cpuRatiosAtRate.stream().map(Bench::finite).toList());
+            }
             closeThroughputCluster(); // the latency runs have the machine to themselves
             putLatency(out, batchedScores / 2);
             out.put(
@@ -421,44 +465,10 @@ public final class Bench {
     private Run throughput(String variant) throws Exception {
         String name = variant.replace('+', '-');
         boolean avro = variant.endsWith("+avro");
-        boolean shadow = variant.endsWith("+shadow");
-        Map<String, String> extra = new LinkedHashMap<>();
-        if (avro) {
-            extra.put(VigilOptions.INPUT_FORMAT.key(), "avro");
-        }
-        if (variant.endsWith("+uncached")) { // every flush reads and writes RocksDB
-            extra.put(VigilOptions.SCORING_STATE_CACHE.key(), "0");
-        }
-        if (shadow) {
-            String topic = LocalRun.topic("shadow-anomalies", name);
-            kafka.createTopics(4, List.of(topic));
-            extra.put(VigilOptions.MODEL_SHADOW_DIR.key(), modelDir.toString());
-            extra.put(VigilOptions.TOPIC_SHADOW_ANOMALIES.key(), topic);
-        }
+        Map<String, String> extra = options(variant, name);
         VigilConfig config =
                 config(name, avro ? INPUT_AVRO : INPUT, true, variant.endsWith("+scores"), extra);
-        StreamExecutionEnvironment env = VigilPipeline.environment(config);
-        // The job's graph; the baselines differ from it only in the keyed operator.
-        VigilPipeline.Scoring scoring =
-                switch (variant) {
-                    case "naive" -> byDevice -> byDevice.process(new NaiveScoringFunction(bundle));
-                    case "passthrough", "passthrough+avro", "warmup" ->
-                            byDevice ->
-                                    byDevice.transform(
-                                            "passthrough",
-                                            TypeInformation.of(AnomalyEvent.class),
-                                            new PassthroughOperator(bundle, config.scoring()));
-                    default ->
-                            VigilPipeline.Scoring.of(
-                                    bundle, shadow ? bundle : null, config.scoring());
-                };
-        VigilPipeline.define(
-                env,
-                e -> VigilJob.kafkaSource(config).read(e).map(new RateProbe()).uid("rate-probe"),
-                bundle,
-                scoring,
-                VigilJob.kafkaSinks(config),
-                config.input());
+        StreamExecutionEnvironment env = define(variant, config);
         long t0 = System.nanoTime();
         Recording recording = null;
         if (variant.startsWith("profile")) {
@@ -506,18 +516,7 @@ public final class Bench {
                             result.getAccumulatorResult(RateProbe.WINDOW_FROM),
                             result.getAccumulatorResult(RateProbe.WINDOW_TO));
             cpuUs = spent.cpuSeconds() * 1e6 / (eps * spent.seconds());
-            if (Boolean.getBoolean("vigil.bench.cpu.threads")) { // where the CPU went, by thread
-                spent.byName().entrySet().stream()
-                        .sorted(Map.Entry.<String, Double>comparingByValue().reversed())
-                        .limit(15)
-                        .forEach(
-                                e ->
-                                        System.out.printf(
-                                                Locale.ROOT,
-                                                "    %6.2f s  %s%n",
-                                                e.getValue(),
-                                                e.getKey()));
-            }
+            printThreads(spent);
         }
         System.out.printf(
                 Locale.ROOT,
@@ -529,6 +528,171 @@ public final class Bench {
                 compiling,
                 (System.nanoTime() - t0) / 1e9);
         return new Run(eps, cpuUs);
+    }
+
+    /** The options a variant sets beyond {@link #config}'s, for a run named {@code name}. */
+    private Map<String, String> options(String variant, String name) throws Exception {
+        Map<String, String> extra = new LinkedHashMap<>();
+        if (variant.endsWith("+avro")) {
+            extra.put(VigilOptions.INPUT_FORMAT.key(), "avro");
+        }
+        if (variant.endsWith("+uncached")) { // every flush reads and writes RocksDB
+            extra.put(VigilOptions.SCORING_STATE_CACHE.key(), "0");
+        }
+        if (variant.endsWith("+shadow")) {
+            String topic = LocalRun.topic("shadow-anomalies", name);
+            kafka.createTopics(4, List.of(topic));
+            extra.put(VigilOptions.MODEL_SHADOW_DIR.key(), modelDir.toString());
+            extra.put(VigilOptions.TOPIC_SHADOW_ANOMALIES.key(), topic);
+        }
+        return extra;
+    }
+
+    /**
+     * The job's graph for a variant, its input counted by a {@link RateProbe}; the baselines differ
+     * from it only in the keyed operator.
+     */
+    private StreamExecutionEnvironment define(String variant, VigilConfig config) {
+        StreamExecutionEnvironment env = VigilPipeline.environment(config);
+        VigilPipeline.Scoring scoring =
+                switch (variant) {
+                    case "naive" -> byDevice -> byDevice.process(new NaiveScoringFunction(bundle));
+                    case "passthrough", "passthrough+avro", "warmup" ->
+                            byDevice ->
+                                    byDevice.transform(
+                                            "passthrough",
+                                            TypeInformation.of(AnomalyEvent.class),
+                                            new PassthroughOperator(bundle, config.scoring()));
+                    default ->
+                            VigilPipeline.Scoring.of(
+                                    bundle,
+                                    variant.endsWith("+shadow") ? bundle : null,
+                                    config.scoring());
+                };
+        VigilPipeline.define(
+                env,
+                e -> VigilJob.kafkaSource(config).read(e).map(new RateProbe()).uid("rate-probe"),
+                bundle,
+                scoring,
+                VigilJob.kafkaSinks(config),
+                config.input());
+        return env;
+    }
+
+    private int ratedRuns;
+
+    /**
+     * The job's CPU microseconds per event for one variant at a given load: the job runs unbounded
+     * on the throughput cluster, fed live at {@code rate} events/s (in JSON), and its CPU is
+     * counted over {@code windowSeconds} after {@code warmUpSeconds}, per event its sources read in
+     * that window. A run over the pre-loaded input measures a variant at the largest rate it
+     * sustains instead, where a slower variant pays more per event for what is fixed in time (a
+     * checkpoint every interval writes every device back) and its source and fetcher wait on
+     * backpressure more often; a fleet's load does not change with the model that scores it. The
+     * checkpoint interval is the job's default, as in production.
+     */
+    private double cpuAtRate(String variant, double rate, int warmUpSeconds, int windowSeconds)
+            throws Exception {
+        String name = variant.replace('+', '-') + "-at-rate-" + (++ratedRuns);
+        String live = LIVE + "-" + name;
+        kafka.createTopics(4, List.of(live));
+        VigilConfig config = config(name, live, false, false, options(variant, name));
+        StreamGraph graph = define(variant, config).getStreamGraph();
+        graph.setJobName("bench-" + name);
+        if (throughputCluster == null) {
+            throughput("warmup"); // starts the cluster
+        }
+        // The bench's producer starts before the meter, and the job after it: the producer's
+        // thread is not counted, the job's threads are.
+        try (KafkaProducer<byte[], byte[]> producer = producer(rate)) {
+            CpuMeter cpu = CpuMeter.start();
+            JobID job = null;
+            long from;
+            long to;
+            long readFrom;
+            long readTo;
+            try {
+                job =
+                        throughputCluster
+                                .submitJob(
+                                        graph.getJobGraph(
+                                                Thread.currentThread().getContextClassLoader()))
+                                .get()
+                                .getJobID();
+                while (throughputCluster.getJobStatus(job).get() != JobStatus.RUNNING) {
+                    Thread.sleep(100);
+                }
+                long sent =
+                        produce(
+                                producer,
+                                live,
+                                InputFormat.JSON,
+                                devices,
+                                0,
+                                Long.MAX_VALUE,
+                                rate,
+                                warmUpSeconds * 1000L);
+                from = System.nanoTime();
+                readFrom = RateProbe.read();
+                produce(
+                        producer,
+                        live,
+                        InputFormat.JSON,
+                        devices,
+                        sent,
+                        Long.MAX_VALUE,
+                        rate,
+                        windowSeconds * 1000L);
+                to = System.nanoTime();
+                readTo = RateProbe.read();
+            } finally {
+                cpu.close();
+                if (job != null) {
+                    throughputCluster.cancelJob(job).get();
+                    throughputCluster.requestJobResult(job).get();
+                }
+            }
+            CpuMeter.Spent spent = cpu.spent(from, to);
+            long events = readTo - readFrom;
+            if (events < 0.9 * rate * spent.seconds()) {
+                throw new IllegalStateException(
+                        String.format(
+                                Locale.ROOT,
+                                "%s read %d events in %.1f s at %.0f events/s sent: it did not"
+                                        + " keep up, so its CPU per event is not at that rate",
+                                variant,
+                                events,
+                                spent.seconds(),
+                                rate));
+            }
+            double cpuUs = spent.cpuSeconds() * 1e6 / events;
+            System.out.printf(
+                    Locale.ROOT,
+                    "%-16s at %.0f events/s: %5.2f us CPU per event (%d events read in %.1f s)%n",
+                    variant,
+                    rate,
+                    cpuUs,
+                    events,
+                    spent.seconds());
+            printThreads(spent);
+            return cpuUs;
+        }
+    }
+
+    /** With {@code -Dvigil.bench.cpu.threads=true}: where a run's CPU went, by thread. */
+    private static void printThreads(CpuMeter.Spent spent) {
+        if (Boolean.getBoolean("vigil.bench.cpu.threads")) {
+            spent.byName().entrySet().stream()
+                    .sorted(Map.Entry.<String, Double>comparingByValue().reversed())
+                    .limit(15)
+                    .forEach(
+                            e ->
+                                    System.out.printf(
+                                            Locale.ROOT,
+                                            "    %6.2f s  %s%n",
+                                            e.getValue(),
+                                            e.getKey()));
+        }
     }
 
     /**
@@ -861,51 +1025,83 @@ public final class Bench {
      */
     long produce(
             String topic, InputFormat format, int devices, int steps, double rate, long forMs) {
-        ModelCard card = bundle.card();
+        try (KafkaProducer<byte[], byte[]> producer = producer(rate)) {
+            long sent =
+                    produce(
+                            producer,
+                            topic,
+                            format,
+                            devices,
+                            0,
+                            (long) devices * steps,
+                            rate,
+                            forMs);
+            producer.flush();
+            return sent;
+        }
+    }
+
+    /** A producer for {@link #produce}: lingering 1 ms when paced at a rate, else 20 ms. */
+    KafkaProducer<byte[], byte[]> producer(double rate) {
         Properties props = new Properties();
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
         props.put(ProducerConfig.LINGER_MS_CONFIG, rate > 0 ? "1" : "20");
         props.put(ProducerConfig.BATCH_SIZE_CONFIG, "262144");
         props.put(ProducerConfig.ACKS_CONFIG, "1");
-        SplittableRandom random = new SplittableRandom(42);
+        return new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer());
+    }
+
+    /**
+     * Sends events {@code first} to {@code first + count - 1} of the device-interleaved sequence
+     * (event i: device i mod {@code devices}, step i / {@code devices}) with {@code producer}, as
+     * {@link #produce(String, InputFormat, int, int, double, long)} does; returns how many it sent.
+     * The feature values are random, drawn afresh for each call.
+     */
+    private long produce(
+            KafkaProducer<byte[], byte[]> producer,
+            String topic,
+            InputFormat format,
+            int devices,
+            long first,
+            long count,
+            double rate,
+            long forMs) {
+        ModelCard card = bundle.card();
+        SplittableRandom random = new SplittableRandom(42 + first);
         long sent = 0;
         long start = System.nanoTime();
         long base = 1_764_000_000_000L;
-        try (KafkaProducer<byte[], byte[]> producer =
-                new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer())) {
-            float[] values = new float[card.featureCount()];
-            TelemetryEvent e = new TelemetryEvent(null, 0, 0, values);
-            outer:
-            for (int step = 0; step < steps; step++) {
-                for (int d = 0; d < devices; d++) {
-                    long ts = base + step * 60_000L;
-                    if (rate > 0) {
-                        // Sleep, not spin: on 2 cores a spinning producer would starve the job.
-                        long due = start + (long) (sent * 1e9 / rate);
-                        long now;
-                        while ((now = System.nanoTime()) < due) {
-                            LockSupport.parkNanos(due - now);
-                        }
-                        if ((now - start) / 1_000_000 > forMs) {
-                            break outer;
-                        }
-                        ts = System.currentTimeMillis();
-                    }
-                    e.deviceId = "dev-" + d;
-                    e.ts = ts;
-                    e.seq = step;
-                    for (int f = 0; f < values.length; f++) {
-                        values[f] = card.mean()[f] + (float) random.nextGaussian() * card.std()[f];
-                    }
-                    producer.send(
-                            new ProducerRecord<>(
-                                    topic,
-                                    e.deviceId.getBytes(StandardCharsets.UTF_8),
-                                    format.write(e, card.names())));
-                    sent++;
+        float[] values = new float[card.featureCount()];
+        TelemetryEvent e = new TelemetryEvent(null, 0, 0, values);
+        for (long n = 0; n < count; n++) {
+            long i = first + n;
+            int d = (int) (i % devices);
+            long step = i / devices;
+            long ts = base + step * 60_000L;
+            if (rate > 0) {
+                // Sleep, not spin: on 2 cores a spinning producer would starve the job.
+                long due = start + (long) (sent * 1e9 / rate);
+                long now;
+                while ((now = System.nanoTime()) < due) {
+                    LockSupport.parkNanos(due - now);
                 }
+                if ((now - start) / 1_000_000 > forMs) {
+                    break;
+                }
+                ts = System.currentTimeMillis();
             }
-            producer.flush();
+            e.deviceId = "dev-" + d;
+            e.ts = ts;
+            e.seq = step;
+            for (int f = 0; f < values.length; f++) {
+                values[f] = card.mean()[f] + (float) random.nextGaussian() * card.std()[f];
+            }
+            producer.send(
+                    new ProducerRecord<>(
+                            topic,
+                            e.deviceId.getBytes(StandardCharsets.UTF_8),
+                            format.write(e, card.names())));
+            sent++;
         }
         return sent;
     }

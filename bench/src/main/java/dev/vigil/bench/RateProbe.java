@@ -4,6 +4,7 @@ import dev.vigil.serde.RawRecord;
 import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
 import java.util.Arrays;
+import java.util.concurrent.atomic.LongAdder;
 import org.apache.flink.api.common.accumulators.DoubleCounter;
 import org.apache.flink.api.common.accumulators.IntCounter;
 import org.apache.flink.api.common.accumulators.LongMaximum;
@@ -27,6 +28,10 @@ import org.apache.flink.api.common.functions.RichMapFunction;
  * <p>The window's bounds ({@link System#nanoTime()}) go to {@value #WINDOW_FROM} (the latest
  * subtask's start) and {@value #WINDOW_TO} (the earliest subtask's end): where every subtask ran
  * steadily, over which {@link CpuMeter} counts the job's CPU time.
+ *
+ * <p>For a job that runs until cancelled (no accumulators then), {@link #read()} counts the records
+ * every subtask of every job in this JVM has seen, in thousands: the bench reads it while the job
+ * runs.
  */
 public class RateProbe extends RichMapFunction<RawRecord, RawRecord> {
 
@@ -36,6 +41,9 @@ public class RateProbe extends RichMapFunction<RawRecord, RawRecord> {
     public static final String WINDOW_FROM = "window_from_nanos";
     public static final String WINDOW_TO = "window_to_nanos";
     private static final int EVERY = 1000;
+
+    // The mini cluster runs in the bench's JVM and loads this class from its class path.
+    private static final LongAdder READ = new LongAdder();
 
     private transient long count;
     private transient long[] samples;
@@ -68,6 +76,7 @@ public class RateProbe extends RichMapFunction<RawRecord, RawRecord> {
     @Override
     public RawRecord map(RawRecord r) {
         if (++count % EVERY == 0) {
+            READ.add(EVERY);
             if (sampled == samples.length) {
                 samples = Arrays.copyOf(samples, sampled * 2);
                 compiledMs = Arrays.copyOf(compiledMs, sampled * 2);
@@ -76,6 +85,11 @@ public class RateProbe extends RichMapFunction<RawRecord, RawRecord> {
             samples[sampled++] = System.nanoTime();
         }
         return r;
+    }
+
+    /** Records seen so far by every probe in this JVM, to within {@value #EVERY} per subtask. */
+    static long read() {
+        return READ.sum();
     }
 
     @Override
