@@ -70,7 +70,11 @@ public final class VigilConfig {
         return of(values);
     }
 
-    /** Reads a flat YAML file: {@code key: value} lines, {@code #} comments, optional quotes. */
+    /**
+     * Reads a flat YAML file: {@code key: value} lines, {@code #} comments on their own line or
+     * after a value (as YAML reads them: a {@code #} after a space or tab outside quotes), values
+     * optionally in single or double quotes (kept as written between them, a {@code #} included).
+     */
     public static Map<String, String> readFile(Path file) {
         Map<String, String> values = new HashMap<>();
         try {
@@ -86,18 +90,69 @@ public final class VigilConfig {
                     throw new ConfigException(
                             file + " line " + n + ": expected 'key: value', found " + quoted(t));
                 }
-                String value = t.substring(colon + 1).strip();
-                if (value.length() >= 2
-                        && (value.startsWith("\"") && value.endsWith("\"")
-                                || value.startsWith("'") && value.endsWith("'"))) {
-                    value = value.substring(1, value.length() - 1);
+                String key = t.substring(0, colon).strip();
+                String value = value(t.substring(colon + 1).strip());
+                if (value == null) {
+                    throw new ConfigException(
+                            file
+                                    + " line "
+                                    + n
+                                    + ": the value of "
+                                    + key
+                                    + " has text after its closing quote, or no closing quote:"
+                                    + " quote the whole value, and start a comment after it with"
+                                    + " ' #'");
                 }
-                values.put(t.substring(0, colon).strip(), value);
+                values.put(key, value);
             }
         } catch (IOException e) {
             throw new ConfigException("cannot read config file " + file + ": " + e.getMessage());
         }
         return values;
+    }
+
+    /**
+     * A value as written after {@code key:}, without the comment that may follow it: the text
+     * between its quotes if it starts with one (null if nothing but a comment follows the closing
+     * quote, or there is none), else the text before the first {@code #} that follows a space or
+     * tab (empty when the comment is all there is).
+     */
+    static String value(String written) {
+        if (written.startsWith("#")) {
+            return ""; // key: # a comment
+        }
+        if (written.startsWith("\"") || written.startsWith("'")) {
+            char quote = written.charAt(0);
+            int close = 1;
+            while (close < written.length()) {
+                char c = written.charAt(close);
+                boolean next = close + 1 < written.length();
+                if (quote == '"' && c == '\\' && next) {
+                    close += 2; // an escaped character (\" included) stays inside
+                } else if (quote == '\''
+                        && c == '\''
+                        && next
+                        && written.charAt(close + 1) == '\'') {
+                    close += 2; // '' is a quote inside single quotes
+                } else if (c == quote) {
+                    break;
+                } else {
+                    close++;
+                }
+            }
+            if (close >= written.length()) {
+                return null; // no closing quote
+            }
+            String after = written.substring(close + 1).strip();
+            return after.isEmpty() || after.startsWith("#") ? written.substring(1, close) : null;
+        }
+        for (int i = 1; i < written.length(); i++) {
+            char c = written.charAt(i - 1);
+            if (written.charAt(i) == '#' && (c == ' ' || c == '\t')) {
+                return written.substring(0, i).strip();
+            }
+        }
+        return written;
     }
 
     /**

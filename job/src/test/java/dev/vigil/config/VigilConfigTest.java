@@ -47,6 +47,50 @@ class VigilConfigTest {
         assertThat(config.flinkConfiguration().toMap()).containsEntry("parallelism.default", "4");
     }
 
+    @Test
+    void shouldReadCommentsAfterValuesAsYamlDoes(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("vigil.yaml");
+        Files.writeString(
+                file,
+                String.join(
+                        "\n",
+                        "vigil.topic.anomalies: alerts-prod  # the paging topic",
+                        "vigil.topic.scores: scores\t# a tab before it",
+                        "vigil.topic.dead-letters: \"dead #1\" # quoted: the # stays",
+                        "vigil.kafka.group-id: 'it''s' # single quotes, '' inside",
+                        "vigil.model.dir: /models/a#b",
+                        "vigil.kafka.properties.client.id: \"a \\\" # b\"",
+                        "parallelism.default: # nothing but a comment"));
+
+        Map<String, String> values = VigilConfig.readFile(file);
+
+        assertThat(values)
+                .containsEntry("vigil.topic.anomalies", "alerts-prod")
+                .containsEntry("vigil.topic.scores", "scores")
+                .containsEntry("vigil.topic.dead-letters", "dead #1")
+                .containsEntry("vigil.kafka.group-id", "it''s")
+                .containsEntry("vigil.model.dir", "/models/a#b")
+                .containsEntry("vigil.kafka.properties.client.id", "a \\\" # b")
+                .containsEntry("parallelism.default", "");
+    }
+
+    @Test
+    void shouldRefuseTextAfterAClosingQuoteOrNoClosingQuote(@TempDir Path dir) throws Exception {
+        for (String line :
+                List.of(
+                        "vigil.topic.anomalies: \"alerts\" prod",
+                        "vigil.topic.anomalies: 'alerts")) {
+            Path file = dir.resolve("vigil.yaml");
+            Files.writeString(file, "# first\n" + line + "\n");
+
+            assertThatThrownBy(() -> VigilConfig.readFile(file))
+                    .isInstanceOf(ConfigException.class)
+                    .hasMessageContaining(
+                            "line 2: the value of vigil.topic.anomalies has text after"
+                                    + " its closing quote, or no closing quote");
+        }
+    }
+
     private static Map<String, String> valid() {
         return new java.util.HashMap<>(
                 Map.of(
