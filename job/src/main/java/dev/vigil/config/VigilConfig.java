@@ -72,8 +72,10 @@ public final class VigilConfig {
 
     /**
      * Reads a flat YAML file: {@code key: value} lines, {@code #} comments on their own line or
-     * after a value (as YAML reads them: a {@code #} after a space or tab outside quotes), values
-     * optionally in single or double quotes (kept as written between them, a {@code #} included).
+     * after a value (a {@code #} after a space or tab, outside quotes), values optionally quoted as
+     * in YAML: {@code '...'} as written ({@code ''} for a quote) or {@code "..."} ({@code \"} for a
+     * quote, {@code \\} for a backslash). A value that would be misread is refused ({@link
+     * #value}).
      */
     public static Map<String, String> readFile(Path file) {
         Map<String, String> values = new HashMap<>();
@@ -91,19 +93,11 @@ public final class VigilConfig {
                             file + " line " + n + ": expected 'key: value', found " + quoted(t));
                 }
                 String key = t.substring(0, colon).strip();
-                String value = value(t.substring(colon + 1).strip());
-                if (value == null) {
-                    throw new ConfigException(
-                            file
-                                    + " line "
-                                    + n
-                                    + ": the value of "
-                                    + key
-                                    + " has text after its closing quote, or no closing quote:"
-                                    + " quote the whole value, and start a comment after it with"
-                                    + " ' #'");
-                }
-                values.put(key, value);
+                values.put(
+                        key,
+                        value(
+                                t.substring(colon + 1).strip(),
+                                file + " line " + n + ": the value of " + key));
             }
         } catch (IOException e) {
             throw new ConfigException("cannot read config file " + file + ": " + e.getMessage());
@@ -113,46 +107,85 @@ public final class VigilConfig {
 
     /**
      * A value as written after {@code key:}, without the comment that may follow it: the text
-     * between its quotes if it starts with one (null if nothing but a comment follows the closing
-     * quote, or there is none), else the text before the first {@code #} that follows a space or
-     * tab (empty when the comment is all there is).
+     * between its quotes, decoded, if it starts with one; else the text before the first {@code #}
+     * that follows a space or tab. Refused, with {@code where} and never the value (it may be a
+     * secret): a comment and nothing before it (a value that starts with {@code #} must be quoted),
+     * text after a closing quote or no closing quote, an escape other than {@code \"} and {@code
+     * \\} in double quotes, and a plain value whose comment was cut inside a double quote (a JAAS
+     * line's {@code password="a #1"}: the whole value must be quoted).
      */
-    static String value(String written) {
+    static String value(String written, String where) {
         if (written.startsWith("#")) {
-            return ""; // key: # a comment
+            throw new ConfigException(
+                    where
+                            + " is a comment: a '#' after a space starts one, so a value that"
+                            + " starts with '#' goes in quotes");
         }
         if (written.startsWith("\"") || written.startsWith("'")) {
-            char quote = written.charAt(0);
-            int close = 1;
-            while (close < written.length()) {
-                char c = written.charAt(close);
-                boolean next = close + 1 < written.length();
-                if (quote == '"' && c == '\\' && next) {
-                    close += 2; // an escaped character (\" included) stays inside
-                } else if (quote == '\''
-                        && c == '\''
-                        && next
-                        && written.charAt(close + 1) == '\'') {
-                    close += 2; // '' is a quote inside single quotes
-                } else if (c == quote) {
-                    break;
-                } else {
-                    close++;
-                }
-            }
-            if (close >= written.length()) {
-                return null; // no closing quote
-            }
-            String after = written.substring(close + 1).strip();
-            return after.isEmpty() || after.startsWith("#") ? written.substring(1, close) : null;
+            return quotedValue(written, where);
         }
+        String value = written;
         for (int i = 1; i < written.length(); i++) {
-            char c = written.charAt(i - 1);
-            if (written.charAt(i) == '#' && (c == ' ' || c == '\t')) {
-                return written.substring(0, i).strip();
+            char before = written.charAt(i - 1);
+            if (written.charAt(i) == '#' && (before == ' ' || before == '\t')) {
+                value = written.substring(0, i).strip();
+                break;
             }
         }
-        return written;
+        if (value.length() < written.length()
+                && value.chars().filter(c -> c == '"').count() % 2 != 0) {
+            throw new ConfigException(
+                    where
+                            + " holds ' #', read as the start of a comment inside a double quote:"
+                            + " put the whole value in single quotes");
+        }
+        return value;
+    }
+
+    private static String quotedValue(String written, String where) {
+        char quote = written.charAt(0);
+        StringBuilder value = new StringBuilder();
+        int i = 1;
+        while (true) {
+            if (i >= written.length()) {
+                throw new ConfigException(where + " has no closing " + quote);
+            }
+            char c = written.charAt(i);
+            boolean next = i + 1 < written.length();
+            if (quote == '\'' && c == '\'' && next && written.charAt(i + 1) == '\'') {
+                value.append('\''); // '' is a quote inside single quotes
+                i += 2;
+            } else if (c == quote) {
+                break;
+            } else if (quote == '"' && c == '\\') {
+                char escaped = next ? written.charAt(i + 1) : ' ';
+                if (escaped != '"' && escaped != '\\') {
+                    throw new ConfigException(
+                            where
+                                    + " has a backslash other than \\\" or \\\\ in double quotes:"
+                                    + " put it in single quotes, where a backslash is kept as"
+                                    + " written");
+                }
+                value.append(escaped);
+                i += 2;
+            } else {
+                value.append(c);
+                i++;
+            }
+        }
+        String after = written.substring(i + 1);
+        boolean comment =
+                !after.isEmpty()
+                        && Character.isWhitespace(after.charAt(0))
+                        && after.strip().startsWith("#");
+        if (!after.isBlank() && !comment) {
+            throw new ConfigException(
+                    where
+                            + " has text after its closing "
+                            + quote
+                            + ": quote the whole value, and start a comment after it with ' #'");
+        }
+        return value.toString();
     }
 
     /**

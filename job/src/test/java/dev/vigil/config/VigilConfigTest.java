@@ -48,7 +48,7 @@ class VigilConfigTest {
     }
 
     @Test
-    void shouldReadCommentsAfterValuesAsYamlDoes(@TempDir Path dir) throws Exception {
+    void shouldReadCommentsAfterValuesAndQuotesAsYamlDoes(@TempDir Path dir) throws Exception {
         Path file = dir.resolve("vigil.yaml");
         Files.writeString(
                 file,
@@ -59,8 +59,10 @@ class VigilConfigTest {
                         "vigil.topic.dead-letters: \"dead #1\" # quoted: the # stays",
                         "vigil.kafka.group-id: 'it''s' # single quotes, '' inside",
                         "vigil.model.dir: /models/a#b",
-                        "vigil.kafka.properties.client.id: \"a \\\" # b\"",
-                        "parallelism.default: # nothing but a comment"));
+                        "vigil.kafka.properties.client.id: \"a \\\" \\\\ # b\"",
+                        "vigil.kafka.properties.sasl.jaas.config: 'm required password=\"p #1\";'",
+                        "vigil.kafka.properties.ssl.keystore.location: 'C:\\keys\\ks.p12'",
+                        "parallelism.default:"));
 
         Map<String, String> values = VigilConfig.readFile(file);
 
@@ -68,26 +70,36 @@ class VigilConfigTest {
                 .containsEntry("vigil.topic.anomalies", "alerts-prod")
                 .containsEntry("vigil.topic.scores", "scores")
                 .containsEntry("vigil.topic.dead-letters", "dead #1")
-                .containsEntry("vigil.kafka.group-id", "it''s")
+                .containsEntry("vigil.kafka.group-id", "it's")
                 .containsEntry("vigil.model.dir", "/models/a#b")
-                .containsEntry("vigil.kafka.properties.client.id", "a \\\" # b")
+                .containsEntry("vigil.kafka.properties.client.id", "a \" \\ # b")
+                .containsEntry(
+                        "vigil.kafka.properties.sasl.jaas.config", "m required password=\"p #1\";")
+                .containsEntry("vigil.kafka.properties.ssl.keystore.location", "C:\\keys\\ks.p12")
                 .containsEntry("parallelism.default", "");
     }
 
     @Test
-    void shouldRefuseTextAfterAClosingQuoteOrNoClosingQuote(@TempDir Path dir) throws Exception {
-        for (String line :
-                List.of(
-                        "vigil.topic.anomalies: \"alerts\" prod",
-                        "vigil.topic.anomalies: 'alerts")) {
+    void shouldRefuseAValueItWouldMisreadWithoutShowingIt(@TempDir Path dir) throws Exception {
+        Map<String, String> refused =
+                Map.of(
+                        "\"secret\" prod", "has text after its closing \"",
+                        "\"secret\"# no space", "has text after its closing \"",
+                        "'secret", "has no closing '",
+                        "#secret", "is a comment",
+                        "\"C:\\secret\"", "has a backslash other than",
+                        "m required password=\"ab #secret\";", "inside a double quote");
+        for (Map.Entry<String, String> value : refused.entrySet()) {
             Path file = dir.resolve("vigil.yaml");
-            Files.writeString(file, "# first\n" + line + "\n");
+            Files.writeString(file, "# first\nvigil.topic.anomalies: " + value.getKey() + "\n");
 
             assertThatThrownBy(() -> VigilConfig.readFile(file))
+                    .as(value.getKey())
                     .isInstanceOf(ConfigException.class)
-                    .hasMessageContaining(
-                            "line 2: the value of vigil.topic.anomalies has text after"
-                                    + " its closing quote, or no closing quote");
+                    .hasMessageContaining("line 2: the value of vigil.topic.anomalies ")
+                    .hasMessageContaining(value.getValue())
+                    .message()
+                    .doesNotContain("secret");
         }
     }
 
