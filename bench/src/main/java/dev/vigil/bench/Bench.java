@@ -29,6 +29,7 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import jdk.jfr.Recording;
@@ -221,9 +222,11 @@ public final class Bench {
             throughput("warmup"); // JIT, RocksDB and Kafka warm-up: discarded
             if (System.getProperty("vigil.bench.only") != null) { // for investigating one variant
                 for (String v : System.getProperty("vigil.bench.only").split(",")) {
-                    if (v.contains("@")) { // VARIANT@RATE: live at that rate (cpuAtRate)
+                    if (v.contains("@")) { // VARIANT@RATE: cpuAtRate (Linux only)
                         String[] at = v.split("@", 2);
-                        cpuAtRate(at[0], Double.parseDouble(at[1]), 5, rateWindowSeconds);
+                        if (CpuMeter.available()) {
+                            cpuAtRate(at[0], Double.parseDouble(at[1]), 5, rateWindowSeconds);
+                        }
                     } else {
                         throughput(v);
                     }
@@ -602,81 +605,104 @@ public final class Bench {
         if (throughputCluster == null) {
             throughput("warmup"); // starts the cluster
         }
+        long from;
+        long to;
+        long readFrom;
+        long readTo;
+        CpuMeter.Spent spent;
         // The bench's producer starts before the meter, and the job after it: the producer's
         // thread is not counted, the job's threads are.
         try (KafkaProducer<byte[], byte[]> producer = producer(rate)) {
             CpuMeter cpu = CpuMeter.start();
-            JobID job = null;
-            long from;
-            long to;
-            long readFrom;
-            long readTo;
             try {
-                job =
+                JobID job =
                         throughputCluster
                                 .submitJob(
                                         graph.getJobGraph(
                                                 Thread.currentThread().getContextClassLoader()))
                                 .get()
                                 .getJobID();
-                while (throughputCluster.getJobStatus(job).get() != JobStatus.RUNNING) {
-                    Thread.sleep(100);
+                try {
+                    awaitRunning(job);
+                    long sent =
+                            produce(
+                                    producer,
+                                    live,
+                                    InputFormat.JSON,
+                                    devices,
+                                    0,
+                                    Long.MAX_VALUE,
+                                    rate,
+                                    warmUpSeconds * 1000L);
+                    from = System.nanoTime();
+                    readFrom = RateProbe.read();
+                    produce(
+                            producer,
+                            live,
+                            InputFormat.JSON,
+                            devices,
+                            sent,
+                            Long.MAX_VALUE,
+                            rate,
+                            windowSeconds * 1000L);
+                    to = System.nanoTime();
+                    readTo = RateProbe.read();
+                } finally {
+                    cancel(job);
                 }
-                long sent =
-                        produce(
-                                producer,
-                                live,
-                                InputFormat.JSON,
-                                devices,
-                                0,
-                                Long.MAX_VALUE,
-                                rate,
-                                warmUpSeconds * 1000L);
-                from = System.nanoTime();
-                readFrom = RateProbe.read();
-                produce(
-                        producer,
-                        live,
-                        InputFormat.JSON,
-                        devices,
-                        sent,
-                        Long.MAX_VALUE,
-                        rate,
-                        windowSeconds * 1000L);
-                to = System.nanoTime();
-                readTo = RateProbe.read();
             } finally {
                 cpu.close();
-                if (job != null) {
-                    throughputCluster.cancelJob(job).get();
-                    throughputCluster.requestJobResult(job).get();
-                }
             }
-            CpuMeter.Spent spent = cpu.spent(from, to);
-            long events = readTo - readFrom;
-            if (events < 0.9 * rate * spent.seconds()) {
-                throw new IllegalStateException(
-                        String.format(
-                                Locale.ROOT,
-                                "%s read %d events in %.1f s at %.0f events/s sent: it did not"
-                                        + " keep up, so its CPU per event is not at that rate",
-                                variant,
-                                events,
-                                spent.seconds(),
-                                rate));
-            }
-            double cpuUs = spent.cpuSeconds() * 1e6 / events;
+            spent = cpu.spent(from, to);
+        }
+        // CPU per second over the meter's readings around the window, events per second over it
+        double seconds = (to - from) / 1e9;
+        double eventsPerSecond = (readTo - readFrom) / seconds;
+        if (eventsPerSecond < 0.9 * rate) {
             System.out.printf(
                     Locale.ROOT,
-                    "%-16s at %.0f events/s: %5.2f us CPU per event (%d events read in %.1f s)%n",
+                    "%-16s at %.0f events/s: read %.0f events/s, so it did not keep up; no CPU per"
+                            + " event at that rate%n",
                     variant,
                     rate,
-                    cpuUs,
-                    events,
-                    spent.seconds());
-            printThreads(spent);
-            return cpuUs;
+                    eventsPerSecond);
+            return Double.NaN;
         }
+        double cpuUs = spent.cpuSeconds() / spent.seconds() * 1e6 / eventsPerSecond;
+        System.out.printf(
+                Locale.ROOT,
+                "%-16s at %.0f events/s: %5.2f us CPU per event (%d events read in %.1f s)%n",
+                variant,
+                rate,
+                cpuUs,
+                readTo - readFrom,
+                seconds);
+        printThreads(spent);
+        return cpuUs;
+    }
+
+    /** Waits for a job submitted to the throughput cluster to run (a minute at most). */
+    private void awaitRunning(JobID job) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(1);
+        JobStatus status;
+        while ((status = throughputCluster.getJobStatus(job).get()) != JobStatus.RUNNING) {
+            if (status.isTerminalState() || System.nanoTime() > deadline) {
+                throw new IllegalStateException("bench job " + job + " did not start: " + status);
+            }
+            Thread.sleep(100);
+        }
+    }
+
+    /** Cancels a job on the throughput cluster, if it still runs, and waits for it to end. */
+    private void cancel(JobID job) throws Exception {
+        if (!throughputCluster.getJobStatus(job).get().isTerminalState()) {
+            try {
+                throughputCluster.cancelJob(job).get();
+            } catch (ExecutionException e) {
+                // it ended meanwhile: its result below says how
+            }
+        }
+        throughputCluster.requestJobResult(job).get();
     }
 
     /** With {@code -Dvigil.bench.cpu.threads=true}: where a run's CPU went, by thread. */
