@@ -5,6 +5,8 @@ import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
+import org.apache.flink.runtime.state.ttl.TtlStateFactory;
+import org.apache.flink.runtime.state.ttl.TtlValue;
 
 /**
  * The one place that names the keyed per-device state: the scoring operator, its tests and any
@@ -61,6 +63,18 @@ public final class DeviceStateSchema {
      */
     public static ValueStateDescriptor<DeviceState> shadowDescriptor(Duration ttl) {
         return descriptor(SHADOW_STATE_NAME, ttl);
+    }
+
+    /**
+     * The state under {@code name} ({@link #STATE_NAME} or {@link #SHADOW_STATE_NAME}) as the state
+     * backend stores it: each value with the time it was last written (Flink's time-to-live
+     * wrapper), read and written as it is, with no time-to-live of its own. For savepoint rewrites,
+     * which keep that time: written through {@link #descriptor(Duration)}, every device would start
+     * a fresh time-to-live, and one silent past it would come back.
+     */
+    public static ValueStateDescriptor<TtlValue<DeviceState>> storedDescriptor(String name) {
+        return new ValueStateDescriptor<>(
+                name, new TtlStateFactory.TtlSerializer<>(LongSerializer.INSTANCE, serializer()));
     }
 
     private static ValueStateDescriptor<DeviceState> descriptor(String name, Duration ttl) {

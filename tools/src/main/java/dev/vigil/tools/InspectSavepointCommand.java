@@ -11,7 +11,6 @@ import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -41,12 +40,6 @@ final class InspectSavepointCommand {
 
     static final String CSV_HEADER =
             "device,model_version,steps,last_event_time,episode_open,hidden_norm";
-
-    /**
-     * Long enough that nothing in a savepoint reads as expired: inspection shows every device,
-     * including those a job with a shorter {@code vigil.state.ttl} would drop on their next read.
-     */
-    static final Duration READ_TTL = Duration.ofDays(36_500);
 
     private static final ObjectMapper JSON = new ObjectMapper();
 

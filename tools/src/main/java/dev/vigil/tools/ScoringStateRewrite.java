@@ -14,7 +14,7 @@ import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
-import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.api.java.tuple.Tuple3;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.core.memory.DataInputDeserializer;
@@ -39,18 +39,19 @@ import org.apache.flink.util.FileUtils;
 /**
  * Rewrites the scoring operator's state in a copy of a savepoint ({@code reset-device}, {@code
  * promote-shadow}): every device's serving and shadow state ({@link SavedStates}, in either layout)
- * is read through the job's own descriptors and serializer, handed to an {@link Edit}, and what it
- * returns is written back in the current layout; every other operator's state (Kafka offsets,
- * pending transactions) is kept as it was. Parallelism 1: an edit writes one summary.
+ * is read through the job's own state names and serializer, handed to an {@link Edit}, and what it
+ * returns is written back in the current layout, with the time the device's states were last
+ * written (a device past its time-to-live stays expired); every other operator's state (Kafka
+ * offsets, pending transactions) is kept as it was. Parallelism 1: an edit writes one summary.
  */
 final class ScoringStateRewrite {
 
-    // A device's id and its value, both states in one, as the job's serializer writes it. It is
-    // serialized by the reader, where a failure fails the rewrite: the State Processor API's writer
-    // runs the bootstrap function in a thread of its own, and a failure there leaves the job
-    // waiting forever (seen with Flink 2.2.1).
-    private static final TypeInformation<Tuple2<String, byte[]>> ENTRY =
-            Types.TUPLE(Types.STRING, Types.PRIMITIVE_ARRAY(Types.BYTE));
+    // A device's id, its value (both states in one, as the job's serializer writes it) and when it
+    // was last written. It is serialized by the reader, where a failure fails the rewrite: the
+    // State Processor API's writer runs the bootstrap function in a thread of its own, and a
+    // failure there leaves the job waiting forever (seen with Flink 2.2.1).
+    private static final TypeInformation<Tuple3<String, byte[], Long>> ENTRY =
+            Types.TUPLE(Types.STRING, Types.PRIMITIVE_ARRAY(Types.BYTE), Types.LONG);
 
     private ScoringStateRewrite() {}
 
@@ -58,10 +59,11 @@ final class ScoringStateRewrite {
      * What a rewrite makes of each device: it reads both states and calls {@link #keep} with what
      * the device keeps (nothing: the device is gone). {@link #close()} may write a summary.
      */
-    abstract static class Edit extends KeyedStateReaderFunction<String, Tuple2<String, byte[]>> {
+    abstract static class Edit
+            extends KeyedStateReaderFunction<String, Tuple3<String, byte[], Long>> {
         private transient SavedStates states;
         private transient DataOutputSerializer bytes;
-        private transient Collector<Tuple2<String, byte[]>> out;
+        private transient Collector<Tuple3<String, byte[], Long>> out;
 
         /** Where {@link #write} finds the first failure of this function ({@link #noteFailure}). */
         private String failureFile;
@@ -75,7 +77,7 @@ final class ScoringStateRewrite {
 
         @Override
         public final void readKey(
-                String device, Context context, Collector<Tuple2<String, byte[]>> out)
+                String device, Context context, Collector<Tuple3<String, byte[], Long>> out)
                 throws Exception {
             this.out = out;
             try {
@@ -109,13 +111,16 @@ final class ScoringStateRewrite {
         abstract void edit(String device, DeviceState serving, DeviceState shadow)
                 throws IOException;
 
-        /** Writes these states (null: none) for the device; not calling it drops the device. */
+        /**
+         * Writes these states (null: none) for the device, as last written when the device's states
+         * were (its time-to-live goes on from then); not calling it drops the device.
+         */
         final void keep(String device, DeviceState serving, DeviceState shadow) throws IOException {
             DeviceState entry = DeviceState.entry(serving, shadow);
             if (entry != null) {
                 bytes.clear();
                 DeviceStateSchema.serializer().serialize(entry, bytes);
-                out.collect(Tuple2.of(device, bytes.getCopyOfBuffer()));
+                out.collect(Tuple3.of(device, bytes.getCopyOfBuffer(), states.lastWritten()));
             }
         }
     }
@@ -153,10 +158,10 @@ final class ScoringStateRewrite {
         OperatorIdentifier scoring = OperatorIdentifier.forUid(VigilPipeline.UID_SCORING);
         List<Long> periods = silenceWatchPeriods(savepoint);
         StreamExecutionEnvironment env = environment();
-        DataStream<Tuple2<String, byte[]>> devices =
+        DataStream<Tuple3<String, byte[], Long>> devices =
                 SavepointReader.read(env, from, new EmbeddedRocksDBStateBackend())
                         .readKeyedState(scoring, edit, Types.STRING, ENTRY);
-        StateBootstrapTransformation<Tuple2<String, byte[]>> state =
+        StateBootstrapTransformation<Tuple3<String, byte[], Long>> state =
                 // The reader's source passes on a null for a key its function emitted nothing for
                 // (seen for a dropped device), which no key selector takes.
                 OperatorTransformation.bootstrapWith(devices.filter(e -> e != null))
@@ -214,11 +219,11 @@ final class ScoringStateRewrite {
     }
 
     /**
-     * Writes each device's states back through the job's descriptors, in the current layout, and
+     * Writes each device's states back as stored ({@link SavedStates}), in the current layout, and
      * the operator's silence period as it was.
      */
     private static final class Store
-            extends KeyedStateBootstrapFunction<String, Tuple2<String, byte[]>>
+            extends KeyedStateBootstrapFunction<String, Tuple3<String, byte[], Long>>
             implements CheckpointedFunction {
         private final ArrayList<Long> periods;
         private transient SavedStates states;
@@ -250,12 +255,12 @@ final class ScoringStateRewrite {
          * watch): the writer keeps no timer of the operator it replaces.
          */
         @Override
-        public void processElement(Tuple2<String, byte[]> device, Context context)
+        public void processElement(Tuple3<String, byte[], Long> device, Context context)
                 throws Exception {
             DeviceState entry =
                     DeviceStateSchema.serializer()
                             .deserialize(new DataInputDeserializer(device.f1));
-            states.write(entry);
+            states.write(entry, device.f2);
             DeviceState serving = DeviceState.servingIn(entry);
             DeviceState watched = serving != null ? serving : DeviceState.shadowIn(entry);
             if (watched != null && watched.silenceTimerMs != DeviceState.NO_TIME) {

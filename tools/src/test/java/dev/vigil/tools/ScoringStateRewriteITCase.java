@@ -4,13 +4,26 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
+import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.state.DeviceState;
 import dev.vigil.testing.Fixtures;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.state.api.OperatorIdentifier;
+import org.apache.flink.state.api.SavepointReader;
+import org.apache.flink.state.api.functions.KeyedStateReaderFunction;
+import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
+import org.apache.flink.util.CloseableIterator;
+import org.apache.flink.util.Collector;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
@@ -61,6 +74,60 @@ class ScoringStateRewriteITCase {
         ScoringStateRewrite.write(beforeTheWatch, oldCopy, new KeepsAll(), "keeping-rewrite");
         assertThat(periods(beforeTheWatch)).isEmpty();
         assertThat(periods(oldCopy)).isEmpty();
+    }
+
+    /**
+     * Each device keeps the time its state was last written, so its time-to-live goes on from
+     * there: written with a fresh one, a device silent past {@code vigil.state.ttl} would come back
+     * with its old memory (and its silence timer would report it at once).
+     */
+    @Test
+    void shouldKeepTheTimeEachDevicesStateWasLastWritten(@TempDir Path dir) throws Exception {
+        Path copy = dir.resolve("copy");
+        ScoringStateRewrite.write(GOLDEN, copy, new KeepsAll(), "keeping-rewrite");
+
+        Map<String, Long> golden = lastWritten(GOLDEN);
+        assertThat(golden).isNotEmpty();
+        assertThat(golden.values()).allMatch(t -> t < System.currentTimeMillis() - 60_000);
+        assertThat(lastWritten(copy)).isEqualTo(golden);
+    }
+
+    /** Each device of a savepoint, and when its states were last written. */
+    private static Map<String, Long> lastWritten(Path savepoint) throws Exception {
+        Map<String, Long> times = new TreeMap<>();
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        env.setParallelism(1);
+        try (CloseableIterator<Tuple2<String, Long>> read =
+                SavepointReader.read(
+                                env,
+                                savepoint.toUri().toString(),
+                                new EmbeddedRocksDBStateBackend())
+                        .readKeyedState(
+                                OperatorIdentifier.forUid(VigilPipeline.UID_SCORING),
+                                new LastWritten(),
+                                Types.STRING,
+                                Types.TUPLE(Types.STRING, Types.LONG))
+                        .executeAndCollect("read-last-written")) {
+            read.forEachRemaining(t -> times.put(t.f0, t.f1));
+        }
+        return times;
+    }
+
+    private static final class LastWritten
+            extends KeyedStateReaderFunction<String, Tuple2<String, Long>> {
+        private transient SavedStates states;
+
+        @Override
+        public void open(OpenContext context) {
+            states = new SavedStates(getRuntimeContext());
+        }
+
+        @Override
+        public void readKey(String device, Context context, Collector<Tuple2<String, Long>> out)
+                throws Exception {
+            states.read();
+            out.collect(Tuple2.of(device, states.lastWritten()));
+        }
     }
 
     private static List<Long> periods(Path savepoint) throws Exception {
