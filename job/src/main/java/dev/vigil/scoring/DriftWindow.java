@@ -30,7 +30,8 @@ public final class DriftWindow {
 
     private final int windowSteps;
     private final float[] mean;
-    private final float[] std;
+    // 1 / the card's std per feature: a multiplication per feature and step, not a division
+    private final double[] inverseStd;
     private final float[][] edges; // per feature, null without bins
     private final float[][] expected;
     private final float quantile99;
@@ -55,7 +56,10 @@ public final class DriftWindow {
         this.windowSteps = windowSteps;
         int n = card.featureCount();
         mean = card.mean();
-        std = card.std();
+        inverseStd = new double[n];
+        for (int f = 0; f < n; f++) {
+            inverseStd[f] = 1.0 / card.std()[f];
+        }
         edges = new float[n][];
         expected = new float[n][];
         counts = new int[n][];
@@ -81,7 +85,7 @@ public final class DriftWindow {
      */
     public void observe(float[] raw, float residualScore) {
         for (int f = 0; f < raw.length; f++) {
-            double z = ((double) raw[f] - mean[f]) / std[f];
+            double z = ((double) raw[f] - mean[f]) * inverseStd[f];
             sums[f] += Math.max(-MAX_DEVIATION_STDS, Math.min(MAX_DEVIATION_STDS, z));
             if (edges[f] != null) {
                 counts[f][bin(edges[f], raw[f])]++;
