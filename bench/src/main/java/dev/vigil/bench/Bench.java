@@ -271,9 +271,8 @@ public final class Bench {
                 cpuRatios.add(withShadow.cpuUsPerEvent() / alone.cpuUsPerEvent());
                 rateRatios.add(alone.eps() / withShadow.eps());
             }
-            // The same pairs at a fleet's load (cpuAtRate): fed live at the latency runs' rate,
-            // half
-            // the batched maximum with scores, so that both variants keep up.
+            // The same pairs at a fleet's load (cpuAtRate), fed live at the latency runs' rate:
+            // half the batched maximum with scores, so that both variants keep up.
             double rate = batchedScores / 2;
             List<Double> cpuRatiosAtRate = new ArrayList<>();
             List<Double> aloneAtRate = new ArrayList<>();
