@@ -14,7 +14,7 @@ import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.common.typeutils.base.LongSerializer;
-import org.apache.flink.api.java.tuple.Tuple3;
+import org.apache.flink.api.java.tuple.Tuple5;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.PipelineOptions;
 import org.apache.flink.core.memory.DataInputDeserializer;
@@ -40,18 +40,25 @@ import org.apache.flink.util.FileUtils;
  * Rewrites the scoring operator's state in a copy of a savepoint ({@code reset-device}, {@code
  * promote-shadow}): every device's serving and shadow state ({@link SavedStates}, in either layout)
  * is read through the job's own state names and serializer, handed to an {@link Edit}, and what it
- * returns is written back in the current layout, with the time the device's states were last
- * written (a device past its time-to-live stays expired); every other operator's state (Kafka
- * offsets, pending transactions) is kept as it was. Parallelism 1: an edit writes one summary.
+ * returns is written back in the current layout, each state with the time it was last written (a
+ * state past its time-to-live stays expired; {@link SavedStates}); every other operator's state
+ * (Kafka offsets, pending transactions) is kept as it was. Parallelism 1: an edit writes one
+ * summary.
  */
 final class ScoringStateRewrite {
 
     // A device's id, its value (both states in one, as the job's serializer writes it) and when it
-    // was last written. It is serialized by the reader, where a failure fails the rewrite: the
-    // State Processor API's writer runs the bootstrap function in a thread of its own, and a
-    // failure there leaves the job waiting forever (seen with Flink 2.2.1).
-    private static final TypeInformation<Tuple3<String, byte[], Long>> ENTRY =
-            Types.TUPLE(Types.STRING, Types.PRIMITIVE_ARRAY(Types.BYTE), Types.LONG);
+    // was last written, then a shadow state kept apart in the older layout and when it was (none:
+    // no bytes, SavedStates.NONE). It is serialized by the reader, where a failure fails the
+    // rewrite: the State Processor API's writer runs the bootstrap function in a thread of its own,
+    // and a failure there leaves the job waiting forever (seen with Flink 2.2.1).
+    private static final TypeInformation<Tuple5<String, byte[], Long, byte[], Long>> ENTRY =
+            Types.TUPLE(
+                    Types.STRING,
+                    Types.PRIMITIVE_ARRAY(Types.BYTE),
+                    Types.LONG,
+                    Types.PRIMITIVE_ARRAY(Types.BYTE),
+                    Types.LONG);
 
     private ScoringStateRewrite() {}
 
@@ -60,10 +67,13 @@ final class ScoringStateRewrite {
      * the device keeps (nothing: the device is gone). {@link #close()} may write a summary.
      */
     abstract static class Edit
-            extends KeyedStateReaderFunction<String, Tuple3<String, byte[], Long>> {
+            extends KeyedStateReaderFunction<String, Tuple5<String, byte[], Long, byte[], Long>> {
         private transient SavedStates states;
         private transient DataOutputSerializer bytes;
-        private transient Collector<Tuple3<String, byte[], Long>> out;
+        // The states read for the current device, to tell which of them an edit keeps.
+        private transient DeviceState readServing;
+        private transient DeviceState readShadow;
+        private transient Collector<Tuple5<String, byte[], Long, byte[], Long>> out;
 
         /** Where {@link #write} finds the first failure of this function ({@link #noteFailure}). */
         private String failureFile;
@@ -77,11 +87,15 @@ final class ScoringStateRewrite {
 
         @Override
         public final void readKey(
-                String device, Context context, Collector<Tuple3<String, byte[], Long>> out)
+                String device,
+                Context context,
+                Collector<Tuple5<String, byte[], Long, byte[], Long>> out)
                 throws Exception {
             this.out = out;
             try {
                 DeviceState[] both = states.read();
+                readServing = both[0];
+                readShadow = both[1];
                 if (both[0] != null || both[1] != null) {
                     edit(device, both[0], both[1]);
                 }
@@ -112,16 +126,46 @@ final class ScoringStateRewrite {
                 throws IOException;
 
         /**
-         * Writes these states (null: none) for the device, as last written when the device's states
-         * were (its time-to-live goes on from then); not calling it drops the device.
+         * Writes these states (null: none) for the device; not calling it drops the device. Each
+         * keeps the time it was last written, so its time-to-live goes on from then: a state read
+         * keeps its own wherever it goes, a new one (a reset) takes that of the state it replaces.
+         * Two states last written at different times (the older layout) stay apart ({@link
+         * SavedStates}).
          */
         final void keep(String device, DeviceState serving, DeviceState shadow) throws IOException {
-            DeviceState entry = DeviceState.entry(serving, shadow);
+            long servingAt = written(serving, states.servingWritten(), states.shadowWritten());
+            long shadowAt = written(shadow, states.shadowWritten(), states.servingWritten());
+            boolean apart = serving != null && shadow != null && servingAt != shadowAt;
+            DeviceState entry = DeviceState.entry(serving, apart ? null : shadow);
             if (entry != null) {
-                bytes.clear();
-                DeviceStateSchema.serializer().serialize(entry, bytes);
-                out.collect(Tuple3.of(device, bytes.getCopyOfBuffer(), states.lastWritten()));
+                out.collect(
+                        Tuple5.of(
+                                device,
+                                serialized(entry),
+                                serving != null ? servingAt : shadowAt,
+                                apart ? serialized(shadow) : new byte[0],
+                                apart ? shadowAt : SavedStates.NONE));
             }
+        }
+
+        /**
+         * When {@code kept} was last written: the time of the state read that it is, else (a new
+         * state) of the one read in its place, else of the other one read.
+         */
+        private long written(DeviceState kept, long inItsPlace, long other) {
+            if (kept == readServing) {
+                return states.servingWritten();
+            }
+            if (kept == readShadow) {
+                return states.shadowWritten();
+            }
+            return inItsPlace != SavedStates.NONE ? inItsPlace : other;
+        }
+
+        private byte[] serialized(DeviceState value) throws IOException {
+            bytes.clear();
+            DeviceStateSchema.serializer().serialize(value, bytes);
+            return bytes.getCopyOfBuffer();
         }
     }
 
@@ -158,10 +202,10 @@ final class ScoringStateRewrite {
         OperatorIdentifier scoring = OperatorIdentifier.forUid(VigilPipeline.UID_SCORING);
         List<Long> periods = silenceWatchPeriods(savepoint);
         StreamExecutionEnvironment env = environment();
-        DataStream<Tuple3<String, byte[], Long>> devices =
+        DataStream<Tuple5<String, byte[], Long, byte[], Long>> devices =
                 SavepointReader.read(env, from, new EmbeddedRocksDBStateBackend())
                         .readKeyedState(scoring, edit, Types.STRING, ENTRY);
-        StateBootstrapTransformation<Tuple3<String, byte[], Long>> state =
+        StateBootstrapTransformation<Tuple5<String, byte[], Long, byte[], Long>> state =
                 // The reader's source passes on a null for a key its function emitted nothing for
                 // (seen for a dropped device), which no key selector takes.
                 OperatorTransformation.bootstrapWith(devices.filter(e -> e != null))
@@ -203,7 +247,7 @@ final class ScoringStateRewrite {
      * NoRescalingDescriptor}, a package-private class (IllegalAccessError on Java 17): Java
      * serialization, which the class supports (readResolve to its singleton), instead.
      */
-    private static StreamExecutionEnvironment environment() {
+    static StreamExecutionEnvironment environment() {
         Configuration conf = new Configuration();
         conf.set(
                 PipelineOptions.SERIALIZATION_CONFIG,
@@ -219,11 +263,11 @@ final class ScoringStateRewrite {
     }
 
     /**
-     * Writes each device's states back as stored ({@link SavedStates}), in the current layout, and
-     * the operator's silence period as it was.
+     * Writes each device's states back as stored ({@link SavedStates}), in the current layout but
+     * for states kept apart, and the operator's silence period as it was.
      */
     private static final class Store
-            extends KeyedStateBootstrapFunction<String, Tuple3<String, byte[], Long>>
+            extends KeyedStateBootstrapFunction<String, Tuple5<String, byte[], Long, byte[], Long>>
             implements CheckpointedFunction {
         private final ArrayList<Long> periods;
         private transient SavedStates states;
@@ -255,12 +299,19 @@ final class ScoringStateRewrite {
          * watch): the writer keeps no timer of the operator it replaces.
          */
         @Override
-        public void processElement(Tuple3<String, byte[], Long> device, Context context)
+        public void processElement(
+                Tuple5<String, byte[], Long, byte[], Long> device, Context context)
                 throws Exception {
             DeviceState entry =
                     DeviceStateSchema.serializer()
                             .deserialize(new DataInputDeserializer(device.f1));
             states.write(entry, device.f2);
+            if (device.f3.length > 0) {
+                states.writeApart(
+                        DeviceStateSchema.serializer()
+                                .deserialize(new DataInputDeserializer(device.f3)),
+                        device.f4);
+            }
             DeviceState serving = DeviceState.servingIn(entry);
             DeviceState watched = serving != null ? serving : DeviceState.shadowIn(entry);
             if (watched != null && watched.silenceTimerMs != DeviceState.NO_TIME) {

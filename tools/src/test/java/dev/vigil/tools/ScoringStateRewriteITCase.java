@@ -15,9 +15,12 @@ import java.util.Map;
 import java.util.TreeMap;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.api.java.tuple.Tuple2;
+import org.apache.flink.api.java.tuple.Tuple3;
 import org.apache.flink.state.api.OperatorIdentifier;
+import org.apache.flink.state.api.OperatorTransformation;
 import org.apache.flink.state.api.SavepointReader;
+import org.apache.flink.state.api.SavepointWriter;
+import org.apache.flink.state.api.functions.KeyedStateBootstrapFunction;
 import org.apache.flink.state.api.functions.KeyedStateReaderFunction;
 import org.apache.flink.state.rocksdb.EmbeddedRocksDBStateBackend;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -77,44 +80,95 @@ class ScoringStateRewriteITCase {
     }
 
     /**
-     * Each device keeps the time its state was last written, so its time-to-live goes on from
-     * there: written with a fresh one, a device silent past {@code vigil.state.ttl} would come back
-     * with its old memory (and its silence timer would report it at once).
+     * Each state keeps the time it was last written, so its time-to-live goes on from there:
+     * written with a fresh one, a device silent past {@code vigil.state.ttl} would come back with
+     * its old memory (and its silence timer would report it at once). In the older layout (0.4.0,
+     * the shadow's state apart) each of a device's two states keeps its own; promoted, each keeps
+     * its own in its new place.
      */
     @Test
-    void shouldKeepTheTimeEachDevicesStateWasLastWritten(@TempDir Path dir) throws Exception {
-        Path copy = dir.resolve("copy");
-        ScoringStateRewrite.write(GOLDEN, copy, new KeepsAll(), "keeping-rewrite");
+    void shouldKeepTheTimeEachStateWasLastWritten(@TempDir Path dir) throws Exception {
+        for (Path golden :
+                List.of(GOLDEN, Fixtures.repoRoot().resolve("testdata/savepoints/0.4.0-shadow"))) {
+            Path copy = dir.resolve("copy-" + golden.getFileName());
+            ScoringStateRewrite.write(golden, copy, new KeepsAll(), "keeping-rewrite");
 
-        Map<String, Long> golden = lastWritten(GOLDEN);
-        assertThat(golden).isNotEmpty();
-        assertThat(golden.values()).allMatch(t -> t < System.currentTimeMillis() - 60_000);
-        assertThat(lastWritten(copy)).isEqualTo(golden);
-    }
-
-    /** Each device of a savepoint, and when its states were last written. */
-    private static Map<String, Long> lastWritten(Path savepoint) throws Exception {
-        Map<String, Long> times = new TreeMap<>();
-        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
-        env.setParallelism(1);
-        try (CloseableIterator<Tuple2<String, Long>> read =
-                SavepointReader.read(
-                                env,
-                                savepoint.toUri().toString(),
-                                new EmbeddedRocksDBStateBackend())
-                        .readKeyedState(
-                                OperatorIdentifier.forUid(VigilPipeline.UID_SCORING),
-                                new LastWritten(),
-                                Types.STRING,
-                                Types.TUPLE(Types.STRING, Types.LONG))
-                        .executeAndCollect("read-last-written")) {
-            read.forEachRemaining(t -> times.put(t.f0, t.f1));
+            Map<String, List<Long>> before = lastWritten(golden);
+            assertThat(before).isNotEmpty();
+            assertThat(before.values())
+                    .allMatch(t -> t.get(0) < System.currentTimeMillis() - 60_000);
+            assertThat(lastWritten(copy)).as(golden.toString()).isEqualTo(before);
         }
-        return times;
+
+        Path older = Fixtures.repoRoot().resolve("testdata/savepoints/0.4.0-shadow");
+        Path promoted = dir.resolve("promoted");
+        PromoteShadowCommand.write(older, promoted);
+        Map<String, List<Long>> before = lastWritten(older);
+        Map<String, List<Long>> after = lastWritten(promoted);
+        assertThat(before.values()).anyMatch(t -> t.get(1) != SavedStates.NONE);
+        before.forEach(
+                (device, t) -> {
+                    List<Long> swapped =
+                            t.get(1) == SavedStates.NONE ? t : List.of(t.get(1), t.get(0));
+                    assertThat(after.get(device)).as(device).isEqualTo(swapped);
+                });
     }
 
-    private static final class LastWritten
-            extends KeyedStateReaderFunction<String, Tuple2<String, Long>> {
+    /**
+     * In the older layout a device's two states can have been written at different times (a shadow
+     * model removed, its states left behind): the rewrite keeps them apart, each with its own time,
+     * rather than giving the older one the newer one's (the job joins them at its restore, leaving
+     * out the one that has expired). Promoted, each keeps its own in its new place.
+     */
+    @Test
+    void shouldKeepTwoStatesWrittenAtDifferentTimesApart(@TempDir Path dir) throws Exception {
+        // The golden 0.4.0 savepoint (its Kafka offsets and the rest) with these devices instead
+        Path older = dir.resolve("older");
+        StreamExecutionEnvironment env = ScoringStateRewrite.environment();
+        OperatorIdentifier scoring = OperatorIdentifier.forUid(VigilPipeline.UID_SCORING);
+        String golden =
+                Fixtures.repoRoot().resolve("testdata/savepoints/0.4.0-shadow").toUri().toString();
+        SavepointWriter.fromExistingSavepoint(env, golden, new EmbeddedRocksDBStateBackend())
+                .removeOperator(scoring)
+                .withOperator(
+                        scoring,
+                        OperatorTransformation.bootstrapWith(
+                                        env.fromData(
+                                                Tuple3.of("apart", 1_000L, 2_000L),
+                                                Tuple3.of("together", 3_000L, 3_000L),
+                                                Tuple3.of(
+                                                        "serving-only", 4_000L, SavedStates.NONE)))
+                                .keyBy(t -> t.f0, Types.STRING)
+                                .transform(new OlderLayout()))
+                .write(older.toUri().toString());
+        env.execute("older-layout");
+        Map<String, List<Long>> written =
+                Map.of(
+                        "apart", List.of(1_000L, 2_000L),
+                        "together", List.of(3_000L, 3_000L),
+                        "serving-only", List.of(4_000L, SavedStates.NONE));
+        assertThat(lastWritten(older)).isEqualTo(written);
+
+        Path copy = dir.resolve("copy");
+        ScoringStateRewrite.write(older, copy, new KeepsAll(), "keeping-rewrite");
+        assertThat(lastWritten(copy)).isEqualTo(written);
+
+        Path promoted = dir.resolve("promoted");
+        PromoteShadowCommand.write(older, promoted);
+        assertThat(lastWritten(promoted))
+                .isEqualTo(
+                        Map.of(
+                                "apart", List.of(2_000L, 1_000L),
+                                "together", List.of(3_000L, 3_000L),
+                                "serving-only", List.of(4_000L, SavedStates.NONE)));
+    }
+
+    /**
+     * Writes a device's serving state under the entry's name and its shadow's under the older
+     * layout's, at the given times (none: no shadow).
+     */
+    private static final class OlderLayout
+            extends KeyedStateBootstrapFunction<String, Tuple3<String, Long, Long>> {
         private transient SavedStates states;
 
         @Override
@@ -123,10 +177,51 @@ class ScoringStateRewriteITCase {
         }
 
         @Override
-        public void readKey(String device, Context context, Collector<Tuple2<String, Long>> out)
+        public void processElement(Tuple3<String, Long, Long> device, Context context)
+                throws Exception {
+            states.write(DeviceState.fresh("serving-v1", 4, 2), device.f1);
+            if (device.f2 != SavedStates.NONE) {
+                states.writeApart(DeviceState.fresh("shadow-v2", 4, 2), device.f2);
+            }
+        }
+    }
+
+    /** Each device of a savepoint, and when its serving and its shadow state were last written. */
+    private static Map<String, List<Long>> lastWritten(Path savepoint) throws Exception {
+        Map<String, List<Long>> times = new TreeMap<>();
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        env.setParallelism(1);
+        try (CloseableIterator<Tuple3<String, Long, Long>> read =
+                SavepointReader.read(
+                                env,
+                                savepoint.toUri().toString(),
+                                new EmbeddedRocksDBStateBackend())
+                        .readKeyedState(
+                                OperatorIdentifier.forUid(VigilPipeline.UID_SCORING),
+                                new LastWritten(),
+                                Types.STRING,
+                                Types.TUPLE(Types.STRING, Types.LONG, Types.LONG))
+                        .executeAndCollect("read-last-written")) {
+            read.forEachRemaining(t -> times.put(t.f0, List.of(t.f1, t.f2)));
+        }
+        return times;
+    }
+
+    private static final class LastWritten
+            extends KeyedStateReaderFunction<String, Tuple3<String, Long, Long>> {
+        private transient SavedStates states;
+
+        @Override
+        public void open(OpenContext context) {
+            states = new SavedStates(getRuntimeContext());
+        }
+
+        @Override
+        public void readKey(
+                String device, Context context, Collector<Tuple3<String, Long, Long>> out)
                 throws Exception {
             states.read();
-            out.collect(Tuple2.of(device, states.lastWritten()));
+            out.collect(Tuple3.of(device, states.servingWritten(), states.shadowWritten()));
         }
     }
 
