@@ -34,7 +34,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A rewrite ({@code promote-shadow}, {@code reset-device}) that fails ends with that failure and
  * writes nothing. When each device's value was serialized in the State Processor API's bootstrap
- * thread, a state that could not be serialized left the rewrite waiting forever.
+ * thread, a state that could not be serialized left the rewrite waiting forever. A rewrite keeps
+ * the scoring operator's silence period and each state's time-to-live timestamp.
  */
 class ScoringStateRewriteITCase {
 
