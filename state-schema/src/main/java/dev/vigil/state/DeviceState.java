@@ -277,6 +277,23 @@ public class DeviceState {
     }
 
     /**
+     * Forgets the open episode and the run that would open one, as if none were open (a copy of a
+     * state whose episode stays with the original).
+     */
+    public void forgetEpisode() {
+        aboveRun = 0;
+        belowRun = 0;
+        episodeOpen = false;
+        episodeStart = 0L;
+        episodePeak = 0f;
+        episodeSteps = 0;
+        if (episodeShares != null) {
+            java.util.Arrays.fill(episodeShares, 0f);
+        }
+        episodeReasons = 0;
+    }
+
+    /**
      * Forgets the GRU's memory and the warm-up count (after a gap or a model change) but keeps the
      * order guard and any open episode, which a reset must not silently drop.
      */

@@ -1,6 +1,7 @@
 package dev.vigil.tools;
 
 import dev.vigil.state.DeviceState;
+import dev.vigil.state.DeviceStateSchema;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -19,9 +20,12 @@ import org.apache.flink.util.FileUtils;
  * scores each device from its first step with the memory and profile it produced itself: no
  * warm-up, no reset. Restored with the old model as the shadow, the old model closes on the
  * anomalies topic the episodes it had open there, and stays warm: promoting again rolls back. A
- * device the shadow never saw (silent since the shadow was added) keeps its serving state, which
- * the restore treats as any state of another model ({@code vigil.model.on-change}). Every other
- * operator's state (Kafka offsets, pending transactions) is kept as it was.
+ * device the shadow never saw (silent since the shadow was added, or, promoting again, a device the
+ * old model never saw) keeps its serving state, which the restore treats as any state of another
+ * model ({@code vigil.model.on-change}), and a copy of it becomes the shadow's: the model that
+ * wrote it stays warm for that device too, so promoting twice gives every device back to the model
+ * that had it. Every other operator's state (Kafka offsets, pending transactions) is kept as it
+ * was.
  */
 final class PromoteShadowCommand {
 
@@ -56,8 +60,9 @@ final class PromoteShadowCommand {
                 summary.promoted());
         if (summary.unseen() > 0) {
             out.printf(
-                    "%d devices the shadow never saw keep their serving state: on the restore,"
-                            + " vigil.model.on-change decides what becomes of it%n",
+                    "%d devices the shadow never saw keep their serving state (on the restore,"
+                            + " vigil.model.on-change decides what becomes of it) and have a copy"
+                            + " of it as the shadow's%n",
                     summary.unseen());
         }
         return 0;
@@ -91,11 +96,15 @@ final class PromoteShadowCommand {
      * device's silence watch as the serving state has it (the job keeps the serving state's
      * current; a shadow's stands still while the job runs without its model, and a stale one would
      * report a device that is talking silent), and the serving state becomes the shadow's. A device
-     * the shadow never saw keeps its serving state.
+     * the shadow never saw keeps its serving state, and a copy of it becomes the shadow's, without
+     * the episode the serving state may have open: that one is on the anomalies topic, where the
+     * serving state goes on with it (or the restore closes it, {@code vigil.model.on-change}).
      */
     static DeviceState[] promoted(DeviceState serving, DeviceState shadow) {
         if (shadow == null) {
-            return new DeviceState[] {serving, null};
+            DeviceState copy = DeviceStateSchema.serializer().copy(serving);
+            copy.forgetEpisode();
+            return new DeviceState[] {serving, copy};
         }
         if (serving != null) {
             shadow.copySilence(serving);

@@ -109,8 +109,11 @@ class ScoringStateRewriteITCase {
         assertThat(before.values()).anyMatch(t -> t.get(1) != SavedStates.NONE);
         before.forEach(
                 (device, t) -> {
+                    // a device the shadow never saw: its serving state, and a copy as the shadow's
                     List<Long> swapped =
-                            t.get(1) == SavedStates.NONE ? t : List.of(t.get(1), t.get(0));
+                            t.get(1) == SavedStates.NONE
+                                    ? List.of(t.get(0), t.get(0))
+                                    : List.of(t.get(1), t.get(0));
                     assertThat(after.get(device)).as(device).isEqualTo(swapped);
                 });
     }
@@ -119,7 +122,8 @@ class ScoringStateRewriteITCase {
      * In the older layout a device's two states can have been written at different times (a shadow
      * model removed, its states left behind): the rewrite keeps them apart, each with its own time,
      * rather than giving the older one the newer one's (the job joins them at its restore, leaving
-     * out the one that has expired). Promoted, each keeps its own in its new place.
+     * out the one that has expired). Promoted, each keeps its own in its new place, and the copy of
+     * a serving state that becomes the shadow's (a device the shadow never saw) has its time.
      */
     @Test
     void shouldKeepTwoStatesWrittenAtDifferentTimesApart(@TempDir Path dir) throws Exception {
@@ -161,7 +165,7 @@ class ScoringStateRewriteITCase {
                         Map.of(
                                 "apart", List.of(2_000L, 1_000L),
                                 "together", List.of(3_000L, 3_000L),
-                                "serving-only", List.of(4_000L, SavedStates.NONE)));
+                                "serving-only", List.of(4_000L, 4_000L)));
     }
 
     /**
