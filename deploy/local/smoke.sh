@@ -112,6 +112,8 @@ while port_open "$PROM_PORT"; do PROM_PORT=$((PROM_PORT + 1)); done
 cat >"$VIGIL_WORK/conf/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: ["$LOCAL_DIR/../prometheus/alerts.yaml"] # the fleet's drift index is recorded there
 scrape_configs:
   - job_name: flink # the JobManager's and the TaskManager's reporter
     static_configs:
@@ -127,6 +129,7 @@ prom() { # PROMQL -> the value of its one series, or nothing
 M="flink_taskmanager_job_task_operator_vigil"
 J="job_id=\"$JOB1\""
 FEATURES=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["features"]))' "$MODEL_DIR/model.json")
+BINS=$(python3 -c 'import json, sys; print(sum(len(f["bins"]["shares"]) for f in json.load(open(sys.argv[1]))["features"]))' "$MODEL_DIR/model.json")
 counters "$JOB1"
 scraped() {
     [[ "$(prom "sum(${M}_records_in{$J})")" == "${C[records_in]}" &&
@@ -134,12 +137,14 @@ scraped() {
         "$(prom "sum(${M}_shadow_scored{$J})")" == "${C[shadow_scored]}" &&
         "$(prom "count(${M}_shadow_score_correlation{$J} > 0.999)")" == 2 &&
         "$(prom "count(${M}_feature_drift_psi{$J} >= 0)")" == "$((2 * FEATURES))" &&
+        "$(prom "count(${M}_feature_bin_drift_bin_share{$J} >= 0)")" == "$((2 * BINS))" &&
+        "$(prom "count(vigil:feature_drift_psi:fleet >= 0)")" == "$FEATURES" &&
         "$(prom "count(${M}_feature_drift_mean_shift_std{$J} > -1e9)")" == "$((2 * FEATURES))" &&
         "$(prom "count(${M}_drift_score_share_above_q99{$J} >= 0)")" == 2 &&
         "$(prom "count(${M}_silence_watch_lag_ms{$J} >= 0)")" == 2 ]]
 }
 wait_until 60 "Prometheus to hold job 1's counts, drift gauges, score correlation and silence-watch lag" scraped
-ok "Prometheus 127.0.0.1:$PROM_PORT scraped the reporters: records_in ${C[records_in]}, scored ${C[scored]} and shadow_scored ${C[shadow_scored]}, as the job counted; the two models' score correlation $(prom "min(${M}_shadow_score_correlation{$J})") (the same weights); drift_psi and drift_mean_shift_std for $FEATURES features x 2 subtasks (largest PSI $(prom "max(${M}_feature_drift_psi{$J})")), drift_score_share_above_q99 $(prom "avg(${M}_drift_score_share_above_q99{$J})") (mean of 2 subtasks), silence_watch_lag_ms $(prom "max(${M}_silence_watch_lag_ms{$J})") (the later of 2 subtasks)"
+ok "Prometheus 127.0.0.1:$PROM_PORT scraped the reporters: records_in ${C[records_in]}, scored ${C[scored]} and shadow_scored ${C[shadow_scored]}, as the job counted; the two models' score correlation $(prom "min(${M}_shadow_score_correlation{$J})") (the same weights); drift_psi and drift_mean_shift_std for $FEATURES features x 2 subtasks (largest PSI $(prom "max(${M}_feature_drift_psi{$J})"); the fleet's, recorded from $BINS bins' shares, $(prom "max(vigil:feature_drift_psi:fleet)")), drift_score_share_above_q99 $(prom "avg(${M}_drift_score_share_above_q99{$J})") (mean of 2 subtasks), silence_watch_lag_ms $(prom "max(${M}_silence_watch_lag_ms{$J})") (the later of 2 subtasks)"
 
 step "wait for anomalies visible to a read_committed consumer"
 anomalies_visible() {

@@ -134,6 +134,17 @@ public final class Metrics {
     /** Per feature (label {@code feature}): the last drift window's population stability index. */
     public static final String DRIFT_PSI = "drift_psi";
 
+    /**
+     * Per feature and bin (labels {@code feature}, {@code bin}): the last drift window's share of
+     * steps in that bin of the card's. Averaged over subtasks, the fleet's share, from which the
+     * rule {@code vigil:feature_drift_psi:fleet} (deploy/prometheus/alerts.yaml) computes the
+     * fleet's population stability index.
+     */
+    public static final String DRIFT_BIN_SHARE = "drift_bin_share";
+
+    /** Per feature and bin (labels {@code feature}, {@code bin}): the card's share of that bin. */
+    public static final String DRIFT_BIN_EXPECTED_SHARE = "drift_bin_expected_share";
+
     /** The last drift window's share of residual scores above the card's q0.99 (about 0.01). */
     public static final String DRIFT_SHARE_ABOVE_Q99 = "drift_score_share_above_q99";
 
@@ -154,6 +165,9 @@ public final class Metrics {
 
     /** The label that names a feature, on the drift gauges. */
     public static final String LABEL_FEATURE = "feature";
+
+    /** The label that numbers a feature's bin (from 0, the card's order), on the drift gauges. */
+    public static final String LABEL_BIN = "bin";
 
     /** The label that names a canary arm: {@code control} or {@code canary}. */
     public static final String LABEL_ARM = "arm";
@@ -356,8 +370,9 @@ public final class Metrics {
 
         /**
          * Registers the drift gauges (README, "Drift") of this subtask's window: per feature (label
-         * {@code feature}) {@value #DRIFT_MEAN_SHIFT_STD}, and {@value #DRIFT_PSI} where the card
-         * has bins; {@value #DRIFT_SHARE_ABOVE_Q99} of the residual scores.
+         * {@code feature}) {@value #DRIFT_MEAN_SHIFT_STD}, and where the card has bins {@value
+         * #DRIFT_PSI} and per bin (label {@code bin}) {@value #DRIFT_BIN_SHARE} and {@value
+         * #DRIFT_BIN_EXPECTED_SHARE}; {@value #DRIFT_SHARE_ABOVE_Q99} of the residual scores.
          */
         public void drift(DriftWindow drift, String[] features) {
             for (int f = 0; f < features.length; f++) {
@@ -366,6 +381,12 @@ public final class Metrics {
                 feature.gauge(DRIFT_MEAN_SHIFT_STD, () -> drift.meanShift(i));
                 if (drift.hasBins(f)) {
                     feature.gauge(DRIFT_PSI, () -> drift.psi(i));
+                    for (int b = 0; b < drift.bins(f); b++) {
+                        int j = b;
+                        MetricGroup bin = feature.addGroup(LABEL_BIN, String.valueOf(b));
+                        bin.gauge(DRIFT_BIN_SHARE, () -> drift.binShare(i, j));
+                        bin.gauge(DRIFT_BIN_EXPECTED_SHARE, () -> drift.expectedShare(i, j));
+                    }
                 }
             }
             group.gauge(DRIFT_SHARE_ABOVE_Q99, drift::shareAboveQuantile99);

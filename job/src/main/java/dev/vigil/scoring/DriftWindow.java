@@ -9,8 +9,10 @@ import java.util.Arrays;
  * deviations and the population stability index over the card's bins, and the share of steps whose
  * forecast residual lies above its calibration q0.99 (about 1 % for the data the model was trained
  * on). Each figure is that of the last complete window; NaN before the first, and for what the card
- * does not say (bins, the quantile). One per scoring subtask: it sees the devices keyed to it.
- * Observing a step allocates nothing.
+ * does not say (bins, the quantile). One per scoring subtask: it sees the devices keyed to it. The
+ * window's share of steps in each bin is published too: the fleet's index is that of the subtasks'
+ * shares averaged (their windows have the same number of steps), not the average of their indices,
+ * which lies above it. Observing a step allocates nothing.
  */
 public final class DriftWindow {
 
@@ -46,6 +48,7 @@ public final class DriftWindow {
     // the last complete window's figures, read by the metrics reporter's thread
     private final float[] meanShift;
     private final float[] psi;
+    private final float[][] shares; // per feature and bin, null without bins
     private volatile float shareAboveQuantile99 = Float.NaN;
     private volatile long windows;
 
@@ -75,8 +78,14 @@ public final class DriftWindow {
         sums = new double[n];
         meanShift = new float[n];
         psi = new float[n];
+        shares = new float[n][];
         Arrays.fill(meanShift, Float.NaN);
         Arrays.fill(psi, Float.NaN);
+        for (int f = 0; f < n; f++) {
+            if (counts[f] != null) {
+                shares[f] = new float[counts[f].length];
+            }
+        }
     }
 
     /**
@@ -118,7 +127,10 @@ public final class DriftWindow {
         for (int f = 0; f < sums.length; f++) {
             meanShift[f] = (float) (sums[f] / steps);
             if (edges[f] != null) {
-                psi[f] = (float) psi(counts[f], steps, expected[f]);
+                for (int b = 0; b < counts[f].length; b++) {
+                    shares[f][b] = (float) counts[f][b] / steps;
+                }
+                psi[f] = (float) psi(shares[f], expected[f]);
                 Arrays.fill(counts[f], 0);
             }
             sums[f] = 0;
@@ -143,13 +155,13 @@ public final class DriftWindow {
     }
 
     /**
-     * Σ (actual − expected) · ln(actual / expected) over the bins, shares floored at {@link
-     * #MIN_SHARE}.
+     * Σ (actual − expected) · ln(actual / expected) over the bins' shares, each floored at {@link
+     * #MIN_SHARE} (as the rule {@code vigil:feature_drift_psi:fleet} does).
      */
-    static double psi(int[] counts, int total, float[] expected) {
+    static double psi(float[] actual, float[] expected) {
         double sum = 0;
-        for (int b = 0; b < counts.length; b++) {
-            double a = Math.max((double) counts[b] / total, MIN_SHARE);
+        for (int b = 0; b < actual.length; b++) {
+            double a = Math.max(actual[b], MIN_SHARE);
             double e = Math.max(expected[b], MIN_SHARE);
             sum += (a - e) * Math.log(a / e);
         }
@@ -172,6 +184,21 @@ public final class DriftWindow {
     /** Whether the card has bins for feature {@code f}. */
     public boolean hasBins(int f) {
         return edges[f] != null;
+    }
+
+    /** The card's number of bins for feature {@code f} (0 without bins). */
+    public int bins(int f) {
+        return expected[f] == null ? 0 : expected[f].length;
+    }
+
+    /** The share of the last window's steps in bin {@code b} of feature {@code f}. */
+    public float binShare(int f, int b) {
+        return windows == 0 ? Float.NaN : shares[f][b];
+    }
+
+    /** The share of training steps in bin {@code b} of feature {@code f} (the card's). */
+    public float expectedShare(int f, int b) {
+        return expected[f][b];
     }
 
     /** The share of the last window's residual scores above the card's q0.99. */

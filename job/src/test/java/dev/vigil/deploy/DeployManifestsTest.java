@@ -71,6 +71,10 @@ class DeployManifestsTest {
                     Metrics.LABEL_FEATURE,
                     Metrics.DRIFT_MEAN_SHIFT_STD,
                     Metrics.LABEL_FEATURE,
+                    Metrics.DRIFT_BIN_SHARE,
+                    Metrics.LABEL_FEATURE + "_" + Metrics.LABEL_BIN,
+                    Metrics.DRIFT_BIN_EXPECTED_SHARE,
+                    Metrics.LABEL_FEATURE + "_" + Metrics.LABEL_BIN,
                     Metrics.SCORED_BY_ARM,
                     Metrics.LABEL_ARM,
                     Metrics.EPISODES_OPENED_BY_ARM,
@@ -360,7 +364,9 @@ class DeployManifestsTest {
     void shouldQueryOnlyExportedMetricsWhenDashboardsAndAlertsNameVigilMetrics()
             throws IOException {
         Set<String> exported = exportedVigilMetricNames();
-        List<String> alertExprs = alertRules().stream().map(r -> r.path("expr").asText()).toList();
+        List<String> alertExprs = new ArrayList<>();
+        rules("alert").forEach(r -> alertExprs.add(r.path("expr").asText()));
+        rules("record").forEach(r -> alertExprs.add(r.path("expr").asText()));
         List<String> dashboardExprs = new ArrayList<>();
         collectExprs(JSON.readTree(DASHBOARD.toFile()), dashboardExprs);
 
@@ -371,6 +377,23 @@ class DeployManifestsTest {
         assertThat(fromDashboard).isNotEmpty();
         assertThat(fromAlerts).as("vigil metrics in alerts.yaml").isSubsetOf(exported);
         assertThat(fromDashboard).as("vigil metrics in vigil.json").isSubsetOf(exported);
+        // and the series alerts.yaml records, which the alerts and the dashboard read
+        Set<String> recorded = new HashSet<>();
+        rules("record").forEach(r -> recorded.add(r.path("record").asText()));
+        assertThat(recorded).contains("vigil:feature_drift_psi:fleet");
+        Pattern rule = Pattern.compile("vigil:[A-Za-z0-9_:]+");
+        for (String expr : concat(alertExprs, dashboardExprs)) {
+            Matcher m = rule.matcher(expr);
+            while (m.find()) {
+                assertThat(recorded).as("recorded in alerts.yaml").contains(m.group());
+            }
+        }
+    }
+
+    private static List<String> concat(List<String> a, List<String> b) {
+        List<String> all = new ArrayList<>(a);
+        all.addAll(b);
+        return all;
     }
 
     // ---- the files, parsed
@@ -519,11 +542,21 @@ class DeployManifestsTest {
         return files;
     }
 
+    /** The alerting rules of alerts.yaml. */
     private static List<JsonNode> alertRules() throws IOException {
+        return rules("alert");
+    }
+
+    /** The rules of alerts.yaml with the key {@code kind}: {@code alert} or {@code record}. */
+    private static List<JsonNode> rules(String kind) throws IOException {
         List<JsonNode> rules = new ArrayList<>();
         for (JsonNode doc : readAll(ALERTS)) {
             for (JsonNode group : doc.path("groups")) {
-                group.path("rules").forEach(rules::add);
+                for (JsonNode rule : group.path("rules")) {
+                    if (rule.has(kind)) {
+                        rules.add(rule);
+                    }
+                }
             }
         }
         return rules;

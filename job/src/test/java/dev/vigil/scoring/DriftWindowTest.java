@@ -44,6 +44,13 @@ class DriftWindowTest {
 
     private static DriftWindow over(List<TelemetryEvent> events, int shifted, float byStds) {
         DriftWindow w = new DriftWindow(CARD, events.size());
+        feed(w, events, shifted, byStds);
+        assertThat(w.windows()).isEqualTo(1);
+        return w;
+    }
+
+    private static void feed(
+            DriftWindow w, List<TelemetryEvent> events, int shifted, float byStds) {
         float[] values = new float[CARD.featureCount()];
         for (TelemetryEvent e : events) {
             System.arraycopy(e.values, 0, values, 0, values.length);
@@ -52,8 +59,43 @@ class DriftWindowTest {
             }
             w.observe(values, Float.NaN);
         }
-        assertThat(w.windows()).isEqualTo(1);
-        return w;
+    }
+
+    /**
+     * Two subtasks whose devices drifted apart, one up and one down: each one's index is high, the
+     * fleet's is that of their bins' shares averaged (a window over both subtasks' steps), which is
+     * what the rule {@code vigil:feature_drift_psi:fleet} computes from the published shares, and
+     * lies far below the average of the two indices.
+     */
+    @Test
+    void shouldGiveTheFleetsIndexFromTheSubtasksBinSharesAveraged() {
+        int f = CARD.featureNames().indexOf("pressure_bar");
+        DriftWindow up = over(day, f, 1f);
+        DriftWindow down = over(day, f, -1f);
+        DriftWindow fleet = new DriftWindow(CARD, 2 * day.size());
+        feed(fleet, day, f, 1f);
+        feed(fleet, day, f, -1f);
+        assertThat(fleet.windows()).isEqualTo(1);
+
+        int bins = CARD.features().get(f).bins().shares().length;
+        assertThat(up.bins(f)).isEqualTo(bins);
+        float[] averaged = new float[bins];
+        float[] expected = new float[bins];
+        double total = 0;
+        for (int b = 0; b < bins; b++) {
+            averaged[b] = (up.binShare(f, b) + down.binShare(f, b)) / 2;
+            expected[b] = up.expectedShare(f, b);
+            assertThat(fleet.binShare(f, b)).isCloseTo(averaged[b], within(1e-6f));
+            assertThat(expected[b]).isEqualTo(CARD.features().get(f).bins().shares()[b]);
+            total += up.binShare(f, b);
+        }
+        assertThat(total).isCloseTo(1.0, within(1e-5));
+        assertThat((float) DriftWindow.psi(averaged, expected))
+                .isCloseTo(fleet.psi(f), within(1e-4f));
+        assertThat(up.psi(f)).isGreaterThan(0.25f);
+        assertThat(down.psi(f)).isGreaterThan(0.25f);
+        assertThat(fleet.psi(f)).isLessThan((up.psi(f) + down.psi(f)) / 4);
+        assertThat(new DriftWindow(CARD, 10).binShare(f, 0)).isNaN(); // before the first window
     }
 
     @Test
@@ -124,6 +166,6 @@ class DriftWindowTest {
         assertThat(DriftWindow.bin(edges, 0.5f)).isEqualTo(1);
         assertThat(DriftWindow.bin(edges, 1f)).isEqualTo(1);
         assertThat(DriftWindow.bin(edges, 7f)).isEqualTo(2);
-        assertThat(DriftWindow.psi(new int[] {5, 5}, 10, new float[] {0.5f, 0.5f})).isZero();
+        assertThat(DriftWindow.psi(new float[] {0.5f, 0.5f}, new float[] {0.5f, 0.5f})).isZero();
     }
 }
