@@ -90,10 +90,25 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
         return start(adminUser, adminPassword);
     }
 
+    /** A broker in a new temporary directory, which a failure to start removes. */
     private static EmbeddedKafkaBroker start(String adminUser, String adminPassword)
             throws Exception {
-        boolean scram = adminUser != null;
         Path logDir = Files.createTempDirectory("vigil-kafka-");
+        try {
+            return start(adminUser, adminPassword, logDir);
+        } catch (Exception e) {
+            try {
+                org.apache.flink.util.FileUtils.deleteDirectory(logDir.toFile());
+            } catch (Exception deleting) {
+                e.addSuppressed(deleting);
+            }
+            throw e;
+        }
+    }
+
+    private static EmbeddedKafkaBroker start(String adminUser, String adminPassword, Path logDir)
+            throws Exception {
+        boolean scram = adminUser != null;
         TestKitNodes.Builder nodes =
                 new TestKitNodes.Builder()
                         .setCombined(true)
@@ -161,8 +176,13 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
             cluster.startup();
             cluster.waitForReadyBrokers();
         } catch (Exception e) {
-            cluster.close();
-            restoreJaas.run();
+            try {
+                cluster.close();
+            } catch (Exception closing) {
+                e.addSuppressed(closing);
+            } finally {
+                restoreJaas.run();
+            }
             throw e;
         }
         Properties superUser =

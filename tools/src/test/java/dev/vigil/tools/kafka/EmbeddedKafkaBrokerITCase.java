@@ -1,6 +1,7 @@
 package dev.vigil.tools.kafka;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assumptions.assumeThat;
 
 import java.nio.file.Files;
@@ -10,7 +11,10 @@ import java.util.List;
 import java.util.Locale;
 import org.junit.jupiter.api.Test;
 
-/** The in-process broker listens on loopback only, never on every interface. */
+/**
+ * The in-process broker listens on loopback only, never on every interface, and leaves no directory
+ * behind when it fails to start.
+ */
 class EmbeddedKafkaBrokerITCase {
 
     /** Local addresses (hex, as the kernel lists them) of the sockets listening on a port. */
@@ -43,6 +47,27 @@ class EmbeddedKafkaBrokerITCase {
             // 127.0.0.1 is 0100007F in the kernel's little-endian hex, ::ffff:127.0.0.1 (a Java
             // dual-stack socket) ends with it; a socket on every interface would be all zeros.
             assertThat(listeningOn(port)).isNotEmpty().allMatch(a -> a.endsWith("0100007F"));
+        }
+    }
+
+    @Test
+    void shouldLeaveNoDirectoryWhenItFailsToStart() throws Exception {
+        // where Files makes temporary directories (not always java.io.tmpdir's value today)
+        Path probe = Files.createTempDirectory("probe-");
+        Path tmp = probe.getParent();
+        Files.delete(probe);
+        List<Path> before = brokerDirectories(tmp);
+
+        // no password: the admin's credential cannot be made, after the directory was
+        assertThatThrownBy(() -> EmbeddedKafkaBroker.startWithScram("admin", null))
+                .isInstanceOf(NullPointerException.class);
+
+        assertThat(brokerDirectories(tmp)).isSubsetOf(before);
+    }
+
+    private static List<Path> brokerDirectories(Path tmp) throws Exception {
+        try (var dirs = Files.list(tmp)) {
+            return dirs.filter(d -> d.getFileName().toString().startsWith("vigil-kafka-")).toList();
         }
     }
 }
