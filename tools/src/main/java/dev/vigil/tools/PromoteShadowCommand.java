@@ -96,14 +96,16 @@ final class PromoteShadowCommand {
      * device's silence watch as the serving state has it (the job keeps the serving state's
      * current; a shadow's stands still while the job runs without its model, and a stale one would
      * report a device that is talking silent), and the serving state becomes the shadow's. A device
-     * the shadow never saw keeps its serving state, and a copy of it becomes the shadow's, without
-     * the episode the serving state may have open: that one is on the anomalies topic, where the
-     * serving state goes on with it (or the restore closes it, {@code vigil.model.on-change}).
+     * the shadow never saw keeps its serving state, and a copy of it becomes the shadow's; an
+     * episode the serving state had open goes with the copy, as it goes with every serving state
+     * that becomes the shadow's: the old model, restored as the shadow (or, without one, the
+     * restore) closes it on the anomalies topic under its own version, and promoting again gives it
+     * back to the old model open.
      */
     static DeviceState[] promoted(DeviceState serving, DeviceState shadow) {
         if (shadow == null) {
             DeviceState copy = DeviceStateSchema.serializer().copy(serving);
-            copy.forgetEpisode();
+            serving.forgetEpisode();
             return new DeviceState[] {serving, copy};
         }
         if (serving != null) {

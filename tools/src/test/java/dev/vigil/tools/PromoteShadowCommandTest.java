@@ -35,42 +35,69 @@ class PromoteShadowCommandTest {
         assertThat(promoted[1]).isSameAs(serving);
     }
 
+    private static DeviceState withOpenEpisode(DeviceState s) {
+        s.episodeOpen = true;
+        s.episodeStart = 4_000_000;
+        s.episodeSteps = 12;
+        s.episodePeak = 3f;
+        s.episodeShares[0] = 2f;
+        s.episodeReasons = 1;
+        s.aboveRun = 12;
+        return s;
+    }
+
     /**
      * A device the shadow never saw keeps its serving state (the restore's {@code
-     * vigil.model.on-change} decides), with its open episode, and the model that wrote it keeps a
-     * copy as the shadow's, without that episode: it is open on the anomalies topic, and only the
-     * serving state may go on with it or close it.
+     * vigil.model.on-change} decides), and the model that wrote it keeps a copy as the shadow's.
+     * The episode the serving state had open goes with the copy, as with every serving state that
+     * becomes the shadow's: the old model closes it where it opened it, under its own version.
      */
     @Test
     void shouldKeepTheServingStateOfADeviceTheShadowNeverSawAndACopyAsTheShadows() {
-        DeviceState serving = state("old", 5_000_000, false);
+        DeviceState serving = withOpenEpisode(state("old", 5_000_000, false));
         serving.hidden[1] = 0.25f;
-        serving.episodeOpen = true;
-        serving.episodeStart = 4_000_000;
-        serving.episodeSteps = 12;
-        serving.episodePeak = 3f;
-        serving.episodeShares[0] = 2f;
-        serving.episodeReasons = 1;
-        serving.aboveRun = 12;
 
         DeviceState[] promoted = PromoteShadowCommand.promoted(serving, null);
 
         assertThat(promoted[0]).isSameAs(serving);
-        assertThat(serving.episodeOpen).isTrue();
-        assertThat(serving.episodeSteps).isEqualTo(12);
+        assertThat(serving.modelVersion).isEqualTo("old");
+        assertThat(serving.hidden[1]).isEqualTo(0.25f);
+        assertThat(serving.episodeOpen).isFalse();
+        assertThat(serving.episodeStart).isZero();
+        assertThat(serving.episodeSteps).isZero();
+        assertThat(serving.episodePeak).isZero();
+        assertThat(serving.episodeShares).containsOnly(0f);
+        assertThat(serving.episodeReasons).isZero();
+        assertThat(serving.aboveRun).isZero();
         DeviceState copy = promoted[1];
         assertThat(copy).isNotSameAs(serving);
         assertThat(copy.modelVersion).isEqualTo("old");
         assertThat(copy.hidden).containsExactly(serving.hidden);
         assertThat(copy.hidden).isNotSameAs(serving.hidden);
         assertThat(copy.lastSeenMs).isEqualTo(5_000_000);
-        assertThat(copy.episodeOpen).isFalse();
-        assertThat(copy.episodeStart).isZero();
-        assertThat(copy.episodeSteps).isZero();
-        assertThat(copy.episodePeak).isZero();
-        assertThat(copy.episodeShares).containsOnly(0f);
-        assertThat(copy.episodeReasons).isZero();
-        assertThat(copy.aboveRun).isZero();
+        assertThat(copy.episodeOpen).isTrue();
+        assertThat(copy.episodeStart).isEqualTo(4_000_000);
+        assertThat(copy.episodeSteps).isEqualTo(12);
+        assertThat(copy.episodeShares[0]).isEqualTo(2f);
+    }
+
+    /**
+     * Promoting twice gives a device the shadow never saw back to the old model as it was, its open
+     * episode too (a rollback), and the memory the shadow's model built never leaves it.
+     */
+    @Test
+    void shouldGiveEveryDeviceBackToItsModelWhenPromotedTwice() {
+        DeviceState unseen = withOpenEpisode(state("old", 5_000_000, false));
+        unseen.hidden[0] = 0.75f;
+
+        DeviceState[] once = PromoteShadowCommand.promoted(unseen, null);
+        DeviceState[] twice = PromoteShadowCommand.promoted(once[0], once[1]);
+
+        assertThat(twice[0].modelVersion).isEqualTo("old");
+        assertThat(twice[0].hidden[0]).isEqualTo(0.75f);
+        assertThat(twice[0].episodeOpen).isTrue();
+        assertThat(twice[0].episodeStart).isEqualTo(4_000_000);
+        assertThat(twice[0].lastSeenMs).isEqualTo(5_000_000);
     }
 
     /**
