@@ -96,7 +96,7 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
         Path logDir = Files.createTempDirectory("vigil-kafka-");
         try {
             return start(adminUser, adminPassword, logDir);
-        } catch (Exception e) {
+        } catch (Exception | Error e) {
             try {
                 org.apache.flink.util.FileUtils.deleteDirectory(logDir.toFile());
             } catch (Exception deleting) {
