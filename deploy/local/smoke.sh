@@ -129,7 +129,7 @@ prom() { # PROMQL -> the value of its one series, or nothing
 M="flink_taskmanager_job_task_operator_vigil"
 J="job_id=\"$JOB1\""
 FEATURES=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["features"]))' "$MODEL_DIR/model.json")
-BINS=$(python3 -c 'import json, sys; print(sum(len(f["bins"]["shares"]) for f in json.load(open(sys.argv[1]))["features"]))' "$MODEL_DIR/model.json")
+BINS=$(python3 -c 'import json, sys; print(sum(len((f.get("bins") or {}).get("shares", [])) for f in json.load(open(sys.argv[1]))["features"]))' "$MODEL_DIR/model.json")
 counters "$JOB1"
 scraped() {
     [[ "$(prom "sum(${M}_records_in{$J})")" == "${C[records_in]}" &&
@@ -137,14 +137,15 @@ scraped() {
         "$(prom "sum(${M}_shadow_scored{$J})")" == "${C[shadow_scored]}" &&
         "$(prom "count(${M}_shadow_score_correlation{$J} > 0.999)")" == 2 &&
         "$(prom "count(${M}_feature_drift_psi{$J} >= 0)")" == "$((2 * FEATURES))" &&
-        "$(prom "count(${M}_feature_bin_drift_bin_share{$J} >= 0)")" == "$((2 * BINS))" &&
-        "$(prom "count(vigil:feature_drift_psi:fleet >= 0)")" == "$FEATURES" &&
+        "$(prom "count(${M}_feature_bin_drift_bin_steps{$J} >= 0)")" == "$((2 * BINS))" &&
+        "$(prom "count(${M}_feature_bin_drift_bin_expected_share{$J} >= 0)")" == "$((2 * BINS))" &&
+        "$(prom "count(vigil:feature_drift_psi:fleet)")" == "$FEATURES" &&
         "$(prom "count(${M}_feature_drift_mean_shift_std{$J} > -1e9)")" == "$((2 * FEATURES))" &&
         "$(prom "count(${M}_drift_score_share_above_q99{$J} >= 0)")" == 2 &&
         "$(prom "count(${M}_silence_watch_lag_ms{$J} >= 0)")" == 2 ]]
 }
 wait_until 60 "Prometheus to hold job 1's counts, drift gauges, score correlation and silence-watch lag" scraped
-ok "Prometheus 127.0.0.1:$PROM_PORT scraped the reporters: records_in ${C[records_in]}, scored ${C[scored]} and shadow_scored ${C[shadow_scored]}, as the job counted; the two models' score correlation $(prom "min(${M}_shadow_score_correlation{$J})") (the same weights); drift_psi and drift_mean_shift_std for $FEATURES features x 2 subtasks (largest PSI $(prom "max(${M}_feature_drift_psi{$J})"); the fleet's, recorded from $BINS bins' shares, $(prom "max(vigil:feature_drift_psi:fleet)")), drift_score_share_above_q99 $(prom "avg(${M}_drift_score_share_above_q99{$J})") (mean of 2 subtasks), silence_watch_lag_ms $(prom "max(${M}_silence_watch_lag_ms{$J})") (the later of 2 subtasks)"
+ok "Prometheus 127.0.0.1:$PROM_PORT scraped the reporters: records_in ${C[records_in]}, scored ${C[scored]} and shadow_scored ${C[shadow_scored]}, as the job counted; the two models' score correlation $(prom "min(${M}_shadow_score_correlation{$J})") (the same weights); drift_psi and drift_mean_shift_std for $FEATURES features x 2 subtasks (largest PSI $(prom "max(${M}_feature_drift_psi{$J})"); the fleet's recorded for $FEATURES features from $BINS bins' step counters, NaN until steps are counted within its 30 minutes: $(prom "max(vigil:feature_drift_psi:fleet)")), drift_score_share_above_q99 $(prom "avg(${M}_drift_score_share_above_q99{$J})") (mean of 2 subtasks), silence_watch_lag_ms $(prom "max(${M}_silence_watch_lag_ms{$J})") (the later of 2 subtasks)"
 
 step "wait for anomalies visible to a read_committed consumer"
 anomalies_visible() {
@@ -202,6 +203,11 @@ wait_until 180 "job 2 to read and account for $N2 records" all_accounted "$JOB2"
 declare -A J2
 for k in "${!C[@]}"; do J2[$k]=${C[$k]}; done
 ok "job 2 read exactly the $N2 new records (1 + 2 = $TOTAL, no loss, no re-read): scored ${C[scored]} + late ${C[late]} + dead letters ${C[dead_letters]} (canary ${C[scored_by_arm_canary]}, control ${C[scored_by_arm_control]}); no device reset: each model kept the memory it built (resets_model_change 0, shadow 0)"
+
+step "Prometheus records the fleet's drift index from the steps job 2 counted while it scored"
+fleet_drift() { [[ "$(prom "count(vigil:feature_drift_psi:fleet >= 0)")" == "$FEATURES" ]]; }
+wait_until 60 "the fleet's drift index of every feature recorded" fleet_drift
+ok "vigil:feature_drift_psi:fleet for $FEATURES features, largest $(prom "max(vigil:feature_drift_psi:fleet)") (the subtasks' own last windows: largest $(prom "max(${M}_feature_drift_psi{job_id=\"$JOB2\"})"))"
 
 step "check the committed output (read_committed)"
 cp0=$(rest checkpoints "$JOB2")

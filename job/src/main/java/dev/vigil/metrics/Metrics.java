@@ -135,12 +135,12 @@ public final class Metrics {
     public static final String DRIFT_PSI = "drift_psi";
 
     /**
-     * Per feature and bin (labels {@code feature}, {@code bin}): the last drift window's share of
-     * steps in that bin of the card's. Averaged over subtasks, the fleet's share, from which the
-     * rule {@code vigil:feature_drift_psi:fleet} (deploy/prometheus/alerts.yaml) computes the
-     * fleet's population stability index.
+     * Per feature and bin (labels {@code feature}, {@code bin}): the steps of every complete drift
+     * window so far in that bin of the card's (a counter). Summed over subtasks and a span of time,
+     * the fleet's distribution, from which the rule {@code vigil:feature_drift_psi:fleet}
+     * (deploy/prometheus/alerts.yaml) computes the fleet's population stability index.
      */
-    public static final String DRIFT_BIN_SHARE = "drift_bin_share";
+    public static final String DRIFT_BIN_STEPS = "drift_bin_steps";
 
     /** Per feature and bin (labels {@code feature}, {@code bin}): the card's share of that bin. */
     public static final String DRIFT_BIN_EXPECTED_SHARE = "drift_bin_expected_share";
@@ -371,7 +371,7 @@ public final class Metrics {
         /**
          * Registers the drift gauges (README, "Drift") of this subtask's window: per feature (label
          * {@code feature}) {@value #DRIFT_MEAN_SHIFT_STD}, and where the card has bins {@value
-         * #DRIFT_PSI} and per bin (label {@code bin}) {@value #DRIFT_BIN_SHARE} and {@value
+         * #DRIFT_PSI} and per bin (label {@code bin}) {@value #DRIFT_BIN_STEPS} and {@value
          * #DRIFT_BIN_EXPECTED_SHARE}; {@value #DRIFT_SHARE_ABOVE_Q99} of the residual scores.
          */
         public void drift(DriftWindow drift, String[] features) {
@@ -384,7 +384,7 @@ public final class Metrics {
                     for (int b = 0; b < drift.bins(f); b++) {
                         int j = b;
                         MetricGroup bin = feature.addGroup(LABEL_BIN, String.valueOf(b));
-                        bin.gauge(DRIFT_BIN_SHARE, () -> drift.binShare(i, j));
+                        bin.gauge(DRIFT_BIN_STEPS, () -> drift.binSteps(i, j));
                         bin.gauge(DRIFT_BIN_EXPECTED_SHARE, () -> drift.expectedShare(i, j));
                     }
                 }

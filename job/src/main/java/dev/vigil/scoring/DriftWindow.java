@@ -10,9 +10,9 @@ import java.util.Arrays;
  * forecast residual lies above its calibration q0.99 (about 1 % for the data the model was trained
  * on). Each figure is that of the last complete window; NaN before the first, and for what the card
  * does not say (bins, the quantile). One per scoring subtask: it sees the devices keyed to it. The
- * window's share of steps in each bin is published too: the fleet's index is that of the subtasks'
- * shares averaged (their windows have the same number of steps), not the average of their indices,
- * which lies above it. Observing a step allocates nothing.
+ * steps counted in each bin so far (every complete window's) are published too: the fleet's index
+ * over a span of time is that of the subtasks' counts summed over it, weighted by their traffic,
+ * not the average of their indices. Observing a step allocates nothing.
  */
 public final class DriftWindow {
 
@@ -48,7 +48,8 @@ public final class DriftWindow {
     // the last complete window's figures, read by the metrics reporter's thread
     private final float[] meanShift;
     private final float[] psi;
-    private final float[][] shares; // per feature and bin, null without bins
+    private final float[][] shares; // per feature and bin, null without bins: the index's input
+    private final long[][] binSteps; // per feature and bin, null without bins: every window's
     private volatile float shareAboveQuantile99 = Float.NaN;
     private volatile long windows;
 
@@ -79,11 +80,13 @@ public final class DriftWindow {
         meanShift = new float[n];
         psi = new float[n];
         shares = new float[n][];
+        binSteps = new long[n][];
         Arrays.fill(meanShift, Float.NaN);
         Arrays.fill(psi, Float.NaN);
         for (int f = 0; f < n; f++) {
             if (counts[f] != null) {
                 shares[f] = new float[counts[f].length];
+                binSteps[f] = new long[counts[f].length];
             }
         }
     }
@@ -129,6 +132,7 @@ public final class DriftWindow {
             if (edges[f] != null) {
                 for (int b = 0; b < counts[f].length; b++) {
                     shares[f][b] = (float) counts[f][b] / steps;
+                    binSteps[f][b] += counts[f][b];
                 }
                 psi[f] = (float) psi(shares[f], expected[f]);
                 Arrays.fill(counts[f], 0);
@@ -191,9 +195,12 @@ public final class DriftWindow {
         return expected[f] == null ? 0 : expected[f].length;
     }
 
-    /** The share of the last window's steps in bin {@code b} of feature {@code f}. */
-    public float binShare(int f, int b) {
-        return windows == 0 ? Float.NaN : shares[f][b];
+    /**
+     * The steps of every complete window so far in bin {@code b} of feature {@code f}: a counter,
+     * which grows by a window at a time.
+     */
+    public long binSteps(int f, int b) {
+        return binSteps[f][b];
     }
 
     /** The share of training steps in bin {@code b} of feature {@code f} (the card's). */

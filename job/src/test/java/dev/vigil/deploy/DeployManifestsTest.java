@@ -71,7 +71,7 @@ class DeployManifestsTest {
                     Metrics.LABEL_FEATURE,
                     Metrics.DRIFT_MEAN_SHIFT_STD,
                     Metrics.LABEL_FEATURE,
-                    Metrics.DRIFT_BIN_SHARE,
+                    Metrics.DRIFT_BIN_STEPS,
                     Metrics.LABEL_FEATURE + "_" + Metrics.LABEL_BIN,
                     Metrics.DRIFT_BIN_EXPECTED_SHARE,
                     Metrics.LABEL_FEATURE + "_" + Metrics.LABEL_BIN,

@@ -62,40 +62,51 @@ class DriftWindowTest {
     }
 
     /**
-     * Two subtasks whose devices drifted apart, one up and one down: each one's index is high, the
-     * fleet's is that of their bins' shares averaged (a window over both subtasks' steps), which is
-     * what the rule {@code vigil:feature_drift_psi:fleet} computes from the published shares, and
-     * lies far below the average of the two indices.
+     * Two subtasks whose devices drifted apart, one up and busy (ten windows), one down and quiet
+     * (one window): the fleet's index is that of their bins' steps summed (as one window over both
+     * subtasks' steps), which is what the rule {@code vigil:feature_drift_psi:fleet} computes from
+     * the published counters, not the average of the two indices (1.94 here against 0.78), which
+     * weighs the quiet subtask as much as the busy one.
      */
     @Test
-    void shouldGiveTheFleetsIndexFromTheSubtasksBinSharesAveraged() {
+    void shouldGiveTheFleetsIndexFromTheSubtasksBinStepsSummed() {
         int f = CARD.featureNames().indexOf("pressure_bar");
-        DriftWindow up = over(day, f, 1f);
-        DriftWindow down = over(day, f, -1f);
-        DriftWindow fleet = new DriftWindow(CARD, 2 * day.size());
-        feed(fleet, day, f, 1f);
-        feed(fleet, day, f, -1f);
+        int w = 3_000;
+        List<TelemetryEvent> busy = day.subList(0, 10 * w);
+        List<TelemetryEvent> quiet = day.subList(10 * w, 11 * w);
+        DriftWindow up = new DriftWindow(CARD, w);
+        feed(up, busy, f, 1f);
+        DriftWindow down = new DriftWindow(CARD, w);
+        feed(down, quiet, f, -1f);
+        DriftWindow fleet = new DriftWindow(CARD, 11 * w);
+        feed(fleet, busy, f, 1f);
+        feed(fleet, quiet, f, -1f);
+        assertThat(up.windows()).isEqualTo(10);
+        assertThat(down.windows()).isEqualTo(1);
         assertThat(fleet.windows()).isEqualTo(1);
 
         int bins = CARD.features().get(f).bins().shares().length;
         assertThat(up.bins(f)).isEqualTo(bins);
-        float[] averaged = new float[bins];
+        float[] summed = new float[bins];
         float[] expected = new float[bins];
-        double total = 0;
+        long total = 0;
         for (int b = 0; b < bins; b++) {
-            averaged[b] = (up.binShare(f, b) + down.binShare(f, b)) / 2;
+            long steps = up.binSteps(f, b) + down.binSteps(f, b);
+            assertThat(steps).isEqualTo(fleet.binSteps(f, b));
+            summed[b] = (float) steps / (11 * w);
             expected[b] = up.expectedShare(f, b);
-            assertThat(fleet.binShare(f, b)).isCloseTo(averaged[b], within(1e-6f));
             assertThat(expected[b]).isEqualTo(CARD.features().get(f).bins().shares()[b]);
-            total += up.binShare(f, b);
+            total += steps;
         }
-        assertThat(total).isCloseTo(1.0, within(1e-5));
-        assertThat((float) DriftWindow.psi(averaged, expected))
+        assertThat(total).isEqualTo(11L * w);
+        assertThat((float) DriftWindow.psi(summed, expected))
                 .isCloseTo(fleet.psi(f), within(1e-4f));
+        // the busy subtask's drift dominates the fleet; the mean of the indices says otherwise
         assertThat(up.psi(f)).isGreaterThan(0.25f);
         assertThat(down.psi(f)).isGreaterThan(0.25f);
-        assertThat(fleet.psi(f)).isLessThan((up.psi(f) + down.psi(f)) / 4);
-        assertThat(new DriftWindow(CARD, 10).binShare(f, 0)).isNaN(); // before the first window
+        assertThat(fleet.psi(f)).isGreaterThan(0.25f);
+        assertThat(Math.abs(fleet.psi(f) - (up.psi(f) + down.psi(f)) / 2)).isGreaterThan(0.05f);
+        assertThat(new DriftWindow(CARD, 10).binSteps(f, 0)).isZero(); // before the first window
     }
 
     @Test
