@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.Set;
@@ -58,6 +59,15 @@ final class PromoteShadowCommand {
                 savepoint,
                 summary.promoted().values().stream().mapToLong(Long::longValue).sum(),
                 summary.promoted());
+        if (summary.oldestWritten() <= summary.newestWritten()) {
+            // The tool does not know the job's vigil.state.ttl: the user compares.
+            out.printf(
+                    "devices last written from %s to %s (the copy keeps these times: a device"
+                            + " silent past vigil.state.ttl since is dropped by the job at its next"
+                            + " read, promoted or not)%n",
+                    Instant.ofEpochMilli(summary.oldestWritten()),
+                    Instant.ofEpochMilli(summary.newestWritten()));
+        }
         if (summary.unseen() > 0) {
             out.printf(
                     "%d devices the shadow never saw keep their serving state (on the restore,"
@@ -68,8 +78,13 @@ final class PromoteShadowCommand {
         return 0;
     }
 
-    /** The devices promoted, per model version, and the devices the shadow never saw. */
-    record Summary(Map<String, Long> promoted, long unseen) {}
+    /**
+     * The devices promoted, per model version, the devices the shadow never saw, and the earliest
+     * and latest time a device was last written (epoch ms; {@link Long#MAX_VALUE} and {@link
+     * Long#MIN_VALUE} for none).
+     */
+    record Summary(
+            Map<String, Long> promoted, long unseen, long oldestWritten, long newestWritten) {}
 
     /**
      * Writes the copy and says what it holds. A savepoint without any shadow state is refused (and
@@ -119,6 +134,8 @@ final class PromoteShadowCommand {
         private final String summaryFile;
         private transient Map<String, Long> versions;
         private transient long unseen;
+        private transient long oldest;
+        private transient long newest;
 
         Promote(String summaryFile) {
             this.summaryFile = summaryFile;
@@ -128,6 +145,8 @@ final class PromoteShadowCommand {
         public void open(OpenContext context) throws Exception {
             super.open(context);
             versions = new TreeMap<>();
+            oldest = Long.MAX_VALUE;
+            newest = Long.MIN_VALUE;
         }
 
         @Override
@@ -137,6 +156,9 @@ final class PromoteShadowCommand {
             } else {
                 unseen++;
             }
+            long written = lastWritten();
+            oldest = Math.min(oldest, written);
+            newest = Math.max(newest, written);
             DeviceState[] promoted = promoted(serving, shadow);
             keep(device, promoted[0], promoted[1]);
         }
@@ -144,7 +166,9 @@ final class PromoteShadowCommand {
         @Override
         public void close() throws IOException {
             if (versions != null) {
-                JSON.writeValue(new java.io.File(summaryFile), new Summary(versions, unseen));
+                JSON.writeValue(
+                        new java.io.File(summaryFile),
+                        new Summary(versions, unseen, oldest, newest));
             }
         }
     }

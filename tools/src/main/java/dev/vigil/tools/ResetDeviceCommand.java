@@ -7,10 +7,13 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import org.apache.flink.api.common.functions.OpenContext;
 
@@ -24,8 +27,9 @@ import org.apache.flink.api.common.functions.OpenContext;
  * through the job's own state descriptor and serializer. A device's shadow state, if the job has a
  * shadow model, is reset or dropped with it.
  *
- * <p>An episode open on a reset or dropped device ends without a CLOSE event. Every device's state
- * time-to-live starts again from the time of writing.
+ * <p>An episode open on a reset or dropped device ends without a CLOSE event. Every state keeps the
+ * time it was last written, so its time-to-live goes on from then; a reset one takes the time of
+ * the state it replaces.
  */
 final class ResetDeviceCommand {
 
@@ -42,8 +46,12 @@ final class ResetDeviceCommand {
         this.err = err;
     }
 
-    /** Which of the named devices the savepoint held, and how many it kept as they were. */
-    record Summary(List<String> reset, List<String> dropped, long kept) {}
+    /**
+     * Which of the named devices the savepoint held, when each was last written (epoch ms), and how
+     * many devices it kept as they were.
+     */
+    record Summary(
+            List<String> reset, List<String> dropped, Map<String, Long> lastWritten, long kept) {}
 
     int run(String[] argv) throws Exception {
         Path savepoint = InspectSavepointCommand.savepointArgument(argv, USAGE);
@@ -71,6 +79,22 @@ final class ResetDeviceCommand {
             out.printf(
                     "wrote %s from %s: reset %s, dropped %s, %d other devices as they were%n",
                     target, savepoint, summary.reset(), summary.dropped(), summary.kept());
+            if (!summary.lastWritten().isEmpty()) {
+                // The tool does not know the job's vigil.state.ttl: the user compares.
+                StringBuilder when = new StringBuilder();
+                summary.lastWritten()
+                        .forEach(
+                                (device, ms) ->
+                                        when.append(when.isEmpty() ? "" : ", ")
+                                                .append(device)
+                                                .append(' ')
+                                                .append(Instant.ofEpochMilli(ms)));
+                out.printf(
+                        "last written: %s (the copy keeps these times: a device silent past"
+                                + " vigil.state.ttl since is dropped by the job at its next"
+                                + " read, reset or not)%n",
+                        when);
+            }
             Set<String> missing = new TreeSet<>(reset);
             missing.addAll(drop);
             summary.reset().forEach(missing::remove);
@@ -119,6 +143,7 @@ final class ResetDeviceCommand {
         private final String summaryFile;
         private transient List<String> wasReset;
         private transient List<String> dropped;
+        private transient Map<String, Long> lastWritten;
         private transient long kept;
 
         Rewrite(Set<String> reset, Set<String> drop, String summaryFile) {
@@ -132,14 +157,17 @@ final class ResetDeviceCommand {
             super.open(context);
             wasReset = new java.util.ArrayList<>();
             dropped = new java.util.ArrayList<>();
+            lastWritten = new TreeMap<>();
         }
 
         @Override
         void edit(String device, DeviceState serving, DeviceState shadow) throws IOException {
             if (drop.contains(device)) {
                 dropped.add(device);
+                lastWritten.put(device, lastWritten());
             } else if (reset.contains(device)) {
                 wasReset.add(device);
+                lastWritten.put(device, lastWritten());
                 keep(device, reset(serving), reset(shadow));
             } else {
                 kept++;
@@ -155,6 +183,7 @@ final class ResetDeviceCommand {
                         new Summary(
                                 wasReset.stream().sorted().toList(),
                                 dropped.stream().sorted().toList(),
+                                lastWritten,
                                 kept));
             }
         }

@@ -121,6 +121,14 @@ final class ScoringStateRewrite {
             }
         }
 
+        /**
+         * When the device {@link #edit} is called for was last written: the later of its states'
+         * times (epoch ms). Its time-to-live goes on from there in the copy.
+         */
+        final long lastWritten() {
+            return Math.max(states.servingWritten(), states.shadowWritten());
+        }
+
         /** One device's states (either may be null, not both). */
         abstract void edit(String device, DeviceState serving, DeviceState shadow)
                 throws IOException;

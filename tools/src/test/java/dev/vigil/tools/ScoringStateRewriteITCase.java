@@ -10,8 +10,10 @@ import dev.vigil.testing.Fixtures;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -103,8 +105,13 @@ class ScoringStateRewriteITCase {
 
         Path older = Fixtures.repoRoot().resolve("testdata/savepoints/0.4.0-shadow");
         Path promoted = dir.resolve("promoted");
-        PromoteShadowCommand.write(older, promoted);
+        PromoteShadowCommand.Summary summary = PromoteShadowCommand.write(older, promoted);
         Map<String, List<Long>> before = lastWritten(older);
+        // what it prints: the earliest and latest time a device was last written
+        List<Long> perDevice =
+                before.values().stream().map(t -> Math.max(t.get(0), t.get(1))).toList();
+        assertThat(summary.oldestWritten()).isEqualTo(Collections.min(perDevice));
+        assertThat(summary.newestWritten()).isEqualTo(Collections.max(perDevice));
         Map<String, List<Long>> after = lastWritten(promoted);
         assertThat(before.values()).anyMatch(t -> t.get(1) != SavedStates.NONE);
         before.forEach(
@@ -116,6 +123,32 @@ class ScoringStateRewriteITCase {
                                     : List.of(t.get(1), t.get(0));
                     assertThat(after.get(device)).as(device).isEqualTo(swapped);
                 });
+    }
+
+    /**
+     * reset-device says when each named device was last written (the tool cannot know the job's
+     * time-to-live: a device silent past it is dropped by the job however the copy has it).
+     */
+    @Test
+    void shouldSayWhenEachNamedDeviceWasLastWritten(@TempDir Path dir) throws Exception {
+        Map<String, List<Long>> before = lastWritten(GOLDEN);
+        List<String> devices = List.copyOf(before.keySet());
+        String reset = devices.get(0);
+        String dropped = devices.get(1);
+        Path summaryFile = dir.resolve("summary.json");
+
+        ResetDeviceCommand.write(
+                GOLDEN, dir.resolve("reset"), Set.of(reset), Set.of(dropped), summaryFile);
+
+        ResetDeviceCommand.Summary summary =
+                new com.fasterxml.jackson.databind.ObjectMapper()
+                        .readValue(summaryFile.toFile(), ResetDeviceCommand.Summary.class);
+        assertThat(summary.lastWritten())
+                .containsOnlyKeys(reset, dropped)
+                .containsEntry(reset, Math.max(before.get(reset).get(0), before.get(reset).get(1)))
+                .containsEntry(
+                        dropped, Math.max(before.get(dropped).get(0), before.get(dropped).get(1)));
+        assertThat(lastWritten(dir.resolve("reset")).get(reset)).isEqualTo(before.get(reset));
     }
 
     /**
