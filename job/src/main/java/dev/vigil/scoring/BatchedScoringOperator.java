@@ -149,11 +149,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         silenceTimers =
                 getInternalTimerService(SILENCE_TIMERS, VoidNamespaceSerializer.INSTANCE, this);
         silence.publishLag(silenceTimers::currentWatermark);
-        timers =
-                (deviceId, time) -> {
-                    setCurrentKey(deviceId);
-                    silenceTimers.registerEventTimeTimer(VoidNamespace.INSTANCE, time);
-                };
+        timers = Silence.timers(this::setCurrentKey, silenceTimers);
         states.moveOlderShadowStates(getKeyedStateBackend());
         arming.open(silence, getKeyedStateBackend(), states, models, timers);
     }

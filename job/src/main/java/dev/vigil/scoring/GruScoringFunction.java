@@ -65,7 +65,18 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         serving = models.emitter(true, this);
         shadowing = models.emitter(false, this);
         silence = Models.silence(settings, getRuntimeContext());
-        timers = (deviceId, time) -> ctx.timerService().registerEventTimeTimer(time);
+        timers =
+                new Silence.Timers() {
+                    @Override
+                    public void register(String deviceId, long time) {
+                        ctx.timerService().registerEventTimeTimer(time);
+                    }
+
+                    @Override
+                    public void delete(String deviceId, long time) {
+                        ctx.timerService().deleteEventTimeTimer(time);
+                    }
+                };
     }
 
     /**
@@ -114,8 +125,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
             function.arm(
                     arming,
                     this.<String>getKeyedStateBackend(),
-                    (deviceId, time) ->
-                            service.registerEventTimeTimer(VoidNamespace.INSTANCE, time));
+                    Silence.timers(key -> {}, service)); // the arming walk sets the key
         }
     }
 

@@ -129,13 +129,13 @@ final class Models implements AutoCloseable {
 
     /**
      * After model {@code model}'s state of a device ({@code states[model]}) took a step or a
-     * silence timer: the other model's state, with a shadow model and if it has one, takes the same
-     * silence watch, so that either can serve the device next (a canary rolled back, a promoted
-     * state).
+     * silence timer: the other model's state, if the device has one, takes the same silence watch,
+     * so that either can serve the device next (a canary rolled back, a promoted state, a shadow
+     * model added again after a run without it, whose state the device's entry kept).
      */
     void copySilence(DeviceState[] states, int model) {
         DeviceState other = states[1 - model];
-        if (scorers.length == 2 && other != null) {
+        if (other != null) {
             other.copySilence(states[model]);
         }
     }
@@ -147,17 +147,28 @@ final class Models implements AutoCloseable {
      */
     int watching(DeviceState[] both, boolean canary) {
         int served = servedBy(canary);
-        return both[served] == null && both[1 - served] != null ? 1 - served : served;
+        int watching = both[served] == null && both[1 - served] != null ? 1 - served : served;
+        adoptSilence(both[watching], both[watching], both[1 - watching]);
+        return watching;
     }
 
     /**
      * Model {@code model}'s state of a device, {@code prepared} from {@code stored}: when the model
      * had none ({@link #watching}) and the other model's state {@code other} exists, the new state
      * takes the device's silence watch from it, so that the model serving the device goes on with
-     * the watch: a device reported silent before gets its CLOSE at its next step.
+     * the watch: a device reported silent before gets its CLOSE at its next step. So it does when
+     * both watch and the other's is later: a state kept while the job ran without its model stood
+     * still (in a savepoint written before {@link #copySilence} kept such a state's watch too). A
+     * watch that is off (no time: the job ran with it off) stays off, to be armed from the device's
+     * last step.
      */
     static void adoptSilence(DeviceState stored, DeviceState prepared, DeviceState other) {
-        if (stored == null && other != null) {
+        if (other == null) {
+            return;
+        }
+        if (stored == null
+                || (prepared.lastSeenMs != DeviceState.NO_TIME
+                        && other.lastSeenMs > prepared.lastSeenMs)) {
             prepared.copySilence(other);
         }
     }

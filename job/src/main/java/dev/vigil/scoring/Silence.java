@@ -3,7 +3,10 @@ package dev.vigil.scoring;
 import dev.vigil.metrics.Metrics;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.state.DeviceState;
+import java.util.function.Consumer;
 import java.util.function.LongSupplier;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.streaming.api.operators.InternalTimerService;
 
 /**
  * The silence watch ({@code vigil.alerts.silence-after}): a device that has had no step scored for
@@ -30,9 +33,32 @@ import java.util.function.LongSupplier;
  */
 final class Silence {
 
-    /** Registers an event-time timer for a device. */
+    /** A device's event-time timers. */
     interface Timers {
         void register(String deviceId, long time);
+
+        /** Deletes the device's timer at {@code time}, if there is one. */
+        void delete(String deviceId, long time);
+    }
+
+    /**
+     * A device's timers in an operator's timer {@code service}, {@code setKey} making the device
+     * the operator's current key first.
+     */
+    static Timers timers(Consumer<String> setKey, InternalTimerService<VoidNamespace> service) {
+        return new Timers() {
+            @Override
+            public void register(String deviceId, long time) {
+                setKey.accept(deviceId);
+                service.registerEventTimeTimer(VoidNamespace.INSTANCE, time);
+            }
+
+            @Override
+            public void delete(String deviceId, long time) {
+                setKey.accept(deviceId);
+                service.deleteEventTimeTimer(VoidNamespace.INSTANCE, time);
+            }
+        };
     }
 
     private final long afterMs;
@@ -110,9 +136,12 @@ final class Silence {
         }
         s.lastSeenMs = timestamp;
         // None pending, or one that should have fired a period ago: lost with a savepoint, or
-        // far behind these records (read ahead of the watermark); registered again, and the
-        // other fires as stale.
+        // far behind these records (read ahead of the watermark); moved to a period after this
+        // step, so that a device has one timer however far its records run ahead.
         if (s.silenceTimerMs == DeviceState.NO_TIME || s.silenceTimerMs < timestamp - afterMs) {
+            if (s.silenceTimerMs != DeviceState.NO_TIME) {
+                timers.delete(deviceId, s.silenceTimerMs);
+            }
             s.silenceTimerMs = timestamp + afterMs;
             timers.register(deviceId, s.silenceTimerMs);
         }

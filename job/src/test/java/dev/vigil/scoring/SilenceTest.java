@@ -206,6 +206,29 @@ class SilenceTest {
         }
     }
 
+    /**
+     * Records read far ahead of the watermark (a replay, a backlog after downtime, a partition that
+     * holds the watermark back): each device's timer moves with its records, one per device, not
+     * one more every two periods, all firing when the watermark catches up.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldKeepOneTimerPerDeviceWhileItsRecordsRunAheadOfTheWatermark(boolean batched)
+            throws Exception {
+        try (var h = harness(batched, AFTER, null)) {
+            h.open();
+            for (int m = 0; m < 95; m++) {
+                h.processElement(step("a", m));
+                h.processElement(step("b", m));
+            }
+            h.processWatermark(new Watermark(T0 + 5 * MINUTE)); // far behind: nothing fires
+            assertThat(h.numEventTimeTimers()).isEqualTo(2);
+            h.processWatermark(new Watermark(T0 + 94 * MINUTE));
+            assertThat(silences(h)).isEmpty();
+            assertThat(h.numEventTimeTimers()).isEqualTo(2);
+        }
+    }
+
     @ParameterizedTest(name = "batched {0}")
     @ValueSource(booleans = {false, true})
     void shouldKeepAPendingSilenceAcrossASnapshot(boolean batched) throws Exception {
@@ -353,6 +376,34 @@ class SilenceTest {
                             "a OPEN " + (T0 + 20 * MINUTE), "c CLOSE " + (T0 + 35 * MINUTE));
             assertThat(state(h, "c", true).silent).isFalse();
             assertThat(state(h, "c", false).silent).isFalse();
+        }
+    }
+
+    /**
+     * A shadow model removed for a while and added again: the shadow's state each device kept
+     * meanwhile has the watch the serving model kept (a state that stood still would make a device
+     * that talked throughout look silent for as long as the shadow was gone), so a device the
+     * shadow now serves in its canary gets no false silence, and one reported silent while the
+     * shadow was gone gets its CLOSE.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldKeepTheWatchOfAShadowRemovedAndAddedAgain(boolean batched) throws Exception {
+        OperatorSubtaskState withShadow;
+        try (var h = harness(batched, AFTER, Fixtures.model(), 0)) {
+            h.open();
+            feed(h, 0, 5, "a", "b");
+            h.prepareSnapshotPreBarrier(1L);
+            withShadow = h.snapshot(1L, 0L);
+        }
+        OperatorSubtaskState without = run(batched, AFTER, withShadow, 5, 40, "a");
+        try (var h = harness(batched, AFTER, Fixtures.model(), 1.0)) {
+            h.initializeState(without);
+            h.open();
+            feed(h, 40, 45, "a", "b");
+            assertThat(silences(h))
+                    .extracting(e -> e.deviceId + " " + e.type + " " + e.ts)
+                    .containsExactly("b CLOSE " + (T0 + 40 * MINUTE));
         }
     }
 
