@@ -33,6 +33,9 @@ import org.apache.flink.core.execution.CheckpointingMode;
  */
 public final class VigilConfig {
 
+    /** The largest {@code vigil.scoring.batch-size}: beyond it a batch only costs memory. */
+    public static final int MAX_BATCH_SIZE = 65_536;
+
     private final Configuration conf;
 
     private VigilConfig(Configuration conf) {
@@ -300,6 +303,7 @@ public final class VigilConfig {
         }
         required(VigilOptions.KAFKA_BOOTSTRAP_SERVERS);
         required(VigilOptions.MODEL_DIR);
+        durationsInMilliseconds();
         startFrom();
         modelChange();
         input();
@@ -342,8 +346,16 @@ public final class VigilConfig {
             throw new ConfigException(
                     VigilOptions.DRIFT_WINDOW_STEPS.key() + " must be 0 (off) or more");
         }
-        if (get(VigilOptions.SCORING_BATCH_SIZE) < 0) {
-            throw new ConfigException(VigilOptions.SCORING_BATCH_SIZE.key() + " must be 0 or more");
+        if (get(VigilOptions.SCORING_BATCH_SIZE) < 0
+                || get(VigilOptions.SCORING_BATCH_SIZE) > MAX_BATCH_SIZE) {
+            throw new ConfigException(
+                    VigilOptions.SCORING_BATCH_SIZE.key()
+                            + " must be 0 (per record) to "
+                            + MAX_BATCH_SIZE
+                            + ", was "
+                            + get(VigilOptions.SCORING_BATCH_SIZE)
+                            + ": each scoring subtask allocates a batch's inputs and outputs"
+                            + " for each model when it opens");
         }
         if (get(VigilOptions.SCORING_STATE_CACHE) < 0) {
             throw new ConfigException(
@@ -387,6 +399,33 @@ public final class VigilConfig {
         if (get(VigilOptions.CHECKPOINT_INTERVAL).toMillis() < 10) {
             throw new ConfigException(
                     VigilOptions.CHECKPOINT_INTERVAL.key() + " must be at least 10 ms");
+        }
+    }
+
+    /**
+     * Every duration counts in milliseconds (a long): one that does not would fail a task at its
+     * first use (an ArithmeticException in a restart loop, or at the first record), not here.
+     */
+    private void durationsInMilliseconds() {
+        for (ConfigOption<?> option : VigilOptions.all()) {
+            Object value;
+            try {
+                value = conf.get(option);
+            } catch (IllegalArgumentException unparsed) {
+                continue; // named where the option is read
+            }
+            if (value instanceof java.time.Duration d) {
+                try {
+                    d.toMillis();
+                } catch (ArithmeticException e) {
+                    throw new ConfigException(
+                            option.key()
+                                    + " ("
+                                    + d
+                                    + ") is too long: a duration must count in milliseconds"
+                                    + " (under 292 million years)");
+                }
+            }
         }
     }
 

@@ -262,7 +262,7 @@ public final class VigilOptions {
                     .withDescription(
                             "Records buffered across devices and stepped with one ONNX Runtime"
                                     + " call per round (each device's records stay in order); 0"
-                                    + " scores record by record.");
+                                    + " scores record by record; at most 65,536.");
 
     public static final ConfigOption<Duration> SCORING_BATCH_TIMEOUT =
             ConfigOptions.key("vigil.scoring.batch-timeout")

@@ -330,7 +330,36 @@ class VigilConfigTest {
         values.put(VigilOptions.SCORING_BATCH_SIZE.key(), "-1");
         assertThatThrownBy(() -> VigilConfig.of(values))
                 .isInstanceOf(ConfigException.class)
-                .hasMessageContaining("vigil.scoring.batch-size must be 0 or more");
+                .hasMessageContaining("vigil.scoring.batch-size must be 0 (per record) to 65536");
+        // one so large that a subtask could not allocate it, or its buffers' sizes overflow
+        values.put(VigilOptions.SCORING_BATCH_SIZE.key(), "2000000000");
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("was 2000000000");
+        values.put(VigilOptions.SCORING_BATCH_SIZE.key(), "65536");
+        assertThat(VigilConfig.of(values).scoring().batchSize()).isEqualTo(65_536);
+    }
+
+    /**
+     * A duration too long to count in milliseconds is refused at start, naming the option: it would
+     * otherwise fail a task (the clock-skew bound at the first record whose time is ahead).
+     */
+    @Test
+    void shouldRefuseADurationThatDoesNotCountInMilliseconds() {
+        for (var option :
+                List.of(
+                        VigilOptions.INPUT_MAX_CLOCK_SKEW,
+                        VigilOptions.SCORING_GAP,
+                        VigilOptions.STATE_TTL,
+                        VigilOptions.KAFKA_TRANSACTION_TIMEOUT)) {
+            Map<String, String> values = valid();
+            values.put(option.key(), "200000000000 d");
+            assertThatThrownBy(() -> VigilConfig.of(values))
+                    .as(option.key())
+                    .isInstanceOf(ConfigException.class)
+                    .hasMessageStartingWith(option.key() + " (")
+                    .hasMessageContaining("is too long");
+        }
     }
 
     @Test
