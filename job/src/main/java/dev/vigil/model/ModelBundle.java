@@ -60,9 +60,51 @@ public record ModelBundle(ModelCard card, byte[] onnx) implements Serializable {
         }
         ModelBundle bundle = new ModelBundle(card, onnx);
         try (GruModel model = GruModel.open(bundle, 1)) {
-            return bundle; // opening checked the ONNX signature against the card
+            // opening checked the ONNX signature against the card; one step checks the weights
+            stepOnce(model, card);
+            return bundle;
         } catch (ModelException e) {
             throw new ModelException(onnxFile + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * One step from the training mean (normalised zeros) with zero memory, as a new device's first:
+     * ONNX Runtime must run it and give a finite memory and forecast. A model that cannot would
+     * fail every batch in the running job, or reset every device at every step (NaN weights).
+     */
+    static void stepOnce(GruModel model, ModelCard card) {
+        for (int i = 0; i < card.featureCount(); i++) {
+            model.x().put(i, 0f);
+        }
+        for (int i = 0; i < card.hiddenSize(); i++) {
+            model.h().put(i, 0f);
+        }
+        try {
+            model.run(1);
+        } catch (IllegalStateException e) {
+            throw new ModelException(
+                    "ONNX Runtime cannot run one step of it (" + e.getMessage() + ")", e);
+        }
+        for (int i = 0; i < card.hiddenSize(); i++) {
+            notFinite(model.hNext().get(i), "memory (h_next)", i);
+        }
+        for (int i = 0; i < card.featureCount(); i++) {
+            notFinite(model.y().get(i), "forecast (y)", i);
+        }
+    }
+
+    private static void notFinite(float v, String output, int index) {
+        if (!Float.isFinite(v)) {
+            throw new ModelException(
+                    "one step from the training mean with zero memory gives a non-finite "
+                            + output
+                            + " ("
+                            + v
+                            + " at "
+                            + index
+                            + "): its weights are not finite or it was exported wrong;"
+                            + " train and export it again with ./vigil train");
         }
     }
 }

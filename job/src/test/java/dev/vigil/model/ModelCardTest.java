@@ -134,6 +134,55 @@ class ModelCardTest {
                 .hasMessageContaining("the card says features [load_pct");
     }
 
+    /**
+     * A model whose weights are not finite passes every check of its signature; one step at load
+     * shows it, so that the job does not start and reset every device at every step instead.
+     */
+    @Test
+    void shouldRefuseAModelWhoseStepIsNotFinite() throws IOException {
+        Path model = modelWith(c -> ((ObjectNode) c.get("onnx")).remove("sha256"));
+        byte[] onnx = Files.readAllBytes(model.resolve(ModelBundle.ONNX_FILE));
+        // The first float tensor's raw_data (TensorProto field 9, length-delimited: tag 0x4A) is
+        // the GRU's input weights, 3 gates x hidden x features floats: all set to NaN.
+        int hidden = Fixtures.model().card().hiddenSize();
+        int features = Fixtures.model().card().featureCount();
+        int at = -1;
+        int length = 0;
+        for (int i = 0; i + 3 < onnx.length && at < 0; i++) {
+            if (onnx[i] == 0x4A) {
+                int v = 0;
+                int shift = 0;
+                int j = i + 1;
+                while (j < onnx.length) {
+                    int c = onnx[j++] & 0xff;
+                    v |= (c & 0x7f) << shift;
+                    shift += 7;
+                    if ((c & 0x80) == 0 || shift > 28) {
+                        break;
+                    }
+                }
+                if (v >= 256 && v % 4 == 0 && j + v <= onnx.length) {
+                    at = j;
+                    length = v;
+                }
+            }
+        }
+        assertThat(length).as("the input weights' bytes").isEqualTo(3 * hidden * features * 4);
+        java.nio.FloatBuffer weights =
+                java.nio.ByteBuffer.wrap(onnx, at, length)
+                        .order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                        .asFloatBuffer();
+        for (int i = 0; i < length / 4; i++) {
+            weights.put(i, Float.NaN);
+        }
+        Files.write(model.resolve(ModelBundle.ONNX_FILE), onnx);
+
+        assertThatThrownBy(() -> ModelBundle.load(model))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("gives a non-finite memory (h_next) (NaN at 0)")
+                .hasMessageContaining("train and export it again");
+    }
+
     @Test
     void shouldRefuseBytesThatAreNotAnOnnxModel() throws IOException {
         Path model = modelWith(c -> ((ObjectNode) c.get("onnx")).remove("sha256"));
