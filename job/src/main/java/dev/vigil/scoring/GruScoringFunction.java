@@ -76,6 +76,11 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
                     public void delete(String deviceId, long time) {
                         ctx.timerService().deleteEventTimeTimer(time);
                     }
+
+                    @Override
+                    public long watermark() {
+                        return ctx.timerService().currentWatermark();
+                    }
                 };
     }
 

@@ -39,6 +39,9 @@ final class Silence {
 
         /** Deletes the device's timer at {@code time}, if there is one. */
         void delete(String deviceId, long time);
+
+        /** The operator's current event time ({@code Long.MIN_VALUE} before the first). */
+        long watermark();
     }
 
     /**
@@ -57,6 +60,11 @@ final class Silence {
             public void delete(String deviceId, long time) {
                 setKey.accept(deviceId);
                 service.deleteEventTimeTimer(VoidNamespace.INSTANCE, time);
+            }
+
+            @Override
+            public long watermark() {
+                return service.currentWatermark();
             }
         };
     }
@@ -124,6 +132,14 @@ final class Silence {
         }
         if (timestamp == Scorer.NO_TIMESTAMP) {
             return;
+        }
+        long watermark = timers.watermark();
+        if (timestamp < watermark && watermark != Long.MAX_VALUE) {
+            // A record stamped behind the fleet's clock (its producer's clock behind, on a
+            // partition whose other producers keep the watermark): the device is talking now, so
+            // it was seen at least at the watermark. Measured from its own time, its timer would be
+            // due at once and every record would open and close a silence.
+            timestamp = watermark;
         }
         if (s.silent) {
             close(s, deviceId, timestamp, sink, modelVersion);

@@ -207,6 +207,38 @@ class SilenceTest {
     }
 
     /**
+     * A device whose records are stamped 20 minutes behind the fleet's clock (its producer's clock
+     * behind, on a partition whose other producers keep the watermark): while it talks, no silence
+     * (measured from its own stamps, each record would open and close one); when it stops, one
+     * OPEN, a period after the watermark its last record was read at. (A record read before the
+     * job's first watermark has only its own stamp: one such device gives one OPEN and CLOSE.)
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldNotReportADeviceWhoseClockIsBehindWhileItTalks(boolean batched) throws Exception {
+        try (var h = harness(batched, AFTER, null)) {
+            h.open();
+            for (int m = 0; m < 60; m++) {
+                h.processElement(step("b", m));
+                if (m >= 1 && m < 40) { // from the first watermark on: before it, nothing to go by
+                    StreamRecord<TelemetryEvent> behind = step("a", m);
+                    behind.setTimestamp(T0 + (m - 20) * MINUTE);
+                    h.processElement(behind);
+                }
+                h.processWatermark(new Watermark(T0 + m * MINUTE - 30_000));
+            }
+            // a's last record read when the watermark was at minute 37.5 (that of minute 38)
+            assertThat(describe(silences(h)))
+                    .containsExactly(
+                            "a OPEN "
+                                    + (T0 + 47 * MINUTE + 30_000)
+                                    + " a:"
+                                    + (T0 + 37 * MINUTE + 30_000)
+                                    + ":silence:OPEN");
+        }
+    }
+
+    /**
      * Records read far ahead of the watermark (a replay, a backlog after downtime, a partition that
      * holds the watermark back): each device's timer moves with its records, one per device, not
      * one more every two periods, all firing when the watermark catches up.
