@@ -141,6 +141,12 @@ final class Silence {
             // due at once and every record would open and close a silence.
             timestamp = watermark;
         }
+        if (s.lastSeenMs != DeviceState.NO_TIME && timestamp < s.lastSeenMs) {
+            // Never back: after a restore, before the first watermark, such a record has only
+            // its own stamp, and the next one, counted at the watermark again, would look like a
+            // device that spoke after a silence.
+            timestamp = s.lastSeenMs;
+        }
         if (s.silent) {
             close(s, deviceId, timestamp, sink, modelVersion);
         } else if (s.lastSeenMs != DeviceState.NO_TIME && timestamp - s.lastSeenMs > afterMs) {

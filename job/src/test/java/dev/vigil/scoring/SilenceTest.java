@@ -210,23 +210,26 @@ class SilenceTest {
      * A device whose records are stamped 20 minutes behind the fleet's clock (its producer's clock
      * behind, on a partition whose other producers keep the watermark): while it talks, no silence
      * (measured from its own stamps, each record would open and close one); when it stops, one
-     * OPEN, a period after the watermark its last record was read at. (A record read before the
-     * job's first watermark has only its own stamp: one such device gives one OPEN and CLOSE.)
+     * OPEN, a period after the watermark its last record was read at. After a restore its first
+     * records, read before the first watermark, count at the last time it was seen. (At a first
+     * start, a record read before the first watermark has only its own stamp: one OPEN and CLOSE.)
      */
     @ParameterizedTest(name = "batched {0}")
     @ValueSource(booleans = {false, true})
     void shouldNotReportADeviceWhoseClockIsBehindWhileItTalks(boolean batched) throws Exception {
+        OperatorSubtaskState half;
         try (var h = harness(batched, AFTER, null)) {
             h.open();
-            for (int m = 0; m < 60; m++) {
-                h.processElement(step("b", m));
-                if (m >= 1 && m < 40) { // from the first watermark on: before it, nothing to go by
-                    StreamRecord<TelemetryEvent> behind = step("a", m);
-                    behind.setTimestamp(T0 + (m - 20) * MINUTE);
-                    h.processElement(behind);
-                }
-                h.processWatermark(new Watermark(T0 + m * MINUTE - 30_000));
-            }
+            feedBehind(h, 0, 20);
+            assertThat(silences(h)).isEmpty();
+            h.prepareSnapshotPreBarrier(1L);
+            half = h.snapshot(1L, 0L);
+        }
+        // restored: its first records come before the first watermark, with their own stamps
+        try (var h = harness(batched, AFTER, null)) {
+            h.initializeState(half);
+            h.open();
+            feedBehind(h, 20, 60);
             // a's last record read when the watermark was at minute 37.5 (that of minute 38)
             assertThat(describe(silences(h)))
                     .containsExactly(
@@ -235,6 +238,23 @@ class SilenceTest {
                                     + " a:"
                                     + (T0 + 37 * MINUTE + 30_000)
                                     + ":silence:OPEN");
+        }
+    }
+
+    /** Minutes [from, to) of b, and of a until minute 40 stamped 20 minutes behind. */
+    private static void feedBehind(
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h,
+            int from,
+            int to)
+            throws Exception {
+        for (int m = from; m < to; m++) {
+            h.processElement(step("b", m));
+            if (m >= 1 && m < 40) { // from the first watermark on: before it, nothing to go by
+                StreamRecord<TelemetryEvent> behind = step("a", m);
+                behind.setTimestamp(T0 + (m - 20) * MINUTE);
+                h.processElement(behind);
+            }
+            h.processWatermark(new Watermark(T0 + m * MINUTE - 30_000));
         }
     }
 

@@ -156,7 +156,8 @@ public class DeviceState {
 
     /**
      * The event time of the silence timer the device has registered, {@link #NO_TIME} for none
-     * (format 4). One timer per device at a time: it is moved only when it fires.
+     * (format 4). One timer per device at a time: it is moved when it fires, or when the device's
+     * records run more than a period past it.
      */
     public long silenceTimerMs = NO_TIME;
 
