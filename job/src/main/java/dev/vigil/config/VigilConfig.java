@@ -576,19 +576,16 @@ public final class VigilConfig {
         String set = conf.get(VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX);
         String key = VigilOptions.KAFKA_TRANSACTIONAL_ID_PREFIX.key();
         if (set == null || set.isBlank()) {
-            String group = get(VigilOptions.KAFKA_GROUP_ID);
-            String topic = get(VigilOptions.TOPIC_TELEMETRY);
             return Optional.of(
                     key
                             + " is not set: the sinks' transactional ids start with '"
                             + transactionalIdPrefix()
                             + "' (from the group id and the telemetry topic). Two jobs with the"
                             + " same ones writing a topic of the same name fence each other"
-                            + (group.contains("-") || topic.contains("-")
-                                    ? ", and so do two whose group id and topic join at a '-' to"
-                                            + " the same text (group 'a-b' with topic 'c', group"
-                                            + " 'a' with topic 'b-c')"
-                                    : "")
+                            // each sink's ids are the prefix, '-' and its topic
+                            + ", and so do two whose group id and topics join at a '-' to the"
+                            + " same text (group 'a-b' with topic 'c', group 'a' with topic"
+                            + " 'b-c')"
                             + ": set a prefix unique to this job, and keep it across upgrades.");
         }
         if (set.equals("vigil")) {
