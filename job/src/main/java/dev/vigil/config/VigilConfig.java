@@ -36,6 +36,13 @@ public final class VigilConfig {
     /** The largest {@code vigil.scoring.batch-size}: beyond it a batch only costs memory. */
     public static final int MAX_BATCH_SIZE = 65_536;
 
+    /**
+     * How much longer than the silence period a state must live: a silence is reported when the
+     * watermark passes it, 30 s behind the records (VigilJob's bound), and a partition idle for a
+     * minute stops holding it back; a state that expired first would never be reported.
+     */
+    public static final java.time.Duration SILENCE_TTL_MARGIN = java.time.Duration.ofMinutes(2);
+
     private final Configuration conf;
 
     private VigilConfig(Configuration conf) {
@@ -376,7 +383,8 @@ public final class VigilConfig {
             throw new ConfigException(VigilOptions.STATE_TTL.key() + " must be at least 1 s");
         }
         java.time.Duration silence = get(VigilOptions.ALERTS_SILENCE_AFTER);
-        if (!silence.isZero() && get(VigilOptions.STATE_TTL).compareTo(silence) <= 0) {
+        if (!silence.isZero()
+                && get(VigilOptions.STATE_TTL).compareTo(silence.plus(SILENCE_TTL_MARGIN)) < 0) {
             throw new ConfigException(
                     VigilOptions.STATE_TTL.key()
                             + " ("
@@ -385,8 +393,10 @@ public final class VigilConfig {
                             + VigilOptions.ALERTS_SILENCE_AFTER.key()
                             + " ("
                             + silence
-                            + "): a silent device's state would expire before its silence is due,"
-                            + " and no silence would ever be reported");
+                            + ") by at least "
+                            + SILENCE_TTL_MARGIN.toMinutes()
+                            + " min: a silent device's state would expire before the watermark"
+                            + " reaches its silence, and no silence would ever be reported");
         }
         positive(
                 VigilOptions.SCORING_RESTART_STEP_BACK,

@@ -359,7 +359,9 @@ public final class VigilOptions {
                     .defaultValue(Duration.ofDays(30))
                     .withDescription(
                             "A device silent for longer (processing time) is dropped from state;"
-                                    + " when it returns it starts fresh, with warm-up.");
+                                    + " when it returns it starts fresh, with warm-up. At least 2"
+                                    + " min longer than vigil.alerts.silence-after when the"
+                                    + " silence watch is on.");
 
     public static final ConfigOption<Integer> MAX_PARALLELISM =
             ConfigOptions.key("vigil.max-parallelism")

@@ -556,7 +556,13 @@ class VigilConfigTest {
                 .isInstanceOf(ConfigException.class)
                 .hasMessageContaining(
                         "vigil.state.ttl (PT10M) must be longer than vigil.alerts.silence-after"
-                                + " (PT10M)");
+                                + " (PT10M) by at least 2 min");
+        // a silence is due when the watermark, 30 s behind (more for an idle partition), passes it
+        values.put(VigilOptions.STATE_TTL.key(), "11 min");
+        assertThatThrownBy(() -> VigilConfig.of(values)).isInstanceOf(ConfigException.class);
+        values.put(VigilOptions.STATE_TTL.key(), "12 min");
+        assertThat(VigilConfig.of(values).get(VigilOptions.STATE_TTL)).hasMinutes(12);
+        values.put(VigilOptions.STATE_TTL.key(), "10 min");
         values.put(VigilOptions.ALERTS_SILENCE_AFTER.key(), "0 s"); // the watch off: any TTL
         assertThat(VigilConfig.of(values).get(VigilOptions.STATE_TTL)).hasMinutes(10);
 
