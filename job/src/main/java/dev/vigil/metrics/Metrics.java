@@ -302,12 +302,14 @@ public final class Metrics {
         private final Count deadLetters;
         private final Count modelErrors;
         private final String accumulatorPrefix;
+        private final boolean shadow;
 
         /**
          * @param shadow whether the operator scores with the shadow model: its metrics go to {@link
          *     #GROUP_SHADOW}, its accumulators are named {@code shadow_<name>}
          */
         public Scoring(RuntimeContext ctx, boolean shadow) {
+            this.shadow = shadow;
             group = shadow ? ctx.getMetricGroup().addGroup(GROUP_SHADOW) : group(ctx);
             accumulatorPrefix = shadow ? "shadow_" : "";
             scored = count(ctx, group, SCORED, SCORED);
@@ -344,6 +346,11 @@ public final class Metrics {
                             group.addGroup(LABEL_REASON, modelError),
                             DEAD_LETTERS_BY_REASON,
                             DEAD_LETTERS + "_" + modelError.toLowerCase());
+        }
+
+        /** Whether these are the shadow model's metrics. */
+        public boolean shadow() {
+            return shadow;
         }
 
         private Count count(

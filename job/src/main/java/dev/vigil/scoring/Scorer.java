@@ -179,11 +179,14 @@ final class Scorer implements AutoCloseable {
             throw new IllegalStateException(
                     "device "
                             + deviceId
-                            + " has state written by model "
+                            + (metrics.shadow() ? " has shadow-model state" : " has state")
+                            + " written by model "
                             + stored.modelVersion
                             + " but this job runs "
                             + card.version()
-                            + " and vigil.model.on-change is fail: restore with the old model,"
+                            + (metrics.shadow() ? " as its shadow (vigil.model.shadow.dir)" : "")
+                            + " and vigil.model.on-change is fail: restore with the old model"
+                            + (metrics.shadow() ? " as the shadow, or without a shadow," : ",")
                             + " or choose reset or keep");
         }
         boolean sizesMatch =

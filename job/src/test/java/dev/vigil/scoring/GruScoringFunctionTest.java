@@ -607,6 +607,42 @@ class GruScoringFunctionTest {
         }
     }
 
+    /**
+     * A shadow model of another version than the shadow state's, with {@code on-change: fail}: the
+     * job stops as for the serving model, and the message says it is the shadow's.
+     */
+    @Test
+    void shouldNameTheShadowWhenItsModelChangeMustFail() throws Exception {
+        OperatorSubtaskState snapshot;
+        try (var h =
+                SilenceTest.keyed(
+                        new GruScoringFunction.Operator(
+                                new GruScoringFunction(
+                                        Fixtures.model(), Fixtures.model(), SETTINGS)))) {
+            h.open();
+            for (int i = 0; i < 5; i++) {
+                h.processElement(new StreamRecord<>(copy(normal.get(i)), normal.get(i).ts));
+            }
+            snapshot = h.snapshot(1L, 0L);
+        }
+        try (var h =
+                SilenceTest.keyed(
+                        new GruScoringFunction.Operator(
+                                new GruScoringFunction(
+                                        Fixtures.model(),
+                                        nextVersion(),
+                                        onModelChange(ModelChange.FAIL))))) {
+            h.initializeState(snapshot);
+            h.open();
+            StreamRecord<TelemetryEvent> next =
+                    new StreamRecord<>(copy(normal.get(5)), normal.get(5).ts);
+            assertThatThrownBy(() -> h.processElement(next))
+                    .hasMessageContaining("has shadow-model state written by model")
+                    .hasMessageContaining("runs next-version as its shadow")
+                    .hasMessageContaining("or without a shadow");
+        }
+    }
+
     @Test
     void shouldResetEachDeviceOnceWhenTheModelVersionChanges() throws Exception {
         ModelBundle next = nextVersion();
