@@ -4,6 +4,8 @@ import java.io.IOException;
 import java.io.Serializable;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The ONNX model's bytes with its validated card. Read once where the job is submitted and shipped
@@ -13,6 +15,8 @@ import java.nio.file.Path;
 public record ModelBundle(ModelCard card, byte[] onnx) implements Serializable {
 
     public static final String ONNX_FILE = "model.onnx";
+
+    private static final Logger LOG = LoggerFactory.getLogger(ModelBundle.class);
 
     static String sha256(byte[] bytes) {
         try {
@@ -45,7 +49,15 @@ public record ModelBundle(ModelCard card, byte[] onnx) implements Serializable {
         }
         String declared = ModelCard.declaredOnnxSha256(dir);
         String actual = sha256(onnx);
-        if (declared != null && !declared.equalsIgnoreCase(actual)) {
+        if (declared == null) {
+            LOG.warn(
+                    "The model card {} has no onnx.sha256: nothing checks that {} (sha256 {}) is"
+                            + " the model it was calibrated for. ./vigil train writes it; add it to"
+                            + " a card written by hand.",
+                    dir.resolve(ModelCard.FILE),
+                    onnxFile,
+                    actual);
+        } else if (!declared.equalsIgnoreCase(actual)) {
             throw new ModelException(
                     onnxFile
                             + " has sha256 "

@@ -10,6 +10,7 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * The model card ({@code model.json} beside {@code model.onnx}): what the ONNX model expects and
@@ -355,6 +356,7 @@ public final class ModelCard implements Serializable {
                     "model card " + file + " is not valid JSON: " + e.getMessage());
         }
         try {
+            knownFields(root, "the card", TOP_FIELDS);
             List<Feature> features = new ArrayList<>();
             JsonNode list = required(root, "features");
             if (!list.isArray()) {
@@ -362,6 +364,7 @@ public final class ModelCard implements Serializable {
                         "\"features\" must be a list of {name, mean, std, residual_scale}");
             }
             for (JsonNode f : list) {
+                knownFields(f, "a feature", FEATURE_FIELDS);
                 features.add(
                         new Feature(
                                 required(f, "name").asText(),
@@ -377,7 +380,17 @@ public final class ModelCard implements Serializable {
             Level level = null;
             Stuck stuck = null;
             if (score != null && !score.isNull()) {
+                knownFields(score, "\"score\"", SCORE_FIELDS);
+                JsonNode combine = score.get("combine");
+                if (combine != null && !combine.isNull() && !"max".equals(combine.asText())) {
+                    throw new ModelException(
+                            "\"score.combine\" is "
+                                    + combine
+                                    + ": this job combines the components by the largest only"
+                                    + " (\"max\")");
+                }
                 JsonNode dynamics = required(score, "dynamics");
+                knownFields(dynamics, "\"score.dynamics\"", DYNAMICS_FIELDS);
                 dynamicsScale = number(dynamics, "scale");
                 JsonNode deviceSteps = dynamics.get("device_steps");
                 if (deviceSteps != null && !deviceSteps.isNull()) {
@@ -405,6 +418,7 @@ public final class ModelCard implements Serializable {
                 }
                 JsonNode l = score.get("level");
                 if (l != null && !l.isNull()) {
+                    knownFields(l, "\"score.level\"", LEVEL_FIELDS);
                     level =
                             new Level(
                                     whole(l, "profile_steps"),
@@ -416,6 +430,7 @@ public final class ModelCard implements Serializable {
                 }
                 JsonNode st = score.get("stuck");
                 if (st != null && !st.isNull()) {
+                    knownFields(st, "\"score.stuck\"", STUCK_FIELDS);
                     List<String> watched = new ArrayList<>();
                     required(st, "features").forEach(f -> watched.add(f.asText()));
                     stuck = new Stuck(number(st, "scale"), watched);
@@ -503,7 +518,6 @@ public final class ModelCard implements Serializable {
         };
     }
 
-    /** {@code score_quantiles."0.99"}, or NaN when the card has none. */
     /**
      * {@code score_quantiles."0.99"}, the drift metrics' calibration of the forecast residual, or
      * NaN when the card has none. One that is not a finite positive number is refused: at 0 every
@@ -528,6 +542,7 @@ public final class ModelCard implements Serializable {
         if (l == null || l.isNull()) {
             return null;
         }
+        knownFields(l, "\"score.level.learning\"", LEARNING_FIELDS);
         float[] unit = floats(required(l, "unit"));
         if (unit == null) {
             throw new ModelException(
@@ -544,6 +559,7 @@ public final class ModelCard implements Serializable {
         if (b == null || b.isNull()) {
             return null;
         }
+        knownFields(b, "a feature's \"bins\"", BINS_FIELDS);
         String where = "feature \"" + feature.path("name").asText() + "\" has bins that ";
         float[] edges = floats(required(b, "edges"));
         float[] shares = floats(required(b, "shares"));
@@ -582,6 +598,73 @@ public final class ModelCard implements Serializable {
             out[i] = (float) array.get(i).asDouble();
         }
         return out;
+    }
+
+    // The fields of the card's sections that say how to score: a field outside them (misspelt, or
+    // from a newer ./vigil train) would be ignored, and the model scored otherwise than its card
+    // says. The other sections (onnx, training, score_quantiles, each "calibration") describe.
+    private static final Set<String> TOP_FIELDS =
+            Set.of(
+                    "version",
+                    "hidden_size",
+                    "normalisation",
+                    "normalisation_floor",
+                    "features",
+                    "score",
+                    "threshold",
+                    "threshold_quantile",
+                    "score_quantiles",
+                    "warmup_steps",
+                    "onnx",
+                    "training");
+    private static final Set<String> FEATURE_FIELDS =
+            Set.of("name", "mean", "std", "residual_scale", "role", "bins");
+    private static final Set<String> BINS_FIELDS = Set.of("edges", "shares");
+    private static final Set<String> SCORE_FIELDS = Set.of("combine", "dynamics", "level", "stuck");
+    private static final Set<String> DYNAMICS_FIELDS =
+            Set.of(
+                    "scale",
+                    "calibration",
+                    "rms",
+                    "device_steps",
+                    "device_half_life_steps",
+                    "device_blocks",
+                    "device_learning_blocks",
+                    "device_ceiling",
+                    "device_floor");
+    private static final Set<String> LEVEL_FIELDS =
+            Set.of(
+                    "profile_steps",
+                    "half_life_steps",
+                    "window_steps",
+                    "floor",
+                    "scale",
+                    "calibration",
+                    "learning");
+    private static final Set<String> LEARNING_FIELDS =
+            Set.of("after_steps", "unit", "scale", "calibration");
+    private static final Set<String> STUCK_FIELDS = Set.of("scale", "features", "calibration");
+
+    /** Refuses a field of {@code node} (an object, in {@code where}) outside {@code known}. */
+    private static void knownFields(JsonNode node, String where, Set<String> known) {
+        if (!node.isObject()) {
+            throw new ModelException(where + " must be an object, found " + node);
+        }
+        node.fieldNames()
+                .forEachRemaining(
+                        field -> {
+                            if (!known.contains(field)) {
+                                throw new ModelException(
+                                        "unknown field \""
+                                                + field
+                                                + "\" in "
+                                                + where
+                                                + " (known: "
+                                                + String.join(", ", new TreeSet<>(known))
+                                                + "): correct a misspelt name, or run a job as new"
+                                                + " as the ./vigil train that wrote the card");
+                            }
+                        });
     }
 
     private static JsonNode required(JsonNode node, String field) {

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.vigil.testing.Fixtures;
+import dev.vigil.testing.LogCapture;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -579,6 +580,77 @@ class ModelCardTest {
                     .as("%s", bad)
                     .isInstanceOf(ModelException.class)
                     .hasMessageContaining(bad.message());
+        }
+    }
+
+    @Test
+    void shouldRefuseAnUnknownFieldWhereTheCardSaysHowToScore() throws IOException {
+        record Misspelt(String where, Consumer<ObjectNode> edit) {}
+        for (Misspelt m :
+                List.of(
+                        new Misspelt("the card", c -> c.put("normalization", "device")),
+                        new Misspelt("a feature", c -> feature(c, 0).put("roles", "context")),
+                        new Misspelt(
+                                "\"score\"", c -> ((ObjectNode) c.get("score")).putObject("drift")),
+                        new Misspelt(
+                                "\"score.dynamics\"", c -> dynamics(c).put("device_step", 1000)),
+                        new Misspelt(
+                                "\"score.level\"",
+                                c -> ((ObjectNode) c.get("score").get("level")).put("halflife", 9)),
+                        new Misspelt(
+                                "\"score.stuck\"",
+                                c ->
+                                        ((ObjectNode) c.get("score").get("stuck"))
+                                                .put("feature", "rpm")),
+                        new Misspelt(
+                                "a feature's \"bins\"",
+                                c -> ((ObjectNode) feature(c, 0).get("bins")).put("edge", 1)))) {
+            Path card = modelWith(m.edit());
+            assertThatThrownBy(() -> ModelBundle.load(card))
+                    .as(m.where())
+                    .isInstanceOf(ModelException.class)
+                    .hasMessageContaining("unknown field")
+                    .hasMessageContaining(" in " + m.where() + " (known: ");
+        }
+        Path learning =
+                modelWith(
+                        c ->
+                                ((ObjectNode) c.get("score").get("level"))
+                                        .putObject("learning")
+                                        .put("after_step", 10));
+        assertThatThrownBy(() -> ModelBundle.load(learning))
+                .hasMessageContaining("unknown field \"after_step\" in \"score.level.learning\"");
+        // What describes the model is not checked: training details, the quantiles, the ONNX file
+        Path described =
+                modelWith(
+                        c -> {
+                            ((ObjectNode) c.get("training"))
+                                    .put("notes", "retrained after the move");
+                            ((ObjectNode) c.get("score_quantiles")).put("0.5", 0.1);
+                        });
+        assertThat(ModelBundle.load(described).card().featureNames()).hasSize(8);
+    }
+
+    @Test
+    void shouldRefuseACombinationRuleOtherThanTheLargest() throws IOException {
+        Path norm = modelWith(c -> ((ObjectNode) c.get("score")).put("combine", "l2"));
+        assertThatThrownBy(() -> ModelBundle.load(norm))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("\"score.combine\" is \"l2\"");
+    }
+
+    @Test
+    void shouldWarnOfACardWithoutTheDigestOfItsModel() throws IOException {
+        Path undigested = modelWith(c -> ((ObjectNode) c.get("onnx")).remove("sha256"));
+        try (LogCapture log = LogCapture.start()) {
+            ModelBundle.load(undigested);
+            assertThat(log.events())
+                    .anySatisfy(
+                            e -> assertThat(e).startsWith("WARN").contains("has no onnx.sha256"));
+        }
+        try (LogCapture log = LogCapture.start()) {
+            ModelBundle.load(Fixtures.modelDir());
+            assertThat(log.events()).noneMatch(e -> e.contains("onnx.sha256"));
         }
     }
 
