@@ -43,7 +43,8 @@ public class AnomalyEvent {
      * in this order: {@code dynamics} (the step was not what the recent past predicted), {@code
      * level} (the device is not where it normally is), {@code stuck} (a reading stopped moving). Or
      * {@link #SILENCE} alone: the device has had no step scored for {@code
-     * vigil.alerts.silence-after} (an episode of its own, see {@link #silenceId}).
+     * vigil.alerts.silence-after} (an episode of its own, see {@link #silenceId}), or {@link
+     * #FORGOTTEN} for the CLOSE of such an episode when the job forgot the device.
      */
     public String reason;
 
@@ -70,6 +71,13 @@ public class AnomalyEvent {
      */
     public static final String SILENCE = "silence";
 
+    /**
+     * The reason of a silence episode's CLOSE when the device did not come back: it stayed silent
+     * for {@code vigil.state.ttl}, and the job forgot it (its state removed; if it comes back, it
+     * starts fresh). Same {@link #silenceId} as the CLOSE it takes the place of.
+     */
+    public static final String FORGOTTEN = "forgotten";
+
     /** The components of a set of reason bits joined by {@code +}, {@code dynamics} for none. */
     public static String reason(int bits) {
         StringBuilder b = new StringBuilder();
@@ -91,7 +99,7 @@ public class AnomalyEvent {
 
     /** Whether this event belongs to a silence episode rather than to a score episode. */
     public boolean isSilence() {
-        return SILENCE.equals(reason);
+        return SILENCE.equals(reason) || FORGOTTEN.equals(reason);
     }
 
     public static String eventId(String deviceId, long episodeStart, String type, int steps) {

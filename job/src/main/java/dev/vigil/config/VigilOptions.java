@@ -361,7 +361,10 @@ public final class VigilOptions {
                             "A device silent for longer (processing time) is dropped from state;"
                                     + " when it returns it starts fresh, with warm-up. At least 2"
                                     + " min longer than vigil.alerts.silence-after when the"
-                                    + " silence watch is on.");
+                                    + " silence watch is on; then a device reported silent is"
+                                    + " forgotten this long after it was last seen (Kafka time):"
+                                    + " its open episodes closed, its silence by a CLOSE with"
+                                    + " reason forgotten.");
 
     public static final ConfigOption<Integer> MAX_PARALLELISM =
             ConfigOptions.key("vigil.max-parallelism")

@@ -64,6 +64,12 @@ public final class Metrics {
     public static final String SILENCES_CLOSED = "silences_closed";
 
     /**
+     * Devices forgotten: reported silent and still silent after {@code vigil.state.ttl}, their
+     * state removed (README, "Silence").
+     */
+    public static final String DEVICES_FORGOTTEN = "devices_forgotten";
+
+    /**
      * How far the silence watch's clock, the watermark, is behind the wall clock, in milliseconds
      * (0 at the end of a bounded input; the time since the operator started while no watermark has
      * come). A silence is reported this much later than it happened: about 30 s while records flow;
@@ -240,11 +246,13 @@ public final class Metrics {
         private final MetricGroup group;
         public final Count opened;
         public final Count closed;
+        public final Count forgotten;
 
         public Silence(RuntimeContext ctx) {
             group = group(ctx);
             opened = new Count(ctx, group, SILENCES_OPENED, SILENCES_OPENED);
             closed = new Count(ctx, group, SILENCES_CLOSED, SILENCES_CLOSED);
+            forgotten = new Count(ctx, group, DEVICES_FORGOTTEN, DEVICES_FORGOTTEN);
         }
 
         /** Registers {@value #SILENCE_WATCH_LAG_MS}, read when the metric is reported. */

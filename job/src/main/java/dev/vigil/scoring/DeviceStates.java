@@ -147,6 +147,20 @@ public final class DeviceStates {
     }
 
     /**
+     * Removes the current key's entry (every model's state) from the cache and the state backend:
+     * the device is forgotten, and starts fresh if it comes back.
+     */
+    public void clear() {
+        if (cache != null) {
+            Cached cached = cache.remove(backend.getCurrentKey());
+            if (cached != null && cached.dirty) {
+                dirty--;
+            }
+        }
+        entry.clear();
+    }
+
+    /**
      * Writes every device's state written since the last write-back to the state backend; the
      * current key is the same after as before. Before every snapshot and at end of input. The cache
      * keeps the devices it wrote if the backend copied them, and drops the others.

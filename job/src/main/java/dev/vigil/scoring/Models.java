@@ -88,7 +88,8 @@ final class Models implements AutoCloseable {
     /** The silence watch of the settings, with its metrics when it is on. */
     static Silence silence(ScoringSettings settings, RuntimeContext ctx) {
         long after = settings.silenceAfterMs();
-        return new Silence(after, after > 0 ? new Metrics.Silence(ctx) : null);
+        return new Silence(
+                after, settings.stateTtl().toMillis(), after > 0 ? new Metrics.Silence(ctx) : null);
     }
 
     /**
@@ -107,7 +108,9 @@ final class Models implements AutoCloseable {
     /**
      * A device's silence timer fired at event time {@code time} (its key is the current one): the
      * model that serves the device reports its silence if it is due ({@link Silence#fired}, to
-     * {@code sink}), and the other model's state takes the same watch. Both operators' timers.
+     * {@code sink}), and the other model's state takes the same watch. Both operators' timers. A
+     * device to be forgotten has each open episode closed where its OPEN went (as on a reset), then
+     * its silence ({@link Silence#forget}), and its entry removed.
      */
     void silenceTimer(
             DeviceStates states,
@@ -121,9 +124,24 @@ final class Models implements AutoCloseable {
         DeviceState[] both = new DeviceState[2]; // timers fire rarely: no buffer kept
         states.read(both);
         int served = watching(both, canary);
-        if (silence.fired(both[served], deviceId, time, timers, sink, servingVersion(canary))) {
-            copySilence(both, served);
-            states.write(both);
+        String version = servingVersion(canary);
+        switch (silence.fired(both[served], deviceId, time, timers, sink, version)) {
+            case CHANGED -> {
+                copySilence(both, served);
+                states.write(both);
+            }
+            case FORGET -> {
+                Scorer.Emitter out = emitter(true, sink); // a CLOSE goes where its OPEN went
+                for (int m = 0; m < scorers.length; m++) {
+                    if (both[m] != null && both[m].episodeOpen) {
+                        scorers[m].closeEpisode(both[m], deviceId, time, out);
+                    }
+                }
+                closeOrphan(both, deviceId, time, out);
+                silence.forget(both[served], deviceId, time, sink, version);
+                states.clear();
+            }
+            case NOTHING -> {}
         }
     }
 

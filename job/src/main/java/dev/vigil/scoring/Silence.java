@@ -30,6 +30,13 @@ import org.apache.flink.streaming.api.operators.InternalTimerService;
  * per step. Both operators call it with the state of the model that serves the device ({@link
  * Models#servedBy}), right after that model takes the step, and the other model's state gets a copy
  * of the same fields, so that a promoted state or a rolled-back canary keeps watching.
+ *
+ * <p>A device reported silent keeps one timer too, at the time it was last seen plus {@code
+ * vigil.state.ttl}: if it is still silent then, the job forgets it ({@link Fired#FORGET}): its open
+ * episodes are closed, its silence with a CLOSE whose reason is {@link AnomalyEvent#FORGOTTEN}, and
+ * its state is removed, as the time-to-live would remove it a little later without a word. So a
+ * consumer never keeps a silence open for a device the job no longer knows, and a device that comes
+ * back after it starts fresh, as after the time-to-live.
  */
 final class Silence {
 
@@ -69,12 +76,30 @@ final class Silence {
         };
     }
 
+    /** What a device's timer did ({@link #fired}). */
+    enum Fired {
+        /** Nothing: a stale timer, a device already reported or never seen, or no state. */
+        NOTHING,
+        /** The device's state changed (a silence reported, the next timer noted): write it back. */
+        CHANGED,
+        /**
+         * The device has been silent for {@code forgetAfterMs}: close what it has open ({@link
+         * #forget} for the silence) and remove its state.
+         */
+        FORGET
+    }
+
     private final long afterMs;
+    private final long forgetAfterMs;
     private final Metrics.Silence metrics;
 
-    /** A watch of {@code afterMs} (0: off), counting into {@code metrics} (null when off). */
-    Silence(long afterMs, Metrics.Silence metrics) {
+    /**
+     * A watch of {@code afterMs} (0: off) that forgets a device silent for {@code forgetAfterMs}
+     * (the state's time-to-live; 0: never), counting into {@code metrics} (null when off).
+     */
+    Silence(long afterMs, long forgetAfterMs, Metrics.Silence metrics) {
         this.afterMs = afterMs;
+        this.forgetAfterMs = forgetAfterMs;
         this.metrics = metrics;
     }
 
@@ -108,6 +133,16 @@ final class Silence {
     /** The period, in milliseconds (0: off). */
     long afterMs() {
         return afterMs;
+    }
+
+    /** How long a device stays silent before it is forgotten, in milliseconds (0: never). */
+    long forgetAfterMs() {
+        return forgetAfterMs;
+    }
+
+    /** When a silent device is forgotten: a TTL after it was last seen; {@code NO_TIME}: never. */
+    private long forgetAt(DeviceState s) {
+        return forgetAfterMs > 0 ? s.lastSeenMs + forgetAfterMs : DeviceState.NO_TIME;
     }
 
     /**
@@ -149,6 +184,10 @@ final class Silence {
         }
         if (s.silent) {
             close(s, deviceId, timestamp, sink, modelVersion);
+            if (s.silenceTimerMs != DeviceState.NO_TIME) { // the timer that would forget it
+                timers.delete(deviceId, s.silenceTimerMs);
+                s.silenceTimerMs = DeviceState.NO_TIME;
+            }
         } else if (s.lastSeenMs != DeviceState.NO_TIME && timestamp - s.lastSeenMs > afterMs) {
             // A silence the watermark had not reached when the device spoke again: its records
             // ran ahead of the fleet's (a replay, a backlog after downtime). Reported now, as it
@@ -171,32 +210,54 @@ final class Silence {
 
     /**
      * A timer of the device fired at event time {@code time}: reports its silence if it is due (an
-     * OPEN to {@code sink}), else registers the next timer when this was the pending one. Returns
-     * whether {@code s} changed (and must be written back); false for a stale timer, a device
-     * already reported or never seen, or no state ({@code s} null: expired).
+     * OPEN to {@code sink}) and registers the timer that forgets it, else registers the next timer
+     * when this was the pending one ({@link Fired#CHANGED}: {@code s} must be written back); says
+     * {@link Fired#FORGET} for a device reported silent whose time to be forgotten has come.
+     * Nothing for a stale timer, a device never seen, or no state ({@code s} null: expired).
      */
-    boolean fired(
+    Fired fired(
             DeviceState s,
             String deviceId,
             long time,
             Timers timers,
             Models.Sink sink,
             String modelVersion) {
-        if (!on() || s == null || s.silent || s.lastSeenMs == DeviceState.NO_TIME) {
-            return false;
+        if (!on() || s == null || s.lastSeenMs == DeviceState.NO_TIME) {
+            return Fired.NOTHING;
+        }
+        if (s.silent) {
+            long forget = forgetAt(s);
+            return forget != DeviceState.NO_TIME && forget <= time ? Fired.FORGET : Fired.NOTHING;
         }
         long due = s.lastSeenMs + afterMs;
         if (due <= time) {
             open(s, deviceId, time, sink, modelVersion);
-            s.silenceTimerMs = DeviceState.NO_TIME; // the next step registers one
-            return true;
+            // The next step deletes it and registers a silence timer.
+            s.silenceTimerMs = forgetAt(s);
+            if (s.silenceTimerMs != DeviceState.NO_TIME) {
+                timers.register(deviceId, s.silenceTimerMs);
+            }
+            return Fired.CHANGED;
         }
         if (s.silenceTimerMs != DeviceState.NO_TIME && s.silenceTimerMs > time) {
-            return false; // a later timer is pending: this one is stale
+            return Fired.NOTHING; // a later timer is pending: this one is stale
         }
         s.silenceTimerMs = due;
         timers.register(deviceId, due);
-        return true;
+        return Fired.CHANGED;
+    }
+
+    /**
+     * The end of a silence reported for {@code s}, a device forgotten at event time {@code time}
+     * ({@link Fired#FORGET}): its CLOSE, with reason {@link AnomalyEvent#FORGOTTEN}, to {@code
+     * sink}. The caller closes the device's score episodes and removes its state.
+     */
+    void forget(DeviceState s, String deviceId, long time, Models.Sink sink, String version) {
+        s.silent = false;
+        metrics.forgotten.inc();
+        AnomalyEvent close = event(deviceId, s.lastSeenMs, AnomalyEvent.CLOSE, time, version);
+        close.reason = AnomalyEvent.FORGOTTEN;
+        sink.alert(close, time);
     }
 
     /**
@@ -204,12 +265,23 @@ final class Silence {
      * savepoint of a version before the watch, of a job that ran with it off, or armed for another
      * period): a timer at the time it was last seen plus the period, where that time is the Flink
      * timestamp of its last step if the state has it, else the event time ({@code ts}) of its last
-     * scored step. Returns whether {@code s} changed (and must be written back); false when off,
-     * for a device already reported silent (its CLOSE comes at its next step) or never scored.
+     * scored step. A device already reported silent (its CLOSE comes at its next step) gets the
+     * timer that forgets it instead, if it has not that one (a state kept before devices were
+     * forgotten, or for another time-to-live). Returns whether {@code s} changed (and must be
+     * written back); false when off, or for a device never scored.
      */
     boolean arm(DeviceState s, String deviceId, Timers timers) {
-        if (!on() || s.silent) {
+        if (!on()) {
             return false;
+        }
+        if (s.silent) {
+            long forget = forgetAt(s);
+            if (forget == DeviceState.NO_TIME || s.silenceTimerMs == forget) {
+                return false;
+            }
+            s.silenceTimerMs = forget;
+            timers.register(deviceId, forget);
+            return true;
         }
         long seen = s.lastSeenMs != DeviceState.NO_TIME ? s.lastSeenMs : s.lastTs;
         if (seen == Long.MIN_VALUE) {

@@ -17,10 +17,12 @@ import org.slf4j.LoggerFactory;
  * silent, since a device's timer is otherwise registered only by its steps.
  *
  * <p>The operator's own state (a union list, {@value DeviceStateSchema#SILENCE_WATCH_PERIOD_NAME},
- * part of the savepoint and never renamed) records the period its devices' timers were set for; a
- * restore whose record is missing or differs walks every device of the subtask's state once ({@link
- * Silence#arm}: a timer at its last step plus the period; a device already reported silent keeps
- * its pending CLOSE). A job started fresh, or restored from a state armed for the same period,
+ * part of the savepoint and never renamed) records the period its devices' timers were set for and,
+ * negated (so that a list written before it reads as it did), the time after which a silent device
+ * is forgotten ({@link Silence#forgetAfterMs}); a restore whose record is missing or differs walks
+ * every device of the subtask's state once ({@link Silence#arm}: a timer at its last step plus the
+ * period; a device already reported silent keeps its pending CLOSE and gets the timer that forgets
+ * it). A job started fresh, or restored from a state armed for the same period and time-to-live,
  * walks nothing. With the watch off the record is cleared, so turning it on again arms every
  * device.
  */
@@ -31,6 +33,7 @@ final class SilenceArming {
     private final ListState<Long> period;
     private final boolean restored;
     private long armedFor;
+    private long armedToForget;
 
     /** From the operator's {@code initializeState}: reads the period the state was armed for. */
     SilenceArming(StateInitializationContext context) throws Exception {
@@ -38,8 +41,12 @@ final class SilenceArming {
                 context.getOperatorStateStore()
                         .getUnionListState(DeviceStateSchema.silenceWatchPeriodDescriptor());
         restored = context.isRestored();
-        for (Long p : period.get()) {
-            armedFor = p; // every subtask wrote the same period
+        for (Long p : period.get()) { // every subtask wrote the same
+            if (p >= 0) {
+                armedFor = p;
+            } else {
+                armedToForget = -p;
+            }
         }
     }
 
@@ -58,7 +65,8 @@ final class SilenceArming {
             period.clear();
             return;
         }
-        if (restored && armedFor != silence.afterMs()) {
+        if (restored
+                && (armedFor != silence.afterMs() || armedToForget != silence.forgetAfterMs())) {
             long started = System.nanoTime();
             int armed = 0;
             List<String> devices = DeviceStates.devices(backend, DeviceStateSchema.STATE_NAME);
@@ -75,14 +83,25 @@ final class SilenceArming {
                 }
             }
             LOG.info(
-                    "Silence watch: {} of {} restored devices armed for {} ms (the state was kept"
-                            + " {}) in {} ms",
+                    "Silence watch: {} of {} restored devices armed for {} ms, forgotten after {}"
+                            + " ms of silence (the state was kept {}) in {} ms",
                     armed,
                     devices.size(),
                     silence.afterMs(),
-                    armedFor == 0 ? "without the watch" : "for " + armedFor + " ms",
+                    silence.forgetAfterMs(),
+                    armedFor == 0
+                            ? "without the watch"
+                            : "for "
+                                    + armedFor
+                                    + " ms, "
+                                    + (armedToForget == 0
+                                            ? "without forgetting"
+                                            : "forgotten after " + armedToForget + " ms"),
                     (System.nanoTime() - started) / 1_000_000);
         }
-        period.update(List.of(silence.afterMs()));
+        period.update(
+                silence.forgetAfterMs() > 0
+                        ? List.of(silence.afterMs(), -silence.forgetAfterMs())
+                        : List.of(silence.afterMs()));
     }
 }

@@ -46,12 +46,20 @@ class SilenceTest {
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
             harness(boolean batched, long silenceAfterMs, ModelBundle shadow, double canary)
                     throws Exception {
-        ScoringSettings settings =
+        return harness(
+                batched,
                 Fixtures.scoringDefaults()
                         .silenceAfterMs(silenceAfterMs)
-                        .batch(batched ? 64 : 0, 0)
                         .canaryFraction(canary)
-                        .build();
+                        .build(),
+                shadow);
+    }
+
+    /** An operator with {@code settings}, batched or not. */
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            harness(boolean batched, ScoringSettings settings, ModelBundle shadow)
+                    throws Exception {
+        settings = settings.toBuilder().batch(batched ? 64 : 0, 0).build();
         ModelBundle model = Fixtures.model();
         OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator =
                 batched
@@ -538,6 +546,135 @@ class SilenceTest {
         }
     }
 
+    private static final Duration HOUR_TTL = Duration.ofMinutes(60);
+
+    /** The watch at 10 minutes, devices forgotten after {@code ttl} of silence. */
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            forgetting(boolean batched, Duration ttl) throws Exception {
+        return harness(
+                batched,
+                Fixtures.scoringDefaults().silenceAfterMs(AFTER).stateTtl(ttl).build(),
+                null);
+    }
+
+    /** The events of {@code device}, described as {@link #describe} does, with the reason. */
+    private static List<String> eventsOf(
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h,
+            String device) {
+        return h.extractOutputValues().stream()
+                .filter(e -> e.deviceId.equals(device))
+                .map(e -> e.type + " " + e.reason + " " + e.eventId)
+                .toList();
+    }
+
+    /**
+     * A device reported silent and still silent a time-to-live (60 minutes here) after it was last
+     * seen is forgotten: its open score episode is closed where it opened, its silence gets a CLOSE
+     * with reason {@code forgotten} (the id of the CLOSE it takes the place of), and its state is
+     * removed, so that when it comes back it starts fresh: no silence CLOSE, warm-up again.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldForgetADeviceStillSilentAfterTheTimeToLive(boolean batched) throws Exception {
+        try (var h = forgetting(batched, HOUR_TTL)) {
+            h.open();
+            // Every step far from the training mean: an episode opens after warm-up and stays open.
+            feed(h, 0, 30, "a", "b"); // a's last step: minute 29
+            feed(h, 30, 90, "b"); // the last watermark, at 89 min - 30 s, is before a is forgotten
+            List<String> silent = eventsOf(h, "a");
+            long lastSeen = T0 + 29 * MINUTE;
+            assertThat(silent).last().isEqualTo("OPEN silence a:" + lastSeen + ":silence:OPEN");
+            assertThat(silent.stream().filter(e -> !e.contains("silence"))).hasSize(1);
+            assertThat(silent.get(0)).startsWith("OPEN dynamics");
+            String scoreEpisode = silent.get(0).substring(silent.get(0).lastIndexOf(' ') + 1);
+            assertThat(state(h, "a", HOUR_TTL)).isNotNull();
+
+            feed(h, 90, 91, "b");
+            List<String> forgotten = eventsOf(h, "a");
+            assertThat(forgotten.subList(silent.size(), forgotten.size()))
+                    .hasSize(2)
+                    .first()
+                    .asString()
+                    .startsWith("CLOSE dynamics")
+                    .endsWith(scoreEpisode.replace(":OPEN", ":CLOSE"));
+            assertThat(forgotten)
+                    .last()
+                    .isEqualTo("CLOSE forgotten a:" + lastSeen + ":silence:CLOSE");
+            AnomalyEvent close =
+                    h.extractOutputValues().stream()
+                            .filter(e -> AnomalyEvent.FORGOTTEN.equals(e.reason))
+                            .findFirst()
+                            .orElseThrow();
+            assertThat(close.isSilence()).isTrue();
+            assertThat(close.ts).isEqualTo(lastSeen + HOUR_TTL.toMillis());
+            assertThat(close.episodeStart).isEqualTo(lastSeen);
+            assertThat(close.durationMs).isEqualTo(HOUR_TTL.toMillis());
+            assertThat(state(h, "a", HOUR_TTL)).isNull();
+
+            feed(h, 91, 105, "a", "b"); // back: a fresh device, warming up
+            assertThat(eventsOf(h, "a")).isEqualTo(forgotten);
+            assertThat(state(h, "a", HOUR_TTL).lastSeenMs).isEqualTo(T0 + 104 * MINUTE);
+            assertThat(eventsOf(h, "b")).noneMatch(e -> e.contains("silence"));
+        }
+    }
+
+    /**
+     * A device that speaks again before it is forgotten gets its silence CLOSE as always, and the
+     * timer that would have forgotten it is gone: silent again, it is forgotten a time-to-live
+     * after its new last step, not after the old one.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldNotForgetADeviceThatCameBack(boolean batched) throws Exception {
+        try (var h = forgetting(batched, HOUR_TTL)) {
+            h.open();
+            feed(h, 0, 30, "a", "b");
+            feed(h, 30, 50, "b");
+            feed(h, 50, 60, "a", "b"); // back at minute 50, last seen at 59
+            feed(h, 60, 119, "b"); // the old timer (minute 89) fired and did nothing
+            assertThat(eventsOf(h, "a").stream().filter(e -> e.contains("silence")))
+                    .containsExactly(
+                            "OPEN silence a:" + (T0 + 29 * MINUTE) + ":silence:OPEN",
+                            "CLOSE silence a:" + (T0 + 29 * MINUTE) + ":silence:CLOSE",
+                            "OPEN silence a:" + (T0 + 59 * MINUTE) + ":silence:OPEN");
+            assertThat(h.extractOutputValues())
+                    .filteredOn(e -> e.isSilence() && e.episodeStart == T0 + 59 * MINUTE)
+                    .extracting(e -> e.ts)
+                    .containsExactly(T0 + 69 * MINUTE); // a period after, not at the old timer
+            feed(h, 119, 121, "b");
+            assertThat(eventsOf(h, "a"))
+                    .last()
+                    .isEqualTo("CLOSE forgotten a:" + (T0 + 59 * MINUTE) + ":silence:CLOSE");
+        }
+    }
+
+    /**
+     * A device already reported silent in a state kept for another time-to-live (or before devices
+     * were forgotten): the restore arms the timer that forgets it for this one.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldForgetASilentDeviceOfAStateKeptForAnotherTimeToLive(boolean batched)
+            throws Exception {
+        OperatorSubtaskState kept;
+        try (var h = forgetting(batched, Duration.ofDays(10))) {
+            h.open();
+            feed(h, 0, 30, "a", "b");
+            feed(h, 30, 45, "b"); // a reported silent at minute 39
+            h.prepareSnapshotPreBarrier(1L);
+            kept = h.snapshot(1L, 0L);
+        }
+        try (var h = forgetting(batched, HOUR_TTL)) {
+            h.initializeState(kept);
+            h.open();
+            feed(h, 45, 91, "b");
+            assertThat(eventsOf(h, "a"))
+                    .containsExactly(
+                            "CLOSE dynamics a:" + (T0 + 20 * MINUTE) + ":CLOSE",
+                            "CLOSE forgotten a:" + (T0 + 29 * MINUTE) + ":silence:CLOSE");
+        }
+    }
+
     /**
      * The lag published as {@code silence_watch_lag_ms}: the wall clock less the watermark, the
      * time since the start before the first watermark, 0 at the end of a bounded input, never below
@@ -562,10 +699,29 @@ class SilenceTest {
             String device,
             boolean shadow)
             throws Exception {
+        return state(h, device, shadow, Fixtures.scoringDefaults().build().stateTtl());
+    }
+
+    /**
+     * The serving model's state of {@code device} in an operator whose time-to-live is {@code ttl}.
+     */
+    private static DeviceState state(
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h,
+            String device,
+            Duration ttl)
+            throws Exception {
+        return state(h, device, false, ttl);
+    }
+
+    private static DeviceState state(
+            KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> h,
+            String device,
+            boolean shadow,
+            Duration ttl)
+            throws Exception {
         h.prepareSnapshotPreBarrier(0L); // the batched operator's state cache goes to the backend
         AbstractStreamOperator<?> operator = (AbstractStreamOperator<?>) h.getOperator();
         operator.setCurrentKey(device);
-        Duration ttl = Fixtures.scoringDefaults().build().stateTtl();
         KeyedStateStore store = operator.getKeyedStateStore();
         DeviceState entry = store.getState(DeviceStateSchema.descriptor(ttl)).value();
         if (entry == null) {

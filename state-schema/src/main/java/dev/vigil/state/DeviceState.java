@@ -157,7 +157,8 @@ public class DeviceState {
     /**
      * The event time of the silence timer the device has registered, {@link #NO_TIME} for none
      * (format 4). One timer per device at a time: it is moved when it fires, or when the device's
-     * records run more than a period past it.
+     * records run more than a period past it. For a device reported silent, the timer that forgets
+     * it (its last time seen plus the state's time-to-live; none in states kept before it).
      */
     public long silenceTimerMs = NO_TIME;
 

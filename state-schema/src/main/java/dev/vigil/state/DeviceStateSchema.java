@@ -28,8 +28,10 @@ public final class DeviceStateSchema {
 
     /**
      * The scoring operator's own state (a union list of longs): the silence period its devices'
-     * timers were set for. A savepoint without it makes the restored job walk every device once to
-     * arm the watch again; savepoint tools that rewrite the operator carry it over.
+     * timers were set for and, negated, the silence after which a device is forgotten (the state's
+     * time-to-live; absent in older savepoints). A savepoint without it makes the restored job walk
+     * every device once to arm the watch again; savepoint tools that rewrite the operator carry it
+     * over.
      */
     public static final String SILENCE_WATCH_PERIOD_NAME = "silence-watch-period";
 
