@@ -203,6 +203,9 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
     public void processWatermark(Watermark mark) throws Exception {
         flush(); // everything before the watermark leaves before it
         super.processWatermark(mark);
+        if (mark.getTimestamp() == Long.MAX_VALUE) {
+            arming.drained();
+        }
     }
 
     @Override

@@ -14,6 +14,7 @@ import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.streaming.api.operators.InternalTimerService;
 import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.util.Collector;
 
 /**
@@ -131,6 +132,14 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
                     arming,
                     this.<String>getKeyedStateBackend(),
                     Silence.timers(key -> {}, service)); // the arming walk sets the key
+        }
+
+        @Override
+        public void processWatermark(Watermark mark) throws Exception {
+            super.processWatermark(mark);
+            if (mark.getTimestamp() == Long.MAX_VALUE) {
+                arming.drained();
+            }
         }
     }
 

@@ -23,8 +23,8 @@ import org.slf4j.LoggerFactory;
  * every device of the subtask's state once ({@link Silence#arm}: a timer at its last step plus the
  * period; a device already reported silent keeps its pending CLOSE and gets the timer that forgets
  * it). A job started fresh, or restored from a state armed for the same period and time-to-live,
- * walks nothing. With the watch off the record is cleared, so turning it on again arms every
- * device.
+ * walks nothing; a state snapshotted after the final watermark ({@link #drained}) walks every
+ * device. With the watch off the record is cleared, so turning it on again arms every device.
  */
 final class SilenceArming {
 
@@ -99,6 +99,20 @@ final class SilenceArming {
                                             : "forgotten after " + armedToForget + " ms"),
                     (System.nanoTime() - started) / 1_000_000);
         }
+        record(silence);
+    }
+
+    /**
+     * The final watermark passed ({@code flink stop --drain}, or the end of a bounded input): it
+     * fired every device's timer, and reported nothing, so a state snapshotted from here on has no
+     * pending timer. Without a record of the period, a job restored from it walks every device and
+     * arms its timer again, so that a device that never sends again is still reported.
+     */
+    void drained() {
+        period.clear();
+    }
+
+    private void record(Silence silence) throws Exception {
         period.update(
                 silence.forgetAfterMs() > 0
                         ? List.of(silence.afterMs(), -silence.forgetAfterMs())

@@ -351,6 +351,26 @@ class SilenceTest {
     }
 
     /**
+     * A savepoint taken after the final watermark ({@code flink stop --drain}), which fired every
+     * timer and reported nothing: the restore arms every device again, so that a device that never
+     * sends again is still reported.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldArmEveryDeviceAfterADrain(boolean batched) throws Exception {
+        OperatorSubtaskState drained;
+        try (var h = harness(batched, AFTER, null)) {
+            h.open();
+            feed(h, 0, 5, "a", "b");
+            h.processWatermark(new Watermark(Long.MAX_VALUE));
+            assertThat(h.numEventTimeTimers()).isZero();
+            h.prepareSnapshotPreBarrier(1L);
+            drained = h.snapshot(1L, 0L);
+        }
+        assertOnlyASilentAfterRestore(batched, AFTER, drained, 5, 30, 14);
+    }
+
+    /**
      * The watch on, then off for a while in which both devices go on, then on again: a's silence is
      * measured from its last step, taken while the watch was off, not from the last one it saw.
      */
