@@ -14,6 +14,7 @@ import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.streaming.api.operators.InternalTimerService;
 import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
+import org.apache.flink.streaming.api.operators.TimestampedCollector;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.util.Collector;
 
@@ -221,8 +222,19 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         models.silenceTimer(states, silence, ctx.getCurrentKey(), time, timers, this);
     }
 
+    /**
+     * Stamped with {@code timestamp}, as the batched operator stamps it: a silence reported at the
+     * step that ends it has its OPEN at the silence's time, not the step's.
+     */
     @Override
     public void alert(AnomalyEvent event, long timestamp) {
+        if (out instanceof TimestampedCollector<AnomalyEvent> stamped) {
+            if (timestamp == Scorer.NO_TIMESTAMP) {
+                stamped.eraseTimestamp();
+            } else {
+                stamped.setAbsoluteTimestamp(timestamp);
+            }
+        }
         out.collect(event);
     }
 

@@ -180,6 +180,14 @@ class SilenceTest {
             }
             h.processWatermark(new Watermark(T0 + 5 * MINUTE)); // far behind: nothing fires
             assertThat(describe(silences(h))).isEqualTo(live);
+            // Each stamped with its own time in both operators, the OPEN not with the step's
+            assertThat(h.getOutput())
+                    .filteredOn(
+                            r ->
+                                    r instanceof StreamRecord<?> s
+                                            && ((AnomalyEvent) s.getValue()).isSilence())
+                    .extracting(r -> ((StreamRecord<?>) r).getTimestamp())
+                    .containsExactly(T0 + 19 * MINUTE, T0 + 40 * MINUTE);
         }
         assertThat(live)
                 .containsExactly(
