@@ -65,7 +65,8 @@ public final class Metrics {
 
     /**
      * Devices forgotten: reported silent and still silent after {@code vigil.state.ttl}, their
-     * state removed (README, "Silence").
+     * state removed (README, "Silence"). Their silence's CLOSE counts in {@link #SILENCES_CLOSED}
+     * too.
      */
     public static final String DEVICES_FORGOTTEN = "devices_forgotten";
 

@@ -254,6 +254,7 @@ final class Silence {
      */
     void forget(DeviceState s, String deviceId, long time, Models.Sink sink, String version) {
         s.silent = false;
+        metrics.closed.inc(); // opened less closed stays the silences still open
         metrics.forgotten.inc();
         AnomalyEvent close = event(deviceId, s.lastSeenMs, AnomalyEvent.CLOSE, time, version);
         close.reason = AnomalyEvent.FORGOTTEN;
@@ -266,9 +267,10 @@ final class Silence {
      * period): a timer at the time it was last seen plus the period, where that time is the Flink
      * timestamp of its last step if the state has it, else the event time ({@code ts}) of its last
      * scored step. A device already reported silent (its CLOSE comes at its next step) gets the
-     * timer that forgets it instead, if it has not that one (a state kept before devices were
-     * forgotten, or for another time-to-live). Returns whether {@code s} changed (and must be
-     * written back); false when off, or for a device never scored.
+     * timer that forgets it instead (a state kept before devices were forgotten, for another
+     * time-to-live, or after that timer fired with nothing done: a drain, the watch off). Returns
+     * whether {@code s} changed (and must be written back); false when off, or for a device never
+     * scored.
      */
     boolean arm(DeviceState s, String deviceId, Timers timers) {
         if (!on()) {
@@ -276,12 +278,15 @@ final class Silence {
         }
         if (s.silent) {
             long forget = forgetAt(s);
-            if (forget == DeviceState.NO_TIME || s.silenceTimerMs == forget) {
+            if (forget == DeviceState.NO_TIME) {
                 return false;
             }
-            s.silenceTimerMs = forget;
+            // Registered even when the state names it: it may have fired already (the final
+            // watermark of a drain, or while the watch was off) and did nothing then.
             timers.register(deviceId, forget);
-            return true;
+            boolean changed = s.silenceTimerMs != forget;
+            s.silenceTimerMs = forget;
+            return changed;
         }
         long seen = s.lastSeenMs != DeviceState.NO_TIME ? s.lastSeenMs : s.lastTs;
         if (seen == Long.MIN_VALUE) {

@@ -376,6 +376,24 @@ class SilenceTest {
             drained = h.snapshot(1L, 0L);
         }
         assertOnlyASilentAfterRestore(batched, AFTER, drained, 5, 30, 14);
+
+        // A device already reported silent at the drain is still forgotten after the restore.
+        try (var h = forgetting(batched, HOUR_TTL)) {
+            h.open();
+            feed(h, 0, 30, "a", "b");
+            feed(h, 30, 45, "b"); // a reported silent at minute 39
+            h.processWatermark(new Watermark(Long.MAX_VALUE));
+            h.prepareSnapshotPreBarrier(1L);
+            drained = h.snapshot(1L, 0L);
+        }
+        try (var h = forgetting(batched, HOUR_TTL)) {
+            h.initializeState(drained);
+            h.open();
+            feed(h, 45, 91, "b");
+            assertThat(eventsOf(h, "a"))
+                    .last()
+                    .isEqualTo("CLOSE forgotten a:" + (T0 + 29 * MINUTE) + ":silence:CLOSE");
+        }
     }
 
     /**
