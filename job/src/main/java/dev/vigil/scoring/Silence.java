@@ -140,9 +140,14 @@ final class Silence {
         return forgetAfterMs;
     }
 
-    /** When a silent device is forgotten: a TTL after it was last seen; {@code NO_TIME}: never. */
+    /**
+     * When a silent device is forgotten: a TTL after it was last seen; {@code NO_TIME}: never (no
+     * TTL, or one so long that the time does not count in a long: a "never" of {@code
+     * vigil.state.ttl}).
+     */
     private long forgetAt(DeviceState s) {
-        return forgetAfterMs > 0 ? s.lastSeenMs + forgetAfterMs : DeviceState.NO_TIME;
+        long at = s.lastSeenMs + forgetAfterMs;
+        return forgetAfterMs > 0 && at > s.lastSeenMs ? at : DeviceState.NO_TIME;
     }
 
     /**

@@ -694,6 +694,20 @@ class SilenceTest {
         }
     }
 
+    /** A time-to-live too long to count in milliseconds from now: never forgotten, not at once. */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldNeverForgetUnderATimeToLiveBeyondTheClock(boolean batched) throws Exception {
+        try (var h = forgetting(batched, Duration.ofMillis(Long.MAX_VALUE))) {
+            h.open();
+            feed(h, 0, 30, "a", "b");
+            feed(h, 30, 120, "b");
+            assertThat(eventsOf(h, "a"))
+                    .last()
+                    .isEqualTo("OPEN silence a:" + (T0 + 29 * MINUTE) + ":silence:OPEN");
+        }
+    }
+
     /**
      * A device already reported silent in a state kept for another time-to-live (or before devices
      * were forgotten): the restore arms the timer that forgets it for this one.
