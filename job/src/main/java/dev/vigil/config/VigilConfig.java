@@ -239,12 +239,8 @@ public final class VigilConfig {
         }
     }
 
-    /**
-     * With any sink exactly-once, a transaction stays open from one checkpoint to the next, and for
-     * as long as that checkpoint takes (at most {@code execution.checkpointing.timeout}): the
-     * broker aborts one open longer than its timeout, and the events it held are lost.
-     */
-    private void transactionsOutliveCheckpoints() {
+    /** Whether any sink writes in Kafka transactions (is exactly-once); reads every delivery. */
+    public boolean transactional() {
         boolean transactions = false;
         for (ConfigOption<String> option :
                 List.of(
@@ -253,6 +249,16 @@ public final class VigilConfig {
                         VigilOptions.DELIVERY_DEAD_LETTERS)) {
             transactions |= delivery(option) == KafkaConnectors.Delivery.EXACTLY_ONCE;
         }
+        return transactions;
+    }
+
+    /**
+     * With any sink exactly-once, a transaction stays open from one checkpoint to the next, and for
+     * as long as that checkpoint takes (at most {@code execution.checkpointing.timeout}): the
+     * broker aborts one open longer than its timeout, and the events it held are lost.
+     */
+    private void transactionsOutliveCheckpoints() {
+        boolean transactions = transactional();
         java.time.Duration timeout = get(VigilOptions.KAFKA_TRANSACTION_TIMEOUT);
         java.time.Duration interval = get(VigilOptions.CHECKPOINT_INTERVAL);
         java.time.Duration checkpointTimeout = conf.get(CheckpointingOptions.CHECKPOINTING_TIMEOUT);

@@ -51,11 +51,19 @@ public final class VigilJob {
             checkAdaptiveThreshold(config, bundle, shadow);
             checkCadence(config, bundle, shadow);
         } catch (ConfigException | ModelException e) {
-            System.err.println("vigil: cannot start: " + e.getMessage());
-            System.exit(2);
+            cannotStart(e);
             return;
         }
-        run(config, bundle, shadow);
+        try {
+            run(config, bundle, shadow);
+        } catch (ConfigException e) { // the broker's check (KafkaPreflight)
+            cannotStart(e);
+        }
+    }
+
+    private static void cannotStart(RuntimeException e) {
+        System.err.println("vigil: cannot start: " + e.getMessage());
+        System.exit(2);
     }
 
     /**
@@ -162,7 +170,10 @@ public final class VigilJob {
         return run(config, bundle, shadowModel(config, bundle));
     }
 
-    /** {@link #run(VigilConfig, ModelBundle)} with a shadow model already loaded (or null). */
+    /**
+     * {@link #run(VigilConfig, ModelBundle)} with a shadow model already loaded (or null). Checks
+     * the topics and the transaction timeout against the broker first ({@link KafkaPreflight}).
+     */
     public static JobExecutionResult run(VigilConfig config, ModelBundle bundle, ModelBundle shadow)
             throws Exception {
         // Secrets (Kafka passwords, JAAS lines) are masked: see VigilConfig.printable().
@@ -173,6 +184,7 @@ public final class VigilJob {
                 config);
         config.transactionalIdPrefixWarning().ifPresent(LOG::warn);
         config.replacedCheckpointingWarning().ifPresent(LOG::warn);
+        KafkaPreflight.check(config, shadow != null, KafkaPreflight.TIMEOUT);
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
         define(env, config, bundle, shadow);
         return env.execute(JOB_NAME);

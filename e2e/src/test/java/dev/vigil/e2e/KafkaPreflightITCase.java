@@ -1,0 +1,143 @@
+package dev.vigil.e2e;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.vigil.config.ConfigException;
+import dev.vigil.config.VigilConfig;
+import dev.vigil.config.VigilOptions;
+import dev.vigil.job.KafkaPreflight;
+import dev.vigil.testing.Fixtures;
+import dev.vigil.testing.LogCapture;
+import dev.vigil.tools.LocalRun;
+import dev.vigil.tools.kafka.EmbeddedKafkaBroker;
+import java.net.ServerSocket;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The check at start against a real broker (which, like most production brokers, creates no topic
+ * on its own): a missing topic or a transaction timeout the broker refuses stops the job with a
+ * message naming the option; a broker that does not answer lets it start with a warning.
+ */
+class KafkaPreflightITCase {
+
+    private static final Duration TIMEOUT = Duration.ofSeconds(10);
+
+    private static EmbeddedKafkaBroker kafka;
+
+    @TempDir static Path dir;
+
+    @BeforeAll
+    static void startKafka() throws Exception {
+        kafka = EmbeddedKafkaBroker.start();
+        List<String> topics = new ArrayList<>(LocalRun.outputTopics("preflight"));
+        topics.add("telemetry");
+        topics.add("anomalies-shadow");
+        kafka.createTopics(1, topics);
+    }
+
+    @AfterAll
+    static void stopKafka() throws Exception {
+        if (kafka != null) {
+            kafka.close();
+        }
+    }
+
+    /** The configuration of a job on the test broker whose topics all exist, changed by edit. */
+    private static VigilConfig config(Consumer<Map<String, String>> edit) {
+        Map<String, String> c =
+                LocalRun.config(
+                        kafka.bootstrapServers(), Fixtures.modelDir(), "preflight", dir, "1s", 1);
+        edit.accept(c);
+        return VigilConfig.of(c);
+    }
+
+    @Test
+    void shouldPassWhenEveryTopicExists() {
+        KafkaPreflight.check(config(c -> {}), true, TIMEOUT);
+    }
+
+    @Test
+    void shouldRefuseATopicTheBrokerDoesNotHave() {
+        VigilConfig misspelt =
+                config(c -> c.put(VigilOptions.TOPIC_ANOMALIES.key(), "anomalys-preflight"));
+        assertThatThrownBy(() -> KafkaPreflight.check(misspelt, false, TIMEOUT))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining(
+                        "\"anomalys-preflight\" (" + VigilOptions.TOPIC_ANOMALIES.key() + ")")
+                .hasMessageContaining("auto.create.topics.enable=false");
+
+        VigilConfig noInput = config(c -> c.put(VigilOptions.TOPIC_TELEMETRY.key(), "telemetri"));
+        assertThatThrownBy(() -> KafkaPreflight.check(noInput, false, TIMEOUT))
+                .hasMessageContaining("\"telemetri\" (" + VigilOptions.TOPIC_TELEMETRY.key() + ")");
+    }
+
+    /** The shadow's topic only when a shadow model runs; the scores' only when it is set. */
+    @Test
+    void shouldNeedTheShadowsAndTheScoresTopicsOnlyWhenTheyAreWritten() {
+        VigilConfig elsewhere =
+                config(
+                        c -> {
+                            c.put(VigilOptions.TOPIC_SHADOW_ANOMALIES.key(), "no-such-topic");
+                            c.put(VigilOptions.TOPIC_SCORES.key(), "");
+                        });
+        KafkaPreflight.check(elsewhere, false, TIMEOUT);
+        assertThatThrownBy(() -> KafkaPreflight.check(elsewhere, true, TIMEOUT))
+                .hasMessageContaining(VigilOptions.TOPIC_SHADOW_ANOMALIES.key());
+    }
+
+    /** The broker's transaction.max.timeout.ms is Kafka's default, 15 minutes. */
+    @Test
+    void shouldRefuseATransactionTimeoutAboveTheBrokersMaximum() {
+        VigilConfig longer =
+                config(c -> c.put(VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key(), "20 min"));
+        assertThatThrownBy(() -> KafkaPreflight.check(longer, false, TIMEOUT))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining(VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key() + " (PT20M)")
+                .hasMessageContaining("transaction.max.timeout.ms (PT15M)");
+
+        VigilConfig noTransactions =
+                config(
+                        c -> {
+                            c.put(VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key(), "20 min");
+                            for (var option :
+                                    List.of(
+                                            VigilOptions.DELIVERY_ANOMALIES,
+                                            VigilOptions.DELIVERY_SCORES,
+                                            VigilOptions.DELIVERY_DEAD_LETTERS)) {
+                                c.put(option.key(), "at-least-once");
+                            }
+                        });
+        KafkaPreflight.check(noTransactions, false, TIMEOUT);
+    }
+
+    @Test
+    void shouldStartWithAWarningWhenTheBrokerDoesNotAnswer() throws Exception {
+        int closed;
+        try (ServerSocket s = new ServerSocket(0)) {
+            closed = s.getLocalPort();
+        }
+        VigilConfig nowhere =
+                config(
+                        c ->
+                                c.put(
+                                        VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(),
+                                        "127.0.0.1:" + closed));
+        try (LogCapture log = LogCapture.start()) {
+            long started = System.nanoTime();
+            KafkaPreflight.check(nowhere, false, Duration.ofSeconds(2));
+            assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(TIMEOUT);
+            assertThat(log.events())
+                    .anyMatch(e -> e.startsWith("WARN") && e.contains("Could not list the topics"));
+        }
+    }
+}

@@ -1,0 +1,194 @@
+package dev.vigil.job;
+
+import dev.vigil.config.ConfigException;
+import dev.vigil.config.VigilConfig;
+import dev.vigil.config.VigilOptions;
+import dev.vigil.kafka.KafkaSettings;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.common.Node;
+import org.apache.kafka.common.config.ConfigResource;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Checks at start, against the broker, what would otherwise fail long after it: a sink's topic that
+ * does not exist on a broker that creates none fails the job at its first record there (the first
+ * anomaly, perhaps days later), and then at every restart; a telemetry topic that does not exist
+ * leaves the job reading nothing; a transaction timeout above the broker's {@code
+ * transaction.max.timeout.ms} fails every exactly-once sink at start, and again at every restart.
+ * Each refuses the job with a message naming the option to fix. A broker that does not answer in
+ * time, or does not let the job's credentials list topics or read its configuration, is logged and
+ * the job starts without that part of the check: the sources and sinks will say more.
+ */
+public final class KafkaPreflight {
+
+    private static final Logger LOG = LoggerFactory.getLogger(KafkaPreflight.class);
+
+    /** How long the check waits for the broker at start. */
+    public static final Duration TIMEOUT = Duration.ofSeconds(15);
+
+    private KafkaPreflight() {}
+
+    /**
+     * Checks {@code config}'s topics and transaction timeout; {@code shadow}: a shadow model runs.
+     */
+    public static void check(VigilConfig config, boolean shadow, Duration timeout) {
+        KafkaSettings kafka = config.kafka();
+        Properties props = new Properties();
+        Set<String> adminConfigs = AdminClientConfig.configNames();
+        kafka.clientProperties()
+                .forEach(
+                        (k, v) -> {
+                            if (adminConfigs.contains(String.valueOf(k))) {
+                                props.put(k, v);
+                            }
+                        });
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) timeout.toMillis());
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, (int) timeout.toMillis());
+        try (Admin admin = Admin.create(props)) {
+            Set<String> topics;
+            try {
+                topics = get(admin.listTopics().names(), timeout);
+            } catch (Exception e) {
+                LOG.warn(
+                        "Could not list the topics of {} at start ({}): the job starts without"
+                                + " checking that its topics exist and that the broker accepts its"
+                                + " transaction timeout",
+                        kafka.bootstrapServers(),
+                        reason(e, timeout));
+                return;
+            }
+            Config broker = brokerConfig(admin, kafka.bootstrapServers(), timeout);
+            checkTopics(config, shadow, topics, broker);
+            checkTransactionTimeout(config, broker);
+        }
+    }
+
+    /** One broker's configuration, or null when it cannot be read (logged). */
+    private static Config brokerConfig(Admin admin, String bootstrap, Duration timeout) {
+        try {
+            Node node = get(admin.describeCluster().nodes(), timeout).iterator().next();
+            ConfigResource resource =
+                    new ConfigResource(ConfigResource.Type.BROKER, node.idString());
+            return get(admin.describeConfigs(List.of(resource)).all(), timeout).get(resource);
+        } catch (Exception e) {
+            LOG.warn(
+                    "Could not read the configuration of a broker of {} at start ({}): the job"
+                            + " starts without checking its transaction timeout against the"
+                            + " broker's transaction.max.timeout.ms, and takes a missing output"
+                            + " topic for one the broker creates",
+                    bootstrap,
+                    reason(e, timeout));
+            return null;
+        }
+    }
+
+    private static void checkTopics(
+            VigilConfig config, boolean shadow, Set<String> existing, Config broker) {
+        Map<ConfigOption<String>, String> needed = new LinkedHashMap<>();
+        needed.put(VigilOptions.TOPIC_TELEMETRY, config.get(VigilOptions.TOPIC_TELEMETRY));
+        needed.put(VigilOptions.TOPIC_ANOMALIES, config.get(VigilOptions.TOPIC_ANOMALIES));
+        needed.put(VigilOptions.TOPIC_DEAD_LETTERS, config.get(VigilOptions.TOPIC_DEAD_LETTERS));
+        if (!config.get(VigilOptions.TOPIC_SCORES).isBlank()) {
+            needed.put(VigilOptions.TOPIC_SCORES, config.get(VigilOptions.TOPIC_SCORES));
+        }
+        if (shadow) {
+            needed.put(
+                    VigilOptions.TOPIC_SHADOW_ANOMALIES,
+                    config.get(VigilOptions.TOPIC_SHADOW_ANOMALIES));
+        }
+        List<String> missing = new ArrayList<>();
+        needed.forEach(
+                (option, topic) -> {
+                    if (!existing.contains(topic)) {
+                        missing.add("\"" + topic + "\" (" + option.key() + ")");
+                    }
+                });
+        if (missing.isEmpty()) {
+            return;
+        }
+        String creates = value(broker, "auto.create.topics.enable");
+        String what =
+                "topics "
+                        + String.join(", ", missing)
+                        + " do not exist on "
+                        + config.kafka().bootstrapServers();
+        if (creates == null || Boolean.parseBoolean(creates)) {
+            LOG.warn(
+                    "The {}; the job starts, counting on the broker to create them{} (with its"
+                            + " default partitions and retention): check the names",
+                    what,
+                    creates == null ? " (its auto.create.topics.enable could not be read)" : "");
+            return;
+        }
+        throw new ConfigException(
+                "the "
+                        + what
+                        + ", which does not create topics (auto.create.topics.enable=false):"
+                        + " create them, or correct the names. A sink without its topic would fail"
+                        + " the job at its first record, and a source without its topic reads"
+                        + " nothing");
+    }
+
+    private static void checkTransactionTimeout(VigilConfig config, Config broker) {
+        String max = value(broker, "transaction.max.timeout.ms");
+        if (!config.transactional() || max == null) {
+            return;
+        }
+        long timeoutMs = config.kafka().transactionTimeoutMs();
+        if (timeoutMs > Long.parseLong(max)) {
+            throw new ConfigException(
+                    VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key()
+                            + " ("
+                            + Duration.ofMillis(timeoutMs)
+                            + ") is above the broker's transaction.max.timeout.ms ("
+                            + Duration.ofMillis(Long.parseLong(max))
+                            + "), which refuses every exactly-once sink's transactions: lower it"
+                            + " (it must still exceed the checkpoint interval plus"
+                            + " execution.checkpointing.timeout), or raise the broker's");
+        }
+    }
+
+    /** A broker configuration's value, or null when unknown. */
+    private static String value(Config broker, String name) {
+        if (broker == null) {
+            return null;
+        }
+        ConfigEntry entry = broker.get(name);
+        return entry == null ? null : entry.value();
+    }
+
+    private static <T> T get(org.apache.kafka.common.KafkaFuture<T> future, Duration timeout)
+            throws InterruptedException, ExecutionException, TimeoutException {
+        return future.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /** Why a request failed: Kafka's error, or no answer within {@code timeout}. */
+    private static String reason(Exception e, Duration timeout) {
+        Throwable cause =
+                e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
+        if (e instanceof InterruptedException) {
+            Thread.currentThread().interrupt();
+        }
+        if (cause instanceof TimeoutException
+                || cause instanceof org.apache.kafka.common.errors.TimeoutException) {
+            return "no answer within " + timeout;
+        }
+        return cause.getClass().getSimpleName() + ": " + cause.getMessage();
+    }
+}
