@@ -137,7 +137,33 @@ class KafkaPreflightITCase {
             KafkaPreflight.check(nowhere, false, Duration.ofSeconds(2));
             assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(TIMEOUT);
             assertThat(log.events())
-                    .anyMatch(e -> e.startsWith("WARN") && e.contains("Could not list the topics"));
+                    .anyMatch(
+                            e ->
+                                    e.startsWith("WARN")
+                                            && e.contains("Could not list the topics")
+                                            && e.contains("no answer within PT2S"));
+        }
+    }
+
+    /**
+     * A bootstrap name only the cluster resolves ({@code flink run} calls the job's main where it
+     * is submitted): the client cannot even be made here, and the job starts with a warning.
+     */
+    @Test
+    void shouldStartWithAWarningWhenNoClientCanBeMadeHere() {
+        VigilConfig elsewhere =
+                config(
+                        c ->
+                                c.put(
+                                        VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(),
+                                        "kafka.cluster-only.invalid:9092"));
+        try (LogCapture log = LogCapture.start()) {
+            KafkaPreflight.check(elsewhere, false, Duration.ofSeconds(2));
+            assertThat(log.events())
+                    .anyMatch(
+                            e ->
+                                    e.startsWith("WARN")
+                                            && e.contains("Could not make a Kafka client"));
         }
     }
 }

@@ -28,11 +28,13 @@ import org.slf4j.LoggerFactory;
  * Checks at start, against the broker, what would otherwise fail long after it: a sink's topic that
  * does not exist on a broker that creates none fails the job at its first record there (the first
  * anomaly, perhaps days later), and then at every restart; a telemetry topic that does not exist
- * leaves the job reading nothing; a transaction timeout above the broker's {@code
- * transaction.max.timeout.ms} fails every exactly-once sink at start, and again at every restart.
- * Each refuses the job with a message naming the option to fix. A broker that does not answer in
- * time, or does not let the job's credentials list topics or read its configuration, is logged and
- * the job starts without that part of the check: the sources and sinks will say more.
+ * fails the source at every start (it describes its topic, which creates none); a transaction
+ * timeout above the broker's {@code transaction.max.timeout.ms} fails every exactly-once sink at
+ * start, and again at every restart. Each refuses the job with a message naming the option to fix.
+ * A client that cannot be made here (a bootstrap name or a truststore only the cluster has: {@code
+ * flink run} calls the job's main where it is submitted), a broker that does not answer in time, or
+ * credentials that may not list topics or read the broker's configuration are logged, and the job
+ * starts without that part of the check: the sources and sinks will say more.
  */
 public final class KafkaPreflight {
 
@@ -60,10 +62,23 @@ public final class KafkaPreflight {
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
         props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) timeout.toMillis());
         props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, (int) timeout.toMillis());
-        try (Admin admin = Admin.create(props)) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        Admin admin;
+        try {
+            admin = Admin.create(props);
+        } catch (RuntimeException e) {
+            LOG.warn(
+                    "Could not make a Kafka client for {} here ({}): the job starts without"
+                            + " checking that its topics exist and that the broker accepts its"
+                            + " transaction timeout",
+                    kafka.bootstrapServers(),
+                    reason(e, timeout));
+            return;
+        }
+        try {
             Set<String> topics;
             try {
-                topics = get(admin.listTopics().names(), timeout);
+                topics = get(admin.listTopics().names(), deadline);
             } catch (Exception e) {
                 LOG.warn(
                         "Could not list the topics of {} at start ({}): the job starts without"
@@ -73,19 +88,22 @@ public final class KafkaPreflight {
                         reason(e, timeout));
                 return;
             }
-            Config broker = brokerConfig(admin, kafka.bootstrapServers(), timeout);
+            Config broker = brokerConfig(admin, kafka.bootstrapServers(), deadline, timeout);
             checkTopics(config, shadow, topics, broker);
             checkTransactionTimeout(config, broker);
+        } finally {
+            admin.close(Duration.ZERO); // a request still waiting for the broker is dropped
         }
     }
 
     /** One broker's configuration, or null when it cannot be read (logged). */
-    private static Config brokerConfig(Admin admin, String bootstrap, Duration timeout) {
+    private static Config brokerConfig(
+            Admin admin, String bootstrap, long deadline, Duration timeout) {
         try {
-            Node node = get(admin.describeCluster().nodes(), timeout).iterator().next();
+            Node node = get(admin.describeCluster().nodes(), deadline).iterator().next();
             ConfigResource resource =
                     new ConfigResource(ConfigResource.Type.BROKER, node.idString());
-            return get(admin.describeConfigs(List.of(resource)).all(), timeout).get(resource);
+            return get(admin.describeConfigs(List.of(resource)).all(), deadline).get(resource);
         } catch (Exception e) {
             LOG.warn(
                     "Could not read the configuration of a broker of {} at start ({}): the job"
@@ -101,7 +119,6 @@ public final class KafkaPreflight {
     private static void checkTopics(
             VigilConfig config, boolean shadow, Set<String> existing, Config broker) {
         Map<ConfigOption<String>, String> needed = new LinkedHashMap<>();
-        needed.put(VigilOptions.TOPIC_TELEMETRY, config.get(VigilOptions.TOPIC_TELEMETRY));
         needed.put(VigilOptions.TOPIC_ANOMALIES, config.get(VigilOptions.TOPIC_ANOMALIES));
         needed.put(VigilOptions.TOPIC_DEAD_LETTERS, config.get(VigilOptions.TOPIC_DEAD_LETTERS));
         if (!config.get(VigilOptions.TOPIC_SCORES).isBlank()) {
@@ -111,6 +128,18 @@ public final class KafkaPreflight {
             needed.put(
                     VigilOptions.TOPIC_SHADOW_ANOMALIES,
                     config.get(VigilOptions.TOPIC_SHADOW_ANOMALIES));
+        }
+        String telemetry = config.get(VigilOptions.TOPIC_TELEMETRY);
+        if (!existing.contains(telemetry)) {
+            throw new ConfigException(
+                    "the telemetry topic \""
+                            + telemetry
+                            + "\" ("
+                            + VigilOptions.TOPIC_TELEMETRY.key()
+                            + ") does not exist on "
+                            + config.kafka().bootstrapServers()
+                            + ": create it, or correct the name. The source describes its topic,"
+                            + " which creates none, and would fail at every start");
         }
         List<String> missing = new ArrayList<>();
         needed.forEach(
@@ -124,14 +153,15 @@ public final class KafkaPreflight {
         }
         String creates = value(broker, "auto.create.topics.enable");
         String what =
-                "topics "
+                (missing.size() == 1 ? "topic " : "topics ")
                         + String.join(", ", missing)
-                        + " do not exist on "
+                        + (missing.size() == 1 ? " does" : " do")
+                        + " not exist on "
                         + config.kafka().bootstrapServers();
         if (creates == null || Boolean.parseBoolean(creates)) {
             LOG.warn(
-                    "The {}; the job starts, counting on the broker to create them{} (with its"
-                            + " default partitions and retention): check the names",
+                    "The {}; the job starts, counting on the broker to create what it writes to{}"
+                            + " (with its default partitions and retention): check the names",
                     what,
                     creates == null ? " (its auto.create.topics.enable could not be read)" : "");
             return;
@@ -141,8 +171,7 @@ public final class KafkaPreflight {
                         + what
                         + ", which does not create topics (auto.create.topics.enable=false):"
                         + " create them, or correct the names. A sink without its topic would fail"
-                        + " the job at its first record, and a source without its topic reads"
-                        + " nothing");
+                        + " the job at its first record, and at every restart after");
     }
 
     private static void checkTransactionTimeout(VigilConfig config, Config broker) {
@@ -173,9 +202,10 @@ public final class KafkaPreflight {
         return entry == null ? null : entry.value();
     }
 
-    private static <T> T get(org.apache.kafka.common.KafkaFuture<T> future, Duration timeout)
+    /** The future's value, waiting at most until {@code deadline} ({@link System#nanoTime}). */
+    private static <T> T get(org.apache.kafka.common.KafkaFuture<T> future, long deadline)
             throws InterruptedException, ExecutionException, TimeoutException {
-        return future.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        return future.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
     }
 
     /** Why a request failed: Kafka's error, or no answer within {@code timeout}. */

@@ -223,19 +223,25 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
     }
 
     /**
-     * Stamped with {@code timestamp}, as the batched operator stamps it: a silence reported at the
-     * step that ends it has its OPEN at the silence's time, not the step's.
+     * Stamped with {@code timestamp} when it is given, as the batched operator stamps it (a silence
+     * reported at the step that ends it has its OPEN at the silence's time, not the step's), else
+     * with the record's or the timer's, as every output of this function.
      */
     @Override
     public void alert(AnomalyEvent event, long timestamp) {
-        if (out instanceof TimestampedCollector<AnomalyEvent> stamped) {
-            if (timestamp == Scorer.NO_TIMESTAMP) {
-                stamped.eraseTimestamp();
-            } else {
-                stamped.setAbsoluteTimestamp(timestamp);
-            }
+        if (timestamp == Scorer.NO_TIMESTAMP
+                || !(out instanceof TimestampedCollector<AnomalyEvent> stamped)) {
+            out.collect(event);
+            return;
         }
+        stamped.setAbsoluteTimestamp(timestamp);
         out.collect(event);
+        Long own = ctx.timestamp(); // back to the record's (the timer's) for what follows
+        if (own == null) {
+            stamped.eraseTimestamp();
+        } else {
+            stamped.setAbsoluteTimestamp(own);
+        }
     }
 
     @Override

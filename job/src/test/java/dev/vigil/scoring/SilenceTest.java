@@ -633,6 +633,16 @@ class SilenceTest {
             assertThat(silent.stream().filter(e -> !e.contains("silence"))).hasSize(1);
             assertThat(silent.get(0)).startsWith("OPEN dynamics");
             String scoreEpisode = silent.get(0).substring(silent.get(0).lastIndexOf(' ') + 1);
+            // A score episode's events carry their step's time, as the record did
+            assertThat(h.getOutput())
+                    .filteredOn(r -> r instanceof StreamRecord<?>)
+                    .map(r -> (StreamRecord<?>) r)
+                    .filteredOn(r -> !((AnomalyEvent) r.getValue()).isSilence())
+                    .isNotEmpty()
+                    .allSatisfy(
+                            r ->
+                                    assertThat(r.getTimestamp())
+                                            .isEqualTo(((AnomalyEvent) r.getValue()).ts));
             assertThat(state(h, "a", HOUR_TTL)).isNotNull();
 
             feed(h, 90, 91, "b");
