@@ -274,8 +274,8 @@ final class Silence {
      * scored step. A device already reported silent (its CLOSE comes at its next step) gets the
      * timer that forgets it instead (a state kept before devices were forgotten, for another
      * time-to-live, or after that timer fired with nothing done: a drain, the watch off). Returns
-     * whether {@code s} changed (and must be written back); false when off, or for a device never
-     * scored.
+     * whether it armed the device ({@code s} is then written back, counted among those armed);
+     * false when off, for a device never scored, or a silent one under no time-to-live.
      */
     boolean arm(DeviceState s, String deviceId, Timers timers) {
         if (!on()) {
@@ -289,9 +289,8 @@ final class Silence {
             // Registered even when the state names it: it may have fired already (the final
             // watermark of a drain, or while the watch was off) and did nothing then.
             timers.register(deviceId, forget);
-            boolean changed = s.silenceTimerMs != forget;
             s.silenceTimerMs = forget;
-            return changed;
+            return true; // written, as every device the walk arms
         }
         long seen = s.lastSeenMs != DeviceState.NO_TIME ? s.lastSeenMs : s.lastTs;
         if (seen == Long.MIN_VALUE) {
