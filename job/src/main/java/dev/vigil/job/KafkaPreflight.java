@@ -47,8 +47,48 @@ public final class KafkaPreflight {
 
     /**
      * Checks {@code config}'s topics and transaction timeout; {@code shadow}: a shadow model runs.
+     * Returns within {@code timeout} and a second more whatever the client does (on a thread of its
+     * own, left to end by itself: closing a Kafka client waits for its network thread, which a
+     * hanging name lookup can hold); only a {@link ConfigException} is thrown.
      */
     public static void check(VigilConfig config, boolean shadow, Duration timeout) {
+        java.util.concurrent.CompletableFuture<Void> done =
+                new java.util.concurrent.CompletableFuture<>();
+        Thread thread =
+                new Thread(
+                        () -> {
+                            try {
+                                checkNow(config, shadow, timeout);
+                                done.complete(null);
+                            } catch (Throwable t) {
+                                done.completeExceptionally(t);
+                            }
+                        },
+                        "vigil-kafka-preflight");
+        thread.setDaemon(true);
+        thread.start();
+        try {
+            done.get(timeout.toMillis() + 1_000, TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof ConfigException refused) {
+                throw refused;
+            }
+            LOG.warn(
+                    "The check of the Kafka topics and transaction timeout failed ({}): the job"
+                            + " starts without it",
+                    reason(e, timeout));
+        } catch (TimeoutException | InterruptedException e) {
+            if (e instanceof InterruptedException) {
+                Thread.currentThread().interrupt();
+            }
+            LOG.warn(
+                    "The check of the Kafka topics and transaction timeout did not end within {}:"
+                            + " the job starts without it",
+                    timeout);
+        }
+    }
+
+    private static void checkNow(VigilConfig config, boolean shadow, Duration timeout) {
         KafkaSettings kafka = config.kafka();
         Properties props = new Properties();
         Set<String> adminConfigs = AdminClientConfig.configNames();
