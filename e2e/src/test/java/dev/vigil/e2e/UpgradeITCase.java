@@ -20,6 +20,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import org.apache.flink.configuration.StateBackendOptions;
 import org.apache.flink.configuration.StateRecoveryOptions;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.junit.jupiter.api.AfterAll;
@@ -31,8 +32,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Upgrades as operators do them, on a real broker and mini cluster: the stream arrives in three
  * parts; after each of the first two the job is stopped with a savepoint and started again from it
- * at another parallelism (2, then 3, then 1), the middle part without a scores topic. The anomaly
- * output of the whole sequence equals an uninterrupted run's; with a new model version under {@code
+ * at another parallelism (2, then 3, then 1), the middle part without a scores topic and on Flink's
+ * heap backend (RocksDB before and after it: the state moves between the two). The anomaly output
+ * of the whole sequence equals an uninterrupted run's; with a new model version under {@code
  * reset}, every device's memory is reset once and nothing is lost. No restore allows unclaimed
  * state: unsetting the scores topic and setting it again leaves every operator in the graph.
  */
@@ -107,6 +109,8 @@ class UpgradeITCase {
         Map<String, String> second = run(input, run, 3, dir.resolve("cp2"), false);
         second.put(StateRecoveryOptions.SAVEPOINT_PATH.key(), first.savepoint());
         second.put(VigilOptions.TOPIC_SCORES.key(), "");
+        // The middle part on Flink's heap backend: a canonical savepoint moves between the two
+        second.put(StateBackendOptions.STATE_BACKEND.key(), "hashmap");
         Stopped middle = runThenStop(second, Fixtures.model(), two);
 
         long three = TopicIO.replay(kafka.bootstrapServers(), input, parts.get(2));
