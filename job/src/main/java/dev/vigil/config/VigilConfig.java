@@ -258,11 +258,10 @@ public final class VigilConfig {
      * broker aborts one open longer than its timeout, and the events it held are lost.
      */
     private void transactionsOutliveCheckpoints() {
-        boolean transactions = transactional();
         java.time.Duration timeout = get(VigilOptions.KAFKA_TRANSACTION_TIMEOUT);
         java.time.Duration interval = get(VigilOptions.CHECKPOINT_INTERVAL);
         java.time.Duration checkpointTimeout = conf.get(CheckpointingOptions.CHECKPOINTING_TIMEOUT);
-        if (transactions && timeout.compareTo(interval.plus(checkpointTimeout)) <= 0) {
+        if (transactional() && timeout.compareTo(interval.plus(checkpointTimeout)) <= 0) {
             throw new ConfigException(
                     VigilOptions.KAFKA_TRANSACTION_TIMEOUT.key()
                             + " ("

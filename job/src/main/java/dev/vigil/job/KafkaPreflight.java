@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -52,8 +53,7 @@ public final class KafkaPreflight {
      * hanging name lookup can hold); only a {@link ConfigException} is thrown.
      */
     public static void check(VigilConfig config, boolean shadow, Duration timeout) {
-        java.util.concurrent.CompletableFuture<Void> done =
-                new java.util.concurrent.CompletableFuture<>();
+        CompletableFuture<Void> done = new CompletableFuture<>();
         Thread thread =
                 new Thread(
                         () -> {
@@ -158,17 +158,6 @@ public final class KafkaPreflight {
 
     private static void checkTopics(
             VigilConfig config, boolean shadow, Set<String> existing, Config broker) {
-        Map<ConfigOption<String>, String> needed = new LinkedHashMap<>();
-        needed.put(VigilOptions.TOPIC_ANOMALIES, config.get(VigilOptions.TOPIC_ANOMALIES));
-        needed.put(VigilOptions.TOPIC_DEAD_LETTERS, config.get(VigilOptions.TOPIC_DEAD_LETTERS));
-        if (!config.get(VigilOptions.TOPIC_SCORES).isBlank()) {
-            needed.put(VigilOptions.TOPIC_SCORES, config.get(VigilOptions.TOPIC_SCORES));
-        }
-        if (shadow) {
-            needed.put(
-                    VigilOptions.TOPIC_SHADOW_ANOMALIES,
-                    config.get(VigilOptions.TOPIC_SHADOW_ANOMALIES));
-        }
         String telemetry = config.get(VigilOptions.TOPIC_TELEMETRY);
         if (!existing.contains(telemetry)) {
             throw new ConfigException(
@@ -180,6 +169,17 @@ public final class KafkaPreflight {
                             + config.kafka().bootstrapServers()
                             + ": create it, or correct the name. The source describes its topic,"
                             + " which creates none, and would fail at every start");
+        }
+        Map<ConfigOption<String>, String> needed = new LinkedHashMap<>();
+        needed.put(VigilOptions.TOPIC_ANOMALIES, config.get(VigilOptions.TOPIC_ANOMALIES));
+        needed.put(VigilOptions.TOPIC_DEAD_LETTERS, config.get(VigilOptions.TOPIC_DEAD_LETTERS));
+        if (!config.get(VigilOptions.TOPIC_SCORES).isBlank()) {
+            needed.put(VigilOptions.TOPIC_SCORES, config.get(VigilOptions.TOPIC_SCORES));
+        }
+        if (shadow) {
+            needed.put(
+                    VigilOptions.TOPIC_SHADOW_ANOMALIES,
+                    config.get(VigilOptions.TOPIC_SHADOW_ANOMALIES));
         }
         List<String> missing = new ArrayList<>();
         needed.forEach(
