@@ -504,7 +504,9 @@ final class Scorer implements AutoCloseable {
         }
         model.hNext().get(row * hidden, s.hidden);
         model.y().get(row * features, s.forecast);
-        s.steps++;
+        if (s.steps < Integer.MAX_VALUE) { // counted past warm-up only to stay past it: never wraps
+            s.steps++;
+        }
         s.lastTs = e.ts;
         s.lastSeq = e.hasSeq() ? e.seq : DeviceState.NO_SEQ;
         metrics.scored.inc();

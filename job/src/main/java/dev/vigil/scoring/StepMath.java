@@ -316,7 +316,8 @@ public final class StepMath {
             // Bits, not ==: a repeated NaN never reaches here, and -0.0 and 0.0 are two readings.
             boolean same =
                     runs[j] >= 0 && Float.floatToIntBits(v) == Float.floatToIntBits(lastValues[j]);
-            runs[j] = same ? runs[j] + 1 : 0;
+            // A run stops counting at the largest int: wrapping to a negative count would end it.
+            runs[j] = same ? (runs[j] == Integer.MAX_VALUE ? runs[j] : runs[j] + 1) : 0;
             lastValues[j] = v;
             longest = Math.max(longest, runs[j]);
         }

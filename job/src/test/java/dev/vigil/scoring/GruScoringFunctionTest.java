@@ -451,23 +451,26 @@ class GruScoringFunctionTest {
         return means;
     }
 
-    @Test
-    void shouldFindAReadingThatStopsMovingAndNameIt() throws Exception {
+    /** The committed model with a stuck score alone: the forecast residual out of reach. */
+    private static ModelBundle stuckModel(float scale) {
         ModelCard c = Fixtures.model().card();
-        ModelBundle stuck =
-                new ModelBundle(
-                        new ModelCard(
-                                c.version() + "-stuck",
-                                c.hiddenSize(),
-                                c.features(),
-                                1f,
-                                c.warmupSteps(),
-                                1e9f, // the forecast residual out of reach: the stuck score alone
-                                null,
-                                new ModelCard.Stuck(2f, c.featureNames()),
-                                null),
-                        Fixtures.model().onnx());
-        int rpm = c.featureNames().indexOf("rpm");
+        return new ModelBundle(
+                new ModelCard(
+                        c.version() + "-stuck",
+                        c.hiddenSize(),
+                        c.features(),
+                        1f,
+                        c.warmupSteps(),
+                        1e9f,
+                        null,
+                        new ModelCard.Stuck(scale, c.featureNames()),
+                        null),
+                Fixtures.model().onnx());
+    }
+
+    /** Normal steps with {@code rpm} held at step 199's value on steps [200, 260). */
+    private static List<TelemetryEvent> withRpmFrozen() {
+        int rpm = Fixtures.model().card().featureNames().indexOf("rpm");
         List<TelemetryEvent> frozen = new ArrayList<>();
         for (int i = 0; i < normal.size(); i++) {
             TelemetryEvent e = copy(normal.get(i));
@@ -476,8 +479,12 @@ class GruScoringFunctionTest {
             }
             frozen.add(e);
         }
+        return frozen;
+    }
 
-        try (Run run = new Run(stuck, null).feed(frozen)) {
+    @Test
+    void shouldFindAReadingThatStopsMovingAndNameIt() throws Exception {
+        try (Run run = new Run(stuckModel(2f), null).feed(withRpmFrozen())) {
             List<AnomalyEvent> events = run.events();
 
             // From step 202 the value has repeated 3 times (over the scale of 2); two such steps
@@ -488,6 +495,35 @@ class GruScoringFunctionTest {
             assertThat(events.get(1).ts).isGreaterThanOrEqualTo(normal.get(260).ts);
             assertThat(events).extracting(e -> e.reason).containsOnly("stuck");
             assertThat(events.get(0).topFeatureNames[0]).isEqualTo("rpm");
+        }
+    }
+
+    /**
+     * A reading repeated 2^31 times (25 days at 1 kHz) is still stuck: its run stays at the largest
+     * int instead of wrapping to a negative count, which would end the run and close the episode.
+     */
+    @Test
+    void shouldKeepAStuckReadingStuckWhenItsRunReachesItsLimit() throws Exception {
+        // A scale above close-after (10): a run that started again would close the episode.
+        ModelBundle stuck = stuckModel(20f);
+        List<TelemetryEvent> frozen = withRpmFrozen();
+        List<AnomalyEvent> uninterrupted;
+        try (Run run = new Run(stuck, null).feed(frozen)) {
+            uninterrupted = run.events();
+        }
+        assertThat(uninterrupted).extracting(e -> e.type).containsExactly("OPEN", "CLOSE");
+        try (Run run = new Run(stuck, null).feed(frozen.subList(0, 230))) {
+            editState(run, s -> Arrays.fill(s.unchangedRuns, Integer.MAX_VALUE - 2));
+            run.feed(frozen.subList(230, 250));
+            editState(run, s -> assertThat(s.unchangedRuns).contains(Integer.MAX_VALUE));
+            run.feed(frozen.subList(250, frozen.size()));
+
+            assertThat(run.events())
+                    .extracting(e -> e.type + " " + e.episodeStart + " " + e.ts)
+                    .containsExactlyElementsOf(
+                            uninterrupted.stream()
+                                    .map(e -> e.type + " " + e.episodeStart + " " + e.ts)
+                                    .toList());
         }
     }
 
@@ -809,17 +845,12 @@ class GruScoringFunctionTest {
     @Test
     void shouldResetAStoredStateThatDoesNotFitTheCard() throws Exception {
         try (Run run = new Run().feed(normal.subList(0, 50))) {
-            KeyedStateBackend<String> backend = run.harness.getOperator().getKeyedStateBackend();
-            backend.setCurrentKey(normal.get(0).deviceId);
-            ValueState<DeviceState> state =
-                    backend.getPartitionedState(
-                            VoidNamespace.INSTANCE,
-                            VoidNamespaceSerializer.INSTANCE,
-                            DeviceStateSchema.descriptor(TTL));
-            DeviceState broken = state.value();
-            broken.hidden = new float[3]; // not the card's hidden size
-            broken.levelMean = new float[1]; // nor its targets
-            state.update(broken);
+            editState(
+                    run,
+                    broken -> {
+                        broken.hidden = new float[3]; // not the card's hidden size
+                        broken.levelMean = new float[1]; // nor its targets
+                    });
 
             run.feed(normal.subList(50, 100));
 
@@ -827,6 +858,44 @@ class GruScoringFunctionTest {
             assertThat(run.scores()).hasSize(100);
             assertThat(run.scores().get(50)).isZero(); // a reset: no forecast to score against
             assertThat(run.scores().subList(51, 100)).allMatch(score -> score > 0);
+        }
+    }
+
+    /** Changes the stored state of the device of {@link #normal}, as a restore could bring it. */
+    private static void editState(Run run, java.util.function.Consumer<DeviceState> edit)
+            throws Exception {
+        KeyedStateBackend<String> backend = run.harness.getOperator().getKeyedStateBackend();
+        backend.setCurrentKey(normal.get(0).deviceId);
+        ValueState<DeviceState> state =
+                backend.getPartitionedState(
+                        VoidNamespace.INSTANCE,
+                        VoidNamespaceSerializer.INSTANCE,
+                        DeviceStateSchema.descriptor(TTL));
+        DeviceState s = state.value();
+        edit.accept(s);
+        state.update(s);
+    }
+
+    /**
+     * A device that has stepped 2^31 times without a reset (25 days at 1 kHz) is still past its
+     * warm-up: its step count stays at the largest int instead of wrapping to a negative one, which
+     * would keep every later step in warm-up, where no alert can come from.
+     */
+    @Test
+    void shouldStayPastWarmUpWhenTheStepCountReachesItsLimit() throws Exception {
+        List<TelemetryEvent> stream = withRpmFault(200, 215);
+        List<AnomalyEvent> uninterrupted;
+        try (Run run = new Run().feed(stream)) {
+            uninterrupted = run.events();
+        }
+        try (Run run = new Run().feed(stream.subList(0, 150))) {
+            editState(run, s -> s.steps = Integer.MAX_VALUE - 2);
+            run.feed(stream.subList(150, stream.size()));
+
+            assertThat(run.events())
+                    .usingRecursiveFieldByFieldElementComparator()
+                    .isEqualTo(uninterrupted);
+            editState(run, s -> assertThat(s.steps).isEqualTo(Integer.MAX_VALUE));
         }
     }
 

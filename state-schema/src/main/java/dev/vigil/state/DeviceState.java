@@ -22,7 +22,10 @@ public class DeviceState {
     /** Forecast of the next step's normalised features made at the last step; length = features. */
     public float[] forecast;
 
-    /** Steps since the state was created or last reset; warm-up counts these. */
+    /**
+     * Steps since the state was created or last reset, up to {@code Integer.MAX_VALUE}, where it
+     * stays; warm-up counts these.
+     */
     public int steps;
 
     /** Event time (epoch ms) of the last scored step. */
