@@ -64,7 +64,9 @@ class DeployManifestsTest {
     private static final Map<String, String> LABEL_KEYS =
             Map.of(
                     Metrics.DEAD_LETTERS_BY_REASON,
-                    "reason",
+                    Metrics.LABEL_REASON,
+                    Metrics.LATE_BY_REASON,
+                    Metrics.LABEL_REASON,
                     Metrics.MODEL_INFO,
                     "model_version",
                     Metrics.DRIFT_PSI,
