@@ -6,11 +6,13 @@ import dev.vigil.config.VigilOptions;
 import dev.vigil.kafka.KafkaSettings;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -20,7 +22,9 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.common.Node;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -35,7 +39,9 @@ import org.slf4j.LoggerFactory;
  * A client that cannot be made here (a bootstrap name or a truststore only the cluster has: {@code
  * flink run} calls the job's main where it is submitted), a broker that does not answer in time, or
  * credentials that may not list topics or read the broker's configuration are logged, and the job
- * starts without that part of the check: the sources and sinks will say more.
+ * starts without that part of the check: the sources and sinks will say more. Committed offsets
+ * below what the telemetry topic retains, which the consumer would skip without a word, are logged
+ * as a warning.
  */
 public final class KafkaPreflight {
 
@@ -131,6 +137,7 @@ public final class KafkaPreflight {
             Config broker = brokerConfig(admin, kafka.bootstrapServers(), deadline, timeout);
             checkTopics(config, shadow, topics, broker);
             checkTransactionTimeout(config, broker);
+            checkRetainedOffsets(admin, config, deadline, timeout);
         } finally {
             admin.close(Duration.ZERO); // a request still waiting for the broker is dropped
         }
@@ -230,6 +237,71 @@ public final class KafkaPreflight {
                             + "), which refuses every exactly-once sink's transactions: lower it"
                             + " (it must still exceed the checkpoint interval plus"
                             + " execution.checkpointing.timeout), or raise the broker's");
+        }
+    }
+
+    /**
+     * Warns when the consumer group's committed offsets (those of the job's last completed
+     * checkpoint) point below what the telemetry topic still retains: the records between were
+     * deleted unread, and the consumer, finding its offset out of range, continues at the earliest
+     * retained record (the latest with {@code start-from: latest}) without a word. A savepoint's
+     * own offsets are not known here; they are usually older still.
+     */
+    private static void checkRetainedOffsets(
+            Admin admin, VigilConfig config, long deadline, Duration timeout) {
+        String topic = config.get(VigilOptions.TOPIC_TELEMETRY);
+        String group = config.kafka().groupId();
+        Map<TopicPartition, OffsetSpec> partitions = new HashMap<>();
+        Map<TopicPartition, Long> committed = new HashMap<>();
+        try {
+            get(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata(), deadline)
+                    .forEach(
+                            (tp, offset) -> {
+                                if (offset != null && tp.topic().equals(topic)) {
+                                    committed.put(tp, offset.offset());
+                                    partitions.put(tp, OffsetSpec.earliest());
+                                }
+                            });
+            if (committed.isEmpty()) {
+                return;
+            }
+            Map<Integer, Long> lost = new TreeMap<>();
+            get(admin.listOffsets(partitions).all(), deadline)
+                    .forEach(
+                            (tp, earliest) -> {
+                                long gap = earliest.offset() - committed.get(tp);
+                                if (gap > 0) {
+                                    lost.put(tp.partition(), gap);
+                                }
+                            });
+            if (lost.isEmpty()) {
+                return;
+            }
+            long records = lost.values().stream().mapToLong(Long::longValue).sum();
+            LOG.warn(
+                    "The consumer group \"{}\" ({}) committed offsets of telemetry topic \"{}\""
+                            + " that it no longer retains: {} records of partitions {} (offsets,"
+                            + " so at most that many records) were deleted before the job read"
+                            + " them. Restored from its last checkpoint, or started from the"
+                            + " committed offsets, the job continues at the {} retained record of"
+                            + " those partitions without them: their devices' steps in between"
+                            + " are never scored. Keep the topic's retention.ms above the longest"
+                            + " downtime and backlog",
+                    group,
+                    VigilOptions.KAFKA_GROUP_ID.key(),
+                    topic,
+                    records,
+                    lost.keySet(),
+                    config.kafka().startFrom() == KafkaSettings.StartFrom.LATEST
+                            ? "latest"
+                            : "earliest");
+        } catch (Exception e) {
+            LOG.warn(
+                    "Could not compare the consumer group \"{}\"'s committed offsets with what"
+                            + " topic \"{}\" retains ({}): the job starts without that check",
+                    group,
+                    topic,
+                    reason(e, timeout));
         }
     }
 
