@@ -358,13 +358,16 @@ public final class VigilOptions {
                     .durationType()
                     .defaultValue(Duration.ofDays(30))
                     .withDescription(
-                            "A device silent for longer (processing time) is dropped from state;"
-                                    + " when it returns it starts fresh, with warm-up. At least 2"
-                                    + " min longer than vigil.alerts.silence-after when the"
-                                    + " silence watch is on; then a device reported silent is"
+                            "A device silent for longer is dropped from state; when it"
+                                    + " returns it starts fresh, with warm-up. With the silence"
+                                    + " watch on (then at least 2 min longer than"
+                                    + " vigil.alerts.silence-after), a device reported silent is"
                                     + " forgotten this long after it was last seen (Kafka time):"
                                     + " its open episodes closed, its silence by a CLOSE with"
-                                    + " reason forgotten.");
+                                    + " reason forgotten; the state backend drops a device without"
+                                    + " a word only after twice this long without a step"
+                                    + " (processing time: a watermark that stood still). With the"
+                                    + " watch off, the backend drops it after this long.");
 
     public static final ConfigOption<Integer> MAX_PARALLELISM =
             ConfigOptions.key("vigil.max-parallelism")

@@ -97,7 +97,7 @@ public final class DeviceStates {
             RuntimeContext ctx,
             KeyedStateBackend<String> backend,
             int capacity) {
-        this.entry = ctx.getState(DeviceStateSchema.descriptor(settings.stateTtl()));
+        this.entry = ctx.getState(DeviceStateSchema.descriptor(settings.backendTtl()));
         this.settings = settings;
         this.ctx = ctx;
         this.backend = capacity > 0 ? backend : null;
@@ -229,7 +229,7 @@ public final class DeviceStates {
         }
         long started = System.nanoTime();
         ValueState<DeviceState> older =
-                ctx.getState(DeviceStateSchema.shadowDescriptor(settings.stateTtl()));
+                ctx.getState(DeviceStateSchema.shadowDescriptor(settings.backendTtl()));
         DeviceState[] states = new DeviceState[2];
         int moved = 0;
         int kept = 0;

@@ -57,6 +57,26 @@ public record ScoringSettings(
         long silenceAfterMs)
         implements Serializable {
 
+    /**
+     * The time-to-live the state backend applies to a device's state (processing time since its
+     * last write). Without the silence watch, {@link #stateTtl}: the backend alone drops a silent
+     * device, without a word. With it, twice that: the watch forgets a silent device {@code
+     * stateTtl} after it was last seen, in Kafka time, and says so (a CLOSE with reason {@code
+     * forgotten}); the backend's own drop is the backstop for a watermark that stands still, and
+     * drops a device unreported only once the watermark lags the wall clock by another {@code
+     * stateTtl}. A "never" too long to double stays as it is.
+     */
+    public java.time.Duration backendTtl() {
+        if (silenceAfterMs <= 0 || stateTtl.compareTo(NEVER_DOUBLED) >= 0) {
+            return stateTtl;
+        }
+        return stateTtl.multipliedBy(2);
+    }
+
+    /** Half the longest time-to-live the backend counts in milliseconds. */
+    private static final java.time.Duration NEVER_DOUBLED =
+            java.time.Duration.ofMillis(Long.MAX_VALUE / 2);
+
     public Builder toBuilder() {
         return new Builder(this);
     }

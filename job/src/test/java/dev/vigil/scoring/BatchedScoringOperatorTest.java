@@ -759,7 +759,7 @@ class BatchedScoringOperatorTest {
             feed(h, steps);
             h.prepareSnapshotPreBarrier(1L); // written back, and kept
             h.prepareSnapshotPreBarrier(2L); // not stepped since: dropped
-            h.setStateTtlProcessingTime(settings.stateTtl().toMillis() + 1);
+            h.setStateTtlProcessingTime(settings.backendTtl().toMillis() + 1);
             feed(h, List.of(steps.get(30))); // an old step: no order guard remembers it
             h.endInput();
 

@@ -697,12 +697,18 @@ class GruScoringFunctionTest {
         }
     }
 
+    /**
+     * The state backend drops a device silent for its time-to-live (processing time; with the
+     * silence watch on, the default, twice {@code vigil.state.ttl}: {@link
+     * ScoringSettings#backendTtl}). Here no watermark comes, so the watch never forgets it.
+     */
     @Test
     void shouldForgetADeviceSilentForLongerThanTheTtl() throws Exception {
+        assertThat(SETTINGS.backendTtl()).isEqualTo(TTL.multipliedBy(2));
         try (Run run = new Run()) {
             run.harness.setStateTtlProcessingTime(0);
             run.feed(normal.subList(0, 50));
-            run.harness.setStateTtlProcessingTime(TTL.toMillis() + 1);
+            run.harness.setStateTtlProcessingTime(SETTINGS.backendTtl().toMillis() + 1);
             run.feed(List.of(normal.get(30))); // an old step: no order guard remembers it
 
             assertThat(run.late()).isEmpty();
@@ -717,9 +723,9 @@ class GruScoringFunctionTest {
             run.harness.setStateTtlProcessingTime(0);
             run.feed(normal.subList(0, 50));
             // Late re-sends just before the TTL runs out: turned away, and they do not refresh it.
-            run.harness.setStateTtlProcessingTime(TTL.toMillis() - 1);
+            run.harness.setStateTtlProcessingTime(SETTINGS.backendTtl().toMillis() - 1);
             run.feed(List.of(normal.get(49), normal.get(30)));
-            run.harness.setStateTtlProcessingTime(TTL.toMillis() + 1);
+            run.harness.setStateTtlProcessingTime(SETTINGS.backendTtl().toMillis() + 1);
             run.feed(List.of(normal.get(30))); // the state is gone: a new device's first step
 
             assertThat(run.late()).hasSize(2);

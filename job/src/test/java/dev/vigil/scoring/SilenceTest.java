@@ -675,6 +675,35 @@ class SilenceTest {
     }
 
     /**
+     * The watermark stands still past a device's time-to-live in processing time (a stalled
+     * partition, a backlog after downtime): the state backend keeps its state for another
+     * time-to-live, so that when the watermark moves on the device is still forgotten with its
+     * CLOSE, instead of dropped by the backend without a word.
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldStillReportAForgottenDeviceAfterTheWatermarkStoodStill(boolean batched)
+            throws Exception {
+        try (var h = forgetting(batched, HOUR_TTL)) {
+            h.setStateTtlProcessingTime(0);
+            h.open();
+            feed(h, 0, 30, "a", "b");
+            feed(h, 30, 45, "b"); // a reported silent at minute 39
+            // Two checkpoints: the batched operator's state cache no longer holds a.
+            h.prepareSnapshotPreBarrier(1L);
+            h.prepareSnapshotPreBarrier(2L);
+            // The watermark stands at minute 44.5 while the wall clock passes a's time-to-live.
+            h.setStateTtlProcessingTime(HOUR_TTL.toMillis() + 30 * MINUTE);
+            feed(h, 45, 91, "b"); // a forgotten at minute 89, its last step's plus an hour
+
+            assertThat(eventsOf(h, "a"))
+                    .last()
+                    .isEqualTo("CLOSE forgotten a:" + (T0 + 29 * MINUTE) + ":silence:CLOSE");
+            assertThat(state(h, "a", HOUR_TTL)).isNull();
+        }
+    }
+
+    /**
      * A device that speaks again before it is forgotten gets its silence CLOSE as always, and the
      * timer that would have forgotten it is gone: silent again, it is forgotten a time-to-live
      * after its new last step, not after the old one.
