@@ -65,7 +65,10 @@ public final class EpisodeRules implements Serializable {
             s.belowRun = 0;
             return AnomalyEvent.CLOSE;
         }
-        if (updateEvery > 0 && s.episodeSteps % updateEvery == 0) {
+        // No UPDATE once the count has stopped at its limit: it would repeat the last one's id.
+        if (updateEvery > 0
+                && s.episodeSteps < Integer.MAX_VALUE
+                && s.episodeSteps % updateEvery == 0) {
             return AnomalyEvent.UPDATE;
         }
         return null;
@@ -84,7 +87,9 @@ public final class EpisodeRules implements Serializable {
     }
 
     private static void accumulate(DeviceState s, float score, float[] shares) {
-        s.episodeSteps++;
+        if (s.episodeSteps < Integer.MAX_VALUE) { // stops at its limit: never negative
+            s.episodeSteps++;
+        }
         s.episodePeak = Math.max(s.episodePeak, score);
         for (int i = 0; i < shares.length; i++) {
             s.episodeShares[i] += shares[i];

@@ -53,6 +53,21 @@ class EpisodeRulesTest {
         assertThat(run(rules, THRESHOLD, 5, THRESHOLD)).containsExactly("OPEN@1", "CLOSE@2");
     }
 
+    /**
+     * An episode open for 2^31 steps: its step count stops at the largest int instead of wrapping
+     * to a negative one, and sends no more UPDATEs, whose id would repeat.
+     */
+    @Test
+    void shouldStopCountingAnEpisodesStepsAtTheLimit() {
+        EpisodeRules rules = new EpisodeRules(1, 5, 1);
+        run(rules, 5);
+        state.episodeSteps = Integer.MAX_VALUE - 2;
+
+        assertThat(run(rules, 5, 5, 5, 5)).containsExactly("UPDATE@0");
+        assertThat(state.episodeSteps).isEqualTo(Integer.MAX_VALUE);
+        assertThat(state.episodeOpen).isTrue();
+    }
+
     @Test
     void shouldUpdateEveryNStepsWhileOpen() {
         EpisodeRules rules = new EpisodeRules(1, 5, 2);
