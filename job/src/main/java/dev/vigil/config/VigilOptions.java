@@ -365,7 +365,7 @@ public final class VigilOptions {
                                     + " forgotten this long after it was last seen (Kafka time):"
                                     + " its open episodes closed, its silence by a CLOSE with"
                                     + " reason forgotten; the state backend drops a device without"
-                                    + " a word only after twice this long without a step"
+                                    + " a word only after twice this long without a write"
                                     + " (processing time: a watermark that stood still). With the"
                                     + " watch off, the backend drops it after this long.");
 

@@ -263,6 +263,13 @@ public final class KafkaPreflight {
                                 }
                             });
             if (committed.isEmpty()) {
+                LOG.info(
+                        "The consumer group \"{}\" has no committed offsets of topic \"{}\":"
+                                + " nothing to compare with what the topic retains (a group's"
+                                + " offsets expire offsets.retention.minutes after its last"
+                                + " commit, so after a downtime that long too)",
+                        group,
+                        topic);
                 return;
             }
             Map<Integer, Long> lost = new TreeMap<>();
@@ -283,18 +290,19 @@ public final class KafkaPreflight {
                             + " that it no longer retains: {} records of partitions {} (offsets,"
                             + " so at most that many records) were deleted before the job read"
                             + " them. Restored from its last checkpoint, or started from the"
-                            + " committed offsets, the job continues at the {} retained record of"
-                            + " those partitions without them: their devices' steps in between"
-                            + " are never scored. Keep the topic's retention.ms above the longest"
-                            + " downtime and backlog",
+                            + " committed offsets, the job continues {} of those partitions"
+                            + " without them: their devices' steps in between are never scored."
+                            + " Keep the topic's retention.ms above the longest downtime and"
+                            + " backlog",
                     group,
                     VigilOptions.KAFKA_GROUP_ID.key(),
                     topic,
                     records,
                     lost.keySet(),
                     config.kafka().startFrom() == KafkaSettings.StartFrom.LATEST
-                            ? "latest"
-                            : "earliest");
+                            ? "at the end (vigil.kafka.start-from: latest), skipping every"
+                                    + " record still retained there too,"
+                            : "at the earliest retained record");
         } catch (Exception e) {
             LOG.warn(
                     "Could not compare the consumer group \"{}\"'s committed offsets with what"

@@ -53,7 +53,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
 
     private transient Models models;
     // Per device, both models' states in one entry: created on its first event, written every
-    // step, dropped after stateTtl of silence.
+    // step, dropped after backendTtl without a write (forgotten before, with the watch).
     private transient DeviceStates states;
 
     // The buffer, in arrival order.

@@ -35,7 +35,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
 
     private transient Models models;
     // Per device, both models' states in one entry: created on its first event, written every
-    // scored step, dropped after stateTtl without one.
+    // scored step, dropped after backendTtl without a write (forgotten before, with the watch).
     private transient DeviceStates states;
     // The current device's state per model (two: a shadow state the job restored without its
     // shadow model is written back as it was).

@@ -692,7 +692,7 @@ class SilenceTest {
             // Two checkpoints: the batched operator's state cache no longer holds a.
             h.prepareSnapshotPreBarrier(1L);
             h.prepareSnapshotPreBarrier(2L);
-            // The watermark stands at minute 44.5 while the wall clock passes a's time-to-live.
+            // The watermark stands at minute 43.5 while the wall clock passes a's time-to-live.
             h.setStateTtlProcessingTime(HOUR_TTL.toMillis() + 30 * MINUTE);
             feed(h, 45, 91, "b"); // a forgotten at minute 89, its last step's plus an hour
 

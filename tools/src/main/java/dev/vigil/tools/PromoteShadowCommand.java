@@ -63,8 +63,9 @@ final class PromoteShadowCommand {
             // The tool does not know the job's vigil.state.ttl: the user compares.
             out.printf(
                     "devices last written from %s to %s (the copy keeps these times: a device"
-                            + " silent past vigil.state.ttl since is dropped by the job at its next"
-                            + " read, promoted or not)%n",
+                            + " silent since for longer than the job's state time-to-live"
+                            + " (vigil.state.ttl, twice it with the silence watch on) is dropped"
+                            + " by the job at its next read, promoted or not)%n",
                     Instant.ofEpochMilli(summary.oldestWritten()),
                     Instant.ofEpochMilli(summary.newestWritten()));
         }

@@ -90,9 +90,10 @@ final class ResetDeviceCommand {
                                                 .append(' ')
                                                 .append(Instant.ofEpochMilli(ms)));
                 out.printf(
-                        "last written: %s (the copy keeps these times: a device silent past"
-                                + " vigil.state.ttl since is dropped by the job at its next"
-                                + " read, reset or not)%n",
+                        "last written: %s (the copy keeps these times: a device silent since"
+                                + " for longer than the job's state time-to-live"
+                                + " (vigil.state.ttl, twice it with the silence watch on) is"
+                                + " dropped by the job at its next read, reset or not)%n",
                         when);
             }
             Set<String> missing = new TreeSet<>(reset);
