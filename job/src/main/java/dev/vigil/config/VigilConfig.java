@@ -614,6 +614,37 @@ public final class VigilConfig {
     }
 
     /**
+     * What to warn about at start when the silence watch waits longer than the gap: a device that
+     * reports less often than the gap but more often than the silence period is reset at every
+     * step, so no anomaly can come from it, and is never reported silent either. Empty when the
+     * watch is off or waits no longer than the gap.
+     */
+    public Optional<String> silenceBeyondGapWarning() {
+        java.time.Duration silence = get(VigilOptions.ALERTS_SILENCE_AFTER);
+        java.time.Duration gap = get(VigilOptions.SCORING_GAP);
+        if (silence.isZero() || silence.compareTo(gap) <= 0) {
+            return Optional.empty();
+        }
+        return Optional.of(
+                VigilOptions.ALERTS_SILENCE_AFTER.key()
+                        + " ("
+                        + silence
+                        + ") is longer than "
+                        + VigilOptions.SCORING_GAP.key()
+                        + " ("
+                        + gap
+                        + "): a device that reports less often than every "
+                        + gap
+                        + " but more often than every "
+                        + silence
+                        + " has its memory reset at every step, so no anomaly can come from it,"
+                        + " and is never reported silent either (the metric resets_before_warm"
+                        + " counts its steps). Set the gap above the devices' longest normal"
+                        + " reporting interval, and the silence period no longer than the gap"
+                        + " unless such devices may be quiet that long.");
+    }
+
+    /**
      * What to warn about at start when the configuration sets Flink's own checkpoint interval or
      * mode, which the job replaces ({@code VigilPipeline.environment}): by {@code
      * vigil.checkpoint.interval} and exactly-once. Empty when it sets neither, or the same.

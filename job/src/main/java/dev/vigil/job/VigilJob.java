@@ -184,6 +184,7 @@ public final class VigilJob {
                 config);
         config.transactionalIdPrefixWarning().ifPresent(LOG::warn);
         config.replacedCheckpointingWarning().ifPresent(LOG::warn);
+        config.silenceBeyondGapWarning().ifPresent(LOG::warn);
         KafkaPreflight.check(config, shadow != null, KafkaPreflight.TIMEOUT);
         StreamExecutionEnvironment env = VigilPipeline.environment(config);
         define(env, config, bundle, shadow);

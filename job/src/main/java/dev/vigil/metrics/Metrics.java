@@ -125,6 +125,16 @@ public final class Metrics {
     public static final String RESETS_NON_FINITE = "resets_non_finite";
 
     public static final String RESETS_RESTART = "resets_restart";
+
+    /**
+     * Resets (after a gap, a restart or a non-finite step) of a device that had not warmed up since
+     * its last start or reset: no alert could come from it in between. Each also counts under its
+     * own reason. A device reset at every step (reporting less often than {@code
+     * vigil.scoring.gap}, or restarting all the time) counts at every step: blind, though scored
+     * (alert {@code VigilDevicesResetBeforeWarm}).
+     */
+    public static final String RESETS_BEFORE_WARM = "resets_before_warm";
+
     public static final String RESETS_INVALID_STATE = "resets_invalid_state";
 
     /** Feature values clamped to {@code vigil.scoring.max-abs-normalised} before scoring. */
@@ -305,6 +315,7 @@ public final class Metrics {
         public final Count resetModelChange;
         public final Count resetNonFinite;
         public final Count resetRestart;
+        public final Count resetBeforeWarm;
         public final Count resetInvalidState;
         public final Count clampedValues;
         public final Count keptModelChange;
@@ -343,6 +354,7 @@ public final class Metrics {
             resetModelChange = count(ctx, group, RESETS_MODEL_CHANGE, RESETS_MODEL_CHANGE);
             resetNonFinite = count(ctx, group, RESETS_NON_FINITE, RESETS_NON_FINITE);
             resetRestart = count(ctx, group, RESETS_RESTART, RESETS_RESTART);
+            resetBeforeWarm = count(ctx, group, RESETS_BEFORE_WARM, RESETS_BEFORE_WARM);
             resetInvalidState = count(ctx, group, RESETS_INVALID_STATE, RESETS_INVALID_STATE);
             clampedValues = count(ctx, group, CLAMPED_VALUES, CLAMPED_VALUES);
             keptModelChange = count(ctx, group, KEPT_MODEL_CHANGE, KEPT_MODEL_CHANGE);

@@ -330,6 +330,7 @@ final class Scorer implements AutoCloseable {
                     return false;
                 }
                 closeOnReset(s, e.deviceId, timestamp, out);
+                countIfCold(s);
                 s.resetMemory();
                 metrics.resetRestart.inc();
                 return true;
@@ -337,10 +338,18 @@ final class Scorer implements AutoCloseable {
         }
         if (s.steps > 0 && e.ts - s.lastTs > settings.gapMs()) {
             closeOnReset(s, e.deviceId, timestamp, out);
+            countIfCold(s);
             s.resetMemory();
             metrics.resetGap.inc();
         }
         return true;
+    }
+
+    /** Counts a reset of a device that had not warmed up since its last start or reset. */
+    private void countIfCold(DeviceState s) {
+        if (s.steps > 0 && s.steps <= card.warmupSteps()) {
+            metrics.resetBeforeWarm.inc();
+        }
     }
 
     /** Turned away: the record as parsed, and why. Allocates, on this rare path only. */
@@ -696,6 +705,7 @@ final class Scorer implements AutoCloseable {
             return;
         }
         closeOnReset(s, deviceId, timestamp, out);
+        countIfCold(s);
         s.resetMemory();
         if (!profile) {
             s.resetProfile(targets.length, byDevice != null);

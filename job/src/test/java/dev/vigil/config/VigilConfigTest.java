@@ -460,6 +460,26 @@ class VigilConfigTest {
     }
 
     @Test
+    void shouldWarnWhenTheSilenceWatchWaitsLongerThanTheGap() {
+        Map<String, String> values = valid();
+        assertThat(VigilConfig.of(values).silenceBeyondGapWarning()).isEmpty(); // 10 min each
+
+        values.put(VigilOptions.ALERTS_SILENCE_AFTER.key(), "30 min");
+        assertThat(VigilConfig.of(values).silenceBeyondGapWarning())
+                .get(STRING)
+                .contains(VigilOptions.ALERTS_SILENCE_AFTER.key() + " (PT30M)")
+                .contains(VigilOptions.SCORING_GAP.key() + " (PT10M)")
+                .contains("reset at every step")
+                .contains("never reported silent");
+
+        values.put(VigilOptions.SCORING_GAP.key(), "1 h");
+        assertThat(VigilConfig.of(values).silenceBeyondGapWarning()).isEmpty();
+        values.put(VigilOptions.SCORING_GAP.key(), "10 min");
+        values.put(VigilOptions.ALERTS_SILENCE_AFTER.key(), "0");
+        assertThat(VigilConfig.of(values).silenceBeyondGapWarning()).isEmpty(); // the watch off
+    }
+
+    @Test
     void shouldDeriveTheTransactionalIdPrefixFromTheGroupAndTopicAndWarnUnlessChosen() {
         Map<String, String> values = valid();
         VigilConfig unset = VigilConfig.of(values);

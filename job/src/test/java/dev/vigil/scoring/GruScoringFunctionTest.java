@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
 import dev.vigil.pipeline.VigilPipeline;
@@ -132,6 +133,13 @@ class GruScoringFunctionTest {
             return out;
         }
 
+        /** A count the operator accumulated ({@code dev.vigil.metrics.Metrics}); 0 if none. */
+        long count(String name) {
+            var accumulator =
+                    harness.getEnvironment().getAccumulatorRegistry().getUserMap().get(name);
+            return accumulator == null ? 0L : ((Number) accumulator.getLocalValue()).longValue();
+        }
+
         /** The dead letters of the records turned away as late, in order. */
         List<DeadLetter> lateLetters() {
             List<DeadLetter> out = new ArrayList<>();
@@ -220,6 +228,31 @@ class GruScoringFunctionTest {
             assertThat(run.events())
                     .extracting(e -> e.type + " " + e.reason)
                     .containsExactly("OPEN silence", "CLOSE silence");
+            assertThat(run.count(Metrics.RESETS_GAP)).isOne();
+            assertThat(run.count(Metrics.RESETS_BEFORE_WARM)).isZero(); // it was warm
+        }
+    }
+
+    /**
+     * A device reporting every 15 minutes, with the gap at 10: every step after its first finds the
+     * memory stale and resets it, so it never warms up and no alert can come from it. Each of those
+     * resets counts as one before warm-up; with a silence period of 20 minutes (longer than the
+     * gap) nothing else says so.
+     */
+    @Test
+    void shouldCountTheResetsOfADeviceThatNeverWarmsUp() throws Exception {
+        List<TelemetryEvent> sparse = new ArrayList<>();
+        for (int i = 0; i < 50; i++) {
+            TelemetryEvent e = copy(normal.get(i));
+            e.ts = normal.get(0).ts + i * 15 * 60_000L;
+            sparse.add(e);
+        }
+        ScoringSettings quiet = SETTINGS.toBuilder().silenceAfterMs(20 * 60_000L).build();
+        try (Run run = new Run(Fixtures.model(), null, quiet).feed(sparse)) {
+            assertThat(run.scores()).hasSize(50).containsOnly(0f); // never a forecast to score
+            assertThat(run.events()).isEmpty();
+            assertThat(run.count(Metrics.RESETS_GAP)).isEqualTo(49);
+            assertThat(run.count(Metrics.RESETS_BEFORE_WARM)).isEqualTo(49);
         }
     }
 
@@ -552,13 +585,7 @@ class GruScoringFunctionTest {
                             e ->
                                     e.episodeStart >= normal.get(200).ts
                                             && e.episodeStart <= normal.get(205).ts);
-            assertThat(
-                            run.harness
-                                    .getEnvironment()
-                                    .getAccumulatorRegistry()
-                                    .getUserMap()
-                                    .get(dev.vigil.metrics.Metrics.CLAMPED_VALUES)
-                                    .getLocalValue())
+            assertThat(run.count(Metrics.CLAMPED_VALUES))
                     .isEqualTo((long) Fixtures.model().card().featureCount());
         }
     }
