@@ -290,7 +290,7 @@ public final class KafkaPreflight {
                             + " that it no longer retains: {} records of partitions {} (offsets,"
                             + " so at most that many records) were deleted before the job read"
                             + " them. Restored from its last checkpoint, or started from the"
-                            + " committed offsets, the job continues {} of those partitions"
+                            + " committed offsets, the job continues in those partitions {}"
                             + " without them: their devices' steps in between are never scored."
                             + " Keep the topic's retention.ms above the longest downtime and"
                             + " backlog",
@@ -301,7 +301,7 @@ public final class KafkaPreflight {
                     lost.keySet(),
                     config.kafka().startFrom() == KafkaSettings.StartFrom.LATEST
                             ? "at the end (vigil.kafka.start-from: latest), skipping every"
-                                    + " record still retained there too,"
+                                    + " record still retained too,"
                             : "at the earliest retained record");
         } catch (Exception e) {
             LOG.warn(

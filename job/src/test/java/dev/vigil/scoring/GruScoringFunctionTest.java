@@ -239,6 +239,44 @@ class GruScoringFunctionTest {
      * resets counts as one before warm-up; with a silence period of 20 minutes (longer than the
      * gap) nothing else says so.
      */
+    /**
+     * A reset counts as before warm-up whatever its cause (here a restart) when the device had not
+     * yet taken a warm step: after exactly the warm-up's steps it counts, one step later it does
+     * not.
+     */
+    @Test
+    void shouldCountAResetBeforeWarmUpWhateverItsCause() throws Exception {
+        List<TelemetryEvent> restarted = new ArrayList<>();
+        for (int i = 0; i < 10; i++) {
+            TelemetryEvent e = copy(normal.get(i));
+            if (i >= 5) { // the counter starts again after 5 steps while ts moves on
+                e.seq = normal.get(i - 5).seq;
+            }
+            restarted.add(e);
+        }
+        try (Run run = new Run().feed(restarted)) {
+            assertThat(run.count(Metrics.RESETS_RESTART)).isOne();
+            assertThat(run.count(Metrics.RESETS_BEFORE_WARM)).isOne();
+        }
+        int warmup = Fixtures.model().card().warmupSteps();
+        for (int steps : new int[] {warmup, warmup + 1}) {
+            List<TelemetryEvent> withGap = new ArrayList<>();
+            for (int i = 0; i <= steps; i++) {
+                TelemetryEvent e = copy(normal.get(i));
+                if (i == steps) {
+                    e.ts += 60 * 60_000L; // an hour of silence before it
+                }
+                withGap.add(e);
+            }
+            try (Run run = new Run().feed(withGap)) {
+                assertThat(run.count(Metrics.RESETS_GAP)).isOne();
+                assertThat(run.count(Metrics.RESETS_BEFORE_WARM))
+                        .as("a gap after %d steps", steps)
+                        .isEqualTo(steps == warmup ? 1 : 0);
+            }
+        }
+    }
+
     @Test
     void shouldCountTheResetsOfADeviceThatNeverWarmsUp() throws Exception {
         List<TelemetryEvent> sparse = new ArrayList<>();
@@ -540,10 +578,7 @@ class GruScoringFunctionTest {
         // A scale above close-after (10): a run that started again would close the episode.
         ModelBundle stuck = stuckModel(20f);
         List<TelemetryEvent> frozen = withRpmFrozen();
-        List<AnomalyEvent> uninterrupted;
-        try (Run run = new Run(stuck, null).feed(frozen)) {
-            uninterrupted = run.events();
-        }
+        List<AnomalyEvent> uninterrupted = eventsOf(stuck, frozen);
         assertThat(uninterrupted).extracting(e -> e.type).containsExactly("OPEN", "CLOSE");
         try (Run run = new Run(stuck, null).feed(frozen.subList(0, 230))) {
             editState(run, s -> Arrays.fill(s.unchangedRuns, Integer.MAX_VALUE - 2));
@@ -606,10 +641,7 @@ class GruScoringFunctionTest {
     @Test
     void shouldContinueAnEpisodeExactlyAfterSnapshotAndRestore() throws Exception {
         List<TelemetryEvent> stream = withRpmFault(200, 215);
-        List<AnomalyEvent> uninterrupted;
-        try (Run run = new Run().feed(stream)) {
-            uninterrupted = run.events();
-        }
+        List<AnomalyEvent> uninterrupted = eventsOf(Fixtures.model(), stream);
 
         List<AnomalyEvent> resumed = new ArrayList<>();
         OperatorSubtaskState snapshot;
@@ -894,6 +926,14 @@ class GruScoringFunctionTest {
         }
     }
 
+    /** The events of one uninterrupted run of {@code events}, scored by {@code bundle}. */
+    private static List<AnomalyEvent> eventsOf(ModelBundle bundle, List<TelemetryEvent> events)
+            throws Exception {
+        try (Run run = new Run(bundle, null).feed(events)) {
+            return run.events();
+        }
+    }
+
     /** Changes the stored state of the device of {@link #normal}, as a restore could bring it. */
     private static void editState(Run run, java.util.function.Consumer<DeviceState> edit)
             throws Exception {
@@ -917,10 +957,7 @@ class GruScoringFunctionTest {
     @Test
     void shouldStayPastWarmUpWhenTheStepCountReachesItsLimit() throws Exception {
         List<TelemetryEvent> stream = withRpmFault(200, 215);
-        List<AnomalyEvent> uninterrupted;
-        try (Run run = new Run().feed(stream)) {
-            uninterrupted = run.events();
-        }
+        List<AnomalyEvent> uninterrupted = eventsOf(Fixtures.model(), stream);
         try (Run run = new Run().feed(stream.subList(0, 150))) {
             editState(run, s -> s.steps = Integer.MAX_VALUE - 2);
             run.feed(stream.subList(150, stream.size()));
