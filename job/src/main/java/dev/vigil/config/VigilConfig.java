@@ -373,10 +373,6 @@ public final class VigilConfig {
             throw new ConfigException(
                     VigilOptions.SCORING_STATE_CACHE.key() + " must be 0 or more");
         }
-        if (get(VigilOptions.SCORING_STATE_CACHE_UNWRITTEN) < 0) {
-            throw new ConfigException(
-                    VigilOptions.SCORING_STATE_CACHE_UNWRITTEN.key() + " must be 0 or more");
-        }
         if (get(VigilOptions.ALERTS_UPDATE_EVERY) < 0) {
             throw new ConfigException(
                     VigilOptions.ALERTS_UPDATE_EVERY.key() + " must be 0 or more");
@@ -743,7 +739,6 @@ public final class VigilConfig {
                 get(VigilOptions.SCORING_BATCH_SIZE),
                 get(VigilOptions.SCORING_BATCH_TIMEOUT).toMillis(),
                 get(VigilOptions.SCORING_STATE_CACHE),
-                get(VigilOptions.SCORING_STATE_CACHE_UNWRITTEN),
                 modelChange(),
                 get(VigilOptions.STATE_TTL),
                 get(VigilOptions.SCORING_MAX_ABS_NORMALISED).floatValue(),

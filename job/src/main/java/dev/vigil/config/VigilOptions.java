@@ -278,25 +278,12 @@ public final class VigilOptions {
                     .defaultValue(20_000)
                     .withDescription(
                             "Devices per scoring subtask whose state the batched operator keeps on"
-                                    + " the heap, written to RocksDB at every checkpoint barrier:"
-                                    + " a device stepped n times between two checkpoints costs one"
-                                    + " RocksDB write instead of n, and is read from RocksDB again"
-                                    + " only after an interval without a step, or when the cache"
-                                    + " was full and it was the least recently stepped; 0 reads and"
-                                    + " writes RocksDB at every batch.");
-
-    public static final ConfigOption<Integer> SCORING_STATE_CACHE_UNWRITTEN =
-            ConfigOptions.key("vigil.scoring.state-cache-unwritten")
-                    .intType()
-                    .defaultValue(20_000)
-                    .withDescription(
-                            "Of the devices in the state cache, the most whose newest state"
-                                    + " RocksDB does not have yet: past it, the least recently"
-                                    + " stepped one is written ahead of the next checkpoint"
-                                    + " barrier. A barrier writes at most this many, and pauses"
-                                    + " the scoring subtask while it does; lower shortens the"
-                                    + " pause and costs more RocksDB writes when devices step"
-                                    + " more than once per checkpoint interval.");
+                                    + " the heap, written to RocksDB at every checkpoint barrier"
+                                    + " and whenever the cache fills: a device stepped n times"
+                                    + " between two checkpoints costs one RocksDB write instead of"
+                                    + " n, and is read from RocksDB again only after an interval"
+                                    + " without a step or a full cache; 0 reads and writes RocksDB"
+                                    + " at every batch.");
 
     public static final ConfigOption<Double> SCORING_MAX_ABS_NORMALISED =
             ConfigOptions.key("vigil.scoring.max-abs-normalised")
@@ -440,7 +427,6 @@ public final class VigilOptions {
                 SCORING_BATCH_SIZE,
                 SCORING_BATCH_TIMEOUT,
                 SCORING_STATE_CACHE,
-                SCORING_STATE_CACHE_UNWRITTEN,
                 SCORING_MAX_ABS_NORMALISED,
                 ALERTS_OPEN_AFTER,
                 ALERTS_CLOSE_AFTER,

@@ -84,25 +84,18 @@ public final class Metrics {
     public static final String STATE_CACHE_DEVICES = "state_cache_devices";
 
     /**
-     * Milliseconds a write-back of the state cache took before a checkpoint barrier: the scoring
-     * task does nothing else meanwhile.
+     * Milliseconds a write-back of the state cache took (before a checkpoint barrier, or when the
+     * cache filled): the scoring task does nothing else meanwhile.
      */
     public static final String STATE_CACHE_WRITE_BACK_MS = "state_cache_write_back_ms";
 
     /**
      * Reads of a device's state that the batched operator's state cache did not hold, so RocksDB
      * served them: a device's first step in the subtask, its first after a silence of a checkpoint
-     * interval or more, and after it left a full cache (or, on a state backend that keeps the
-     * objects themselves, after every checkpoint).
+     * interval or more, and every device's after the cache filled (or, on a state backend that
+     * keeps the objects themselves, after every checkpoint).
      */
     public static final String STATE_CACHE_MISSES = "state_cache_misses";
-
-    /**
-     * Writes of a device's state from the state cache to RocksDB ahead of a checkpoint barrier: of
-     * the least recently stepped device when more than {@code vigil.scoring.state-cache-unwritten}
-     * wait, and of one leaving a full cache.
-     */
-    public static final String STATE_CACHE_EARLY_WRITES = "state_cache_early_writes";
 
     /**
      * Closed episodes during which the job's other model (serving or shadow) had an episode open on
@@ -283,7 +276,6 @@ public final class Metrics {
     public static final class StateCache {
         private final Histogram writeBackMs;
         private final Counter misses;
-        private final Counter earlyWrites;
 
         public StateCache(RuntimeContext ctx, IntSupplier cached) {
             MetricGroup group = group(ctx);
@@ -293,15 +285,6 @@ public final class Metrics {
                             STATE_CACHE_WRITE_BACK_MS,
                             new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
             misses = group.counter(STATE_CACHE_MISSES);
-            earlyWrites = group.counter(STATE_CACHE_EARLY_WRITES);
-        }
-
-        public void wroteEarly() {
-            earlyWrites.inc();
-        }
-
-        public long earlyWrites() {
-            return earlyWrites.getCount();
         }
 
         public void wroteBack(long nanos) {

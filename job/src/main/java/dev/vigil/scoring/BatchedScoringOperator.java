@@ -315,11 +315,6 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         return states.misses();
     }
 
-    /** The writes of a device's state from the cache to the backend ahead of a barrier. */
-    long stateCacheEarlyWrites() {
-        return states.earlyWrites();
-    }
-
     @Override
     public void onProcessingTime(InternalTimer<String, VoidNamespace> timer) {
         // None registered: the batch timeout uses the processing time service directly.

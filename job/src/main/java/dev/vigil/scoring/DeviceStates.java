@@ -4,9 +4,10 @@ import dev.vigil.metrics.Metrics;
 import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
 import java.io.IOException;
+import java.util.HashMap;
 import java.util.Iterator;
-import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.apache.flink.api.common.functions.RuntimeContext;
@@ -28,28 +29,21 @@ import org.slf4j.LoggerFactory;
  *
  * <p>The batched operator holds the states it wrote in a cache on the heap ({@link
  * #cached(AbstractStreamOperator, ScoringSettings)}, at most {@code vigil.scoring.state-cache}
- * devices) and writes them to the state backend at every checkpoint barrier ({@link #writeBack})
- * and at end of input: a device stepped many times between two checkpoints costs one write of the
- * backend instead of one per flush. A snapshot never misses a step, since the operator writes the
- * cache back before it; a failure loses the cache with everything else since the last checkpoint.
- * Only the operator writes this state, so a cached value is never stale; it is at most one
- * checkpoint interval younger than the backend's, which is also how late a written device's
- * time-to-live is refreshed.
- *
- * <p>A barrier's write-back pauses the task, for as long as the devices it writes take. So the
- * backend also gets a device's state ahead of the barrier, one device at a time as the operator
- * writes others: the least recently written one when more than {@code
- * vigil.scoring.state-cache-unwritten} wait to be written, and the least recently read or written
- * one when the cache is full, which it then leaves. Steps keep their cost even, and a barrier
- * writes at most {@code vigil.scoring.state-cache-unwritten} devices.
+ * devices) and writes them to the state backend at every checkpoint barrier ({@link #writeBack}),
+ * when the cache is full, and at end of input: a device stepped many times between two checkpoints
+ * costs one write of the backend instead of one per flush. A snapshot never misses a step, since
+ * the operator writes the cache back before it; a failure loses the cache with everything else
+ * since the last checkpoint. Only the operator writes this state, so a cached value is never stale;
+ * it is at most one checkpoint interval younger than the backend's, which is also how late a
+ * written device's time-to-live is refreshed.
  *
  * <p>On a backend that copies a value when it is written (RocksDB serializes it: {@link
- * KeyedStateBackend#isSafeToReuseKVState()}), a write-back keeps the devices written since the one
- * before in the cache, so that their next steps read no state either: a device stepped at least
- * once per checkpoint interval is read from the backend once, not once per interval. A device not
- * written since the last write-back leaves the cache at the next one, so that its next read goes to
- * the backend, which applies the time-to-live. A backend that keeps the objects themselves (Flink's
- * heap backend, whose snapshot copies them after the barrier) gets an empty cache after every
+ * KeyedStateBackend#isSafeToReuseKVState()}), a write-back keeps the devices it wrote in the cache,
+ * so that their next steps read no state either: a device stepped at least once per checkpoint
+ * interval is read from the backend once, not once per interval. A device not written since the
+ * last write-back leaves the cache at the next one, so that its next read goes to the backend,
+ * which applies the time-to-live. A backend that keeps the objects themselves (Flink's heap
+ * backend, whose snapshot copies them after the barrier) gets an empty cache after every
  * write-back: the operator must not change an object a pending snapshot holds.
  *
  * <p>Builds before format 5 kept the shadow's state under a name of its own ({@link
@@ -65,32 +59,18 @@ public final class DeviceStates {
     // With a cache: the backend, whose current key is the device read or written; else null.
     private final KeyedStateBackend<String> backend;
     private final int capacity;
-    private final int maxUnwritten;
-    // Per device, its entry as last written, never older than the backend's; least recently read
-    // or written first.
-    private final LinkedHashMap<String, Cached> cache;
+    // Per device, its entry as last written: never older than the backend's.
+    private final Map<String, Cached> cache;
     // Whether a write-back keeps the entries it wrote (the backend copies what it is given).
     private final boolean keepWritten;
-    // The entries the backend does not have yet, least recently written first.
-    private Cached firstUnwritten;
-    private Cached lastUnwritten;
-    private int unwritten;
+    // The entries written since the last write-back.
+    private int dirty;
     private final Metrics.StateCache metrics;
 
-    /** A device's entry in the cache. */
+    /** A device's entry in the cache, and whether the backend has it yet. */
     private static final class Cached {
-        final String device;
         DeviceState entry;
-        // Written since the last write-back at a barrier.
-        boolean stepped;
-        // Not in the backend yet; then linked in the order of the entries' last writes.
-        boolean unwritten;
-        Cached previous;
-        Cached next;
-
-        Cached(String device) {
-            this.device = device;
-        }
+        boolean dirty;
     }
 
     /** Every read and write goes to the state backend (the per-record operator). */
@@ -101,8 +81,7 @@ public final class DeviceStates {
     /**
      * For a keyed operator that calls {@link #writeBack} before every checkpoint barrier and at end
      * of input: writes go to a cache of at most {@link ScoringSettings#stateCache()} devices (none
-     * if 0), of which at most {@link ScoringSettings#stateCacheUnwritten()} are not in the backend
-     * yet.
+     * if 0) until then.
      */
     public static DeviceStates cached(
             AbstractStreamOperator<?> operator, ScoringSettings settings) {
@@ -123,11 +102,7 @@ public final class DeviceStates {
         this.ctx = ctx;
         this.backend = capacity > 0 ? backend : null;
         this.capacity = capacity;
-        this.maxUnwritten = Math.min(capacity, settings.stateCacheUnwritten());
-        this.cache =
-                capacity > 0
-                        ? new LinkedHashMap<>(Math.min(capacity, 1 << 16) * 2, 0.75f, true)
-                        : null;
+        this.cache = capacity > 0 ? new HashMap<>(Math.min(capacity, 1 << 16) * 2) : null;
         this.keepWritten = capacity > 0 && backend.isSafeToReuseKVState();
         this.metrics = capacity > 0 ? new Metrics.StateCache(ctx, this::cached) : null;
     }
@@ -150,12 +125,7 @@ public final class DeviceStates {
         states[Models.SHADOW] = DeviceState.shadowIn(stored);
     }
 
-    /**
-     * Writes the current key's state per model from {@code states} ({@link DeviceState#entry}).
-     * With a cache, the backend gets it at the next write-back, or before: when more devices than
-     * {@code vigil.scoring.state-cache-unwritten} wait for it, the least recently written goes
-     * first, and when the cache is full, the least recently read or written device leaves it.
-     */
+    /** Writes the current key's state per model from {@code states} ({@link DeviceState#entry}). */
     public void write(DeviceState[] states) throws IOException {
         DeviceState both = DeviceState.entry(states[Models.SERVING], states[Models.SHADOW]);
         if (both == null) {
@@ -165,73 +135,15 @@ public final class DeviceStates {
             entry.update(both);
             return;
         }
-        String device = backend.getCurrentKey();
-        Cached cached = cache.get(device);
-        if (cached == null) {
-            cached = new Cached(device);
-            cache.put(device, cached);
-        }
+        Cached cached = cache.computeIfAbsent(backend.getCurrentKey(), device -> new Cached());
         cached.entry = both;
-        cached.stepped = true;
-        if (cached.unwritten) {
-            unlink(cached);
+        if (!cached.dirty) {
+            cached.dirty = true;
+            dirty++;
         }
-        append(cached);
-        boolean keyMoved = false;
-        if (unwritten > maxUnwritten) {
-            writeEarly(firstUnwritten);
-            keyMoved = true;
+        if (cache.size() >= capacity) {
+            writeBack(true);
         }
-        if (cache.size() > capacity) {
-            Iterator<Cached> eldest = cache.values().iterator();
-            Cached leaving = eldest.next();
-            if (leaving.unwritten) {
-                writeEarly(leaving);
-                keyMoved = true;
-            }
-            eldest.remove();
-        }
-        if (keyMoved) {
-            backend.setCurrentKey(device);
-        }
-    }
-
-    /** Writes one device's entry to the backend ahead of the barrier; changes the current key. */
-    private void writeEarly(Cached cached) throws IOException {
-        backend.setCurrentKey(cached.device);
-        entry.update(cached.entry);
-        unlink(cached);
-        metrics.wroteEarly();
-    }
-
-    private void append(Cached cached) {
-        cached.unwritten = true;
-        cached.previous = lastUnwritten;
-        cached.next = null;
-        if (lastUnwritten == null) {
-            firstUnwritten = cached;
-        } else {
-            lastUnwritten.next = cached;
-        }
-        lastUnwritten = cached;
-        unwritten++;
-    }
-
-    private void unlink(Cached cached) {
-        if (cached.previous == null) {
-            firstUnwritten = cached.next;
-        } else {
-            cached.previous.next = cached.next;
-        }
-        if (cached.next == null) {
-            lastUnwritten = cached.previous;
-        } else {
-            cached.next.previous = cached.previous;
-        }
-        cached.previous = null;
-        cached.next = null;
-        cached.unwritten = false;
-        unwritten--;
     }
 
     /**
@@ -241,42 +153,44 @@ public final class DeviceStates {
     public void clear() {
         if (cache != null) {
             Cached cached = cache.remove(backend.getCurrentKey());
-            if (cached != null && cached.unwritten) {
-                unlink(cached);
+            if (cached != null && cached.dirty) {
+                dirty--;
             }
         }
         entry.clear();
     }
 
     /**
-     * Writes every device's state the backend does not have yet; the current key is the same after
-     * as before. Before every snapshot and at end of input. The cache keeps the devices written
-     * since the last write-back if the backend copied them, and drops the others.
+     * Writes every device's state written since the last write-back to the state backend; the
+     * current key is the same after as before. Before every snapshot and at end of input. The cache
+     * keeps the devices it wrote if the backend copied them, and drops the others.
      */
     public void writeBack() throws IOException {
+        writeBack(!keepWritten);
+    }
+
+    /** Also when the cache is full, then dropping every device ({@code dropAll}). */
+    private void writeBack(boolean dropAll) throws IOException {
         if (cache == null || cache.isEmpty()) {
             return;
         }
         long started = System.nanoTime();
         String current = backend.getCurrentKey();
-        for (Cached cached = firstUnwritten; cached != null; cached = firstUnwritten) {
-            backend.setCurrentKey(cached.device);
-            entry.update(cached.entry);
-            unlink(cached);
-        }
-        if (keepWritten) {
-            Iterator<Cached> devices = cache.values().iterator();
-            while (devices.hasNext()) {
-                Cached cached = devices.next();
-                if (cached.stepped) {
-                    cached.stepped = false;
-                } else {
-                    devices.remove();
-                }
+        Iterator<Map.Entry<String, Cached>> devices = cache.entrySet().iterator();
+        while (devices.hasNext()) {
+            Map.Entry<String, Cached> device = devices.next();
+            Cached cached = device.getValue();
+            boolean written = cached.dirty;
+            if (written) {
+                backend.setCurrentKey(device.getKey());
+                entry.update(cached.entry);
+                cached.dirty = false;
             }
-        } else {
-            cache.clear();
+            if (dropAll || !written) {
+                devices.remove();
+            }
         }
+        dirty = 0;
         if (current != null) {
             backend.setCurrentKey(current);
         }
@@ -285,17 +199,12 @@ public final class DeviceStates {
 
     /** The devices whose state is in the cache and not yet in the state backend. */
     int cached() {
-        return unwritten;
+        return dirty;
     }
 
     /** The reads the cache could not serve, which went to the state backend. */
     long misses() {
         return metrics == null ? 0 : metrics.misses();
-    }
-
-    /** The writes to the state backend ahead of a write-back. */
-    long earlyWrites() {
-        return metrics == null ? 0 : metrics.earlyWrites();
     }
 
     /**

@@ -19,8 +19,6 @@ import java.io.Serializable;
  * @param batchTimeoutMs longest a record waits in the buffer
  * @param stateCache devices whose state the batched operator keeps on the heap between two
  *     checkpoints; 0 for none
- * @param stateCacheUnwritten of those, the most whose newest state the state backend does not have
- *     yet: what a checkpoint barrier writes at most
  * @param onModelChange what a device's state written by another model version becomes
  * @param stateTtl how long a silent device's state is kept
  * @param maxAbsNormalised how far from the card's mean (in its stds) a feature may lie before it is
@@ -49,7 +47,6 @@ public record ScoringSettings(
         int batchSize,
         long batchTimeoutMs,
         int stateCache,
-        int stateCacheUnwritten,
         ModelChange onModelChange,
         java.time.Duration stateTtl,
         float maxAbsNormalised,
@@ -96,7 +93,6 @@ public record ScoringSettings(
         private int batchSize;
         private long batchTimeoutMs;
         private int stateCache;
-        private int stateCacheUnwritten;
         private ModelChange onModelChange;
         private java.time.Duration stateTtl;
         private float maxAbsNormalised;
@@ -117,7 +113,6 @@ public record ScoringSettings(
             batchSize = s.batchSize;
             batchTimeoutMs = s.batchTimeoutMs;
             stateCache = s.stateCache;
-            stateCacheUnwritten = s.stateCacheUnwritten;
             onModelChange = s.onModelChange;
             stateTtl = s.stateTtl;
             maxAbsNormalised = s.maxAbsNormalised;
@@ -175,11 +170,6 @@ public record ScoringSettings(
             return this;
         }
 
-        public Builder stateCacheUnwritten(int devices) {
-            stateCacheUnwritten = devices;
-            return this;
-        }
-
         public Builder onModelChange(ModelChange v) {
             onModelChange = v;
             return this;
@@ -232,7 +222,6 @@ public record ScoringSettings(
                     batchSize,
                     batchTimeoutMs,
                     stateCache,
-                    stateCacheUnwritten,
                     onModelChange,
                     stateTtl,
                     maxAbsNormalised,

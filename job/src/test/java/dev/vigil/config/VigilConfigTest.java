@@ -327,14 +327,6 @@ class VigilConfigTest {
                 .isInstanceOf(ConfigException.class)
                 .hasMessageContaining("vigil.scoring.state-cache must be 0 or more");
         values.put(VigilOptions.SCORING_STATE_CACHE.key(), "0");
-        assertThat(VigilConfig.of(values).scoring().stateCacheUnwritten()).isEqualTo(20_000);
-        values.put(VigilOptions.SCORING_STATE_CACHE_UNWRITTEN.key(), "0");
-        assertThat(VigilConfig.of(values).scoring().stateCacheUnwritten()).isZero();
-        values.put(VigilOptions.SCORING_STATE_CACHE_UNWRITTEN.key(), "-1");
-        assertThatThrownBy(() -> VigilConfig.of(values))
-                .isInstanceOf(ConfigException.class)
-                .hasMessageContaining("vigil.scoring.state-cache-unwritten must be 0 or more");
-        values.remove(VigilOptions.SCORING_STATE_CACHE_UNWRITTEN.key());
         values.put(VigilOptions.SCORING_BATCH_SIZE.key(), "-1");
         assertThatThrownBy(() -> VigilConfig.of(values))
                 .isInstanceOf(ConfigException.class)
