@@ -80,6 +80,14 @@ public final class Metrics {
      */
     public static final String SILENCE_WATCH_LAG_MS = "silence_watch_lag_ms";
 
+    /**
+     * How long (the records' time: the step's {@code ts} less its episode's start) the oldest
+     * episode has been open among the devices a scoring subtask stepped in the last one to two
+     * minutes (processing time); 0 when none of them was in an episode. An episode held open for
+     * days by a lasting change hides any later fault of the same device.
+     */
+    public static final String EPISODE_OPEN_LONGEST_MS = "episode_open_longest_ms";
+
     /** Devices whose state the batched operator's state cache holds and RocksDB does not yet. */
     public static final String STATE_CACHE_DEVICES = "state_cache_devices";
 
@@ -328,6 +336,21 @@ public final class Metrics {
          * @param shadow whether the operator scores with the shadow model: its metrics go to {@link
          *     #GROUP_SHADOW}, its accumulators are named {@code shadow_<name>}
          */
+        private final RecentMax openEpisodes = new RecentMax(60_000L);
+
+        /**
+         * A step of a device whose episode has been open {@code ageMs} (the step's ts less the
+         * episode's start), for {@value #EPISODE_OPEN_LONGEST_MS}.
+         */
+        public void episodeOpenFor(long ageMs) {
+            openEpisodes.update(ageMs, System.currentTimeMillis());
+        }
+
+        /** What {@value #EPISODE_OPEN_LONGEST_MS} reads now. */
+        public long episodeOpenLongestMs() {
+            return openEpisodes.get(System.currentTimeMillis());
+        }
+
         public Scoring(RuntimeContext ctx, boolean shadow) {
             this.shadow = shadow;
             group = shadow ? ctx.getMetricGroup().addGroup(GROUP_SHADOW) : group(ctx);
@@ -350,6 +373,8 @@ public final class Metrics {
             episodesOpened = count(ctx, group, EPISODES_OPENED, EPISODES_OPENED);
             episodesClosed = count(ctx, group, EPISODES_CLOSED, EPISODES_CLOSED);
             episodesShared = count(ctx, group, EPISODES_SHARED, EPISODES_SHARED);
+            group.gauge(
+                    EPISODE_OPEN_LONGEST_MS, () -> openEpisodes.get(System.currentTimeMillis()));
             resetGap = count(ctx, group, RESETS_GAP, RESETS_GAP);
             resetModelChange = count(ctx, group, RESETS_MODEL_CHANGE, RESETS_MODEL_CHANGE);
             resetNonFinite = count(ctx, group, RESETS_NON_FINITE, RESETS_NON_FINITE);

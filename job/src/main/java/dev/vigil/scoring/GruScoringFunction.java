@@ -144,6 +144,11 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
         }
     }
 
+    /** What the serving model's {@code episode_open_longest_ms} gauge reads now (tests). */
+    long episodeOpenLongestMs() {
+        return models.scorer(Models.SERVING).episodeOpenLongestMs();
+    }
+
     @Override
     public void close() {
         if (models != null) {

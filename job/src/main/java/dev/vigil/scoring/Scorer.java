@@ -580,6 +580,9 @@ final class Scorer implements AutoCloseable {
                         s,
                         timestamp);
             }
+            if (s.episodeOpen) {
+                metrics.episodeOpenFor(e.ts - s.episodeStart);
+            }
             thresholds.learn(s, score);
         }
         if (adapts && !(score > threshold)) {
@@ -832,6 +835,11 @@ final class Scorer implements AutoCloseable {
      */
     float stepScore(int row) {
         return stepScores[row];
+    }
+
+    /** What its {@link Metrics#EPISODE_OPEN_LONGEST_MS} gauge reads now. */
+    long episodeOpenLongestMs() {
+        return metrics.episodeOpenLongestMs();
     }
 
     @Override

@@ -79,6 +79,7 @@ class GruScoringFunctionTest {
     /** A run of the operator over some events, with everything it emitted. */
     private static final class Run implements AutoCloseable {
         final KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent> harness;
+        final GruScoringFunction function;
 
         Run(ModelBundle bundle, OperatorSubtaskState restoreFrom) throws Exception {
             this(bundle, restoreFrom, SETTINGS);
@@ -86,10 +87,10 @@ class GruScoringFunctionTest {
 
         Run(ModelBundle bundle, OperatorSubtaskState restoreFrom, ScoringSettings settings)
                 throws Exception {
+            function = new GruScoringFunction(bundle, settings);
             harness =
                     new KeyedOneInputStreamOperatorTestHarness<>(
-                            new GruScoringFunction.Operator(
-                                    new GruScoringFunction(bundle, settings)),
+                            new GruScoringFunction.Operator(function),
                             new VigilPipeline.DeviceKey(),
                             Types.STRING);
             // The job's backend: every state access goes through the state's serializer.
@@ -635,6 +636,32 @@ class GruScoringFunctionTest {
             // 180 steps into the shift the device is as far from its normal as 20 steps in.
             assertThat(steps.get(399).level).isGreaterThan(0.9f * steps.get(220).level);
             assertThat(run.events()).extracting(e -> e.type).containsExactly("OPEN");
+        }
+    }
+
+    /**
+     * An episode a lasting change holds open sends nothing after its OPEN: the gauge {@code
+     * episode_open_longest_ms} says how long it has been open, by the records' time.
+     */
+    @Test
+    void shouldReportHowLongTheOldestOpenEpisodeHasBeenOpen() throws Exception {
+        float scale = steadyLevelScale();
+        List<TelemetryEvent> shifted = steady("ambient_c", 1f, 200, 400);
+
+        try (Run run = new Run(withLevel(scale), null).feed(shifted.subList(0, 200))) {
+            assertThat(run.function.episodeOpenLongestMs()).isZero(); // no episode yet
+            run.feed(shifted.subList(200, shifted.size()));
+
+            AnomalyEvent open = run.events().get(0);
+            assertThat(open.type).isEqualTo("OPEN");
+            long last = shifted.get(shifted.size() - 1).ts;
+            assertThat(run.function.episodeOpenLongestMs())
+                    .isEqualTo(last - open.episodeStart)
+                    .isGreaterThan(0L);
+        }
+        try (Run run = new Run().feed(normal)) {
+            assertThat(run.events()).isEmpty();
+            assertThat(run.function.episodeOpenLongestMs()).isZero();
         }
     }
 

@@ -1,0 +1,31 @@
+package dev.vigil.metrics;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import org.junit.jupiter.api.Test;
+
+class RecentMaxTest {
+
+    @Test
+    void shouldHoldTheLargestValueOfThisWindowAndTheOneBefore() {
+        RecentMax max = new RecentMax(60_000L);
+        assertThat(max.get(0L)).isZero(); // nothing seen yet
+
+        max.update(5L, 1_000L);
+        max.update(9L, 2_000L);
+        max.update(7L, 3_000L);
+        assertThat(max.get(30_000L)).isEqualTo(9L);
+
+        // The next window: its own values, and the window before's until this one ends
+        max.update(4L, 61_000L);
+        assertThat(max.get(70_000L)).isEqualTo(9L);
+        // A window with no value: only the one before it counts
+        assertThat(max.get(125_000L)).isEqualTo(4L);
+        // Two windows without a value: back to 0
+        assertThat(max.get(190_000L)).isZero();
+
+        // Values again after a long pause: the old ones do not come back
+        max.update(3L, 400_000L);
+        assertThat(max.get(400_001L)).isEqualTo(3L);
+    }
+}
