@@ -83,8 +83,8 @@ public final class Metrics {
     /**
      * How long (the records' time: the step's {@code ts} less its episode's start) the oldest
      * episode has been open among the devices a scoring subtask stepped in the last one to two
-     * minutes (processing time); 0 when none of them was in an episode. An episode held open for
-     * days by a lasting change hides any later fault of the same device.
+     * minutes (processing time, whole minutes); 0 when none of them was in an episode. An episode
+     * held open for days by a lasting change hides any later fault of the same device.
      */
     public static final String EPISODE_OPEN_LONGEST_MS = "episode_open_longest_ms";
 
@@ -332,10 +332,6 @@ public final class Metrics {
         private final String accumulatorPrefix;
         private final boolean shadow;
 
-        /**
-         * @param shadow whether the operator scores with the shadow model: its metrics go to {@link
-         *     #GROUP_SHADOW}, its accumulators are named {@code shadow_<name>}
-         */
         private final RecentMax openEpisodes = new RecentMax(60_000L);
 
         /**
@@ -351,6 +347,10 @@ public final class Metrics {
             return openEpisodes.get(System.currentTimeMillis());
         }
 
+        /**
+         * @param shadow whether the operator scores with the shadow model: its metrics go to {@link
+         *     #GROUP_SHADOW}, its accumulators are named {@code shadow_<name>}
+         */
         public Scoring(RuntimeContext ctx, boolean shadow) {
             this.shadow = shadow;
             group = shadow ? ctx.getMetricGroup().addGroup(GROUP_SHADOW) : group(ctx);

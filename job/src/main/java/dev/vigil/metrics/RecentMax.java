@@ -1,9 +1,10 @@
 package dev.vigil.metrics;
 
 /**
- * The largest value seen in the current and the previous window of processing time: a gauge of what
- * the operator saw lately, which a window without values brings back to 0. Updated by the task
- * thread; read by the metric reporter's thread, which may see a value one update old.
+ * The largest value seen in the current and the previous window of processing time (windows of a
+ * fixed length, aligned to the epoch): a gauge of what the operator saw lately, which two windows
+ * without a value bring back to 0, so a value stays visible for one to two windows. Updated by the
+ * task thread; read by the metric reporter's thread, which may see a value one update old.
  */
 final class RecentMax {
 
@@ -17,7 +18,13 @@ final class RecentMax {
     }
 
     void update(long value, long nowMs) {
-        roll(nowMs);
+        long start = nowMs - Math.floorMod(nowMs, windowMs);
+        if (start != windowStart) {
+            previous =
+                    windowStart != Long.MIN_VALUE && start - windowStart == windowMs ? current : 0L;
+            current = 0L;
+            windowStart = start;
+        }
         if (value > current) {
             current = value;
         }
@@ -25,19 +32,13 @@ final class RecentMax {
 
     long get(long nowMs) {
         long start = windowStart;
-        if (start == Long.MIN_VALUE || nowMs - start >= 2 * windowMs) {
-            return 0L; // nothing in this window or the one before
+        if (start == Long.MIN_VALUE) {
+            return 0L; // nothing seen yet
         }
-        return nowMs - start >= windowMs ? current : Math.max(current, previous);
-    }
-
-    private void roll(long nowMs) {
-        long start = windowStart;
-        if (start != Long.MIN_VALUE && nowMs - start < windowMs) {
-            return;
+        long now = nowMs - Math.floorMod(nowMs, windowMs);
+        if (now == start) {
+            return Math.max(current, previous);
         }
-        previous = start != Long.MIN_VALUE && nowMs - start < 2 * windowMs ? current : 0L;
-        current = 0L;
-        windowStart = nowMs;
+        return now - start == windowMs ? current : 0L; // the last update's window ended
     }
 }

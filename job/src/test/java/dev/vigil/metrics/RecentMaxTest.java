@@ -28,4 +28,16 @@ class RecentMaxTest {
         max.update(3L, 400_000L);
         assertThat(max.get(400_001L)).isEqualTo(3L);
     }
+
+    @Test
+    void shouldKeepAValueVisibleForOneToTwoWholeWindows() {
+        RecentMax max = new RecentMax(60_000L);
+        max.update(8L, 59_000L); // the end of the window [0, 60 s)
+        assertThat(max.get(119_999L)).isEqualTo(8L); // to the end of the next window
+        assertThat(max.get(120_000L)).isZero();
+
+        max.update(6L, 180_000L); // the start of the window [180 s, 240 s)
+        assertThat(max.get(299_999L)).isEqualTo(6L);
+        assertThat(max.get(300_000L)).isZero();
+    }
 }
