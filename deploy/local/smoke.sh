@@ -142,10 +142,11 @@ scraped() {
         "$(prom "count(vigil:feature_drift_psi:fleet)")" == "$FEATURES" &&
         "$(prom "count(${M}_feature_drift_mean_shift_std{$J} > -1e9)")" == "$((2 * FEATURES))" &&
         "$(prom "count(${M}_drift_score_share_above_q99{$J} >= 0)")" == 2 &&
-        "$(prom "count(${M}_silence_watch_lag_ms{$J} >= 0)")" == 2 ]]
+        "$(prom "count(${M}_silence_watch_lag_ms{$J} >= 0)")" == 2 &&
+        "$(prom "count(${M}_episode_open_longest_ms{$J} >= 0)")" == 2 ]]
 }
-wait_until 60 "Prometheus to hold job 1's counts, drift gauges, score correlation and silence-watch lag" scraped
-ok "Prometheus 127.0.0.1:$PROM_PORT scraped the reporters: records_in ${C[records_in]}, scored ${C[scored]} and shadow_scored ${C[shadow_scored]}, as the job counted; the two models' score correlation $(prom "min(${M}_shadow_score_correlation{$J})") (the same weights); drift_psi and drift_mean_shift_std for $FEATURES features x 2 subtasks (largest PSI $(prom "max(${M}_feature_drift_psi{$J})"); the fleet's recorded for $FEATURES features from $BINS bins' step counters, NaN until steps are counted within its 30 minutes: $(prom "max(vigil:feature_drift_psi:fleet)")), drift_score_share_above_q99 $(prom "avg(${M}_drift_score_share_above_q99{$J})") (mean of 2 subtasks), silence_watch_lag_ms $(prom "max(${M}_silence_watch_lag_ms{$J})") (the later of 2 subtasks)"
+wait_until 60 "Prometheus to hold job 1's counts, drift gauges, score correlation, silence-watch lag and open-episode age" scraped
+ok "Prometheus 127.0.0.1:$PROM_PORT scraped the reporters: records_in ${C[records_in]}, scored ${C[scored]} and shadow_scored ${C[shadow_scored]}, as the job counted; the two models' score correlation $(prom "min(${M}_shadow_score_correlation{$J})") (the same weights); drift_psi and drift_mean_shift_std for $FEATURES features x 2 subtasks (largest PSI $(prom "max(${M}_feature_drift_psi{$J})"); the fleet's recorded for $FEATURES features from $BINS bins' step counters, NaN until steps are counted within its 30 minutes: $(prom "max(vigil:feature_drift_psi:fleet)")), drift_score_share_above_q99 $(prom "avg(${M}_drift_score_share_above_q99{$J})") (mean of 2 subtasks), silence_watch_lag_ms $(prom "max(${M}_silence_watch_lag_ms{$J})") (the later of 2 subtasks), episode_open_longest_ms $(prom "max(${M}_episode_open_longest_ms{$J})") (the older of 2 subtasks)"
 
 step "wait for anomalies visible to a read_committed consumer"
 anomalies_visible() {
