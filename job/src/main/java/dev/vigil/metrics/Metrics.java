@@ -373,8 +373,7 @@ public final class Metrics {
             episodesOpened = count(ctx, group, EPISODES_OPENED, EPISODES_OPENED);
             episodesClosed = count(ctx, group, EPISODES_CLOSED, EPISODES_CLOSED);
             episodesShared = count(ctx, group, EPISODES_SHARED, EPISODES_SHARED);
-            group.gauge(
-                    EPISODE_OPEN_LONGEST_MS, () -> openEpisodes.get(System.currentTimeMillis()));
+            group.gauge(EPISODE_OPEN_LONGEST_MS, this::episodeOpenLongestMs);
             resetGap = count(ctx, group, RESETS_GAP, RESETS_GAP);
             resetModelChange = count(ctx, group, RESETS_MODEL_CHANGE, RESETS_MODEL_CHANGE);
             resetNonFinite = count(ctx, group, RESETS_NON_FINITE, RESETS_NON_FINITE);
