@@ -4,19 +4,29 @@
 # mini cluster, exactly-once), and scores the episodes against the labels at the card's threshold
 # (never tuned on the labels). EVALUATION.md gives the results on the fleets in
 # ../shared/datasets/ (SMAP, MSL) and the synthetic test fleet.
-#   usage: training/evaluate-fleet.sh [--cold] DATASET_DIR OUT_DIR [./vigil train options ...]
+#   usage: training/evaluate-fleet.sh [--cold] [--set KEY=VALUE]... DATASET_DIR OUT_DIR
+#          [./vigil train options ...]
 # DATASET_DIR holds train.jsonl, test.jsonl (either may be gzipped) and labels.csv
 # (device_id,start_ts,end_ts[,kind]); OUT_DIR receives the model, the stream, the anomalies, the
 # step scores, report.json (everything replayed: an episode in the train part is a false alarm)
 # and report-test.json (the test split only). With --cold only the test split is replayed, so that
 # every device starts there as a new one (its profile and its level of forecast residual are
-# learned inside its test part, as after a model change).
+# learned inside its test part, as after a model change). Each --set is a job option for the replay
+# (./vigil demo --set), for example --set vigil.alerts.relearn-after=24h.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cold=false
-if [ "${1:-}" = "--cold" ]; then cold=true; shift; fi
-data="${1:?usage: training/evaluate-fleet.sh [--cold] DATASET_DIR OUT_DIR [train options]}"
-out="${2:?usage: training/evaluate-fleet.sh [--cold] DATASET_DIR OUT_DIR [train options]}"
+job_options=()
+while true; do
+  case "${1:-}" in
+    --cold) cold=true; shift ;;
+    --set) job_options+=(--set "${2:?--set needs KEY=VALUE}"); shift 2 ;;
+    *) break ;;
+  esac
+done
+usage="usage: training/evaluate-fleet.sh [--cold] [--set KEY=VALUE]... DATASET_DIR OUT_DIR [train options]"
+data="${1:?$usage}"
+out="${2:?$usage}"
 shift 2
 mkdir -p "$out"
 read_any() { if [ -f "$1" ]; then cat "$1"; elif [ -f "$1.gz" ]; then gzip -dc "$1.gz"; else echo "no $1" >&2; exit 2; fi; }
@@ -52,7 +62,8 @@ else
 fi
 trained=$(date +%s)
 "$root/vigil" demo --model "$out/model" --input "$out/stream.jsonl" --labels "$data/labels.csv" \
-  --anomalies-out "$out/anomalies.jsonl" --scores-out "$out/scores.jsonl" --report "$out/report.json"
+  --anomalies-out "$out/anomalies.jsonl" --scores-out "$out/scores.jsonl" --report "$out/report.json" \
+  ${job_options[@]+"${job_options[@]}"}
 # The same run judged on the test split alone, as published detectors are.
 "$root/vigil" evaluate --anomalies "$out/anomalies.jsonl" --scores "$out/scores.jsonl" \
   --labels "$data/labels.csv" --model "$out/model" --within "$out/test.jsonl" \

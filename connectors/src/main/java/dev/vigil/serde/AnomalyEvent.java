@@ -39,6 +39,13 @@ public class AnomalyEvent {
     public String modelVersion;
 
     /**
+     * For CLOSE: the episode was open for {@code vigil.alerts.relearn-after} with the level still
+     * out, and the device learns its normal profile again from this step (its normal moved, or a
+     * fault lasted that long); false otherwise. Written only when true.
+     */
+    public boolean relearned;
+
+    /**
      * Which score components crossed the threshold during the episode so far, joined by {@code +}
      * in this order: {@code dynamics} (the step was not what the recent past predicted), {@code
      * level} (the device is not where it normally is), {@code stuck} (a reading stopped moving). Or

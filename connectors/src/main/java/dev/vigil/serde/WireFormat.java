@@ -58,6 +58,9 @@ public final class WireFormat {
                     if (AnomalyEvent.CLOSE.equals(e.type)) {
                         g.writeNumberField("duration_ms", e.durationMs);
                     }
+                    if (e.relearned) {
+                        g.writeBooleanField("relearned", true);
+                    }
                     g.writeStringField("model_version", e.modelVersion);
                     if (e.reason != null) {
                         g.writeStringField("reason", e.reason);
@@ -93,6 +96,7 @@ public final class WireFormat {
                     case "peak_score" -> e.peakScore = p.getFloatValue();
                     case "steps" -> e.steps = p.getIntValue();
                     case "duration_ms" -> e.durationMs = p.getLongValue();
+                    case "relearned" -> e.relearned = p.getBooleanValue();
                     case "model_version" -> e.modelVersion = p.getText();
                     case "reason" -> e.reason = p.getText();
                     case "top_features" -> {

@@ -59,6 +59,19 @@ class WireFormatTest {
         assertThat(back.reason).isEqualTo("level");
     }
 
+    /** Only the CLOSE of an episode the device re-learned its normal at says so. */
+    @Test
+    void shouldWriteRelearnedOnlyOnTheCloseThatRelearned() throws Exception {
+        AnomalyEvent e = closeEvent();
+        assertThat(flat(WireFormat.anomaly(e))).doesNotContainKey("relearned");
+
+        e.relearned = true;
+        assertThat(flat(WireFormat.anomaly(e))).containsEntry("relearned", "true");
+        assertThat(WireFormat.parseAnomaly(WireFormat.anomaly(e)))
+                .usingRecursiveComparison()
+                .isEqualTo(e);
+    }
+
     @Test
     void shouldNameTheReasonOfEveryCombinationOfComponents() {
         assertThat(AnomalyEvent.reason(AnomalyEvent.REASON_DYNAMICS)).isEqualTo("dynamics");

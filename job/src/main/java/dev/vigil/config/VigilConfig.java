@@ -384,6 +384,10 @@ public final class VigilConfig {
             throw new ConfigException(
                     VigilOptions.ALERTS_SILENCE_AFTER.key() + " must be 0 (off) or positive");
         }
+        if (get(VigilOptions.ALERTS_RELEARN_AFTER).isNegative()) {
+            throw new ConfigException(
+                    VigilOptions.ALERTS_RELEARN_AFTER.key() + " must be 0 (never) or positive");
+        }
         if (get(VigilOptions.STATE_TTL).toMillis() < 1000) {
             throw new ConfigException(VigilOptions.STATE_TTL.key() + " must be at least 1 s");
         }
@@ -746,7 +750,8 @@ public final class VigilConfig {
                 choice(VigilOptions.INPUT_FORMAT, InputFormat.class),
                 get(VigilOptions.DRIFT_WINDOW_STEPS),
                 get(VigilOptions.MODEL_CANARY_FRACTION),
-                get(VigilOptions.ALERTS_SILENCE_AFTER).toMillis());
+                get(VigilOptions.ALERTS_SILENCE_AFTER).toMillis(),
+                get(VigilOptions.ALERTS_RELEARN_AFTER).toMillis());
     }
 
     /** The shadow model's directory ({@code vigil.model.shadow.dir}), if one is set. */

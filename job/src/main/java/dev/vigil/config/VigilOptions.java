@@ -315,6 +315,19 @@ public final class VigilOptions {
                     .defaultValue(0)
                     .withDescription("An UPDATE event every this many steps while open; 0: none.");
 
+    public static final ConfigOption<Duration> ALERTS_RELEARN_AFTER =
+            ConfigOptions.key("vigil.alerts.relearn-after")
+                    .durationType()
+                    .defaultValue(Duration.ZERO)
+                    .withDescription(
+                            "An episode open this long (by the records' time) while the level"
+                                    + " score still crosses the threshold closes with relearned"
+                                    + " true, and the device learns its normal profile again from"
+                                    + " that step: a device that settled somewhere new is watched"
+                                    + " again, at the cost of taking a fault that lasts this long"
+                                    + " as its new normal. 0: never (such an episode stays open"
+                                    + " until the level comes back).");
+
     public static final ConfigOption<Integer> ALERTS_TOP_FEATURES =
             ConfigOptions.key("vigil.alerts.top-features")
                     .intType()
@@ -431,6 +444,7 @@ public final class VigilOptions {
                 ALERTS_OPEN_AFTER,
                 ALERTS_CLOSE_AFTER,
                 ALERTS_UPDATE_EVERY,
+                ALERTS_RELEARN_AFTER,
                 ALERTS_TOP_FEATURES,
                 ALERTS_SILENCE_AFTER,
                 ALERTS_ADAPTIVE_THRESHOLD,

@@ -126,6 +126,14 @@ public final class Metrics {
     public static final String SCORED_BY_ARM = "scored_by_arm";
 
     public static final String EPISODES_OPENED_BY_ARM = "episodes_opened_by_arm";
+
+    /**
+     * Episodes closed because they stayed open {@code vigil.alerts.relearn-after} with the level
+     * out: each device's normal profile is learned again from there (its CLOSE says {@code
+     * relearned}).
+     */
+    public static final String PROFILES_RELEARNED = "profiles_relearned";
+
     public static final String RESETS_GAP = "resets_gap";
     public static final String RESETS_MODEL_CHANGE = "resets_model_change";
 
@@ -319,6 +327,7 @@ public final class Metrics {
         public final Count episodesOpened;
         public final Count episodesClosed;
         public final Count episodesShared;
+        public final Count profilesRelearned;
         public final Count resetGap;
         public final Count resetModelChange;
         public final Count resetNonFinite;
@@ -374,6 +383,7 @@ public final class Metrics {
             episodesClosed = count(ctx, group, EPISODES_CLOSED, EPISODES_CLOSED);
             episodesShared = count(ctx, group, EPISODES_SHARED, EPISODES_SHARED);
             group.gauge(EPISODE_OPEN_LONGEST_MS, this::episodeOpenLongestMs);
+            profilesRelearned = count(ctx, group, PROFILES_RELEARNED, PROFILES_RELEARNED);
             resetGap = count(ctx, group, RESETS_GAP, RESETS_GAP);
             resetModelChange = count(ctx, group, RESETS_MODEL_CHANGE, RESETS_MODEL_CHANGE);
             resetNonFinite = count(ctx, group, RESETS_NON_FINITE, RESETS_NON_FINITE);

@@ -565,6 +565,7 @@ final class Scorer implements AutoCloseable {
                             stuckScore),
                     timestamp);
         }
+        boolean relearn = false;
         if (!Float.isNaN(score) && s.steps > card.warmupSteps()) {
             stepScores[row] = score;
             String type = rules.step(s, e.ts, score, threshold, stepShares);
@@ -580,7 +581,8 @@ final class Scorer implements AutoCloseable {
                         s,
                         timestamp);
             }
-            if (s.episodeOpen) {
+            relearn = relearns(s, e.ts, levelScore, threshold);
+            if (s.episodeOpen && !relearn) {
                 metrics.episodeOpenFor(e.ts - s.episodeStart);
             }
             thresholds.learn(s, score);
@@ -588,7 +590,9 @@ final class Scorer implements AutoCloseable {
         if (adapts && !(score > threshold)) {
             adaptDynamicsLevel(s, fleetScaled);
         }
-        if (level != null) {
+        if (relearn) {
+            relearn(s, e, score, threshold, stepShares, timestamp, out);
+        } else if (level != null) {
             learnProfile(s, row, levelScore, threshold);
         }
         keepFinite(s, e.deviceId, timestamp, out);
@@ -740,6 +744,44 @@ final class Scorer implements AutoCloseable {
                 s.profileSteps++;
             }
         }
+    }
+
+    /**
+     * Whether this step ends the device's episode by learning its normal again ({@code
+     * vigil.alerts.relearn-after}): the episode has been open that long by the records' time and
+     * the level still crosses the threshold: what holds it open is a level the device has kept,
+     * which a profile that learns only from quiet steps never takes. An episode the forecast
+     * residual or the stuck score holds open is left to them.
+     */
+    private boolean relearns(DeviceState s, long ts, float levelScore, float threshold) {
+        return s.episodeOpen
+                && settings.relearnAfterMs() > 0
+                && levelScore > threshold
+                && ts - s.episodeStart >= settings.relearnAfterMs();
+    }
+
+    /**
+     * Closes the episode with {@code relearned} (this step's score, the whole episode's features)
+     * and forgets the device's normal profile, learned again from the next step as a new device's
+     * is (with the card's level while learning, if it has one); the memory and the level of
+     * forecast residual stay. A fault that lasts becomes the device's normal this way: the CLOSE
+     * says so, and a later change from there (a return to the old level too) opens a new episode.
+     */
+    private void relearn(
+            DeviceState s,
+            TelemetryEvent e,
+            float score,
+            float threshold,
+            float[] stepShares,
+            long timestamp,
+            Emitter out) {
+        rules.forceClose(s);
+        AnomalyEvent close =
+                event(AnomalyEvent.CLOSE, e.deviceId, e.ts, score, threshold, s, stepShares);
+        close.relearned = true;
+        out.anomaly(close, s, timestamp);
+        s.relearnProfile();
+        metrics.profilesRelearned.inc();
     }
 
     /**

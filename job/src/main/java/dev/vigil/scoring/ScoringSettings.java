@@ -33,6 +33,9 @@ import java.io.Serializable;
  *     that the shadow model serves instead of the serving one, when the job has a shadow model
  * @param silenceAfterMs how long a device may go without a scored step (on the records' Flink
  *     timestamps) before a silence event reports it; 0 for no silence watch
+ * @param relearnAfterMs how long (by the records' time) an episode may stay open with the level
+ *     still out before the device's normal profile is learned again and the episode closes ({@code
+ *     relearned}); 0 for never
  *     <p>{@code VigilConfig.scoring()} builds it from the options; {@link #toBuilder()} changes a
  *     few fields of a given one (tests start from the options' defaults).
  */
@@ -54,7 +57,8 @@ public record ScoringSettings(
         InputFormat inputFormat,
         int driftWindowSteps,
         double canaryFraction,
-        long silenceAfterMs)
+        long silenceAfterMs,
+        long relearnAfterMs)
         implements Serializable {
 
     /**
@@ -101,6 +105,7 @@ public record ScoringSettings(
         private int driftWindowSteps;
         private double canaryFraction;
         private long silenceAfterMs;
+        private long relearnAfterMs;
 
         private Builder(ScoringSettings s) {
             gapMs = s.gapMs;
@@ -121,6 +126,7 @@ public record ScoringSettings(
             driftWindowSteps = s.driftWindowSteps;
             canaryFraction = s.canaryFraction;
             silenceAfterMs = s.silenceAfterMs;
+            relearnAfterMs = s.relearnAfterMs;
         }
 
         public Builder gapMs(long v) {
@@ -210,6 +216,11 @@ public record ScoringSettings(
             return this;
         }
 
+        public Builder relearnAfterMs(long v) {
+            relearnAfterMs = v;
+            return this;
+        }
+
         public ScoringSettings build() {
             return new ScoringSettings(
                     gapMs,
@@ -229,7 +240,8 @@ public record ScoringSettings(
                     inputFormat,
                     driftWindowSteps,
                     canaryFraction,
-                    silenceAfterMs);
+                    silenceAfterMs,
+                    relearnAfterMs);
         }
     }
 }

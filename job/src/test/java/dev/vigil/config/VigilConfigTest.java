@@ -351,6 +351,7 @@ class VigilConfigTest {
                         VigilOptions.INPUT_MAX_CLOCK_SKEW,
                         VigilOptions.SCORING_GAP,
                         VigilOptions.STATE_TTL,
+                        VigilOptions.ALERTS_RELEARN_AFTER,
                         VigilOptions.KAFKA_TRANSACTION_TIMEOUT)) {
             Map<String, String> values = valid();
             values.put(option.key(), "200000000000 d");
@@ -374,6 +375,18 @@ class VigilConfigTest {
         assertThatThrownBy(() -> VigilConfig.of(values))
                 .isInstanceOf(ConfigException.class)
                 .hasMessageContaining("vigil.alerts.silence-after");
+    }
+
+    @Test
+    void shouldReadTheRelearnPeriodWithZeroForNeverAndRefuseANegativeOne() {
+        Map<String, String> values = valid();
+        assertThat(VigilConfig.of(values).scoring().relearnAfterMs()).isZero();
+        values.put(VigilOptions.ALERTS_RELEARN_AFTER.key(), "24h");
+        assertThat(VigilConfig.of(values).scoring().relearnAfterMs()).isEqualTo(86_400_000L);
+        values.put(VigilOptions.ALERTS_RELEARN_AFTER.key(), "-1 min");
+        assertThatThrownBy(() -> VigilConfig.of(values))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("vigil.alerts.relearn-after");
     }
 
     @Test

@@ -16,6 +16,7 @@ import dev.vigil.testing.Fixtures;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -199,12 +200,17 @@ class BatchedScoringOperatorTest {
             assertThat(anomalies.keySet()).isEqualTo(reference.anomalies.keySet());
             for (String device : reference.anomalies.keySet()) {
                 assertThat(anomalies.get(device))
-                        .extracting(a -> a.eventId + "@" + a.ts)
+                        .extracting(Emitted::identity)
                         .containsExactlyElementsOf(
                                 reference.anomalies.get(device).stream()
-                                        .map(a -> a.eventId + "@" + a.ts)
+                                        .map(Emitted::identity)
                                         .toList());
             }
+        }
+
+        /** An event as the comparison sees it: its id, its step and whether it re-learned. */
+        private static String identity(AnomalyEvent a) {
+            return a.eventId + "@" + a.ts + (a.relearned ? " relearned" : "");
         }
     }
 
@@ -266,6 +272,36 @@ class BatchedScoringOperatorTest {
         assertThat(emitted.anomalies().values().stream().flatMap(List::stream))
                 .extracting(a -> a.reason)
                 .anyMatch(r -> r.contains("level"));
+    }
+
+    /**
+     * {@code vigil.alerts.relearn-after}: both operators close the same episodes to learn their
+     * devices' normal again, at the same steps.
+     */
+    @Test
+    void shouldLearnTheNormalAgainAsThePerRecordOperatorDoes() throws Exception {
+        ScoringSettings relearning =
+                settings(0, 0).toBuilder().relearnAfterMs(Duration.ofMinutes(5).toMillis()).build();
+        Emitted perRecord;
+        try (var h =
+                harness(
+                        new GruScoringFunction.Operator(
+                                new GruScoringFunction(withLevel(), relearning)))) {
+            h.open();
+            feed(h, stream);
+            perRecord = Emitted.of(h);
+        }
+        try (var h =
+                harness(
+                        new BatchedScoringOperator(
+                                withLevel(), relearning.toBuilder().batch(64, 0).build()))) {
+            h.open();
+            feed(h, stream);
+            h.endInput();
+            Emitted.of(h).assertSameAs(perRecord);
+        }
+        assertThat(perRecord.anomalies().values().stream().flatMap(List::stream))
+                .anyMatch(a -> a.relearned);
     }
 
     /**

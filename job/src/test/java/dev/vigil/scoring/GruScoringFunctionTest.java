@@ -423,6 +423,49 @@ class GruScoringFunctionTest {
         }
     }
 
+    /**
+     * With {@code vigil.alerts.relearn-after}, an episode the level holds open that long closes
+     * with {@code relearned}, the device learns its moved level as its normal (nothing while it
+     * stays there), and a later move from there, here back to where it was, opens a new episode,
+     * which the same rule closes 30 minutes on. Without it, one episode lasts the whole shift.
+     */
+    @Test
+    void shouldLearnTheNormalAgainOfADeviceWhoseLevelStaysMoved() throws Exception {
+        float scale = steadyLevelScale();
+        List<TelemetryEvent> shifted = steady("ambient_c", 1f, 150, 330);
+        ScoringSettings relearning =
+                SETTINGS.toBuilder().relearnAfterMs(Duration.ofMinutes(30).toMillis()).build();
+
+        try (Run run = new Run(withLevel(scale), null, relearning).feed(shifted)) {
+            List<AnomalyEvent> events = run.events();
+            assertThat(events)
+                    .extracting(e -> e.type)
+                    .containsExactly("OPEN", "CLOSE", "OPEN", "CLOSE");
+            AnomalyEvent relearned = events.get(1);
+            assertThat(relearned.relearned).isTrue();
+            assertThat(relearned.reason).isEqualTo("level");
+            assertThat(relearned.topFeatureNames[0]).isEqualTo("ambient_c");
+            assertThat(relearned.episodeStart).isBetween(shifted.get(150).ts, shifted.get(160).ts);
+            // The first step at least 30 minutes (30 steps) into the episode.
+            assertThat(relearned.durationMs).isEqualTo(Duration.ofMinutes(30).toMillis());
+            assertThat(events.get(0).relearned).isFalse();
+            // Learned again over 100 steps from there, then quiet at the moved level until it
+            // moves back.
+            assertThat(events.get(2).episodeStart)
+                    .isBetween(shifted.get(330).ts, shifted.get(340).ts);
+            assertThat(events.get(2).relearned).isFalse();
+            assertThat(events.get(3).relearned).isTrue();
+            assertThat(events.get(3).durationMs).isEqualTo(Duration.ofMinutes(30).toMillis());
+            assertThat(run.count(Metrics.PROFILES_RELEARNED)).isEqualTo(2);
+        }
+        try (Run run = new Run(withLevel(scale), null).feed(shifted)) {
+            assertThat(run.events()).extracting(e -> e.type).containsExactly("OPEN", "CLOSE");
+            assertThat(run.events().get(1).ts).isGreaterThanOrEqualTo(shifted.get(330).ts);
+            assertThat(run.events()).noneMatch(e -> e.relearned);
+            assertThat(run.count(Metrics.PROFILES_RELEARNED)).isZero();
+        }
+    }
+
     /** As {@link #withLevel}, with a level while the profile is learned from its 20th step. */
     private static ModelBundle withLevelWhileLearning(float scale, float learningScale) {
         float[] unit = new float[Fixtures.model().card().targets().length];

@@ -274,6 +274,21 @@ public class DeviceState {
         dynamicsBlocks = null;
     }
 
+    /**
+     * Forgets the normal profile alone (the device's normal moved: {@code
+     * vigil.alerts.relearn-after}); it is learned again from the next step, and the level of
+     * forecast residual stays. The profile's arrays are zeroed in place.
+     */
+    public void relearnProfile() {
+        profileSteps = 0;
+        java.util.Arrays.fill(levelMean, 0f);
+        java.util.Arrays.fill(profileMean, 0f);
+        java.util.Arrays.fill(profileVar, 0f);
+        if (valueVar != null) {
+            java.util.Arrays.fill(valueVar, 0f);
+        }
+    }
+
     /** Forgets the unchanged-value runs: the next step starts them (sized for watched features). */
     public void resetRuns(int targets) {
         lastValues = new float[targets];

@@ -2,18 +2,32 @@ package dev.vigil.tools;
 
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
 
-/** {@code --name value} options of a subcommand, checked against the names it accepts. */
+/**
+ * {@code --name value} options of a subcommand, checked against the names it accepts; {@value
+ * #SET}, when accepted, may repeat ({@link #settings()}).
+ */
 final class Args {
 
+    /** {@code --set KEY=VALUE}: a job option for the run, as the job's configuration takes it. */
+    static final String SET = "--set";
+
     private final Map<String, String> values = new HashMap<>();
+    private final Map<String, String> settings = new LinkedHashMap<>();
 
     Args(String command, String[] args, Set<String> withValue) {
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
-            if (withValue.contains(a) && i + 1 < args.length) {
+            if (a.equals(SET) && withValue.contains(a) && i + 1 < args.length) {
+                String[] kv = args[++i].split("=", 2);
+                if (kv.length != 2 || kv[0].isBlank()) {
+                    throw new UsageException(SET + " needs KEY=VALUE, was '" + args[i] + "'");
+                }
+                settings.put(kv[0], kv[1]);
+            } else if (withValue.contains(a) && i + 1 < args.length) {
                 values.put(a, args[++i]);
             } else {
                 throw new UsageException(
@@ -24,6 +38,11 @@ final class Args {
                                 + String.join(" ", withValue.stream().sorted().toList()));
             }
         }
+    }
+
+    /** The {@value #SET} options in the order given (a key given twice: its last value). */
+    Map<String, String> settings() {
+        return settings;
     }
 
     String get(String name) {

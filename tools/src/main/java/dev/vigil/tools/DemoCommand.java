@@ -45,7 +45,7 @@ final class DemoCommand {
             "vigil demo [--input FILE.jsonl] [--model DIR] [--labels FILE.csv]"
                     + " [--anomalies-out FILE] [--scores-out FILE] [--report FILE]"
                     + " [--parallelism N] [--savepoint-out DIR] [--input-format json|avro]"
-                    + " [--shadow-model DIR]";
+                    + " [--shadow-model DIR] [--set KEY=VALUE]...";
 
     private static final String TELEMETRY = "telemetry";
     private static final String ANOMALIES = LocalRun.topic("anomalies", "");
@@ -74,7 +74,8 @@ final class DemoCommand {
             Path report,
             InputFormat inputFormat,
             Path shadowModel,
-            String shadowVersion) {}
+            String shadowVersion,
+            Map<String, String> settings) {}
 
     /** What the job left in Kafka, read back with read_committed. */
     private record Output(
@@ -155,7 +156,8 @@ final class DemoCommand {
                                 "--parallelism",
                                 "--savepoint-out",
                                 "--input-format",
-                                "--shadow-model"));
+                                "--shadow-model",
+                                Args.SET));
         Path generated = home.resolve("testdata/generated");
         Path input = args.path("--input");
         Path labelsFile = args.path("--labels");
@@ -196,7 +198,8 @@ final class DemoCommand {
                 inputFormat,
                 shadowModel,
                 // Read once, here: a card that does not load stops the demo before the broker.
-                shadowModel == null ? null : ModelCard.load(shadowModel).version());
+                shadowModel == null ? null : ModelCard.load(shadowModel).version(),
+                args.settings());
     }
 
     /**
@@ -225,6 +228,9 @@ final class DemoCommand {
             conf.put(VigilOptions.TOPIC_SHADOW_ANOMALIES.key(), SHADOW_ANOMALIES);
             out.println("shadow model " + options.shadowVersion());
         }
+        // The user's job options last: they may change any of the above.
+        options.settings().forEach((k, v) -> out.println("option " + k + " = " + v));
+        conf.putAll(options.settings());
         out.printf(
                 "running the job on a local Flink mini cluster (parallelism %d, RocksDB,"
                         + " exactly-once checkpoints every 1 s) ...%n",
