@@ -15,7 +15,11 @@ named by --context: the model sees it, the scores do not):
               blended from the fleet's, with a scale of its own (score.level.learning)
     stuck     the longest run of steps in which a watched target (one whose normal readings
               rarely repeat) repeated its value exactly
-    combined  max(dynamics / dynamics_scale, level / level_scale, stuck / stuck_scale), threshold 1
+    variability  each target's log moving average of its squared step-to-step change against the
+              device's own mean and spread of it (learned over the level's profile steps, then
+              adapting target by target on quiet steps): the largest distance over targets
+    combined  max(dynamics / dynamics_scale, level / level_scale, stuck / stuck_scale,
+              variability / variability_scale), threshold 1
 With --normalisation device, the model sees each target normalised by the device's own profile
 (its mean and spread, blended in from the fleet's over the profile's learning steps), not by the
 fleet's: training streams every device through its profile exactly as the job does.
@@ -33,7 +37,7 @@ device is scored on the fleet's scale.
 Usage: train.py --train FILE.jsonl --out DIR [--labels labels.csv] [--hidden 64] [--epochs 40]
                 [--max-minutes 10] [--seed 7] [--features a,b,c] [--context a,b | none]
                 [--gap-minutes 10] [--threshold-quantile 0.99] [--no-level] [--no-stuck]
-                [--normalisation fleet | device] [--dynamics-scale fleet | device]
+                [--no-variability] [--normalisation fleet | device] [--dynamics-scale fleet | device]
 Writes DIR/model.onnx, DIR/model.json (the card) and DIR/golden.json (vectors a Java test checks).
 """
 import argparse
@@ -85,6 +89,14 @@ LEVEL_LEARNING_SHARE = 0.05
 # many are complete (the blocks' outlier rule needs three; from the first, MSL gained 0.009 more
 # and the synthetic fleet lost one more episode in the probe).
 DYNAMICS_LEARNING_BLOCKS = 3
+# The variability score: how much a target moves from step to step (the moving average, over this
+# many steps, of its squared change) against the device's own normal, in log units. Learned over
+# the level's profile steps from this step on (the average has settled), adapting like the level's
+# profile (LEVEL_HALF_LIFE, on its quiet steps). Probed on SMAP, MSL and the synthetic pumps
+# (EVALUATION.md, "How much a device's readings move"): W 50, floor 0.1, q0.95.
+VARIABILITY_WINDOW = 50
+VARIABILITY_FLOOR = 0.1    # fleet standard deviations: a change this small counts as none
+VARIABILITY_MIN_VAR = 0.01  # the learned spread of the log is at least 0.1 (a constant target's)
 NORMALISATION_FLOOR = 0.1  # per-device normalisation: a device's spread is at least this (fleet
                            # standard deviations): it magnifies a quiet device's readings 10x at most
 STUCK_MAX_REPEATS = 0.01   # a target is watched for stuck readings when fewer of its normal steps
@@ -310,6 +322,77 @@ def level_stream(z, profile_steps, window, half_life, floor, quiet=None, dtype=n
     return out, (m, mean, var), inputs
 
 
+def variability_stream(z, profile_steps, window, half_life, floor, dtype=np.float32, scale=None):
+    """The job's variability score (StepMath.updateVariability, variability, learnVariability)
+    over one device's normalised target values z [T, Ft], in the job's order. Per target: the
+    change from the last step d (0 at the first), m, the moving average of d^2 (alpha = 2 / (window
+    + 1), from 0), and l = ln(m + floor^2). The device learns l's mean and variance per target over
+    its steps window .. profile_steps - 1 (Welford: the variance holds the sum of squares until the
+    last of them, then the mean square, at least VARIABILITY_MIN_VAR); afterwards the step's score is
+    the largest |l - mean| / sqrt(variance) over targets, and each target whose own distance is at
+    or below scale (every target when scale is None) adapts its mean, then its variance, with the
+    half-life. Returns the score per step (nan until learned)."""
+    z = z.astype(dtype)
+    T, F = z.shape
+    alpha = dtype(2.0 / (window + 1))
+    beta = dtype(0.0 if half_life == 0 else 1 - 0.5 ** (1.0 / half_life))
+    eps = dtype(floor) * dtype(floor)
+    min_var = dtype(VARIABILITY_MIN_VAR)
+    prev = z[0].copy()
+    m = np.zeros(F, dtype)
+    mean = np.zeros(F, dtype)
+    var = np.zeros(F, dtype)
+    out = np.full(T, np.nan)
+    for t in range(T):
+        d = (z[t] - prev).astype(dtype)
+        prev = z[t]
+        m = (m + alpha * (d * d - m)).astype(dtype)
+        lv = np.log(m + eps).astype(dtype)
+        if t < window:
+            continue
+        if t < profile_steps:
+            w = dtype(1) / dtype(t - window + 1)
+            dl = (lv - mean).astype(dtype)
+            mean = (mean + w * dl).astype(dtype)
+            var = (var + dl * (lv - mean)).astype(dtype)
+            if t == profile_steps - 1:
+                var = np.maximum((var * w).astype(dtype), min_var)
+            continue
+        r = (np.abs(lv - mean) / np.sqrt(var)).astype(dtype)
+        out[t] = float(r.max())
+        if beta > 0:
+            quiet = np.ones(F, bool) if scale is None else ~(r / dtype(scale) > 1)
+            new_mean = (mean + beta * (lv - mean)).astype(dtype)
+            dv = (lv - new_mean).astype(dtype)
+            new_var = np.maximum((var + beta * (dv * dv - var)).astype(dtype), min_var)
+            mean = np.where(quiet, new_mean, mean)
+            var = np.where(quiet, new_var, var)
+    return out
+
+
+def calibrate_variability(fleet, labels, norm, targets, profile_steps):
+    """The variability score's section: its scale is the LEVEL_DEVICE_QUANTILE quantile over
+    devices of each one's largest variability in its training history outside labelled spans
+    (adapting on every step, as the level's calibration does), so that most devices would have
+    stayed quiet through their own history. None when no device is long enough."""
+    maxima = []
+    for dev, (ts, x) in fleet.items():
+        if len(ts) <= profile_steps:
+            continue
+        v = variability_stream(norm(x)[:, targets], profile_steps, VARIABILITY_WINDOW,
+                               LEVEL_HALF_LIFE, VARIABILITY_FLOOR, dtype=np.float64)
+        ok = ~np.isnan(v) & outside_labels(ts, labels.get(dev, []))
+        if ok.any():
+            maxima.append(float(v[ok].max()))
+    if not maxima or profile_steps <= VARIABILITY_WINDOW:
+        return None
+    return {"window_steps": VARIABILITY_WINDOW, "floor": VARIABILITY_FLOOR,
+            "profile_steps": profile_steps, "half_life_steps": LEVEL_HALF_LIFE,
+            "scale": max(float(np.quantile(maxima, LEVEL_DEVICE_QUANTILE)), 1e-6),
+            "calibration": f"quantile {LEVEL_DEVICE_QUANTILE} over {len(maxima)} devices of each"
+                           " one's largest variability in its training history"}
+
+
 def model_inputs(z, targets, level):
     """What the model sees for one device's whole history of fleet-normalised values z [T, F]:
     z itself (fleet normalisation, level None), or with the targets normalised by the device's
@@ -498,6 +581,7 @@ def main():
     ap.add_argument("--context", help="comma-separated features the model sees but never scores (commands,"
                     " setpoints, load); 'none' for none (default: the binary or constant ones)")
     ap.add_argument("--no-level", action="store_true", help="no level score")
+    ap.add_argument("--no-variability", action="store_true", help="no variability score")
     ap.add_argument("--no-stuck", action="store_true", help="no stuck score")
     ap.add_argument("--normalisation", choices=["fleet", "device"], default="fleet",
                     help="what the model's target inputs are normalised by: the fleet's mean and"
@@ -580,6 +664,14 @@ def main():
                 level["learning"] = learning
                 print(f"level while a profile is learned: from step {learning['after_steps']},"
                       f" scale {learning['scale']:.3f}")
+    variability = None
+    if not a.no_variability:
+        variability = calibrate_variability(fleet, labels, norm, targets, profile_steps_for(fleet))
+        if variability is None:
+            print("no variability score: no device has enough steps of history")
+        else:
+            print(f"variability scale (q{LEVEL_DEVICE_QUANTILE}): {variability['scale']:.3f},"
+                  f" window {VARIABILITY_WINDOW}, profile {variability['profile_steps']} steps")
     by_device = a.normalisation == "device"
     if by_device and level is None:
         sys.exit("--normalisation device needs the level score (the device's profile): drop"
@@ -703,6 +795,7 @@ def main():
                             if a.dynamics_scale == "device" else {})},
             **({"level": level} if level else {}),
             **({"stuck": stuck} if stuck else {}),
+            **({"variability": variability} if variability else {}),
         },
         "threshold": 1.0,
         "threshold_quantile": a.threshold_quantile,
@@ -764,6 +857,7 @@ def write_golden(path, step, segs, cal, mean, std, scale, features, hidden, targ
     z = ((x[:200].astype(np.float32) - mean.astype(np.float32)) / std.astype(np.float32))[:, targets]
     z[120:150, 0] += np.float32(3)  # a shift the level sees, so that learning stops for a while
     golden["profile_case"] = profile_case(z)
+    golden["variability_case"] = variability_case(z)
 
     raw = x[:120][:, targets].astype(np.float32)
     raw[30:46, 0] = raw[29, 0]               # a frozen reading
@@ -789,6 +883,18 @@ def profile_case(z):
     case["z"] = [[float(v) for v in row] for row in z]
     case["level"] = [None if np.isnan(v) else float(v) for v in lv]
     case["inputs"] = [[float(v) for v in row] for row in by_device]
+    return case
+
+
+def variability_case(z):
+    """The golden vectors of the variability score over target values z [T, Ft]: the score per
+    step, with a profile of 50 steps learned from the tenth."""
+    case = {"profile_steps": 50, "window_steps": 10, "half_life_steps": 40,
+            "floor": VARIABILITY_FLOOR, "scale": 3.0}
+    v = variability_stream(z, case["profile_steps"], case["window_steps"], case["half_life_steps"],
+                           case["floor"], dtype=np.float32, scale=case["scale"])
+    case["z"] = [[float(x) for x in row] for row in z]
+    case["variability"] = [None if np.isnan(x) else float(x) for x in v]
     return case
 
 

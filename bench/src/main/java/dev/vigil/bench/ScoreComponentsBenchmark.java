@@ -54,6 +54,12 @@ public class ScoreComponentsBenchmark {
     private DriftWindow drift;
     private float[] fleetUnit;
     private float[] blocks;
+    private float[] variabilityLast;
+    private float[] variabilityMeanSquare;
+    private float[] variabilityMean;
+    private float[] variabilityVar;
+    private float[] variabilityLogs;
+    private float[] variabilityShares;
 
     @Setup(Level.Trial)
     public void setUp() {
@@ -83,6 +89,14 @@ public class ScoreComponentsBenchmark {
         for (float meanSquare : new float[] {0.04f, 0.05f, 0.9f, 0.03f, 0.06f}) {
             StepMath.addLevelBlock(blocks, meanSquare);
         }
+        variabilityLast = new float[features];
+        variabilityMeanSquare = new float[features];
+        variabilityMean = new float[features];
+        variabilityVar = new float[features];
+        variabilityLogs = new float[features];
+        variabilityShares = new float[features];
+        java.util.Arrays.fill(variabilityMean, -4f);
+        java.util.Arrays.fill(variabilityVar, 0.25f);
         shares = new float[features];
         levelShares = new float[features];
         raw = new float[features];
@@ -209,6 +223,31 @@ public class ScoreComponentsBenchmark {
         x.get(offset, raw); // the raw values the stuck score compares
         float run = StepMath.unchangedRun(raw, targets, lastValues, runs, runShares);
         return Math.max(score, run / 2f);
+    }
+
+    /**
+     * The variability score on top of the forecast residual, the level and the stuck score (what a
+     * card from {@code ./vigil train} since 0.8.0 scores): each target's change and its moving
+     * average, one log per target, the distance from the learned profile, and its adaptation.
+     */
+    @Benchmark
+    public float dynamicsLevelStuckAndVariability() {
+        int offset = offset();
+        float score = dynamicsAndLevel(offset);
+        x.get(offset, raw);
+        float run = StepMath.unchangedRun(raw, targets, lastValues, runs, runShares);
+        StepMath.updateVariability(
+                z, variabilityLast, variabilityMeanSquare, 2f / 51, 0.01f, false, variabilityLogs);
+        float variability =
+                StepMath.variability(
+                        variabilityLogs,
+                        variabilityMean,
+                        variabilityVar,
+                        targets,
+                        variabilityShares);
+        StepMath.adaptVariability(
+                variabilityLogs, variabilityMean, variabilityVar, 3.5e-4f, 4.7f, 1f);
+        return Math.max(Math.max(score, run / 2f), variability / 4.7f);
     }
 
     @Benchmark

@@ -48,10 +48,11 @@ public class AnomalyEvent {
     /**
      * Which score components crossed the threshold during the episode so far, joined by {@code +}
      * in this order: {@code dynamics} (the step was not what the recent past predicted), {@code
-     * level} (the device is not where it normally is), {@code stuck} (a reading stopped moving). Or
-     * {@link #SILENCE} alone: the device has had no step scored for {@code
-     * vigil.alerts.silence-after} (an episode of its own, see {@link #silenceId}), or {@link
-     * #FORGOTTEN} for the CLOSE of such an episode when the job forgot the device.
+     * level} (the device is not where it normally is), {@code stuck} (a reading stopped moving),
+     * {@code variability} (its readings move more, or less, than they normally do). Or {@link
+     * #SILENCE} alone: the device has had no step scored for {@code vigil.alerts.silence-after} (an
+     * episode of its own, see {@link #silenceId}), or {@link #FORGOTTEN} for the CLOSE of such an
+     * episode when the job forgot the device.
      */
     public String reason;
 
@@ -67,8 +68,9 @@ public class AnomalyEvent {
 
     public static final int REASON_LEVEL = 2;
     public static final int REASON_STUCK = 4;
+    public static final int REASON_VARIABILITY = 8;
 
-    private static final String[] REASON_NAMES = {"dynamics", "level", "stuck"};
+    private static final String[] REASON_NAMES = {"dynamics", "level", "stuck", "variability"};
 
     /**
      * The reason of a silence episode: OPEN when a device has had no step scored for the silence

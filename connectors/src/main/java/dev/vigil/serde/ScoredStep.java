@@ -12,6 +12,7 @@ public class ScoredStep {
     public float dynamics = Float.NaN;
     public float level = Float.NaN;
     public float stuck = Float.NaN;
+    public float variability = Float.NaN;
 
     public ScoredStep() {}
 
@@ -27,5 +28,17 @@ public class ScoredStep {
         this.dynamics = dynamics;
         this.level = level;
         this.stuck = stuck;
+    }
+
+    public ScoredStep(
+            String deviceId,
+            long ts,
+            float score,
+            float dynamics,
+            float level,
+            float stuck,
+            float variability) {
+        this(deviceId, ts, score, dynamics, level, stuck);
+        this.variability = variability;
     }
 }

@@ -224,6 +224,9 @@ public final class WireFormat {
                     if (!Float.isNaN(s.stuck)) {
                         g.writeNumberField("stuck", s.stuck);
                     }
+                    if (!Float.isNaN(s.variability)) {
+                        g.writeNumberField("variability", s.variability);
+                    }
                 });
     }
 
@@ -241,6 +244,7 @@ public final class WireFormat {
                     case "dynamics" -> s.dynamics = p.getFloatValue();
                     case "level" -> s.level = p.getFloatValue();
                     case "stuck" -> s.stuck = p.getFloatValue();
+                    case "variability" -> s.variability = p.getFloatValue();
                     default -> p.skipChildren();
                 }
             }

@@ -206,7 +206,7 @@ class WireFormatTest {
 
     @Test
     void shouldRoundTripAStepScoreWithItsComponents() throws Exception {
-        ScoredStep s = new ScoredStep("pump-1", 42L, 1.25f, 1.25f, 0.5f, 0.25f);
+        ScoredStep s = new ScoredStep("pump-1", 42L, 1.25f, 1.25f, 0.5f, 0.25f, 0.125f);
 
         assertThat(WireFormat.parseScore(WireFormat.score(s)))
                 .usingRecursiveComparison()
@@ -214,7 +214,8 @@ class WireFormatTest {
         assertThat(flat(WireFormat.score(s)))
                 .containsEntry("dynamics", "1.25")
                 .containsEntry("level", "0.5")
-                .containsEntry("stuck", "0.25");
+                .containsEntry("stuck", "0.25")
+                .containsEntry("variability", "0.125");
     }
 
     @Test
@@ -227,6 +228,7 @@ class WireFormatTest {
         assertThat(back.score).isEqualTo(1.25f);
         assertThat(back.dynamics).isNaN();
         assertThat(back.level).isNaN();
+        assertThat(back.variability).isNaN();
     }
 
     private static Map<String, String> flat(byte[] json) throws Exception {

@@ -112,6 +112,19 @@ public final class ModelCard implements Serializable {
     }
 
     /**
+     * The variability score ("this device's readings move more, or less, than they normally do",
+     * README "Scoring"): per target, the log of the moving average over {@code windowSteps} of its
+     * squared change from the last step (plus {@code floor} squared, normalised units), against
+     * that log's mean and spread learned over the device's steps {@code windowSteps} to {@code
+     * profileSteps} and then adapting with {@code halfLifeSteps} on the target's quiet steps;
+     * {@code scale} is the distance (in spreads) that counts as the threshold (training's
+     * calibration).
+     */
+    public record Variability(
+            int profileSteps, int halfLifeSteps, int windowSteps, float floor, float scale)
+            implements Serializable {}
+
+    /**
      * The stuck score ("this reading has stopped moving"): the longest run of consecutive steps in
      * which one of {@code features} (targets whose normal readings rarely repeat) repeated its
      * value exactly; {@code scale} is the run that counts as the threshold (training: the longest
@@ -182,6 +195,7 @@ public final class ModelCard implements Serializable {
     private final float dynamicsScale;
     private final Level level;
     private final Stuck stuck;
+    private final Variability variability;
     private final DeviceNormalisation normalisation;
     private final float dynamicsQuantile99;
     private final DeviceDynamics deviceDynamics;
@@ -259,6 +273,40 @@ public final class ModelCard implements Serializable {
             float dynamicsQuantile99,
             DeviceDynamics deviceDynamics,
             long stepIntervalMs) {
+        this(
+                version,
+                hiddenSize,
+                features,
+                threshold,
+                warmupSteps,
+                dynamicsScale,
+                level,
+                stuck,
+                normalisation,
+                dynamicsQuantile99,
+                deviceDynamics,
+                stepIntervalMs,
+                null);
+    }
+
+    /**
+     * @param variability the variability score's parameters, or null for none
+     */
+    public ModelCard(
+            String version,
+            int hiddenSize,
+            List<Feature> features,
+            float threshold,
+            int warmupSteps,
+            float dynamicsScale,
+            Level level,
+            Stuck stuck,
+            DeviceNormalisation normalisation,
+            float dynamicsQuantile99,
+            DeviceDynamics deviceDynamics,
+            long stepIntervalMs,
+            Variability variability) {
+        this.variability = variability;
         this.dynamicsQuantile99 = dynamicsQuantile99;
         this.deviceDynamics = deviceDynamics;
         this.stepIntervalMs = stepIntervalMs;
@@ -308,6 +356,24 @@ public final class ModelCard implements Serializable {
         return with(newVersion, newLevel, normalisation, deviceDynamics);
     }
 
+    /** This card with another variability score (null: none). */
+    public ModelCard withVariability(String newVersion, Variability newVariability) {
+        return new ModelCard(
+                newVersion,
+                hiddenSize,
+                features,
+                threshold,
+                warmupSteps,
+                dynamicsScale,
+                level,
+                stuck,
+                normalisation,
+                dynamicsQuantile99,
+                deviceDynamics,
+                stepIntervalMs,
+                newVariability);
+    }
+
     /** This card with another normalisation (null: the fleet's). */
     public ModelCard withNormalisation(String newVersion, DeviceNormalisation newNormalisation) {
         return with(newVersion, level, newNormalisation, deviceDynamics);
@@ -335,7 +401,8 @@ public final class ModelCard implements Serializable {
                 newNorm,
                 dynamicsQuantile99,
                 newDeviceDynamics,
-                stepIntervalMs);
+                stepIntervalMs,
+                variability);
     }
 
     /** Reads and validates {@code dir/model.json}. */
@@ -379,6 +446,7 @@ public final class ModelCard implements Serializable {
             DeviceDynamics deviceDynamics = null;
             Level level = null;
             Stuck stuck = null;
+            Variability variability = null;
             if (score != null && !score.isNull()) {
                 knownFields(score, "\"score\"", SCORE_FIELDS);
                 JsonNode combine = score.get("combine");
@@ -435,6 +503,17 @@ public final class ModelCard implements Serializable {
                     required(st, "features").forEach(f -> watched.add(f.asText()));
                     stuck = new Stuck(number(st, "scale"), watched);
                 }
+                JsonNode v = score.get("variability");
+                if (v != null && !v.isNull()) {
+                    knownFields(v, "\"score.variability\"", VARIABILITY_FIELDS);
+                    variability =
+                            new Variability(
+                                    whole(v, "profile_steps"),
+                                    whole(v, "half_life_steps"),
+                                    whole(v, "window_steps"),
+                                    number(v, "floor"),
+                                    number(v, "scale"));
+                }
             }
             return new ModelCard(
                     required(root, "version").asText(),
@@ -448,7 +527,8 @@ public final class ModelCard implements Serializable {
                     normalisation(root),
                     quantile99(root),
                     deviceDynamics,
-                    stepInterval(root));
+                    stepInterval(root),
+                    variability);
         } catch (ModelException e) {
             throw new ModelException("model card " + file + ": " + e.getMessage(), e);
         }
@@ -620,7 +700,16 @@ public final class ModelCard implements Serializable {
     private static final Set<String> FEATURE_FIELDS =
             Set.of("name", "mean", "std", "residual_scale", "role", "bins");
     private static final Set<String> BINS_FIELDS = Set.of("edges", "shares");
-    private static final Set<String> SCORE_FIELDS = Set.of("combine", "dynamics", "level", "stuck");
+    private static final Set<String> SCORE_FIELDS =
+            Set.of("combine", "dynamics", "level", "stuck", "variability");
+    private static final Set<String> VARIABILITY_FIELDS =
+            Set.of(
+                    "profile_steps",
+                    "half_life_steps",
+                    "window_steps",
+                    "floor",
+                    "scale",
+                    "calibration");
     private static final Set<String> DYNAMICS_FIELDS =
             Set.of(
                     "scale",
@@ -831,6 +920,18 @@ public final class ModelCard implements Serializable {
                                 + learning.scale());
             }
         }
+        if (variability != null) {
+            if (variability.windowSteps() < 1
+                    || variability.profileSteps() <= variability.windowSteps()
+                    || variability.halfLifeSteps() < 0) {
+                throw new ModelException(
+                        "\"score.variability\" needs window_steps of at least 1, profile_steps"
+                                + " above it and half_life_steps of at least 0, found "
+                                + variability);
+            }
+            finitePositive("score.variability.floor", variability.floor());
+            finitePositive("score.variability.scale", variability.scale());
+        }
         if (level != null) {
             if (level.profileSteps() < 1 || level.windowSteps() < 1 || level.halfLifeSteps() < 0) {
                 throw new ModelException(
@@ -838,16 +939,8 @@ public final class ModelCard implements Serializable {
                                 + " half_life_steps of 0 or more, found "
                                 + level);
             }
-            if (!(level.floor() > 0) || !Float.isFinite(level.floor())) {
-                throw new ModelException(
-                        "\"score.level.floor\" must be finite and positive, found "
-                                + level.floor());
-            }
-            if (!(level.scale() > 0) || !Float.isFinite(level.scale())) {
-                throw new ModelException(
-                        "\"score.level.scale\" must be finite and positive, found "
-                                + level.scale());
-            }
+            finitePositive("score.level.floor", level.floor());
+            finitePositive("score.level.scale", level.scale());
         }
         if (normalisation != null) {
             if (level == null) {
@@ -937,6 +1030,18 @@ public final class ModelCard implements Serializable {
     /** The raw forecast-residual score that counts as the threshold (1 for older cards). */
     public float dynamicsScale() {
         return dynamicsScale;
+    }
+
+    private static void finitePositive(String field, float value) {
+        if (!(value > 0) || !Float.isFinite(value)) {
+            throw new ModelException(
+                    "\"" + field + "\" must be finite and positive, found " + value);
+        }
+    }
+
+    /** The variability score's parameters, or null when the card has none. */
+    public Variability variability() {
+        return variability;
     }
 
     /** The level score's parameters, or null when the card has none. */

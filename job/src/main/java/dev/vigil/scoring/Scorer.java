@@ -75,6 +75,10 @@ final class Scorer implements AutoCloseable {
     private final ModelCard.Stuck stuck;
     private final ModelCard.DeviceNormalisation byDevice;
     private final ModelCard.DeviceDynamics deviceDynamics;
+    private final ModelCard.Variability variability;
+    private final float variabilityAlpha;
+    private final float variabilityBeta;
+    private final float variabilityFloorSquared;
     private final float dynamicsBeta;
     private final float levelAlpha;
     private final float profileBeta;
@@ -89,6 +93,11 @@ final class Scorer implements AutoCloseable {
     private final float[][] fleetTargets;
     private final float[] runs;
     private final float[][] runShares;
+    // Per row: the variability score in threshold units (NaN while it has no value), its shares,
+    // and each target's log variability, which the profile learns in finish.
+    private final float[] variabilities;
+    private final float[][] variabilityShares;
+    private final float[][] variabilityLogs;
     // Per row: the step's score after warm-up (NaN: none), for comparing two models.
     private final float[] stepScores;
     private final int[] top;
@@ -119,6 +128,12 @@ final class Scorer implements AutoCloseable {
         this.stuck = card.stuck();
         this.byDevice = card.normalisation();
         this.deviceDynamics = card.deviceDynamics();
+        this.variability = card.variability();
+        this.variabilityAlpha = variability == null ? 0f : 2f / (variability.windowSteps() + 1);
+        this.variabilityBeta =
+                variability == null ? 0f : StepMath.halfLifeRate(variability.halfLifeSteps());
+        this.variabilityFloorSquared =
+                variability == null ? 0f : variability.floor() * variability.floor();
         this.dynamicsBeta =
                 deviceDynamics == null ? 0f : StepMath.halfLifeRate(deviceDynamics.halfLifeSteps());
         this.levelAlpha = level == null ? 0f : 2f / (level.windowSteps() + 1);
@@ -131,6 +146,9 @@ final class Scorer implements AutoCloseable {
         this.fleetTargets = new float[maxBatch][targets.length];
         this.runs = new float[maxBatch];
         this.runShares = new float[maxBatch][features];
+        this.variabilities = new float[maxBatch];
+        this.variabilityShares = new float[maxBatch][features];
+        this.variabilityLogs = new float[maxBatch][targets.length];
         this.stepScores = new float[maxBatch];
         this.top = new int[features];
         this.failures = new String[maxBatch];
@@ -211,6 +229,7 @@ final class Scorer implements AutoCloseable {
             stored.dynamicsSteps = 0;
             stored.dynamicsBlocks = null;
             stored.unchangedRuns = null;
+            stored.resetVariability(0);
             metrics.keptModelChange.inc();
             return withProfile(stored);
         }
@@ -281,6 +300,13 @@ final class Scorer implements AutoCloseable {
                         && s.unchangedRuns != null
                         && s.unchangedRuns.length == watched)) {
             s.resetRuns(watched);
+        }
+        if (variability != null
+                && !(sized(s.variabilityMeanSquare, t)
+                        && sized(s.variabilityMean, t)
+                        && sized(s.variabilityVar, t)
+                        && sized(s.variabilityLast, t))) {
+            s.resetVariability(t);
         }
         return s;
     }
@@ -387,9 +413,33 @@ final class Scorer implements AutoCloseable {
             metrics.clampedValues.add(clamped);
         }
         levels[row] = Float.NaN;
-        if (level != null) {
-            float[] z = fleetTargets[row];
+        float[] z = fleetTargets[row];
+        if (level != null || variability != null) {
             StepMath.gatherTargets(model.x(), offset, targets, z);
+        }
+        variabilities[row] = Float.NaN;
+        if (variability != null) {
+            float[] logs = variabilityLogs[row];
+            StepMath.updateVariability(
+                    z,
+                    s.variabilityLast,
+                    s.variabilityMeanSquare,
+                    variabilityAlpha,
+                    variabilityFloorSquared,
+                    s.steps == 0 || s.variabilitySteps == 0,
+                    logs);
+            if (s.variabilitySteps >= variability.profileSteps()) {
+                variabilities[row] =
+                        StepMath.variability(
+                                        logs,
+                                        s.variabilityMean,
+                                        s.variabilityVar,
+                                        targets,
+                                        variabilityShares[row])
+                                / variability.scale();
+            }
+        }
+        if (level != null) {
             StepMath.updateLevelMean(z, s.levelMean, levelAlpha, s.profileSteps == 0);
             if (s.profileSteps >= level.profileSteps()) {
                 levels[row] =
@@ -554,6 +604,13 @@ final class Scorer implements AutoCloseable {
                 stepShares = runShares[row];
             }
         }
+        float variabilityScore = variabilities[row];
+        if (variabilityScore > score || Float.isNaN(score)) {
+            score = variabilityScore;
+            if (variabilityScore > threshold) {
+                stepShares = variabilityShares[row];
+            }
+        }
         if (settings.emitScores()) {
             out.score(
                     new ScoredStep(
@@ -562,7 +619,8 @@ final class Scorer implements AutoCloseable {
                             Float.isNaN(score) ? 0f : score,
                             dynamics,
                             level == null ? Float.NaN : levelScore,
-                            stuckScore),
+                            stuckScore,
+                            variabilityScore),
                     timestamp);
         }
         boolean relearn = false;
@@ -573,7 +631,10 @@ final class Scorer implements AutoCloseable {
                 s.episodeReasons |=
                         (dynamics > threshold ? AnomalyEvent.REASON_DYNAMICS : 0)
                                 | (levelScore > threshold ? AnomalyEvent.REASON_LEVEL : 0)
-                                | (stuckScore > threshold ? AnomalyEvent.REASON_STUCK : 0);
+                                | (stuckScore > threshold ? AnomalyEvent.REASON_STUCK : 0)
+                                | (variabilityScore > threshold
+                                        ? AnomalyEvent.REASON_VARIABILITY
+                                        : 0);
             }
             if (type != null) {
                 out.anomaly(
@@ -594,6 +655,9 @@ final class Scorer implements AutoCloseable {
             relearn(s, e, score, threshold, stepShares, timestamp, out);
         } else if (level != null) {
             learnProfile(s, row, levelScore, threshold);
+        }
+        if (variability != null) {
+            learnVariability(s, row, threshold);
         }
         keepFinite(s, e.deviceId, timestamp, out);
         latencyMs.update(inferredAt - e.ts);
@@ -707,7 +771,11 @@ final class Scorer implements AutoCloseable {
                 StepMath.allFinite(s.levelMean)
                         && StepMath.allFinite(s.profileMean)
                         && StepMath.allFinite(s.profileVar)
-                        && StepMath.allFinite(s.valueVar);
+                        && StepMath.allFinite(s.valueVar)
+                        && StepMath.allFinite(s.variabilityMeanSquare)
+                        && StepMath.allFinite(s.variabilityMean)
+                        && StepMath.allFinite(s.variabilityVar)
+                        && StepMath.allFinite(s.variabilityLast);
         if (memory && profile) {
             return;
         }
@@ -716,6 +784,7 @@ final class Scorer implements AutoCloseable {
         s.resetMemory();
         if (!profile) {
             s.resetProfile(targets.length, byDevice != null);
+            s.resetVariability(variability == null ? 0 : targets.length);
         }
         metrics.resetNonFinite.inc();
     }
@@ -782,6 +851,37 @@ final class Scorer implements AutoCloseable {
         out.anomaly(close, s, timestamp);
         s.relearnProfile();
         metrics.profilesRelearned.inc();
+    }
+
+    /**
+     * The device's variability profile learns this step ({@code training/train.py} {@code
+     * variability_stream}): nothing for its first {@code window_steps} steps (the moving average
+     * settles), then Welford's mean and variance of each target's log until {@code profile_steps},
+     * afterwards an adaptation with the card's half-life of each target whose own distance is at or
+     * below the threshold.
+     */
+    private void learnVariability(DeviceState s, int row, float threshold) {
+        int t = s.variabilitySteps;
+        int steps = variability.profileSteps();
+        float[] logs = variabilityLogs[row];
+        if (t >= steps) {
+            if (variabilityBeta > 0f) {
+                StepMath.adaptVariability(
+                        logs,
+                        s.variabilityMean,
+                        s.variabilityVar,
+                        variabilityBeta,
+                        variability.scale(),
+                        threshold);
+            }
+            return;
+        }
+        int window = variability.windowSteps();
+        if (t >= window) {
+            StepMath.learnVariability(
+                    logs, s.variabilityMean, s.variabilityVar, t - window, t == steps - 1);
+        }
+        s.variabilitySteps = t + 1;
     }
 
     /**

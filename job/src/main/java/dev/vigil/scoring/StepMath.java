@@ -214,6 +214,90 @@ public final class StepMath {
     }
 
     /**
+     * The smallest variance of a target's log variability: a target that never moved in its learned
+     * steps (a constant, or one held at the floor) measures others in spreads of 0.1.
+     */
+    public static final float VARIABILITY_MIN_VAR = 0.01f;
+
+    /**
+     * Moves each target's variability by one step ({@code training/train.py} {@code
+     * variability_stream}): its change {@code d} from {@code last} (0 at a device's first step
+     * after a start or reset, {@code first}), the moving average of {@code d²} with weight {@code
+     * alpha}, and into {@code logs} the log of that plus {@code floorSquared}; {@code last} takes
+     * {@code z}.
+     */
+    public static void updateVariability(
+            float[] z,
+            float[] last,
+            float[] meanSquare,
+            float alpha,
+            float floorSquared,
+            boolean first,
+            float[] logs) {
+        for (int j = 0; j < z.length; j++) {
+            float d = first ? 0f : z[j] - last[j];
+            last[j] = z[j];
+            meanSquare[j] += alpha * (d * d - meanSquare[j]);
+            logs[j] = (float) Math.log(meanSquare[j] + floorSquared);
+        }
+    }
+
+    /**
+     * The variability score once its profile is learned: the largest over targets of {@code |log -
+     * mean| / sqrt(var)}, each target's share of the sum of their squares into {@code shares}.
+     */
+    public static float variability(
+            float[] logs, float[] mean, float[] var, int[] targets, float[] shares) {
+        java.util.Arrays.fill(shares, 0f);
+        float max = 0f;
+        float sum = 0f;
+        for (int j = 0; j < targets.length; j++) {
+            float d = Math.abs(logs[j] - mean[j]) / (float) Math.sqrt(var[j]);
+            max = Math.max(max, d);
+            shares[targets[j]] = d * d;
+            sum += d * d;
+        }
+        divide(shares, targets, sum);
+        return max;
+    }
+
+    /**
+     * Learns one step into the variability profile while it is learned: Welford's running mean and
+     * sum of squares, {@code learned} steps before this one; at the {@code last} step the sum
+     * becomes the mean square, at least {@link #VARIABILITY_MIN_VAR}.
+     */
+    public static void learnVariability(
+            float[] logs, float[] mean, float[] var, int learned, boolean last) {
+        float w = 1f / (learned + 1);
+        for (int j = 0; j < logs.length; j++) {
+            float dl = logs[j] - mean[j];
+            mean[j] += w * dl;
+            var[j] += dl * (logs[j] - mean[j]);
+            if (last) {
+                var[j] = Math.max(var[j] * w, VARIABILITY_MIN_VAR);
+            }
+        }
+    }
+
+    /**
+     * Adapts the learned variability profile with weight {@code beta}, target by target, where the
+     * target's own distance ({@link #variability}) divided by {@code scale} is at or below {@code
+     * threshold}: a lasting change never becomes the device's normal.
+     */
+    public static void adaptVariability(
+            float[] logs, float[] mean, float[] var, float beta, float scale, float threshold) {
+        for (int j = 0; j < logs.length; j++) {
+            float r = Math.abs(logs[j] - mean[j]) / (float) Math.sqrt(var[j]);
+            if (!(r / scale > threshold)) {
+                float m = mean[j] + beta * (logs[j] - mean[j]);
+                float dv = logs[j] - m;
+                mean[j] = m;
+                var[j] = Math.max(var[j] + beta * (dv * dv - var[j]), VARIABILITY_MIN_VAR);
+            }
+        }
+    }
+
+    /**
      * The weight of each new step in a mean that forgets with a half-life of {@code halfLifeSteps}
      * steps ({@code 1 - 0.5^(1/halfLifeSteps)}); 0 for none (0 or less: the mean never moves).
      */

@@ -85,6 +85,56 @@ class GoldenVectorsTest {
      * {@link StepMath}'s level and normalisation arithmetic, learning gated as the scorer gates it;
      * the level while the profile is learned too, from the case's {@code learning.after_steps}.
      */
+    /**
+     * {@code train.py}'s {@code variability_stream} over the same target values: the variability
+     * per step through {@link StepMath}'s variability arithmetic, learned and adapted as the scorer
+     * ({@code Scorer.learnVariability}) does it, target by target gated at the case's scale.
+     */
+    @Test
+    void shouldReproduceTrainingsVariabilityScores() throws Exception {
+        JsonNode c = golden().get("variability_case");
+        int profileSteps = c.get("profile_steps").asInt();
+        int window = c.get("window_steps").asInt();
+        float alpha = 2f / (window + 1);
+        float beta = (float) (1 - Math.pow(0.5, 1.0 / c.get("half_life_steps").asInt()));
+        float floor = (float) c.get("floor").asDouble();
+        float scale = (float) c.get("scale").asDouble();
+        int targets = c.get("z").get(0).size();
+        int[] all = java.util.stream.IntStream.range(0, targets).toArray();
+        float[] last = new float[targets];
+        float[] meanSquare = new float[targets];
+        float[] mean = new float[targets];
+        float[] var = new float[targets];
+        float[] logs = new float[targets];
+        float[] shares = new float[targets];
+        int scored = 0;
+        for (int t = 0; t < c.get("z").size(); t++) {
+            StepMath.updateVariability(
+                    floats(c.get("z").get(t)),
+                    last,
+                    meanSquare,
+                    alpha,
+                    floor * floor,
+                    t == 0,
+                    logs);
+            JsonNode expected = c.get("variability").get(t);
+            if (t < profileSteps) {
+                assertThat(expected.isNull()).as("no variability at step %d", t).isTrue();
+                if (t >= window) {
+                    StepMath.learnVariability(logs, mean, var, t - window, t == profileSteps - 1);
+                }
+                continue;
+            }
+            float v = StepMath.variability(logs, mean, var, all, shares);
+            assertThat(v)
+                    .as("variability at step %d", t)
+                    .isCloseTo((float) expected.asDouble(), within(TOLERANCE * Math.max(1f, v)));
+            StepMath.adaptVariability(logs, mean, var, beta, scale, 1f);
+            scored++;
+        }
+        assertThat(scored).isGreaterThan(100);
+    }
+
     @Test
     void shouldReproduceTrainingsLevelScoresAndDeviceInputs() throws Exception {
         JsonNode c = golden().get("profile_case");

@@ -369,6 +369,50 @@ class ModelCardTest {
                 .hasMessageContaining("missing \"scale\"");
     }
 
+    /** The variability section training writes (window 50 of a profile of 1,000 steps). */
+    private static ObjectNode withVariability(ObjectNode card) {
+        withScoreSection(card);
+        return ((ObjectNode) card.get("score"))
+                .putObject("variability")
+                .put("window_steps", 50)
+                .put("floor", 0.1)
+                .put("profile_steps", 1000)
+                .put("half_life_steps", 2000)
+                .put("scale", 4.7)
+                .put("calibration", "quantile 0.95 over 49 devices");
+    }
+
+    @Test
+    void shouldReadTheVariabilityScore() throws IOException {
+        Path model = modelWith(ModelCardTest::withVariability);
+
+        assertThat(ModelBundle.load(model).card().variability())
+                .isEqualTo(new ModelCard.Variability(1000, 2000, 50, 0.1f, 4.7f));
+        assertThat(
+                        ModelBundle.load(modelWith(ModelCardTest::withScoreSection))
+                                .card()
+                                .variability())
+                .isNull();
+    }
+
+    @Test
+    void shouldRefuseAVariabilityScoreThatCannotLearnOrScore() throws IOException {
+        Path window = modelWith(c -> withVariability(c).put("window_steps", 1000));
+        assertThatThrownBy(() -> ModelBundle.load(window))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining(
+                        "\"score.variability\" needs window_steps of at least 1,"
+                                + " profile_steps above it");
+        Path floor = modelWith(c -> withVariability(c).put("floor", 0));
+        assertThatThrownBy(() -> ModelBundle.load(floor))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("\"score.variability.floor\" must be finite and positive");
+        Path scale = modelWith(c -> withVariability(c).remove("scale"));
+        assertThatThrownBy(() -> ModelBundle.load(scale))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("missing \"scale\"");
+    }
+
     @Test
     void shouldReadTheStuckScoreAndTheFeaturesItWatches() throws IOException {
         Path model =

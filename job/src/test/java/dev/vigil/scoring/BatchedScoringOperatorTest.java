@@ -193,6 +193,11 @@ class BatchedScoringOperatorTest {
                             mine.get(i).dynamics, theirs.get(i).dynamics, device, theirs.get(i).ts);
                     assertClose(mine.get(i).level, theirs.get(i).level, device, theirs.get(i).ts);
                     assertClose(mine.get(i).stuck, theirs.get(i).stuck, device, theirs.get(i).ts);
+                    assertClose(
+                            mine.get(i).variability,
+                            theirs.get(i).variability,
+                            device,
+                            theirs.get(i).ts);
                     steps++;
                 }
             }
@@ -272,6 +277,24 @@ class BatchedScoringOperatorTest {
         assertThat(emitted.anomalies().values().stream().flatMap(List::stream))
                 .extracting(a -> a.reason)
                 .anyMatch(r -> r.contains("level"));
+    }
+
+    /** A variability score learned over 200 steps, with a scale low enough that it fires. */
+    @Test
+    void shouldEmitWhatThePerRecordOperatorEmitsWithAVariabilityScore() throws Exception {
+        ModelCard c = withLevel().card();
+        Emitted emitted =
+                bothOperators(
+                        new ModelBundle(
+                                c.withVariability(
+                                        c.version() + "-variability",
+                                        new ModelCard.Variability(200, 400, 20, 0.1f, 3f)),
+                                Fixtures.model().onnx()));
+        assertThat(emitted.anomalies().values().stream().flatMap(List::stream))
+                .extracting(a -> a.reason)
+                .anyMatch(r -> r.contains("variability"));
+        assertThat(emitted.scores().values().stream().flatMap(List::stream))
+                .anyMatch(st -> st.variability > 0f);
     }
 
     /**

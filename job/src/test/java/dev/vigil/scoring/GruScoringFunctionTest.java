@@ -466,6 +466,70 @@ class GruScoringFunctionTest {
         }
     }
 
+    /**
+     * The committed model with a variability score alone (profile of 100 steps, window 10) whose
+     * {@code scale} counts as the threshold; the forecast residual out of reach.
+     */
+    private static ModelBundle withVariability(float scale) {
+        ModelCard c = Fixtures.model().card();
+        return new ModelBundle(
+                new ModelCard(
+                        c.version() + "-variability",
+                        c.hiddenSize(),
+                        c.features(),
+                        1f,
+                        c.warmupSteps(),
+                        1e9f,
+                        null,
+                        null,
+                        null,
+                        Float.NaN,
+                        null,
+                        0L,
+                        new ModelCard.Variability(100, 200, 10, 0.1f, scale)),
+                Fixtures.model().onnx());
+    }
+
+    /**
+     * A reading that moves more than its device's normally does, without leaving its range: the
+     * steady device's vibration alternating half a fleet std above and below its value for 60
+     * steps. The variability score (learned over the steady device's first 100 steps) opens an
+     * episode on it, named for the vibration, and closes it once the reading is steady again.
+     */
+    @Test
+    void shouldSeeAReadingThatMovesMoreThanItsDeviceNormallyDoes() throws Exception {
+        float scale;
+        try (Run run = new Run(withVariability(1f), null).feed(steady("ambient_c", 0f, 0, 0))) {
+            List<ScoredStep> steps = run.steps();
+            assertThat(steps.subList(0, 100)).allMatch(st -> Float.isNaN(st.variability));
+            assertThat(steps.subList(100, steps.size())).allMatch(st -> st.variability >= 0f);
+            scale =
+                    1.5f
+                            * (float)
+                                    steps.subList(100, steps.size()).stream()
+                                            .mapToDouble(st -> st.variability)
+                                            .max()
+                                            .orElseThrow();
+        }
+        ModelCard card = Fixtures.model().card();
+        int vibration = card.featureNames().indexOf("vibration_mm_s");
+        List<TelemetryEvent> jitter = steady("ambient_c", 0f, 0, 0);
+        for (int i = 200; i < 260; i++) {
+            jitter.get(i).values[vibration] += card.std()[vibration] * (i % 2 == 0 ? 0.5f : -0.5f);
+        }
+
+        try (Run run = new Run(withVariability(scale), null).feed(jitter)) {
+            List<AnomalyEvent> events = run.events();
+            assertThat(events).extracting(e -> e.type).containsExactly("OPEN", "CLOSE");
+            assertThat(events.get(0).episodeStart)
+                    .isBetween(jitter.get(200).ts, jitter.get(203).ts);
+            assertThat(events).extracting(e -> e.reason).containsOnly("variability");
+            assertThat(events).allMatch(e -> e.topFeatureNames[0].equals("vibration_mm_s"));
+            assertThat(events.get(1).ts).isGreaterThan(jitter.get(260).ts);
+            assertThat(run.steps().subList(205, 260)).allMatch(st -> st.variability > 1f);
+        }
+    }
+
     /** As {@link #withLevel}, with a level while the profile is learned from its 20th step. */
     private static ModelBundle withLevelWhileLearning(float scale, float learningScale) {
         float[] unit = new float[Fixtures.model().card().targets().length];

@@ -147,6 +147,25 @@ public class DeviceState {
      */
     public float[] dynamicsBlocks;
 
+    /**
+     * The variability score's steps seen since its profile started (format 7), counted up to the
+     * card's {@code score.variability.profile_steps} only: at that count the profile is learned.
+     */
+    public int variabilitySteps;
+
+    /**
+     * Per target feature (format 7; null without a variability score): the moving average of the
+     * squared change from the last step, the mean of its log over the learned steps (then
+     * adapting), and that log's variance (while learned: the running sum of squares, Welford).
+     */
+    public float[] variabilityMeanSquare;
+
+    public float[] variabilityMean;
+    public float[] variabilityVar;
+
+    /** Per target feature (format 7): the last step's fleet-normalised value. */
+    public float[] variabilityLast;
+
     /** Marks {@link #lastSeenMs} and {@link #silenceTimerMs} when there is none. */
     public static final long NO_TIME = Long.MIN_VALUE;
 
@@ -272,6 +291,19 @@ public class DeviceState {
         dynamicsSteps = 0;
         dynamicsMeanSquare = 0f;
         dynamicsBlocks = null;
+    }
+
+    /**
+     * Forgets the variability score's profile and averages (a model change, a new card: they are in
+     * the old card's units); learned again from the next step. Null arrays for 0 targets (a card
+     * without the score).
+     */
+    public void resetVariability(int targets) {
+        variabilitySteps = 0;
+        variabilityMeanSquare = targets == 0 ? null : new float[targets];
+        variabilityMean = targets == 0 ? null : new float[targets];
+        variabilityVar = targets == 0 ? null : new float[targets];
+        variabilityLast = targets == 0 ? null : new float[targets];
     }
 
     /**

@@ -25,7 +25,7 @@ import org.apache.flink.core.memory.DataOutputView;
 public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
 
     /** The format this code writes. Raise it, and keep the old reader, for every change. */
-    public static final int CURRENT_FORMAT = 6;
+    public static final int CURRENT_FORMAT = 7;
 
     /** {@link DeviceState#dynamicsBlocks}: the completed blocks' sum, largest, second largest. */
     public static final int BLOCK_FLOATS = 3;
@@ -97,6 +97,11 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         to.dynamicsSteps = from.dynamicsSteps;
         to.dynamicsMeanSquare = from.dynamicsMeanSquare;
         to.dynamicsBlocks = copyOf(from.dynamicsBlocks);
+        to.variabilitySteps = from.variabilitySteps;
+        to.variabilityMeanSquare = copyOf(from.variabilityMeanSquare);
+        to.variabilityMean = copyOf(from.variabilityMean);
+        to.variabilityVar = copyOf(from.variabilityVar);
+        to.variabilityLast = copyOf(from.variabilityLast);
         to.copySilence(from);
         to.vacant = from.vacant;
         to.shadow = from.shadow == null ? null : copy(from.shadow);
@@ -126,6 +131,38 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         writeProfile(s, out);
         writeDynamicsLevel(s, out);
         writeSilence(s, out);
+        writeVariability(s, out);
+    }
+
+    /**
+     * What format 7 adds after the silence watch (before format 5's shadow): the variability score,
+     * as one 0 byte for a state without it (a card without the score), else its steps + 1 (a
+     * varint) and its four per-target arrays.
+     */
+    public void writeVariability(DeviceState s, DataOutputView out) throws IOException {
+        if (s.variabilityMean == null) {
+            out.writeByte(0);
+            return;
+        }
+        writeVarLong(s.variabilitySteps + 1L, out);
+        writeFloats(s.variabilityMeanSquare, out);
+        writeFloats(s.variabilityMean, out);
+        writeFloats(s.variabilityVar, out);
+        writeFloats(s.variabilityLast, out);
+    }
+
+    /** Reads what {@link #writeVariability} wrote into {@code s}. */
+    public void readVariability(DataInputView in, DeviceState s) throws IOException {
+        long steps = readVarLong(in);
+        if (steps == 0) {
+            s.resetVariability(0);
+            return;
+        }
+        s.variabilitySteps = (int) (steps - 1);
+        s.variabilityMeanSquare = readFloats(in);
+        s.variabilityMean = readFloats(in);
+        s.variabilityVar = readFloats(in);
+        s.variabilityLast = readFloats(in);
     }
 
     /**
@@ -339,7 +376,7 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
                 s.episodeReasons = s.episodeOpen || s.aboveRun > 0 ? 1 : 0;
                 yield s;
             }
-            case 2, 3, 4, 5, 6 -> {
+            case 2, 3, 4, 5, 6, 7 -> {
                 // Format 2 has no level of forecast residual yet (dynamicsSteps 0): learned next.
                 // Formats 2 and 3 have no silence watch: it starts at the device's next step.
                 // Formats before 5 hold no shadow's state in the value (the job kept it under a
@@ -353,6 +390,10 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
                 }
                 if (format >= 4) {
                     readSilence(in, s);
+                }
+                // Before format 7 there is no variability score: learned from the next step.
+                if (format >= 7) {
+                    readVariability(in, s);
                 }
                 yield s;
             }

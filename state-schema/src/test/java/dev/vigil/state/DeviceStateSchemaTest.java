@@ -122,6 +122,24 @@ class DeviceStateSchemaTest {
         return s;
     }
 
+    /**
+     * {@link #learningInBlocks()} with the serving model's variability profile learned for its 16
+     * targets (format 7): its steps, and per target the moving average of the squared change, the
+     * log's mean and variance, and the last value.
+     */
+    static DeviceState withVariability() {
+        DeviceState s = learningInBlocks();
+        s.resetVariability(16);
+        s.variabilitySteps = 1_000;
+        for (int i = 0; i < 16; i++) {
+            s.variabilityMeanSquare[i] = 0.0625f * (i + 1);
+            s.variabilityMean[i] = -4.5f + 0.25f * i;
+            s.variabilityVar[i] = 0.75f + 0.125f * i;
+            s.variabilityLast[i] = 1.5f - 0.5f * i;
+        }
+        return s;
+    }
+
     private static byte[] write(DeviceState s) throws IOException {
         DataOutputSerializer out = new DataOutputSerializer(512);
         SERIALIZER.serialize(s, out);
@@ -141,6 +159,7 @@ class DeviceStateSchemaTest {
                     inEpisodeWithDynamicsLevel(),
                     inEpisodeWatchedForSilence(),
                     withShadow(),
+                    withVariability(),
                     DeviceState.entry(null, inEpisodeWatchedForSilence())
                 }) {
             assertThat(read(write(s))).usingRecursiveComparison().isEqualTo(s);
@@ -249,7 +268,8 @@ class DeviceStateSchemaTest {
                 Arguments.of(3, inEpisodeWithDynamicsLevel()),
                 Arguments.of(4, inEpisodeWatchedForSilence()),
                 Arguments.of(5, withShadow()),
-                Arguments.of(6, learningInBlocks()));
+                Arguments.of(6, learningInBlocks()),
+                Arguments.of(7, withVariability()));
     }
 
     /**
@@ -339,29 +359,35 @@ class DeviceStateSchemaTest {
         DeviceState quiet = inEpisodeWithProfile();
         quiet.episodeOpen = false;
         quiet.aboveRun = 0;
-        assertThat(write(quiet)).hasSize(731);
+        assertThat(write(quiet)).hasSize(732);
         quiet.valueVar = null;
-        assertThat(write(quiet)).hasSize(667);
-        assertThat(write(inEpisodeWithProfile())).hasSize(809);
+        assertThat(write(quiet)).hasSize(668);
+        assertThat(write(inEpisodeWithProfile())).hasSize(810);
         // A learned level of forecast residual (per-device scale): its steps and mean square.
         quiet.dynamicsSteps = 1_000;
         quiet.dynamicsMeanSquare = 0.5f;
-        assertThat(write(quiet)).hasSize(672);
-        assertThat(write(inEpisodeWithDynamicsLevel())).hasSize(814);
+        assertThat(write(quiet)).hasSize(673);
+        assertThat(write(inEpisodeWithDynamicsLevel())).hasSize(815);
         // Watched for silence: the time last seen and the timer, 5 bytes more.
         quiet.lastSeenMs = quiet.lastTs + 1_234;
         quiet.silenceTimerMs = quiet.lastSeenMs + 600_000;
-        assertThat(write(quiet)).hasSize(677);
-        assertThat(write(inEpisodeWatchedForSilence())).hasSize(819);
+        assertThat(write(quiet)).hasSize(678);
+        assertThat(write(inEpisodeWatchedForSilence())).hasSize(820);
         // While the level is learned in blocks (format 6): three floats more, until it is.
         DeviceState learning = SERIALIZER.copy(quiet);
         learning.dynamicsSteps = 450;
         learning.dynamicsBlocks = new float[3];
-        assertThat(write(learning)).hasSize(677 + 12);
+        assertThat(write(learning)).hasSize(678 + 12);
         // With a shadow model's state inside (format 5): the two states, one entry.
         DeviceState pair = SERIALIZER.copy(quiet);
         pair.shadow = SERIALIZER.copy(quiet);
-        assertThat(write(pair)).hasSize(2 * 677);
+        assertThat(write(pair)).hasSize(2 * 678);
+        // The variability score (format 7): its steps, then four floats per target (and a length
+        // byte per array); without it, the one 0 byte counted above.
+        DeviceState variable = SERIALIZER.copy(quiet);
+        variable.resetVariability(16);
+        variable.variabilitySteps = 1_000;
+        assertThat(write(variable)).hasSize(678 - 1 + 2 + 4 * (1 + 16 * 4));
     }
 
     @Test

@@ -293,6 +293,14 @@ final class InspectSavepointCommand {
                         ? Float.valueOf((float) Math.sqrt(s.dynamicsMeanSquare))
                         : null);
         r.put("dynamics_blocks", s.dynamicsBlocks);
+        // The variability score's profile (state format 7; none for a card without it): steps
+        // seen, and per target the moving average of the squared change, the log's mean and
+        // variance (while learned, the running sum of squares), the last value.
+        r.put("variability_steps", s.variabilitySteps);
+        r.put("variability_mean_square", s.variabilityMeanSquare);
+        r.put("variability_mean", s.variabilityMean);
+        r.put("variability_var", s.variabilityVar);
+        r.put("variability_last", s.variabilityLast);
         // The silence watch (state format 4): last seen and the pending timer, on the records'
         // Kafka time, and whether a silence is reported and awaits its CLOSE.
         r.put("last_seen", time(s.lastSeenMs));
