@@ -325,7 +325,8 @@ def level_stream(z, profile_steps, window, half_life, floor, quiet=None, dtype=n
 def variability_stream(z, profile_steps, window, half_life, floor, dtype=np.float32, scale=None):
     """The job's variability score (StepMath.updateVariability, variability, learnVariability)
     over one device's normalised target values z [T, Ft], in the job's order. Per target: the
-    change from the last step d (0 at the first), m, the moving average of d^2 (alpha = 2 / (window
+    change from the last step d (0 at the first; the job also takes 0 after a gap or a reset of
+    the device's memory, which this whole history does not see), m, the moving average of d^2 (alpha = 2 / (window
     + 1), from 0), and l = ln(m + floor^2). The device learns l's mean and variance per target over
     its steps window .. profile_steps - 1 (Welford: the variance holds the sum of squares until the
     last of them, then the mean square, at least VARIABILITY_MIN_VAR); afterwards the step's score is

@@ -320,13 +320,13 @@ public final class VigilOptions {
                     .durationType()
                     .defaultValue(Duration.ZERO)
                     .withDescription(
-                            "An episode open this long (by the records' time) while the level"
-                                    + " score still crosses the threshold closes with relearned"
-                                    + " true, and the device learns its normal profile again from"
-                                    + " that step: a device that settled somewhere new is watched"
-                                    + " again, at the cost of taking a fault that lasts this long"
-                                    + " as its new normal. 0: never (such an episode stays open"
-                                    + " until the level comes back).");
+                            "An episode open while the level or the variability score has crossed the threshold at"
+                                    + " every step for this long (by the records' time) closes with relearned"
+                                    + " true, and the device learns those two profiles again from the next"
+                                    + " step (under per-device normalisation its memory too, with a warm-up):"
+                                    + " a device that settled somewhere new is watched again, at the cost of"
+                                    + " taking a fault that lasts this long as its new normal. 0: never (such"
+                                    + " an episode stays open until the device comes back).");
 
     public static final ConfigOption<Integer> ALERTS_TOP_FEATURES =
             ConfigOptions.key("vigil.alerts.top-features")

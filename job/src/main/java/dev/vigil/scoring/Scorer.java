@@ -642,7 +642,14 @@ final class Scorer implements AutoCloseable {
                         s,
                         timestamp);
             }
-            relearn = relearns(s, e.ts, levelScore, threshold);
+            if (levelScore > threshold || variabilityScore > threshold) {
+                if (s.profileAboveSince == DeviceState.NO_TIME) {
+                    s.profileAboveSince = e.ts;
+                }
+            } else {
+                s.profileAboveSince = DeviceState.NO_TIME;
+            }
+            relearn = relearns(s, e.ts);
             if (s.episodeOpen && !relearn) {
                 metrics.episodeOpenFor(e.ts - s.episodeStart);
             }
@@ -656,7 +663,7 @@ final class Scorer implements AutoCloseable {
         } else if (level != null) {
             learnProfile(s, row, levelScore, threshold);
         }
-        if (variability != null) {
+        if (variability != null && !relearn) {
             learnVariability(s, row, threshold);
         }
         keepFinite(s, e.deviceId, timestamp, out);
@@ -771,12 +778,13 @@ final class Scorer implements AutoCloseable {
                 StepMath.allFinite(s.levelMean)
                         && StepMath.allFinite(s.profileMean)
                         && StepMath.allFinite(s.profileVar)
-                        && StepMath.allFinite(s.valueVar)
-                        && StepMath.allFinite(s.variabilityMeanSquare)
+                        && StepMath.allFinite(s.valueVar);
+        boolean variable =
+                StepMath.allFinite(s.variabilityMeanSquare)
                         && StepMath.allFinite(s.variabilityMean)
                         && StepMath.allFinite(s.variabilityVar)
                         && StepMath.allFinite(s.variabilityLast);
-        if (memory && profile) {
+        if (memory && profile && variable) {
             return;
         }
         closeOnReset(s, deviceId, timestamp, out);
@@ -784,6 +792,8 @@ final class Scorer implements AutoCloseable {
         s.resetMemory();
         if (!profile) {
             s.resetProfile(targets.length, byDevice != null);
+        }
+        if (!variable) {
             s.resetVariability(variability == null ? 0 : targets.length);
         }
         metrics.resetNonFinite.inc();
@@ -817,24 +827,28 @@ final class Scorer implements AutoCloseable {
 
     /**
      * Whether this step ends the device's episode by learning its normal again ({@code
-     * vigil.alerts.relearn-after}): the episode has been open that long by the records' time and
-     * the level still crosses the threshold: what holds it open is a level the device has kept,
-     * which a profile that learns only from quiet steps never takes. An episode the forecast
-     * residual or the stuck score holds open is left to them.
+     * vigil.alerts.relearn-after}): the level or the variability score has crossed the threshold at
+     * every step for that long by the records' time ({@link DeviceState#profileAboveSince}), so
+     * what holds the episode open is a state the device has kept, which profiles that learn only
+     * from quiet steps never take. An episode the forecast residual or the stuck score holds open
+     * is left to them, and a change that starts inside an older episode waits its own time.
      */
-    private boolean relearns(DeviceState s, long ts, float levelScore, float threshold) {
+    private boolean relearns(DeviceState s, long ts) {
         return s.episodeOpen
                 && settings.relearnAfterMs() > 0
-                && levelScore > threshold
-                && ts - s.episodeStart >= settings.relearnAfterMs();
+                && s.profileAboveSince != DeviceState.NO_TIME
+                && ts - s.profileAboveSince >= settings.relearnAfterMs();
     }
 
     /**
      * Closes the episode with {@code relearned} (this step's score, the whole episode's features)
-     * and forgets the device's normal profile, learned again from the next step as a new device's
-     * is (with the card's level while learning, if it has one); the memory and the level of
-     * forecast residual stay. A fault that lasts becomes the device's normal this way: the CLOSE
-     * says so, and a later change from there (a return to the old level too) opens a new episode.
+     * and forgets the device's level and variability profiles, learned again from the next step as
+     * a new device's are (with the card's level while learning, if it has one); the level of
+     * forecast residual stays, and so does the memory, unless the card normalises the model's
+     * inputs by the device's profile: then the inputs start again from the fleet's normalisation,
+     * and the memory with them (a warm-up follows). A fault that lasts becomes the device's normal
+     * this way: the CLOSE says so, and a later change from there (a return to the old level too)
+     * opens a new episode.
      */
     private void relearn(
             DeviceState s,
@@ -850,6 +864,11 @@ final class Scorer implements AutoCloseable {
         close.relearned = true;
         out.anomaly(close, s, timestamp);
         s.relearnProfile();
+        s.resetVariability(variability == null ? 0 : targets.length);
+        s.profileAboveSince = DeviceState.NO_TIME;
+        if (byDevice != null) {
+            s.resetMemory();
+        }
         metrics.profilesRelearned.inc();
     }
 

@@ -80,12 +80,6 @@ class GoldenVectorsTest {
     }
 
     /**
-     * The level score and per-device normalisation: training's stream of normalised target values
-     * (with a shift, so that the level stops the profile learning for a while) replayed through
-     * {@link StepMath}'s level and normalisation arithmetic, learning gated as the scorer gates it;
-     * the level while the profile is learned too, from the case's {@code learning.after_steps}.
-     */
-    /**
      * {@code train.py}'s {@code variability_stream} over the same target values: the variability
      * per step through {@link StepMath}'s variability arithmetic, learned and adapted as the scorer
      * ({@code Scorer.learnVariability}) does it, target by target gated at the case's scale.
@@ -135,6 +129,12 @@ class GoldenVectorsTest {
         assertThat(scored).isGreaterThan(100);
     }
 
+    /**
+     * The level score and per-device normalisation: training's stream of normalised target values
+     * (with a shift, so that the level stops the profile learning for a while) replayed through
+     * {@link StepMath}'s level and normalisation arithmetic, learning gated as the scorer gates it;
+     * the level while the profile is learned too, from the case's {@code learning.after_steps}.
+     */
     @Test
     void shouldReproduceTrainingsLevelScoresAndDeviceInputs() throws Exception {
         JsonNode c = golden().get("profile_case");

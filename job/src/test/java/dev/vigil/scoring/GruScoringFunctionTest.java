@@ -530,6 +530,45 @@ class GruScoringFunctionTest {
         }
     }
 
+    /**
+     * {@code vigil.alerts.relearn-after} with the variability score: a reading that goes on
+     * jittering for 30 minutes closes its episode with {@code relearned}, and the device learns the
+     * jitter as its normal (100 steps, nothing meanwhile, since the score has no value while it
+     * learns), then stays quiet while it lasts.
+     */
+    @Test
+    void shouldLearnTheNormalAgainOfADeviceThatKeepsMovingMore() throws Exception {
+        float scale;
+        try (Run run = new Run(withVariability(1f), null).feed(steady("ambient_c", 0f, 0, 0))) {
+            scale =
+                    1.5f
+                            * (float)
+                                    run.steps().subList(100, 400).stream()
+                                            .mapToDouble(st -> st.variability)
+                                            .max()
+                                            .orElseThrow();
+        }
+        ModelCard card = Fixtures.model().card();
+        int vibration = card.featureNames().indexOf("vibration_mm_s");
+        List<TelemetryEvent> jitter = steady("ambient_c", 0f, 0, 0);
+        for (int i = 150; i < 400; i++) {
+            jitter.get(i).values[vibration] += card.std()[vibration] * (i % 2 == 0 ? 0.5f : -0.5f);
+        }
+        ScoringSettings relearning =
+                SETTINGS.toBuilder().relearnAfterMs(Duration.ofMinutes(30).toMillis()).build();
+
+        try (Run run = new Run(withVariability(scale), null, relearning).feed(jitter)) {
+            List<AnomalyEvent> events = run.events();
+            assertThat(events).extracting(e -> e.type).containsExactly("OPEN", "CLOSE");
+            assertThat(events.get(1).relearned).isTrue();
+            assertThat(events.get(1).reason).isEqualTo("variability");
+            assertThat(events.get(1).durationMs).isBetween(29 * 60_000L, 31 * 60_000L);
+            // Learned again over the next 100 steps, then scored against the jitter as normal.
+            assertThat(run.steps().subList(300, 400)).allMatch(st -> st.variability < 1f);
+            assertThat(run.count(Metrics.PROFILES_RELEARNED)).isEqualTo(1);
+        }
+    }
+
     /** As {@link #withLevel}, with a level while the profile is learned from its 20th step. */
     private static ModelBundle withLevelWhileLearning(float scale, float learningScale) {
         float[] unit = new float[Fixtures.model().card().targets().length];

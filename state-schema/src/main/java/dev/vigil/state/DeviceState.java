@@ -166,6 +166,14 @@ public class DeviceState {
     /** Per target feature (format 7): the last step's fleet-normalised value. */
     public float[] variabilityLast;
 
+    /**
+     * The records' time of the first step of the current run of steps in which the level or the
+     * variability score crossed the threshold, {@link #NO_TIME} outside such a run (format 7): how
+     * long the device has stayed away from its normal profile, which {@code
+     * vigil.alerts.relearn-after} compares.
+     */
+    public long profileAboveSince = NO_TIME;
+
     /** Marks {@link #lastSeenMs} and {@link #silenceTimerMs} when there is none. */
     public static final long NO_TIME = Long.MIN_VALUE;
 
@@ -313,11 +321,10 @@ public class DeviceState {
      */
     public void relearnProfile() {
         profileSteps = 0;
-        java.util.Arrays.fill(levelMean, 0f);
-        java.util.Arrays.fill(profileMean, 0f);
-        java.util.Arrays.fill(profileVar, 0f);
-        if (valueVar != null) {
-            java.util.Arrays.fill(valueVar, 0f);
+        for (float[] a : new float[][] {levelMean, profileMean, profileVar, valueVar}) {
+            if (a != null) {
+                java.util.Arrays.fill(a, 0f);
+            }
         }
     }
 

@@ -102,6 +102,7 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         to.variabilityMean = copyOf(from.variabilityMean);
         to.variabilityVar = copyOf(from.variabilityVar);
         to.variabilityLast = copyOf(from.variabilityLast);
+        to.profileAboveSince = from.profileAboveSince;
         to.copySilence(from);
         to.vacant = from.vacant;
         to.shadow = from.shadow == null ? null : copy(from.shadow);
@@ -137,18 +138,24 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
     /**
      * What format 7 adds after the silence watch (before format 5's shadow): the variability score,
      * as one 0 byte for a state without it (a card without the score), else its steps + 1 (a
-     * varint) and its four per-target arrays.
+     * varint) and its four per-target arrays; then {@code profileAboveSince}, as 0 for none, else
+     * its zig-zag difference from the last step's {@code ts} + 1 (a varint).
      */
     public void writeVariability(DeviceState s, DataOutputView out) throws IOException {
         if (s.variabilityMean == null) {
             out.writeByte(0);
-            return;
+        } else {
+            writeVarLong(s.variabilitySteps + 1L, out);
+            writeFloats(s.variabilityMeanSquare, out);
+            writeFloats(s.variabilityMean, out);
+            writeFloats(s.variabilityVar, out);
+            writeFloats(s.variabilityLast, out);
         }
-        writeVarLong(s.variabilitySteps + 1L, out);
-        writeFloats(s.variabilityMeanSquare, out);
-        writeFloats(s.variabilityMean, out);
-        writeFloats(s.variabilityVar, out);
-        writeFloats(s.variabilityLast, out);
+        writeVarLong(
+                s.profileAboveSince == DeviceState.NO_TIME
+                        ? 0L
+                        : zigZag(s.profileAboveSince - s.lastTs) + 1L,
+                out);
     }
 
     /** Reads what {@link #writeVariability} wrote into {@code s}. */
@@ -156,13 +163,15 @@ public final class DeviceStateSerializer extends TypeSerializer<DeviceState> {
         long steps = readVarLong(in);
         if (steps == 0) {
             s.resetVariability(0);
-            return;
+        } else {
+            s.variabilitySteps = (int) (steps - 1);
+            s.variabilityMeanSquare = readFloats(in);
+            s.variabilityMean = readFloats(in);
+            s.variabilityVar = readFloats(in);
+            s.variabilityLast = readFloats(in);
         }
-        s.variabilitySteps = (int) (steps - 1);
-        s.variabilityMeanSquare = readFloats(in);
-        s.variabilityMean = readFloats(in);
-        s.variabilityVar = readFloats(in);
-        s.variabilityLast = readFloats(in);
+        long since = readVarLong(in);
+        s.profileAboveSince = since == 0 ? DeviceState.NO_TIME : s.lastTs + unZigZag(since - 1);
     }
 
     /**

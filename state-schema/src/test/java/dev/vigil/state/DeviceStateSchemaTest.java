@@ -125,12 +125,14 @@ class DeviceStateSchemaTest {
     /**
      * {@link #learningInBlocks()} with the serving model's variability profile learned for its 16
      * targets (format 7): its steps, and per target the moving average of the squared change, the
-     * log's mean and variance, and the last value.
+     * log's mean and variance, and the last value; and away from its profile for the last 90
+     * minutes ({@code profileAboveSince}).
      */
     static DeviceState withVariability() {
         DeviceState s = learningInBlocks();
         s.resetVariability(16);
         s.variabilitySteps = 1_000;
+        s.profileAboveSince = s.lastTs - 5_400_000L;
         for (int i = 0; i < 16; i++) {
             s.variabilityMeanSquare[i] = 0.0625f * (i + 1);
             s.variabilityMean[i] = -4.5f + 0.25f * i;
@@ -359,35 +361,38 @@ class DeviceStateSchemaTest {
         DeviceState quiet = inEpisodeWithProfile();
         quiet.episodeOpen = false;
         quiet.aboveRun = 0;
-        assertThat(write(quiet)).hasSize(732);
+        assertThat(write(quiet)).hasSize(733);
         quiet.valueVar = null;
-        assertThat(write(quiet)).hasSize(668);
-        assertThat(write(inEpisodeWithProfile())).hasSize(810);
+        assertThat(write(quiet)).hasSize(669);
+        assertThat(write(inEpisodeWithProfile())).hasSize(811);
         // A learned level of forecast residual (per-device scale): its steps and mean square.
         quiet.dynamicsSteps = 1_000;
         quiet.dynamicsMeanSquare = 0.5f;
-        assertThat(write(quiet)).hasSize(673);
-        assertThat(write(inEpisodeWithDynamicsLevel())).hasSize(815);
+        assertThat(write(quiet)).hasSize(674);
+        assertThat(write(inEpisodeWithDynamicsLevel())).hasSize(816);
         // Watched for silence: the time last seen and the timer, 5 bytes more.
         quiet.lastSeenMs = quiet.lastTs + 1_234;
         quiet.silenceTimerMs = quiet.lastSeenMs + 600_000;
-        assertThat(write(quiet)).hasSize(678);
-        assertThat(write(inEpisodeWatchedForSilence())).hasSize(820);
+        assertThat(write(quiet)).hasSize(679);
+        assertThat(write(inEpisodeWatchedForSilence())).hasSize(821);
         // While the level is learned in blocks (format 6): three floats more, until it is.
         DeviceState learning = SERIALIZER.copy(quiet);
         learning.dynamicsSteps = 450;
         learning.dynamicsBlocks = new float[3];
-        assertThat(write(learning)).hasSize(678 + 12);
+        assertThat(write(learning)).hasSize(679 + 12);
         // With a shadow model's state inside (format 5): the two states, one entry.
         DeviceState pair = SERIALIZER.copy(quiet);
         pair.shadow = SERIALIZER.copy(quiet);
-        assertThat(write(pair)).hasSize(2 * 678);
+        assertThat(write(pair)).hasSize(2 * 679);
         // The variability score (format 7): its steps, then four floats per target (and a length
         // byte per array); without it, the one 0 byte counted above.
         DeviceState variable = SERIALIZER.copy(quiet);
         variable.resetVariability(16);
         variable.variabilitySteps = 1_000;
-        assertThat(write(variable)).hasSize(678 - 1 + 2 + 4 * (1 + 16 * 4));
+        assertThat(write(variable)).hasSize(679 - 1 + 2 + 4 * (1 + 16 * 4));
+        // Away from its profile for the last day (format 7; 0, one byte, counted above when not).
+        variable.profileAboveSince = variable.lastTs - 86_400_000L;
+        assertThat(write(variable)).hasSize(679 - 1 + 2 + 4 * (1 + 16 * 4) - 1 + 4);
     }
 
     @Test

@@ -301,6 +301,9 @@ final class InspectSavepointCommand {
         r.put("variability_mean", s.variabilityMean);
         r.put("variability_var", s.variabilityVar);
         r.put("variability_last", s.variabilityLast);
+        // Since when the level or the variability has crossed the threshold at every step (format
+        // 7), which vigil.alerts.relearn-after measures.
+        r.put("profile_above_since", time(s.profileAboveSince));
         // The silence watch (state format 4): last seen and the pending timer, on the records'
         // Kafka time, and whether a silence is reported and awaits its CLOSE.
         r.put("last_seen", time(s.lastSeenMs));
