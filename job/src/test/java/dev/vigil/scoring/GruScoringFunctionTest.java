@@ -569,6 +569,54 @@ class GruScoringFunctionTest {
         }
     }
 
+    /**
+     * A device's variability profile is the card's: restored into the same card it continues
+     * exactly; into another version under {@code keep} (the memory carries over) it is learned
+     * again, no value for the profile's 100 steps; and a state written under a card without the
+     * score (as every state before format 7 was) starts learning it at its next step.
+     */
+    @Test
+    void shouldLearnTheVariabilityAgainWhereTheCardChanges() throws Exception {
+        ModelBundle variable = withVariability(1f);
+        ModelCard c = variable.card();
+        List<TelemetryEvent> device = steady("ambient_c", 0f, 0, 0);
+        List<Float> uninterrupted;
+        try (Run run = new Run(variable, null).feed(device)) {
+            uninterrupted = run.steps().stream().map(st -> st.variability).toList();
+        }
+        OperatorSubtaskState snapshot;
+        try (Run first = new Run(variable, null).feed(device.subList(0, 200))) {
+            snapshot = first.harness.snapshot(1L, 0L);
+        }
+        try (Run same = new Run(variable, snapshot).feed(device.subList(200, 400))) {
+            assertThat(same.steps().stream().map(st -> st.variability).toList())
+                    .containsExactlyElementsOf(uninterrupted.subList(200, 400));
+        }
+
+        ModelBundle next = new ModelBundle(c.withVersion("next-version"), variable.onnx());
+        try (Run kept =
+                new Run(next, snapshot, onModelChange(ModelChange.KEEP))
+                        .feed(device.subList(200, 400))) {
+            assertThat(kept.count(Metrics.KEPT_MODEL_CHANGE)).isEqualTo(1);
+            assertThat(kept.steps().subList(0, 100)).allMatch(st -> Float.isNaN(st.variability));
+            assertThat(kept.steps().subList(100, 200)).allMatch(st -> st.variability >= 0f);
+        }
+
+        ModelBundle without =
+                new ModelBundle(c.withVariability(c.version(), null), variable.onnx());
+        OperatorSubtaskState before;
+        try (Run first = new Run(without, null).feed(device.subList(0, 200))) {
+            assertThat(first.steps()).allMatch(st -> Float.isNaN(st.variability));
+            before = first.harness.snapshot(1L, 0L);
+        }
+        try (Run restored = new Run(variable, before).feed(device.subList(200, 400))) {
+            assertThat(restored.count(Metrics.RESETS_INVALID_STATE)).isZero();
+            assertThat(restored.steps().subList(0, 100))
+                    .allMatch(st -> Float.isNaN(st.variability));
+            assertThat(restored.steps().subList(100, 200)).allMatch(st -> st.variability >= 0f);
+        }
+    }
+
     /** As {@link #withLevel}, with a level while the profile is learned from its 20th step. */
     private static ModelBundle withLevelWhileLearning(float scale, float learningScale) {
         float[] unit = new float[Fixtures.model().card().targets().length];
