@@ -376,6 +376,8 @@ def calibrate_variability(fleet, labels, norm, targets, profile_steps):
     devices of each one's largest variability in its training history outside labelled spans
     (adapting on every step, as the level's calibration does), so that most devices would have
     stayed quiet through their own history. None when no device is long enough."""
+    if profile_steps <= VARIABILITY_WINDOW:
+        return None
     maxima = []
     for dev, (ts, x) in fleet.items():
         if len(ts) <= profile_steps:
@@ -385,7 +387,7 @@ def calibrate_variability(fleet, labels, norm, targets, profile_steps):
         ok = ~np.isnan(v) & outside_labels(ts, labels.get(dev, []))
         if ok.any():
             maxima.append(float(v[ok].max()))
-    if not maxima or profile_steps <= VARIABILITY_WINDOW:
+    if not maxima:
         return None
     return {"window_steps": VARIABILITY_WINDOW, "floor": VARIABILITY_FLOOR,
             "profile_steps": profile_steps, "half_life_steps": LEVEL_HALF_LIFE,

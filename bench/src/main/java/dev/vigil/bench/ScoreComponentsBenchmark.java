@@ -59,6 +59,7 @@ public class ScoreComponentsBenchmark {
     private float[] variabilityMean;
     private float[] variabilityVar;
     private float[] variabilityLogs;
+    private float[] variabilityDistances;
     private float[] variabilityShares;
 
     @Setup(Level.Trial)
@@ -94,6 +95,7 @@ public class ScoreComponentsBenchmark {
         variabilityMean = new float[features];
         variabilityVar = new float[features];
         variabilityLogs = new float[features];
+        variabilityDistances = new float[features];
         variabilityShares = new float[features];
         java.util.Arrays.fill(variabilityMean, -4f);
         java.util.Arrays.fill(variabilityVar, 0.25f);
@@ -244,9 +246,16 @@ public class ScoreComponentsBenchmark {
                         variabilityMean,
                         variabilityVar,
                         targets,
+                        variabilityDistances,
                         variabilityShares);
         StepMath.adaptVariability(
-                variabilityLogs, variabilityMean, variabilityVar, 3.5e-4f, 4.7f, 1f);
+                variabilityLogs,
+                variabilityDistances,
+                variabilityMean,
+                variabilityVar,
+                3.5e-4f,
+                4.7f,
+                1f);
         return Math.max(Math.max(score, run / 2f), variability / 4.7f);
     }
 

@@ -128,9 +128,9 @@ public final class Metrics {
     public static final String EPISODES_OPENED_BY_ARM = "episodes_opened_by_arm";
 
     /**
-     * Episodes closed because they stayed open {@code vigil.alerts.relearn-after} with the level
-     * out: each device's normal profile is learned again from there (its CLOSE says {@code
-     * relearned}).
+     * Episodes closed because the level or the variability score crossed the threshold at every
+     * step for {@code vigil.alerts.relearn-after}: each device's profiles are learned again from
+     * there (its CLOSE says {@code relearned}).
      */
     public static final String PROFILES_RELEARNED = "profiles_relearned";
 

@@ -353,42 +353,30 @@ public final class ModelCard implements Serializable {
      * parameters.
      */
     public ModelCard withLevel(String newVersion, Level newLevel) {
-        return with(newVersion, newLevel, normalisation, deviceDynamics);
+        return with(newVersion, newLevel, normalisation, deviceDynamics, variability);
     }
 
     /** This card with another variability score (null: none). */
     public ModelCard withVariability(String newVersion, Variability newVariability) {
-        return new ModelCard(
-                newVersion,
-                hiddenSize,
-                features,
-                threshold,
-                warmupSteps,
-                dynamicsScale,
-                level,
-                stuck,
-                normalisation,
-                dynamicsQuantile99,
-                deviceDynamics,
-                stepIntervalMs,
-                newVariability);
+        return with(newVersion, level, normalisation, deviceDynamics, newVariability);
     }
 
     /** This card with another normalisation (null: the fleet's). */
     public ModelCard withNormalisation(String newVersion, DeviceNormalisation newNormalisation) {
-        return with(newVersion, level, newNormalisation, deviceDynamics);
+        return with(newVersion, level, newNormalisation, deviceDynamics, variability);
     }
 
     /** This card with another per-device scale of the forecast residual (null: the fleet's). */
     public ModelCard withDeviceDynamics(String newVersion, DeviceDynamics newDeviceDynamics) {
-        return with(newVersion, level, normalisation, newDeviceDynamics);
+        return with(newVersion, level, normalisation, newDeviceDynamics, variability);
     }
 
     private ModelCard with(
             String newVersion,
             Level newLevel,
             DeviceNormalisation newNorm,
-            DeviceDynamics newDeviceDynamics) {
+            DeviceDynamics newDeviceDynamics,
+            Variability newVariability) {
         return new ModelCard(
                 newVersion,
                 hiddenSize,
@@ -402,7 +390,7 @@ public final class ModelCard implements Serializable {
                 dynamicsQuantile99,
                 newDeviceDynamics,
                 stepIntervalMs,
-                variability);
+                newVariability);
     }
 
     /** Reads and validates {@code dir/model.json}. */

@@ -94,10 +94,11 @@ final class Scorer implements AutoCloseable {
     private final float[] runs;
     private final float[][] runShares;
     // Per row: the variability score in threshold units (NaN while it has no value), its shares,
-    // and each target's log variability, which the profile learns in finish.
+    // and each target's log variability and distance, which the profile learns from in finish.
     private final float[] variabilities;
     private final float[][] variabilityShares;
     private final float[][] variabilityLogs;
+    private final float[][] variabilityDistances;
     // Per row: the step's score after warm-up (NaN: none), for comparing two models.
     private final float[] stepScores;
     private final int[] top;
@@ -149,6 +150,7 @@ final class Scorer implements AutoCloseable {
         this.variabilities = new float[maxBatch];
         this.variabilityShares = new float[maxBatch][features];
         this.variabilityLogs = new float[maxBatch][targets.length];
+        this.variabilityDistances = new float[maxBatch][targets.length];
         this.stepScores = new float[maxBatch];
         this.top = new int[features];
         this.failures = new String[maxBatch];
@@ -435,6 +437,7 @@ final class Scorer implements AutoCloseable {
                                         s.variabilityMean,
                                         s.variabilityVar,
                                         targets,
+                                        variabilityDistances[row],
                                         variabilityShares[row])
                                 / variability.scale();
             }
@@ -887,6 +890,7 @@ final class Scorer implements AutoCloseable {
             if (variabilityBeta > 0f) {
                 StepMath.adaptVariability(
                         logs,
+                        variabilityDistances[row],
                         s.variabilityMean,
                         s.variabilityVar,
                         variabilityBeta,

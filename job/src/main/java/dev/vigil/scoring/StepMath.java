@@ -244,15 +244,22 @@ public final class StepMath {
 
     /**
      * The variability score once its profile is learned: the largest over targets of {@code |log -
-     * mean| / sqrt(var)}, each target's share of the sum of their squares into {@code shares}.
+     * mean| / sqrt(var)}, each target's distance into {@code distances} (which {@link
+     * #adaptVariability} gates on) and its share of the sum of their squares into {@code shares}.
      */
     public static float variability(
-            float[] logs, float[] mean, float[] var, int[] targets, float[] shares) {
+            float[] logs,
+            float[] mean,
+            float[] var,
+            int[] targets,
+            float[] distances,
+            float[] shares) {
         java.util.Arrays.fill(shares, 0f);
         float max = 0f;
         float sum = 0f;
         for (int j = 0; j < targets.length; j++) {
             float d = Math.abs(logs[j] - mean[j]) / (float) Math.sqrt(var[j]);
+            distances[j] = d;
             max = Math.max(max, d);
             shares[targets[j]] = d * d;
             sum += d * d;
@@ -281,14 +288,20 @@ public final class StepMath {
 
     /**
      * Adapts the learned variability profile with weight {@code beta}, target by target, where the
-     * target's own distance ({@link #variability}) divided by {@code scale} is at or below {@code
-     * threshold}: a lasting change never becomes the device's normal.
+     * target's own distance (as {@link #variability} left it in {@code distances}) divided by
+     * {@code scale} is at or below {@code threshold}: a lasting change never becomes the device's
+     * normal.
      */
     public static void adaptVariability(
-            float[] logs, float[] mean, float[] var, float beta, float scale, float threshold) {
+            float[] logs,
+            float[] distances,
+            float[] mean,
+            float[] var,
+            float beta,
+            float scale,
+            float threshold) {
         for (int j = 0; j < logs.length; j++) {
-            float r = Math.abs(logs[j] - mean[j]) / (float) Math.sqrt(var[j]);
-            if (!(r / scale > threshold)) {
+            if (!(distances[j] / scale > threshold)) {
                 float m = mean[j] + beta * (logs[j] - mean[j]);
                 float dv = logs[j] - m;
                 mean[j] = m;

@@ -100,6 +100,7 @@ class GoldenVectorsTest {
         float[] mean = new float[targets];
         float[] var = new float[targets];
         float[] logs = new float[targets];
+        float[] distances = new float[targets];
         float[] shares = new float[targets];
         int scored = 0;
         for (int t = 0; t < c.get("z").size(); t++) {
@@ -119,11 +120,11 @@ class GoldenVectorsTest {
                 }
                 continue;
             }
-            float v = StepMath.variability(logs, mean, var, all, shares);
+            float v = StepMath.variability(logs, mean, var, all, distances, shares);
             assertThat(v)
                     .as("variability at step %d", t)
                     .isCloseTo((float) expected.asDouble(), within(TOLERANCE * Math.max(1f, v)));
-            StepMath.adaptVariability(logs, mean, var, beta, scale, 1f);
+            StepMath.adaptVariability(logs, distances, mean, var, beta, scale, 1f);
             scored++;
         }
         assertThat(scored).isGreaterThan(100);
