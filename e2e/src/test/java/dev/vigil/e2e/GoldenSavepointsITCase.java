@@ -24,8 +24,10 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Stream;
 import org.apache.flink.api.common.JobExecutionResult;
 import org.apache.flink.configuration.StateBackendOptions;
@@ -218,6 +220,84 @@ class GoldenSavepointsITCase {
     }
 
     /**
+     * The newest golden savepoint written before the variability score ({@code 0.6.0}, format 6)
+     * restored with its own model's card given a variability section (the same model otherwise, and
+     * the same version): every device starts learning its variability profile at its first step
+     * after the restore, and continues all else from its saved state. Against the same savepoint
+     * restored with its own card, every step after it has the same forecast residual and level, no
+     * device is reset, and each device's variability is scored once it has learned it.
+     */
+    @Test
+    void shouldRestoreAStateWithoutTheVariabilityIntoACardWithItAndLearnItThere(@TempDir Path dir)
+            throws Exception {
+        Path golden = Fixtures.repoRoot().resolve("testdata/savepoints/0.6.0");
+        ModelBundle own = ModelBundle.load(golden.resolve("model"));
+        assertThat(own.card().variability()).isNull();
+        ModelCard.Variability variability =
+                ModelBundle.load(Fixtures.repoRoot().resolve("testdata/savepoints/0.8.0/model"))
+                        .card()
+                        .variability();
+        ModelBundle withIt =
+                new ModelBundle(
+                        own.card().withVariability(own.card().version(), variability), own.onnx());
+        SavepointManifest manifest = SavepointManifest.read(golden);
+        kafka.createTopics(manifest.partitions(), List.of(manifest.topic()));
+        assertThat(TopicIO.replay(kafka.bootstrapServers(), manifest.topic(), stream))
+                .isEqualTo(total);
+
+        JobExecutionResult asBefore = restore(golden, own, "as-before", dir, Map.of()).result();
+        JobExecutionResult learning = restore(golden, withIt, "learning", dir, Map.of()).result();
+
+        for (JobExecutionResult result : List.of(asBefore, learning)) {
+            assertThat(LocalRun.counted(result, Metrics.RESETS_MODEL_CHANGE)).isZero();
+            assertThat(LocalRun.counted(result, Metrics.RESETS_INVALID_STATE)).isZero();
+        }
+        Map<String, ScoredStep> before = steps("as-before");
+        Map<String, ScoredStep> after = steps("learning");
+        assertThat(after.keySet()).isEqualTo(before.keySet());
+        Map<String, Integer> stepsOfDevice = new HashMap<>();
+        Map<String, Integer> scoredOfDevice = new HashMap<>();
+        Set<String> crossed = new HashSet<>();
+        float threshold = own.card().threshold();
+        int[] sameDynamics = {0};
+        after.values().stream()
+                .sorted(Comparator.comparingLong((ScoredStep s) -> s.ts))
+                .forEach(
+                        s -> {
+                            String step = s.deviceId + "@" + s.ts;
+                            ScoredStep b = before.get(step);
+                            assertThat(b.variability).isNaN();
+                            // The device's scale of forecast residual learns and adapts on the
+                            // steps whose combined score is at or below the threshold: the same
+                            // steps until the variability first crosses it, not after.
+                            if (!crossed.contains(s.deviceId)) {
+                                assertSameComponent(s.dynamics, b.dynamics, "dynamics " + step);
+                                sameDynamics[0]++;
+                            }
+                            assertSameComponent(s.level, b.level, "level " + step);
+                            if (s.variability > threshold) {
+                                crossed.add(s.deviceId);
+                            }
+                            int n = stepsOfDevice.merge(s.deviceId, 1, Integer::sum);
+                            if (!Float.isNaN(s.variability)) {
+                                assertThat(n)
+                                        .as("scored after learning")
+                                        .isGreaterThan(variability.profileSteps());
+                                scoredOfDevice.merge(s.deviceId, 1, Integer::sum);
+                            }
+                        });
+        // Every device that stepped past its profile after the restore has its variability scored
+        stepsOfDevice.forEach(
+                (device, n) -> {
+                    if (n > variability.profileSteps() + 1) {
+                        assertThat(scoredOfDevice).as(device).containsKey(device);
+                    }
+                });
+        assertThat(scoredOfDevice).isNotEmpty();
+        assertThat(sameDynamics[0]).isGreaterThan(after.size() / 2);
+    }
+
+    /**
      * Restores {@code golden} with {@code extra} options into a job of the current code and checks
      * that it continues as an uninterrupted run (with {@code wholeExtra}); returns the restored
      * run's result.
@@ -241,19 +321,7 @@ class GoldenSavepointsITCase {
         VigilJob.run(VigilConfig.of(uninterrupted), model);
 
         String restored = "restored-" + release;
-        kafka.createTopics(4, LocalRun.outputTopics(restored));
-        Map<String, String> resume = config(topic, restored, dir.resolve("restored"));
-        resume.put(StateRecoveryOptions.SAVEPOINT_PATH.key(), golden.toUri().toString());
-        resume.put(VigilOptions.KAFKA_BOUNDED.key(), "false");
-        resume.put("parallelism.default", "3");
-        resume.putAll(extra);
-        LocalRun.Stopped stopped =
-                LocalRun.runThenStop(
-                        VigilConfig.of(resume),
-                        model,
-                        total - manifest.records(),
-                        dir.resolve("savepoints"),
-                        Duration.ofMinutes(2));
+        LocalRun.Stopped stopped = restore(golden, model, restored, dir, extra);
 
         // Every device continued from its saved memory: nothing was reset or re-warmed.
         assertThat(LocalRun.counted(stopped.result(), Metrics.RESETS_MODEL_CHANGE)).isZero();
@@ -290,6 +358,37 @@ class GoldenSavepointsITCase {
         return stopped.result();
     }
 
+    private static void assertSameComponent(float got, float want, String what) {
+        if (Float.isNaN(want)) {
+            assertThat(got).as(what).isNaN();
+        } else {
+            assertThat(got).as(what).isCloseTo(want, within(1e-4f * want));
+        }
+    }
+
+    /**
+     * Restores {@code golden} (its stream already in its topic) with {@code model} and {@code
+     * extra} options at another parallelism, into the output topics of {@code run}, and stops it
+     * with a savepoint once it has read the rest of the stream.
+     */
+    private LocalRun.Stopped restore(
+            Path golden, ModelBundle model, String run, Path dir, Map<String, String> extra)
+            throws Exception {
+        SavepointManifest manifest = SavepointManifest.read(golden);
+        kafka.createTopics(4, LocalRun.outputTopics(run));
+        Map<String, String> resume = config(manifest.topic(), run, dir.resolve(run));
+        resume.put(StateRecoveryOptions.SAVEPOINT_PATH.key(), golden.toUri().toString());
+        resume.put(VigilOptions.KAFKA_BOUNDED.key(), "false");
+        resume.put("parallelism.default", "3");
+        resume.putAll(extra);
+        return LocalRun.runThenStop(
+                VigilConfig.of(resume),
+                model,
+                total - manifest.records(),
+                dir.resolve(run + "-savepoints"),
+                Duration.ofMinutes(2));
+    }
+
     /**
      * A run of the whole job from the stream's topic. State time-to-live is set long: the golden
      * savepoint's devices were last written when it was made, and must not expire with age.
@@ -312,11 +411,18 @@ class GoldenSavepointsITCase {
     /** Each scored step of a run, as "device@ts" to score. */
     private Map<String, Float> scores(String run) {
         Map<String, Float> scores = new HashMap<>();
+        steps(run).forEach((step, s) -> scores.put(step, s.score));
+        return scores;
+    }
+
+    /** Each scored step of a run, as "device@ts" to the step with its components. */
+    private Map<String, ScoredStep> steps(String run) {
+        Map<String, ScoredStep> steps = new HashMap<>();
         for (byte[] v : TopicIO.readCommitted(kafka.bootstrapServers(), "scores-" + run)) {
             ScoredStep s = WireFormat.parseScore(v);
-            assertThat(scores.put(s.deviceId + "@" + s.ts, s.score)).as("duplicate").isNull();
+            assertThat(steps.put(s.deviceId + "@" + s.ts, s)).as("duplicate").isNull();
         }
-        return scores;
+        return steps;
     }
 
     private List<AnomalyEvent> anomalies(String run) {

@@ -299,32 +299,42 @@ class BatchedScoringOperatorTest {
 
     /**
      * {@code vigil.alerts.relearn-after}: both operators close the same episodes to learn their
-     * devices' normal again, at the same steps.
+     * devices' normal again, at the same steps, under the fleet's normalisation and under the
+     * device's (where a relearn starts the memory again).
      */
     @Test
     void shouldLearnTheNormalAgainAsThePerRecordOperatorDoes() throws Exception {
         ScoringSettings relearning =
                 settings(0, 0).toBuilder().relearnAfterMs(Duration.ofMinutes(5).toMillis()).build();
-        Emitted perRecord;
-        try (var h =
-                harness(
-                        new GruScoringFunction.Operator(
-                                new GruScoringFunction(withLevel(), relearning)))) {
-            h.open();
-            feed(h, stream);
-            perRecord = Emitted.of(h);
+        ModelCard c = withLevel().card();
+        ModelBundle byDevice =
+                new ModelBundle(
+                        c.withNormalisation(
+                                c.version() + "-device", new ModelCard.DeviceNormalisation(0.1f)),
+                        Fixtures.model().onnx());
+        for (ModelBundle bundle : List.of(withLevel(), byDevice)) {
+            Emitted perRecord;
+            try (var h =
+                    harness(
+                            new GruScoringFunction.Operator(
+                                    new GruScoringFunction(bundle, relearning)))) {
+                h.open();
+                feed(h, stream);
+                perRecord = Emitted.of(h);
+            }
+            try (var h =
+                    harness(
+                            new BatchedScoringOperator(
+                                    bundle, relearning.toBuilder().batch(64, 0).build()))) {
+                h.open();
+                feed(h, stream);
+                h.endInput();
+                Emitted.of(h).assertSameAs(perRecord);
+            }
+            assertThat(perRecord.anomalies().values().stream().flatMap(List::stream))
+                    .as(bundle.card().version())
+                    .anyMatch(a -> a.relearned);
         }
-        try (var h =
-                harness(
-                        new BatchedScoringOperator(
-                                withLevel(), relearning.toBuilder().batch(64, 0).build()))) {
-            h.open();
-            feed(h, stream);
-            h.endInput();
-            Emitted.of(h).assertSameAs(perRecord);
-        }
-        assertThat(perRecord.anomalies().values().stream().flatMap(List::stream))
-                .anyMatch(a -> a.relearned);
     }
 
     /**

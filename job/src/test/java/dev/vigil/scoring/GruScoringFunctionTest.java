@@ -467,6 +467,63 @@ class GruScoringFunctionTest {
     }
 
     /**
+     * Under per-device normalisation the model's inputs are normalised by the device's profile: a
+     * profile learned again starts from the fleet's normalisation, so the device's memory starts
+     * again with it and warms up (counted as after a gap), and the moved level is learned as the
+     * device's normal: the same episodes as under the fleet's normalisation, each closed the same
+     * way.
+     */
+    @Test
+    void shouldStartTheMemoryAgainWhenADeviceNormalisedByItselfLearnsItsNormalAgain()
+            throws Exception {
+        ModelCard c = withLevel(steadyLevelScale()).card();
+        ModelBundle byDevice =
+                new ModelBundle(
+                        c.withNormalisation(
+                                c.version() + "-device", new ModelCard.DeviceNormalisation(0.1f)),
+                        Fixtures.model().onnx());
+        List<TelemetryEvent> shifted = steady("ambient_c", 1f, 150, 330);
+        ScoringSettings relearning =
+                SETTINGS.toBuilder().relearnAfterMs(Duration.ofMinutes(30).toMillis()).build();
+        int warmup = c.warmupSteps();
+
+        try (Run run = new Run(byDevice, null, relearning).feed(shifted);
+                Run without = new Run(byDevice, null).feed(shifted)) {
+            List<AnomalyEvent> events = run.events();
+            assertThat(events)
+                    .extracting(e -> e.type + (e.relearned ? " relearned" : ""))
+                    .containsExactly("OPEN", "CLOSE relearned", "OPEN", "CLOSE relearned");
+            assertThat(events.get(0).episodeStart)
+                    .isBetween(shifted.get(150).ts, shifted.get(160).ts);
+            assertThat(events.get(2).episodeStart)
+                    .isBetween(shifted.get(330).ts, shifted.get(340).ts);
+            assertThat(run.count(Metrics.PROFILES_RELEARNED)).isEqualTo(2);
+            assertThat(run.count(Metrics.WARMING_UP))
+                    .isEqualTo(without.count(Metrics.WARMING_UP) + 2L * warmup);
+            // The step after each relearn has no forecast to be scored against: the memory
+            // started again there (in the run without relearning it has one).
+            for (AnomalyEvent close : List.of(events.get(1), events.get(3))) {
+                long next = shifted.get(indexOf(shifted, close.ts) + 1).ts;
+                assertThat(stepAt(run.steps(), next).dynamics).isNaN();
+                assertThat(stepAt(without.steps(), next).dynamics).isNotNaN();
+            }
+        }
+    }
+
+    private static ScoredStep stepAt(List<ScoredStep> steps, long ts) {
+        return steps.stream().filter(st -> st.ts == ts).findFirst().orElseThrow();
+    }
+
+    private static int indexOf(List<TelemetryEvent> events, long ts) {
+        for (int i = 0; i < events.size(); i++) {
+            if (events.get(i).ts == ts) {
+                return i;
+            }
+        }
+        throw new AssertionError("no event at " + ts);
+    }
+
+    /**
      * The committed model with a variability score alone (profile of 100 steps, window 10) whose
      * {@code scale} counts as the threshold; the forecast residual out of reach.
      */
