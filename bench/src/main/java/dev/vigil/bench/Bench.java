@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.vigil.config.VigilConfig;
 import dev.vigil.config.VigilOptions;
 import dev.vigil.job.VigilJob;
+import dev.vigil.metrics.Metrics;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.model.ModelCard;
 import dev.vigil.pipeline.VigilPipeline;
@@ -523,12 +524,13 @@ public final class Bench {
         System.out.printf(
                 Locale.ROOT,
                 "%-16s %9.0f events/s sustained, %5.1f us CPU per event (JIT compiling %.2f s per"
-                        + " s; job %.1f s)%n",
+                        + " s; job %.1f s; %d episodes opened)%n",
                 variant,
                 eps,
                 cpuUs,
                 compiling,
-                (System.nanoTime() - t0) / 1e9);
+                (System.nanoTime() - t0) / 1e9,
+                LocalRun.counted(result, Metrics.EPISODES_OPENED));
         return new Run(eps, cpuUs);
     }
 
@@ -1142,6 +1144,9 @@ public final class Bench {
         }
         if (card.stuck() != null) {
             s.resetRuns(card.stuckTargets().length); // and a stuck score a run per watched one
+        }
+        if (card.variability() != null) {
+            s.resetVariability(card.targets().length); // and the variability four floats per target
         }
         DataOutputSerializer out = new DataOutputSerializer(1024);
         DeviceStateSchema.serializer().serialize(s, out);
