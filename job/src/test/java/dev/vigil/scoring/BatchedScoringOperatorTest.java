@@ -300,7 +300,8 @@ class BatchedScoringOperatorTest {
     /**
      * {@code vigil.alerts.relearn-after}: both operators close the same episodes to learn their
      * devices' normal again, at the same steps, under the fleet's normalisation and under the
-     * device's (where a relearn starts the memory again).
+     * device's (where a relearn also starts the memory again, as GruScoringFunctionTest checks; the
+     * comparison covers the steps without a forecast that follow).
      */
     @Test
     void shouldLearnTheNormalAgainAsThePerRecordOperatorDoes() throws Exception {

@@ -469,9 +469,9 @@ class GruScoringFunctionTest {
     /**
      * Under per-device normalisation the model's inputs are normalised by the device's profile: a
      * profile learned again starts from the fleet's normalisation, so the device's memory starts
-     * again with it and warms up (counted as after a gap), and the moved level is learned as the
-     * device's normal: the same episodes as under the fleet's normalisation, each closed the same
-     * way.
+     * again with it (no forecast at the next step) and warms up, counted in {@code warming_up} as
+     * after a gap; the moved level is learned as the device's normal, so the events are those of
+     * the same card under the fleet's normalisation, where the memory goes on.
      */
     @Test
     void shouldStartTheMemoryAgainWhenADeviceNormalisedByItselfLearnsItsNormalAgain()
@@ -488,7 +488,9 @@ class GruScoringFunctionTest {
         int warmup = c.warmupSteps();
 
         try (Run run = new Run(byDevice, null, relearning).feed(shifted);
-                Run without = new Run(byDevice, null).feed(shifted)) {
+                Run without = new Run(byDevice, null).feed(shifted);
+                Run byFleet =
+                        new Run(withLevel(steadyLevelScale()), null, relearning).feed(shifted)) {
             List<AnomalyEvent> events = run.events();
             assertThat(events)
                     .extracting(e -> e.type + (e.relearned ? " relearned" : ""))
@@ -506,8 +508,20 @@ class GruScoringFunctionTest {
                 long next = shifted.get(indexOf(shifted, close.ts) + 1).ts;
                 assertThat(stepAt(run.steps(), next).dynamics).isNaN();
                 assertThat(stepAt(without.steps(), next).dynamics).isNotNaN();
+                assertThat(stepAt(byFleet.steps(), next).dynamics).isNotNaN();
             }
+            assertThat(events)
+                    .extracting(GruScoringFunctionTest::episodeEvent)
+                    .containsExactlyElementsOf(
+                            byFleet.events().stream()
+                                    .map(GruScoringFunctionTest::episodeEvent)
+                                    .toList());
         }
+    }
+
+    /** An event's type, time, episode and whether it closed to relearn. */
+    private static String episodeEvent(AnomalyEvent e) {
+        return e.type + "@" + e.ts + " from " + e.episodeStart + (e.relearned ? " relearned" : "");
     }
 
     private static ScoredStep stepAt(List<ScoredStep> steps, long ts) {
