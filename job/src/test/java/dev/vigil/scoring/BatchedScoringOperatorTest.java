@@ -256,19 +256,40 @@ class BatchedScoringOperatorTest {
      * bundle}: checks that the batched one emits the same, and returns what they emitted.
      */
     private static Emitted bothOperators(ModelBundle bundle) throws Exception {
+        return bothOperators(bundle, settings(0, 0));
+    }
+
+    /** As {@link #bothOperators(ModelBundle)}, both operators with {@code settings}. */
+    private static Emitted bothOperators(ModelBundle bundle, ScoringSettings settings)
+            throws Exception {
         Emitted perRecord;
-        try (var h = perRecord(bundle)) {
+        try (var h =
+                harness(
+                        new GruScoringFunction.Operator(
+                                new GruScoringFunction(bundle, settings)))) {
             h.open();
             feed(h, stream);
             perRecord = Emitted.of(h);
         }
-        try (var h = batched(bundle, 64, 0)) {
+        try (var h =
+                harness(
+                        new BatchedScoringOperator(
+                                bundle, settings.toBuilder().batch(64, 0).build()))) {
             h.open();
             feed(h, stream);
             h.endInput();
             Emitted.of(h).assertSameAs(perRecord);
         }
         return perRecord;
+    }
+
+    /** {@link #withLevel()} with the model's inputs normalised by each device's profile. */
+    private static ModelBundle withLevelByDevice() {
+        ModelCard c = withLevel().card();
+        return new ModelBundle(
+                c.withNormalisation(
+                        c.version() + "-device", new ModelCard.DeviceNormalisation(0.1f)),
+                Fixtures.model().onnx());
     }
 
     @Test
@@ -307,32 +328,9 @@ class BatchedScoringOperatorTest {
     void shouldLearnTheNormalAgainAsThePerRecordOperatorDoes() throws Exception {
         ScoringSettings relearning =
                 settings(0, 0).toBuilder().relearnAfterMs(Duration.ofMinutes(5).toMillis()).build();
-        ModelCard c = withLevel().card();
-        ModelBundle byDevice =
-                new ModelBundle(
-                        c.withNormalisation(
-                                c.version() + "-device", new ModelCard.DeviceNormalisation(0.1f)),
-                        Fixtures.model().onnx());
-        for (ModelBundle bundle : List.of(withLevel(), byDevice)) {
-            Emitted perRecord;
-            try (var h =
-                    harness(
-                            new GruScoringFunction.Operator(
-                                    new GruScoringFunction(bundle, relearning)))) {
-                h.open();
-                feed(h, stream);
-                perRecord = Emitted.of(h);
-            }
-            try (var h =
-                    harness(
-                            new BatchedScoringOperator(
-                                    bundle, relearning.toBuilder().batch(64, 0).build()))) {
-                h.open();
-                feed(h, stream);
-                h.endInput();
-                Emitted.of(h).assertSameAs(perRecord);
-            }
-            assertThat(perRecord.anomalies().values().stream().flatMap(List::stream))
+        for (ModelBundle bundle : List.of(withLevel(), withLevelByDevice())) {
+            Emitted emitted = bothOperators(bundle, relearning);
+            assertThat(emitted.anomalies().values().stream().flatMap(List::stream))
                     .as(bundle.card().version())
                     .anyMatch(a -> a.relearned);
         }
@@ -345,13 +343,7 @@ class BatchedScoringOperatorTest {
      */
     @Test
     void shouldEmitWhatThePerRecordOperatorEmitsNormalisingByDevice() throws Exception {
-        ModelCard c = withLevel().card();
-        ModelBundle byDevice =
-                new ModelBundle(
-                        c.withNormalisation(
-                                c.version() + "-device", new ModelCard.DeviceNormalisation(0.1f)),
-                        Fixtures.model().onnx());
-        Emitted perRecord = bothOperators(byDevice);
+        Emitted perRecord = bothOperators(withLevelByDevice());
         Emitted byFleet;
         try (var h = perRecord(withLevel())) {
             h.open();
