@@ -542,22 +542,10 @@ class GruScoringFunctionTest {
      * {@code scale} counts as the threshold; the forecast residual out of reach.
      */
     private static ModelBundle withVariability(float scale) {
-        ModelCard c = Fixtures.model().card();
+        ModelCard c = residualOutOfReach("-variability", null);
         return new ModelBundle(
-                new ModelCard(
-                        c.version() + "-variability",
-                        c.hiddenSize(),
-                        c.features(),
-                        1f,
-                        c.warmupSteps(),
-                        1e9f,
-                        null,
-                        null,
-                        null,
-                        Float.NaN,
-                        null,
-                        0L,
-                        new ModelCard.Variability(100, 200, 10, 0.1f, scale)),
+                c.withVariability(
+                        c.version(), new ModelCard.Variability(100, 200, 10, 0.1f, scale)),
                 Fixtures.model().onnx());
     }
 
@@ -792,17 +780,26 @@ class GruScoringFunctionTest {
     private static ModelBundle stuckModel(float scale) {
         ModelCard c = Fixtures.model().card();
         return new ModelBundle(
-                new ModelCard(
-                        c.version() + "-stuck",
-                        c.hiddenSize(),
-                        c.features(),
-                        1f,
-                        c.warmupSteps(),
-                        1e9f,
-                        null,
-                        new ModelCard.Stuck(scale, c.featureNames()),
-                        null),
+                residualOutOfReach("-stuck", new ModelCard.Stuck(scale, c.featureNames())),
                 Fixtures.model().onnx());
+    }
+
+    /**
+     * The committed model's card with {@code stuck} (or no stuck score) and nothing else to score
+     * with: threshold 1, the forecast residual's scale out of reach, no level.
+     */
+    private static ModelCard residualOutOfReach(String suffix, ModelCard.Stuck stuck) {
+        ModelCard c = Fixtures.model().card();
+        return new ModelCard(
+                c.version() + suffix,
+                c.hiddenSize(),
+                c.features(),
+                1f,
+                c.warmupSteps(),
+                1e9f,
+                null,
+                stuck,
+                null);
     }
 
     /** Normal steps with {@code rpm} held at step 199's value on steps [200, 260). */
