@@ -149,11 +149,14 @@ public final class DriftWindow {
         windows++; // volatile write: publishes the arrays above to the reporter's thread
     }
 
-    /** The bin of {@code v}: the number of edges below it. */
+    /**
+     * The bin of {@code v}: the number of edges below it (the card's edges increase), counted over
+     * every edge without a branch on the value, which no predictor could guess.
+     */
     static int bin(float[] edges, float v) {
         int b = 0;
-        while (b < edges.length && v > edges[b]) {
-            b++;
+        for (float edge : edges) {
+            b += v > edge ? 1 : 0;
         }
         return b;
     }

@@ -177,6 +177,8 @@ class DriftWindowTest {
         assertThat(DriftWindow.bin(edges, 0.5f)).isEqualTo(1);
         assertThat(DriftWindow.bin(edges, 1f)).isEqualTo(1);
         assertThat(DriftWindow.bin(edges, 7f)).isEqualTo(2);
+        assertThat(DriftWindow.bin(edges, Float.NaN)).isZero(); // above no edge
+        assertThat(DriftWindow.bin(new float[] {-3f, 0f, 0.25f, 2f}, 0.3f)).isEqualTo(3);
         assertThat(DriftWindow.psi(new float[] {0.5f, 0.5f}, new float[] {0.5f, 0.5f})).isZero();
     }
 }

@@ -1,0 +1,273 @@
+package dev.vigil.scoring;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.vigil.config.VigilConfig;
+import dev.vigil.config.VigilOptions;
+import dev.vigil.metrics.Metrics;
+import dev.vigil.model.ModelBundle;
+import dev.vigil.model.ModelCard;
+import dev.vigil.serde.AnomalyEvent;
+import dev.vigil.serde.DeadLetter;
+import dev.vigil.serde.ScoredStep;
+import dev.vigil.serde.TelemetryEvent;
+import dev.vigil.state.DeviceState;
+import dev.vigil.state.DeviceStateSerializer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.apache.flink.api.common.ExecutionConfig;
+import org.apache.flink.api.common.JobID;
+import org.apache.flink.api.common.JobInfoImpl;
+import org.apache.flink.api.common.TaskInfoImpl;
+import org.apache.flink.api.common.functions.util.RuntimeUDFContext;
+import org.apache.flink.metrics.groups.UnregisteredMetricsGroup;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+
+/**
+ * What the batched operator's scorer costs per event around the ONNX Runtime call: a batch of
+ * {@value #BATCH} devices' steps through {@link Scorer#accept}, {@link Scorer#load} and {@link
+ * Scorer#finish} (the order guard, the normalisation, every score component, the episode rules,
+ * learning and the finiteness check), over a fleet of {@code devices} states as the operator's
+ * state cache holds them. The GRU step itself is left out (its cost is {@code GruStepBenchmark}'s):
+ * each row's new memory and forecast are what the model's buffers hold from one real run.
+ *
+ * <p>{@code ScoreComponentsBenchmark} times the components' arithmetic on one state that stays in
+ * the core's caches; this one times the same work as a fleet runs it, each step on another device's
+ * state. The input is {@code ./vigil bench}'s: each feature drawn around the card's mean with its
+ * spread. {@code card}: {@code all} is {@code bench/model} as {@code ./vigil train} writes it;
+ * {@code residual} the same card with the forecast residual alone at the fleet's scale (the bench
+ * card when issue 13 was filed); {@code no-<component>} the card without one component. {@code
+ * phase}: {@code learning} states have stepped 100 times ({@code ./vigil bench}'s devices, all
+ * still learning their profiles), {@code learned} 1,100 times (past every component's learning, as
+ * a fleet's devices are most of their lives).
+ *
+ * <p>In package {@code dev.vigil.scoring} for the scorer, which is the operators' own.
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.NANOSECONDS)
+public class ScorerBenchmark {
+
+    static final int BATCH = 256;
+    private static final int PROTOTYPES = 256;
+    private static final long STEP_MS = 60_000L;
+
+    @Param({"residual", "all"})
+    public String card;
+
+    @Param({"learning", "learned"})
+    public String phase;
+
+    @Param({"10000"})
+    public int devices;
+
+    private Path dir;
+    ModelBundle bundle;
+    Scorer scorer;
+    DeviceState[] states;
+    private DeviceState[] snapshot;
+    private TelemetryEvent[] events;
+    private long[] snapshotTs;
+    private float[][] pool;
+    private int next;
+    private int draw;
+    private long emitted;
+    private final DeviceStateSerializer serializer = new DeviceStateSerializer();
+
+    private final Scorer.Emitter out =
+            new Scorer.Emitter() {
+                @Override
+                public void anomaly(AnomalyEvent event, DeviceState s, long timestamp) {
+                    emitted++;
+                }
+
+                @Override
+                public void deadLetter(DeadLetter letter, long timestamp) {
+                    throw new IllegalStateException(letter.reason + ": " + letter.detail);
+                }
+
+                @Override
+                public void score(ScoredStep step, long timestamp) {
+                    emitted++;
+                }
+            };
+
+    @Setup(Level.Trial)
+    public void open() throws IOException {
+        open(Path.of(System.getProperty("vigil.bench.model", "bench/model")));
+    }
+
+    void open(Path model) throws IOException {
+        dir = Files.createTempDirectory("scorer-benchmark-");
+        Files.copy(model.resolve("model.onnx"), dir.resolve("model.onnx"));
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode root = (ObjectNode) json.readTree(model.resolve("model.json").toFile());
+        strip(root, card);
+        json.writeValue(dir.resolve("model.json").toFile(), root);
+        bundle = ModelBundle.load(dir);
+        // The job's defaults (the broker address is required, never dialled).
+        ScoringSettings settings =
+                VigilConfig.of(
+                                Map.of(
+                                        VigilOptions.KAFKA_BOOTSTRAP_SERVERS.key(),
+                                        "127.0.0.1:9",
+                                        VigilOptions.MODEL_DIR.key(),
+                                        dir.toString()))
+                        .scoring();
+        scorer = new Scorer(bundle, settings, BATCH, new Metrics.Scoring(context(), false));
+        ModelCard c = bundle.card();
+        int f = c.featureCount();
+        SplittableRandom random = new SplittableRandom(42);
+        pool = new float[4096][f];
+        for (float[] values : pool) {
+            for (int i = 0; i < f; i++) {
+                values[i] = c.mean()[i] + (float) random.nextGaussian() * c.std()[i];
+            }
+        }
+        // A first real GRU run, so that the buffers finish() reads hold a real memory and forecast.
+        for (int row = 0; row < BATCH; row++) {
+            scorer.load(
+                    scorer.prepare(null, "warm", 0, out),
+                    new TelemetryEvent("warm", 0, Long.MIN_VALUE, pool[row].clone()),
+                    row);
+        }
+        scorer.infer(BATCH);
+        // Prototypes stepped to the phase, copied to the fleet: each device's state allocated in
+        // one piece, as a state read from RocksDB is.
+        int stepsBefore = phase.equals("learned") ? 1_100 : 100;
+        DeviceState[] prototypes = new DeviceState[PROTOTYPES];
+        TelemetryEvent[] protoEvents = new TelemetryEvent[PROTOTYPES];
+        for (int p = 0; p < PROTOTYPES; p++) {
+            protoEvents[p] = new TelemetryEvent("device-" + p, 0, Long.MIN_VALUE, new float[f]);
+            prototypes[p] = scorer.prepare(null, protoEvents[p].deviceId, 0, out);
+        }
+        for (int step = 0; step < stepsBefore; step++) {
+            stepAll(prototypes, protoEvents, 0, PROTOTYPES);
+        }
+        snapshot = new DeviceState[devices];
+        snapshotTs = new long[devices];
+        events = new TelemetryEvent[devices];
+        for (int d = 0; d < devices; d++) {
+            snapshot[d] = serializer.copy(prototypes[d % PROTOTYPES]);
+            snapshot[d].fitted = true;
+            snapshotTs[d] = protoEvents[d % PROTOTYPES].ts;
+            events[d] = new TelemetryEvent("device-" + d, 0, Long.MIN_VALUE, new float[f]);
+        }
+        states = new DeviceState[devices];
+    }
+
+    /** A runtime context for the scorer's metrics outside a job (they are not reported). */
+    private static RuntimeUDFContext context() {
+        return new RuntimeUDFContext(
+                new JobInfoImpl(new JobID(), "scorer-benchmark"),
+                new TaskInfoImpl("scoring", 1, 0, 1, 0),
+                ScorerBenchmark.class.getClassLoader(),
+                new ExecutionConfig(),
+                new HashMap<>(),
+                new HashMap<>(),
+                UnregisteredMetricsGroup.createOperatorMetricGroup());
+    }
+
+    /** Every iteration starts from the same states, so the phase holds however long it runs. */
+    @Setup(Level.Iteration)
+    public void restore() {
+        for (int d = 0; d < devices; d++) {
+            states[d] = serializer.copy(snapshot[d]);
+            states[d].fitted = true;
+            events[d].ts = snapshotTs[d];
+        }
+        next = 0;
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(BATCH)
+    public long batch() {
+        int first = next;
+        int rows = Math.min(BATCH, devices - first);
+        stepAll(states, events, first, rows);
+        next = first + rows == devices ? 0 : first + rows;
+        return emitted;
+    }
+
+    private void stepAll(DeviceState[] fleet, TelemetryEvent[] input, int first, int rows) {
+        for (int row = 0; row < rows; row++) {
+            TelemetryEvent e = input[first + row];
+            e.ts += STEP_MS;
+            System.arraycopy(pool[draw++ & 4095], 0, e.values, 0, e.values.length);
+            if (!scorer.accept(fleet[first + row], e, e.ts, out)) {
+                throw new IllegalStateException("step refused by the order guard");
+            }
+            scorer.load(fleet[first + row], e, row);
+        }
+        for (int row = 0; row < rows; row++) {
+            scorer.finish(fleet[first + row], input[first + row], row, input[first + row].ts, out);
+        }
+    }
+
+    @TearDown(Level.Trial)
+    public void close() throws IOException {
+        scorer.close();
+        try (Stream<Path> files = Files.walk(dir)) {
+            for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
+    }
+
+    /** The card {@code name} from {@code bench/model}'s (see the class's comment). */
+    static void strip(ObjectNode card, String name) {
+        ObjectNode score = (ObjectNode) card.get("score");
+        switch (name) {
+            case "all" -> {}
+            case "residual" -> {
+                score.remove(List.of("level", "stuck", "variability"));
+                stripDeviceScale(score);
+                stripBins(card);
+            }
+            case "no-level" -> score.remove("level");
+            case "no-stuck" -> score.remove("stuck");
+            case "no-variability" -> score.remove("variability");
+            case "no-device-scale" -> stripDeviceScale(score);
+            case "no-bins" -> stripBins(card);
+            default -> throw new IllegalArgumentException("no card " + name);
+        }
+    }
+
+    private static void stripDeviceScale(ObjectNode score) {
+        ObjectNode dynamics = (ObjectNode) score.get("dynamics");
+        dynamics.remove(
+                List.of(
+                        "rms",
+                        "device_steps",
+                        "device_half_life_steps",
+                        "device_blocks",
+                        "device_learning_blocks",
+                        "device_ceiling",
+                        "device_floor"));
+    }
+
+    private static void stripBins(ObjectNode card) {
+        for (JsonNode feature : card.get("features")) {
+            ((ObjectNode) feature).remove("bins");
+        }
+    }
+}
