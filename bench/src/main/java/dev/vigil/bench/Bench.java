@@ -15,6 +15,7 @@ import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.serde.WireFormat;
 import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
+import dev.vigil.state.DeviceStateSerializer;
 import dev.vigil.tools.LocalRun;
 import dev.vigil.tools.kafka.EmbeddedKafkaBroker;
 import java.nio.charset.StandardCharsets;
@@ -1147,6 +1148,14 @@ public final class Bench {
         }
         if (card.variability() != null) {
             s.resetVariability(card.targets().length); // and the variability four floats per target
+        }
+        if (card.deviceDynamics() != null) {
+            // a residual scaled per device: its steps and level, and while learned in blocks the
+            // blocks' three floats (as the bench's devices are, all in their first 1,000 steps)
+            s.dynamicsSteps = 1;
+            if (card.deviceDynamics().blocks() > 1) {
+                s.dynamicsBlocks = new float[DeviceStateSerializer.BLOCK_FLOATS];
+            }
         }
         DataOutputSerializer out = new DataOutputSerializer(1024);
         DeviceStateSchema.serializer().serialize(s, out);
