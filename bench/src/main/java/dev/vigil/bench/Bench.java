@@ -343,7 +343,7 @@ public final class Bench {
             out.put(
                     "savepoint_bytes_per_device_with_shadow",
                     Math.round((double) savepointBytesWithShadow(batchedScores / 2) / devices));
-            out.put("bytes_per_device", bytesPerDevice(card));
+            out.put("bytes_per_device", bytesPerDevice(card, steps));
             out.put("machine", machine());
         } finally {
             closeThroughputCluster();
@@ -1134,26 +1134,35 @@ public final class Bench {
         return sent;
     }
 
-    /** Serialized size of one device's state plus its key, at the model's sizes. */
-    private static long bytesPerDevice(ModelCard card) throws Exception {
+    /**
+     * Serialized size of one device's state plus its key, at the model's sizes, outside an episode,
+     * after {@code steps} steps.
+     */
+    static long bytesPerDevice(ModelCard card, int steps) throws Exception {
         DeviceState s = DeviceState.fresh(card.version(), card.hiddenSize(), card.featureCount());
         s.lastTs = 1_764_000_000_000L;
         s.lastSeq = 4711;
+        s.steps = steps;
         if (card.level() != null) {
             // a level score keeps a profile per target (and its spread, normalising by device)
             s.resetProfile(card.targets().length, card.normalisation() != null);
+            s.profileSteps = Math.min(steps, card.level().profileSteps());
         }
         if (card.stuck() != null) {
             s.resetRuns(card.stuckTargets().length); // and a stuck score a run per watched one
         }
         if (card.variability() != null) {
             s.resetVariability(card.targets().length); // and the variability four floats per target
+            s.variabilitySteps = Math.min(steps, card.variability().profileSteps());
         }
-        if (card.deviceDynamics() != null) {
-            // a residual scaled per device: its steps and level, and while learned in blocks the
-            // blocks' three floats (as the bench's devices are, all in their first 1,000 steps)
-            s.dynamicsSteps = 1;
-            if (card.deviceDynamics().blocks() > 1) {
+        ModelCard.DeviceDynamics dynamics = card.deviceDynamics();
+        if (dynamics != null) {
+            // a residual scaled per device: the steps learned after warm-up and the level, and
+            // while it is learned in blocks the blocks' three floats
+            s.dynamicsSteps = Math.min(Math.max(0, steps - card.warmupSteps()), dynamics.steps());
+            if (s.dynamicsSteps > 0
+                    && s.dynamicsSteps < dynamics.steps()
+                    && dynamics.blocks() > 1) {
                 s.dynamicsBlocks = new float[DeviceStateSerializer.BLOCK_FLOATS];
             }
         }

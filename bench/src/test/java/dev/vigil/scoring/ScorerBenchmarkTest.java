@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.vigil.model.ModelCard;
 import dev.vigil.state.DeviceState;
 import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -26,7 +27,7 @@ class ScorerBenchmarkTest {
         ScorerBenchmark b = new ScorerBenchmark();
         b.card = card;
         b.phase = "learning";
-        b.devices = 300; // one full batch, then the rest
+        b.devices = 300; // one full batch, then one that wraps round the fleet
         b.open(Path.of("model"));
         try {
             ModelCard c = b.bundle.card();
@@ -37,17 +38,41 @@ class ScorerBenchmarkTest {
                     .isEqualTo(all || !card.matches("residual|no-variability"));
             assertThat(c.deviceDynamics() != null)
                     .isEqualTo(all || !card.matches("residual|no-device-scale"));
-            assertThat(c.features().stream().allMatch(f -> f.bins() != null))
-                    .isEqualTo(all || !card.matches("residual|no-bins"));
+            boolean bins = all || !card.matches("residual|no-bins");
+            assertThat(c.features()).allMatch(f -> (f.bins() != null) == bins);
             b.restore();
             int before = b.states[0].steps;
             assertThat(before).isEqualTo(100);
             b.batch();
             b.batch();
-            b.batch(); // devices 0..255, 256..299, then 0..255 again
+            b.batch(); // devices 0..255, 256..299 and 0..211, then 212..299 and 0..167
             for (int d = 0; d < b.devices; d++) {
-                DeviceState s = b.states[d];
-                assertThat(s.steps).isEqualTo(before + (d < ScorerBenchmark.BATCH ? 2 : 1));
+                int times = d < 168 ? 3 : 2;
+                assertThat(b.states[d].steps).as("device %d", d).isEqualTo(before + times);
+            }
+        } finally {
+            b.close();
+        }
+    }
+
+    @Test
+    void shouldHaveEveryComponentPastItsLearningInTheLearnedPhase() throws Exception {
+        ScorerBenchmark b = new ScorerBenchmark();
+        b.card = "all";
+        b.phase = "learned";
+        b.devices = 256;
+        b.open(Path.of("model"));
+        try {
+            ModelCard c = b.bundle.card();
+            b.restore();
+            b.batch();
+            for (DeviceState s : b.states) {
+                assertThat(s.steps).isEqualTo(1_101);
+                assertThat(s.profileSteps).isGreaterThanOrEqualTo(c.level().profileSteps());
+                assertThat(s.variabilitySteps)
+                        .isGreaterThanOrEqualTo(c.variability().profileSteps());
+                assertThat(s.dynamicsSteps).isGreaterThanOrEqualTo(c.deviceDynamics().steps());
+                assertThat(s.unchangedRuns).isNotNull();
             }
         } finally {
             b.close();
