@@ -60,9 +60,13 @@ import org.openjdk.jmh.annotations.TearDown;
  * drift bins (the bench card when issue 13 was filed); {@code no-<component>} the card without one
  * component. {@code phase}: {@code learning} states have stepped 100 times ({@code ./vigil bench}'s
  * devices, all still learning their profiles), {@code learned} 1,100 times (past every component's
- * learning, as a fleet's devices are most of their lives). Each iteration starts from the same
- * states; a device steps about 40 more times in an iteration of 1 s over 10,000 devices (over 256
- * devices, about 2,000: a {@code learning} phase would not hold).
+ * learning, as a fleet's devices are most of their lives). {@code episodes}: {@code all} as {@code
+ * ./vigil bench}'s input gives (every device opens an episode at once and stays in it: the input is
+ * noise the model cannot forecast), {@code none} with the card's threshold out of reach (every step
+ * quiet, as most of a real fleet's are: the profiles adapt at every step, and no step's shares are
+ * used). Each iteration starts from the same states; a device steps about 40 more times in an
+ * iteration of 1 s over 10,000 devices (over 256 devices, about 2,000: a {@code learning} phase
+ * would not hold).
  *
  * <p>In package {@code dev.vigil.scoring} for the scorer, which is the operators' own.
  */
@@ -83,6 +87,9 @@ public class ScorerBenchmark {
 
     @Param({"10000"})
     public int devices;
+
+    @Param({"all", "none"})
+    public String episodes;
 
     private Path dir;
     ModelBundle bundle;
@@ -129,6 +136,11 @@ public class ScorerBenchmark {
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = (ObjectNode) json.readTree(model.resolve("model.json").toFile());
         strip(root, card);
+        if (episodes.equals("none")) {
+            root.put("threshold", 1e30); // out of reach: every step quiet, as most of a fleet's are
+        } else if (!episodes.equals("all")) {
+            throw new IllegalArgumentException("episodes: all or none, not " + episodes);
+        }
         json.writeValue(dir.resolve("model.json").toFile(), root);
         bundle = ModelBundle.load(dir);
         // The job's defaults (the broker address is required, never dialled).

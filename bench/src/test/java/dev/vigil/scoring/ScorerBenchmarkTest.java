@@ -27,6 +27,7 @@ class ScorerBenchmarkTest {
         ScorerBenchmark b = new ScorerBenchmark();
         b.card = card;
         b.phase = "learning";
+        b.episodes = "all";
         b.devices = 300; // one full batch, then one that wraps round the fleet
         b.open(Path.of("model"));
         try {
@@ -60,6 +61,7 @@ class ScorerBenchmarkTest {
         ScorerBenchmark b = new ScorerBenchmark();
         b.card = "all";
         b.phase = "learned";
+        b.episodes = "none";
         b.devices = 256;
         b.open(Path.of("model"));
         try {
@@ -73,6 +75,7 @@ class ScorerBenchmarkTest {
                         .isGreaterThanOrEqualTo(c.variability().profileSteps());
                 assertThat(s.dynamicsSteps).isGreaterThanOrEqualTo(c.deviceDynamics().steps());
                 assertThat(s.unchangedRuns).isNotNull();
+                assertThat(s.episodeOpen).isFalse();
             }
         } finally {
             b.close();

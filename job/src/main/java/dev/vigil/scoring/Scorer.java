@@ -82,9 +82,10 @@ final class Scorer implements AutoCloseable {
     private final float dynamicsBeta;
     private final float levelAlpha;
     private final float profileBeta;
-    // Per row, reused: the dynamics score, whether it had a forecast, each feature's share; the
-    // level score in threshold units (NaN while it has no value) and its shares; the
-    // targets' fleet-normalised values, which the level and the profile work on.
+    // Per row, reused: the dynamics score, whether it had a forecast, each feature's part (its
+    // squared residual, made a share by finish() where a share is used); the level score in
+    // threshold units (NaN while it has no value) and its parts; the targets' fleet-normalised
+    // values, which the level and the profile work on; the stuck score and its shares.
     private final float[] scores;
     private final boolean[] scored;
     private final float[][] shares;
@@ -93,7 +94,7 @@ final class Scorer implements AutoCloseable {
     private final float[][] fleetTargets;
     private final float[] runs;
     private final float[][] runShares;
-    // Per row: the variability score in threshold units (NaN while it has no value), its shares,
+    // Per row: the variability score in threshold units (NaN while it has no value), its parts,
     // and each target's log variability and distance, which the profile learns from in finish.
     private final float[] variabilities;
     private final float[][] variabilityShares;
@@ -432,7 +433,7 @@ final class Scorer implements AutoCloseable {
                     logs);
             if (s.variabilitySteps >= variability.profileSteps()) {
                 variabilities[row] =
-                        StepMath.variability(
+                        StepMath.variabilityParts(
                                         logs,
                                         s.variabilityMean,
                                         s.variabilityVar,
@@ -446,7 +447,7 @@ final class Scorer implements AutoCloseable {
             StepMath.updateLevelMean(z, s.levelMean, levelAlpha, s.profileSteps == 0);
             if (s.profileSteps >= level.profileSteps()) {
                 levels[row] =
-                        StepMath.level(
+                        StepMath.levelParts(
                                         s.levelMean,
                                         s.profileMean,
                                         s.profileVar,
@@ -456,7 +457,7 @@ final class Scorer implements AutoCloseable {
                                 / level.scale();
             } else if (learning != null && s.profileSteps >= learning.afterSteps()) {
                 levels[row] =
-                        StepMath.levelWhileLearning(
+                        StepMath.levelPartsWhileLearning(
                                         s.levelMean,
                                         s.profileMean,
                                         s.profileVar,
@@ -489,7 +490,7 @@ final class Scorer implements AutoCloseable {
         scored[row] = hasForecast;
         scores[row] =
                 hasForecast
-                        ? StepMath.score(
+                        ? StepMath.scoreParts(
                                 model.x(),
                                 offset,
                                 s.forecast,
@@ -613,6 +614,12 @@ final class Scorer implements AutoCloseable {
             if (variabilityScore > threshold) {
                 stepShares = variabilityShares[row];
             }
+        }
+        // load() left each component's parts; only a step in or opening an episode uses its
+        // shares (the episode's, an event's), so only such a step divides them. The stuck watch's
+        // are shares already.
+        if (stepShares != runShares[row] && (s.episodeOpen || score > threshold)) {
+            StepMath.toShares(stepShares, targets);
         }
         if (settings.emitScores()) {
             out.score(

@@ -58,6 +58,22 @@ public final class StepMath {
             float[] scale,
             int[] targets,
             float[] shares) {
+        float score = scoreParts(x, offset, forecast, scale, targets, shares);
+        toShares(shares, targets);
+        return score;
+    }
+
+    /**
+     * {@link #score} with each feature's part in {@code shares} left as its squared residual:
+     * {@link #toShares} makes them the shares, for a step whose shares are used.
+     */
+    public static float scoreParts(
+            FloatBuffer x,
+            int offset,
+            float[] forecast,
+            float[] scale,
+            int[] targets,
+            float[] shares) {
         java.util.Arrays.fill(shares, 0f);
         float sum = 0f;
         for (int i : targets) {
@@ -66,7 +82,6 @@ public final class StepMath {
             shares[i] = sq;
             sum += sq;
         }
-        divide(shares, targets, sum);
         return sum / targets.length;
     }
 
@@ -139,6 +154,20 @@ public final class StepMath {
     }
 
     /**
+     * {@link #level} with the targets' parts left as their squared deviations ({@link #toShares}).
+     */
+    public static float levelParts(
+            float[] levelMean,
+            float[] profileMean,
+            float[] profileVar,
+            float floor,
+            int[] targets,
+            float[] shares) {
+        return levelPartsWhileLearning(
+                levelMean, profileMean, profileVar, null, 1f, floor, targets, shares);
+    }
+
+    /**
      * The level score while the profile is learned: as {@link #level}, against the profile learned
      * so far, in a unit blended from the fleet's: the root of {@code c · profileVar + (1 - c) ·
      * fleetUnit²} (at least {@code floor}), where {@code c} is the share of the profile's steps
@@ -154,9 +183,28 @@ public final class StepMath {
             float floor,
             int[] targets,
             float[] shares) {
+        float max =
+                levelPartsWhileLearning(
+                        levelMean, profileMean, profileVar, fleetUnit, c, floor, targets, shares);
+        toShares(shares, targets);
+        return max;
+    }
+
+    /**
+     * {@link #levelWhileLearning} with the targets' parts left as their squared deviations ({@link
+     * #toShares}).
+     */
+    public static float levelPartsWhileLearning(
+            float[] levelMean,
+            float[] profileMean,
+            float[] profileVar,
+            float[] fleetUnit,
+            float c,
+            float floor,
+            int[] targets,
+            float[] shares) {
         java.util.Arrays.fill(shares, 0f);
         float max = 0f;
-        float sum = 0f;
         for (int j = 0; j < targets.length; j++) {
             float variance =
                     fleetUnit == null
@@ -165,14 +213,19 @@ public final class StepMath {
             float d = Math.abs(levelMean[j] - profileMean[j]) / unit(variance, floor);
             max = Math.max(max, d);
             shares[targets[j]] = d * d;
-            sum += d * d;
         }
-        divide(shares, targets, sum);
         return max;
     }
 
-    /** Turns the targets' parts into shares of {@code sum} (left at 0 when the sum is 0). */
-    private static void divide(float[] shares, int[] targets, float sum) {
+    /**
+     * Turns the targets' parts into shares of their sum, added in the targets' order (left as they
+     * are when the sum is 0, or not a number).
+     */
+    public static void toShares(float[] shares, int[] targets) {
+        float sum = 0f;
+        for (int i : targets) {
+            sum += shares[i];
+        }
         if (sum > 0f) {
             for (int i : targets) {
                 shares[i] /= sum;
@@ -254,17 +307,30 @@ public final class StepMath {
             int[] targets,
             float[] distances,
             float[] shares) {
+        float max = variabilityParts(logs, mean, var, targets, distances, shares);
+        toShares(shares, targets);
+        return max;
+    }
+
+    /**
+     * {@link #variability} with the targets' parts left as their squared distances ({@link
+     * #toShares}).
+     */
+    public static float variabilityParts(
+            float[] logs,
+            float[] mean,
+            float[] var,
+            int[] targets,
+            float[] distances,
+            float[] shares) {
         java.util.Arrays.fill(shares, 0f);
         float max = 0f;
-        float sum = 0f;
         for (int j = 0; j < targets.length; j++) {
             float d = Math.abs(logs[j] - mean[j]) / (float) Math.sqrt(var[j]);
             distances[j] = d;
             max = Math.max(max, d);
             shares[targets[j]] = d * d;
-            sum += d * d;
         }
-        divide(shares, targets, sum);
         return max;
     }
 
