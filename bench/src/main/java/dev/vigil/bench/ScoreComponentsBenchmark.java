@@ -25,6 +25,10 @@ import org.openjdk.jmh.annotations.State;
  * learns the device's spread) are each measured on top of the level score; the per-device scale of
  * the forecast residual on top of the residual alone. While a device learns (cards since 0.7.0):
  * the level against the profile so far, and the residual held to the blocks learned so far.
+ *
+ * <p>Each component's shares are divided at every step here, as the operators did until 2026-12-03;
+ * they now divide only a step's own, and only in an episode. On one state that stays in the core's
+ * caches: {@code ScorerBenchmark} times the scorer as a fleet runs it.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)

@@ -447,10 +447,12 @@ final class Scorer implements AutoCloseable {
             StepMath.updateLevelMean(z, s.levelMean, levelAlpha, s.profileSteps == 0);
             if (s.profileSteps >= level.profileSteps()) {
                 levels[row] =
-                        StepMath.levelParts(
+                        StepMath.levelPartsWhileLearning(
                                         s.levelMean,
                                         s.profileMean,
                                         s.profileVar,
+                                        null, // the profile learned: its own unit alone
+                                        1f,
                                         level.floor(),
                                         targets,
                                         levelShares[row])

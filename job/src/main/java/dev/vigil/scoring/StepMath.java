@@ -154,20 +154,6 @@ public final class StepMath {
     }
 
     /**
-     * {@link #level} with the targets' parts left as their squared deviations ({@link #toShares}).
-     */
-    public static float levelParts(
-            float[] levelMean,
-            float[] profileMean,
-            float[] profileVar,
-            float floor,
-            int[] targets,
-            float[] shares) {
-        return levelPartsWhileLearning(
-                levelMean, profileMean, profileVar, null, 1f, floor, targets, shares);
-    }
-
-    /**
      * The level score while the profile is learned: as {@link #level}, against the profile learned
      * so far, in a unit blended from the fleet's: the root of {@code c · profileVar + (1 - c) ·
      * fleetUnit²} (at least {@code floor}), where {@code c} is the share of the profile's steps
@@ -192,7 +178,7 @@ public final class StepMath {
 
     /**
      * {@link #levelWhileLearning} with the targets' parts left as their squared deviations ({@link
-     * #toShares}).
+     * #toShares}); with {@code fleetUnit} null, {@link #level}'s.
      */
     public static float levelPartsWhileLearning(
             float[] levelMean,
