@@ -617,9 +617,9 @@ final class Scorer implements AutoCloseable {
                 stepShares = variabilityShares[row];
             }
         }
-        // load() left each component's parts; only a step in or opening an episode uses its
-        // shares (the episode's, an event's), so only such a step divides them. The stuck watch's
-        // are shares already.
+        // load() left each component's parts; only a step in an episode or above the threshold
+        // uses the shares (the episode adds them up, an event names its top features), so only
+        // such a step divides its own. The stuck watch's are shares already.
         if (stepShares != runShares[row] && (s.episodeOpen || score > threshold)) {
             StepMath.toShares(stepShares, targets);
         }
