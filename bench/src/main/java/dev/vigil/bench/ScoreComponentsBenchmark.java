@@ -26,9 +26,9 @@ import org.openjdk.jmh.annotations.State;
  * the forecast residual on top of the residual alone. While a device learns (cards since 0.7.0):
  * the level against the profile so far, and the residual held to the blocks learned so far.
  *
- * <p>Each component's shares are divided at every step here, as the operators did until 2026-12-03;
- * they now divide only a step's own, and only in an episode. On one state that stays in the core's
- * caches: {@code ScorerBenchmark} times the scorer as a fleet runs it.
+ * <p>Each component's shares are left as parts, as the operators leave them on a step out of an
+ * episode (until 2026-12-03 every step divided them, and these figures included it). On one state
+ * that stays in the core's caches: {@code ScorerBenchmark} times the scorer as a fleet runs it.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)

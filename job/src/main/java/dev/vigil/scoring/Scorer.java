@@ -433,7 +433,7 @@ final class Scorer implements AutoCloseable {
                     logs);
             if (s.variabilitySteps >= variability.profileSteps()) {
                 variabilities[row] =
-                        StepMath.variabilityParts(
+                        StepMath.variability(
                                         logs,
                                         s.variabilityMean,
                                         s.variabilityVar,
@@ -447,19 +447,17 @@ final class Scorer implements AutoCloseable {
             StepMath.updateLevelMean(z, s.levelMean, levelAlpha, s.profileSteps == 0);
             if (s.profileSteps >= level.profileSteps()) {
                 levels[row] =
-                        StepMath.levelPartsWhileLearning(
+                        StepMath.level(
                                         s.levelMean,
                                         s.profileMean,
                                         s.profileVar,
-                                        null, // the profile learned: its own unit alone
-                                        1f,
                                         level.floor(),
                                         targets,
                                         levelShares[row])
                                 / level.scale();
             } else if (learning != null && s.profileSteps >= learning.afterSteps()) {
                 levels[row] =
-                        StepMath.levelPartsWhileLearning(
+                        StepMath.levelWhileLearning(
                                         s.levelMean,
                                         s.profileMean,
                                         s.profileVar,
@@ -492,7 +490,7 @@ final class Scorer implements AutoCloseable {
         scored[row] = hasForecast;
         scores[row] =
                 hasForecast
-                        ? StepMath.scoreParts(
+                        ? StepMath.score(
                                 model.x(),
                                 offset,
                                 s.forecast,

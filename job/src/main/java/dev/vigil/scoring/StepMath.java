@@ -45,29 +45,14 @@ public final class StepMath {
     /**
      * The dynamics score: the observation against the forecast made at the previous step, over the
      * target features: per-feature residuals scaled by the card's residual scale, score = their
-     * mean square. {@code shares} receives each feature's part of the score (summing to 1 over the
-     * targets, 0 for context features, all 0 for a perfect forecast).
+     * mean square. {@code shares} receives each feature's part of the score, its squared scaled
+     * residual (0 for context features); {@link #toShares} makes them shares that sum to 1 over the
+     * targets, for a step whose shares are used.
      *
      * @param x normalised observation, read from {@code offset}
      * @param targets indexes of the target features, increasing
      */
     public static float score(
-            FloatBuffer x,
-            int offset,
-            float[] forecast,
-            float[] scale,
-            int[] targets,
-            float[] shares) {
-        float score = scoreParts(x, offset, forecast, scale, targets, shares);
-        toShares(shares, targets);
-        return score;
-    }
-
-    /**
-     * {@link #score} with each feature's part in {@code shares} left as its squared residual:
-     * {@link #toShares} makes them the shares, for a step whose shares are used.
-     */
-    public static float scoreParts(
             FloatBuffer x,
             int offset,
             float[] forecast,
@@ -139,8 +124,8 @@ public final class StepMath {
     /**
      * The level score: the largest deviation of a target's moving average from the device's normal
      * value, in the device's own unit (the root of {@code profileVar}, at least {@code floor}).
-     * {@code shares} receives each target's part of the squared deviations (0 for context
-     * features).
+     * {@code shares} receives each target's part, its squared deviation (0 for context features;
+     * {@link #toShares} makes them shares).
      */
     public static float level(
             float[] levelMean,
@@ -161,26 +146,6 @@ public final class StepMath {
      * and fades out as it is learned. With {@code fleetUnit} null, {@link #level}.
      */
     public static float levelWhileLearning(
-            float[] levelMean,
-            float[] profileMean,
-            float[] profileVar,
-            float[] fleetUnit,
-            float c,
-            float floor,
-            int[] targets,
-            float[] shares) {
-        float max =
-                levelPartsWhileLearning(
-                        levelMean, profileMean, profileVar, fleetUnit, c, floor, targets, shares);
-        toShares(shares, targets);
-        return max;
-    }
-
-    /**
-     * {@link #levelWhileLearning} with the targets' parts left as their squared deviations ({@link
-     * #toShares}); with {@code fleetUnit} null, {@link #level}'s.
-     */
-    public static float levelPartsWhileLearning(
             float[] levelMean,
             float[] profileMean,
             float[] profileVar,
@@ -284,25 +249,10 @@ public final class StepMath {
     /**
      * The variability score once its profile is learned: the largest over targets of {@code |log -
      * mean| / sqrt(var)}, each target's distance into {@code distances} (which {@link
-     * #adaptVariability} gates on) and its share of the sum of their squares into {@code shares}.
-     */
-    public static float variability(
-            float[] logs,
-            float[] mean,
-            float[] var,
-            int[] targets,
-            float[] distances,
-            float[] shares) {
-        float max = variabilityParts(logs, mean, var, targets, distances, shares);
-        toShares(shares, targets);
-        return max;
-    }
-
-    /**
-     * {@link #variability} with the targets' parts left as their squared distances ({@link
+     * #adaptVariability} gates on) and its square, its part, into {@code shares} ({@link
      * #toShares}).
      */
-    public static float variabilityParts(
+    public static float variability(
             float[] logs,
             float[] mean,
             float[] var,

@@ -61,7 +61,9 @@ class StepMathTest {
         float[] scale = {0.5f, 1f, 1f};
         float[] shares = new float[3];
 
-        float score = StepMath.score(x, 0, forecast, scale, new int[] {0, 1, 2}, shares);
+        int[] targets = {0, 1, 2};
+        float score = StepMath.score(x, 0, forecast, scale, targets, shares);
+        StepMath.toShares(shares, targets);
 
         // residuals 2, 0, 2 -> squares 4, 0, 4 -> mean 8/3
         assertThat(score).isCloseTo(8f / 3f, within(1e-6f));
@@ -80,6 +82,7 @@ class StepMathTest {
                         new float[] {1f, 1f},
                         new int[] {0, 1},
                         shares);
+        StepMath.toShares(shares, new int[] {0, 1});
 
         assertThat(score).isZero();
         assertThat(shares).containsExactly(0f, 0f);
@@ -99,6 +102,7 @@ class StepMathTest {
                         new float[] {1f, 1f, 1f},
                         new int[] {0, 2},
                         shares);
+        StepMath.toShares(shares, new int[] {0, 2});
 
         // residuals 1 and 2 -> squares 1, 4 -> mean over the two targets 2.5
         assertThat(score).isCloseTo(2.5f, within(1e-6f));
@@ -168,6 +172,7 @@ class StepMathTest {
                         0.5f,
                         new int[] {0, 2},
                         shares);
+        StepMath.toShares(shares, new int[] {0, 2});
 
         // deviations 2/2 = 1 and 1/0.5 = 2: the level is 2; shares of 1 and 4
         assertThat(level).isEqualTo(2f);
