@@ -1138,7 +1138,7 @@ public final class Bench {
      * Serialized size of one device's state plus its key, at the model's sizes, outside an episode,
      * after {@code steps} steps.
      */
-    static long bytesPerDevice(ModelCard card, int steps) throws Exception {
+    private static long bytesPerDevice(ModelCard card, int steps) throws Exception {
         DeviceState s = DeviceState.fresh(card.version(), card.hiddenSize(), card.featureCount());
         s.lastTs = 1_764_000_000_000L;
         s.lastSeq = 4711;
