@@ -56,6 +56,8 @@ import torch
 from torch import nn
 
 WARMUP_STEPS = 20          # steps after a start or reset before the GRU's forecast is trusted
+WINDOW = 160               # steps per training window (--window), shorter for short histories
+MIN_WINDOW = WARMUP_STEPS + 11  # a window's loss counts the forecasts after the warm-up: 10 or more
 THRESHOLD_QUANTILE = 0.99  # of held-out normal step scores: the dynamics score's unit
 REPORTED_QUANTILES = [0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999]
 # The level score (README "Scoring"; measurements in EVALUATION.md).
@@ -228,9 +230,16 @@ class Step(nn.Module):
 def windows(segs, length, count, rng):
     usable = [s for s in segs if len(s) > length]
     if not usable:
-        sys.exit(f"no normal run longer than {length} steps to train on (runs are cut at silences"
-                 " longer than --gap-minutes: a fleet reporting less often needs a longer gap, and"
-                 " the job the same vigil.scoring.gap)")
+        longest = max((len(s) for s in segs), default=0)
+        fix = (f"give a --window below it, of at least {MIN_WINDOW} (the warm-up of {WARMUP_STEPS}"
+               " steps and 10 forecasts), or longer runs" if longest > MIN_WINDOW else
+               f"training needs runs whose part is longer than {MIN_WINDOW} steps (the warm-up of"
+               f" {WARMUP_STEPS} and 10 forecasts): give longer histories")
+        sys.exit(f"no normal run's part to train on is longer than the window of {length} steps"
+                 f" (the longest has {longest}): {fix} (training uses the first 70 % of each run,"
+                 " validation the next 15 %; runs are cut at silences longer than --gap-minutes: a"
+                 " fleet reporting less often needs a longer gap, and the job the same"
+                 " vigil.scoring.gap)")
     weights = np.array([len(s) - length for s in usable], dtype=np.float64)
     picks = rng.choice(len(usable), size=count, p=weights / weights.sum())
     out = np.empty((length, count, usable[0].shape[1]), dtype=np.float32)
@@ -239,6 +248,32 @@ def windows(segs, length, count, rng):
         o = rng.integers(0, len(s) - length)
         out[:, j, :] = s[o:o + length]
     return torch.from_numpy(out)
+
+
+def training_window(fit_runs, requested):
+    """The steps per training window: --window when given; else WINDOW, or, when half of the runs'
+    training parts or more are not longer than that (a fleet of short histories: new devices,
+    metrics sampled every few minutes), the median part's length less one, so that at least half
+    of them are trained on; never below MIN_WINDOW."""
+    if requested is not None:
+        return requested
+    median = int(np.median([len(r) for r in fit_runs]))
+    if median > WINDOW:
+        return WINDOW
+    window = max(MIN_WINDOW, median - 1)
+    print(f"training window: {window} steps (half of the runs' training parts are not longer than"
+          f" {WINDOW}; --window sets it)")
+    return window
+
+
+def validation_runs(seg_inputs, fit_end, val_end):
+    """Each run's validation part (steps fit_end..val_end), or, when no run's part is long enough
+    for a window's loss to count a forecast (MIN_WINDOW), each part with the WARMUP_STEPS + 1 steps
+    before it, so that the loss counts the validation part's own forecasts after the warm-up."""
+    parts = [xn[i:j] for xn, i, j in zip(seg_inputs, fit_end, val_end)]
+    if max(len(v) for v in parts) - 1 >= MIN_WINDOW:
+        return parts
+    return [xn[max(0, i - WARMUP_STEPS - 1):j] for xn, i, j in zip(seg_inputs, fit_end, val_end)]
 
 
 def loss_on(model, batch, targets):
@@ -605,7 +640,9 @@ def main():
                     help="a device's history is cut into runs at silences longer than this (the"
                          " job's vigil.scoring.gap, 10 min by default, resets a device's memory at"
                          " the same: keep the two equal, and above the devices' reporting interval)")
-    ap.add_argument("--window", type=int, default=160)
+    ap.add_argument("--window", type=int, default=None,
+                    help=f"steps per training window ({WINDOW}; for a fleet whose normal runs are"
+                         " mostly shorter, the median run's training part)")
     ap.add_argument("--windows-per-epoch", type=int, default=1024)
     ap.add_argument("--threshold-quantile", type=float, default=THRESHOLD_QUANTILE,
                     help="quantile of held-out normal step scores used as the threshold")
@@ -616,6 +653,9 @@ def main():
         return
     if not a.out:
         ap.error("--out is required")
+    if a.window is not None and a.window < MIN_WINDOW:
+        ap.error(f"--window must be at least {MIN_WINDOW} (the warm-up of {WARMUP_STEPS} steps and"
+                 " 10 forecasts for the loss)")
 
     started = time.time()
     random.seed(a.seed)
@@ -686,20 +726,20 @@ def main():
         print(f"per-device normalisation: streamed {len(inputs)} devices through their profiles"
               f" in {time.time() - started_inputs:.0f} s")
     seg_inputs = [inputs[dev][lo:lo + len(x)] for dev, ts, x, lo in segs]
-    fit_n, val_n = [], []
-    for xn in seg_inputs:
-        n = len(xn)
-        i, j = int(n * 0.70), int(n * 0.85)
-        fit_n.append(xn[:i]); val_n.append(xn[i:j])
+    fit_end = [int(len(xn) * 0.70) for xn in seg_inputs]
+    val_end = [int(len(xn) * 0.85) for xn in seg_inputs]
+    fit_n = [xn[:i] for xn, i in zip(seg_inputs, fit_end)]
+    val_n = validation_runs(seg_inputs, fit_end, val_end)
+    window = training_window(fit_n, a.window)
 
     model = Forecaster(F, a.hidden)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
-    val_batch = windows(val_n, min(a.window, max(len(v) for v in val_n) - 1), 256, np.random.default_rng(a.seed + 1))
+    val_batch = windows(val_n, min(window, max(len(v) for v in val_n) - 1), 256, np.random.default_rng(a.seed + 1))
     best, best_state, bad_epochs, epochs_run = float("inf"), None, 0, 0
     for epoch in range(a.epochs):
         model.train()
-        data = windows(fit_n, a.window, a.windows_per_epoch, rng)
+        data = windows(fit_n, window, a.windows_per_epoch, rng)
         for b in range(0, data.shape[1], 64):
             opt.zero_grad()
             loss = loss_on(model, data[:, b:b + 64], targets)
@@ -813,7 +853,7 @@ def main():
             "devices": len(fleet), "normal_runs": len(segs), "steps": int(sum(len(s[1]) for s in segs)),
             "split": "per normal run in time: 70% fit, 15% validation (early stopping), 15% calibration",
             "gap_minutes": a.gap_minutes, "step_interval_ms": step_interval_ms(fleet),
-            "window": a.window, "epochs": epochs_run,
+            "window": window, "epochs": epochs_run,
             "validation_mse": best, "seed": a.seed, "torch": torch.__version__,
             "seconds": round(time.time() - started, 1),
         },
