@@ -6,7 +6,8 @@ The step model is the contract of DESIGN.md ("Model contract"):
     outputs h_next [batch, H], y [batch, F] forecast of the next step's normalised features
 Scoring, calibrated here on training data only, is the job's (README "Scoring"), over the
 target features (a feature is "context" when it is binary or constant in the training data, or
-named by --context: the model sees it, the scores do not):
+named by --context: the model sees it, the scores do not; a counter, a feature that only rises
+or only falls from step to step, is left out unless --features names it):
     dynamics  r_i = (x_i - y_prev_i) / residual_scale_i,  mean over targets of r_i^2
     level     each target's moving average over the level window against the device's own
               profile (learned over its first profile_steps steps, then adapting on quiet steps
@@ -170,6 +171,37 @@ def read_fleet(path, features):
         fleet[dev] = (np.array([k[0] for k in kept], dtype=np.int64),
                       np.array([k[1] for k in kept], dtype=np.float64))
     return features, fleet
+
+
+COUNTER_RISING = 0.5     # a counter rises on at least this share of steps ...
+COUNTER_FALLING = 0.001  # ... and falls on at most this share (a reset when its device restarts)
+
+
+def without_counters(features, fleet):
+    """The features and fleet without the counters: features that only ever rise (or only fall)
+    from step to step in the training data, but for rare resets (uptime, energy or bytes totals, a
+    cycle number). A counter's value leaves its training range and never comes back, so every
+    score would take it as anomalous; the model and the scores leave it out (its rate, computed
+    upstream, is the feature to watch). --features keeps any feature named."""
+    counters = []
+    for i, name in enumerate(features):
+        steps = rising = falling = 0
+        for ts, x in fleet.values():
+            d = np.diff(x[:, i])
+            steps, rising, falling = steps + len(d), rising + int((d > 0).sum()), falling + int((d < 0).sum())
+        if steps and max(rising, falling) >= COUNTER_RISING * steps and \
+                min(rising, falling) <= COUNTER_FALLING * steps:
+            counters.append(i)
+    if not counters:
+        return features, fleet
+    if len(counters) == len(features):
+        sys.exit(f"every feature is a counter ({', '.join(features)}): give their rates, or name"
+                 " the features to keep with --features")
+    names = [features[i] for i in counters]
+    print(f"left out as counters (they only rise, or only fall, from step to step): {', '.join(names)}"
+          " (--features keeps them)")
+    keep = [i for i in range(len(features)) if i not in counters]
+    return [features[i] for i in keep], {dev: (ts, x[:, keep]) for dev, (ts, x) in fleet.items()}
 
 
 def read_labels(path):
@@ -667,6 +699,8 @@ def main():
     features, fleet = read_fleet(a.train, a.features.split(",") if a.features else None)
     if len(set(features)) != len(features):
         sys.exit(f"duplicate feature names: {features}")
+    if not a.features:
+        features, fleet = without_counters(features, fleet)
     labels = read_labels(a.labels) if a.labels else {}
     segs = segments(fleet, labels, a.gap_minutes * 60_000)
     F = len(features)
