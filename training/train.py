@@ -13,7 +13,8 @@ or only falls from step to step, is left out unless --features names it):
               profile (learned over its first profile_steps steps, then adapting on quiet steps
               only), in the device's own unit of deviation: the largest over targets; while the
               profile is learned, from 5 % of its steps, against the profile so far in a unit
-              blended from the fleet's, with a scale of its own (score.level.learning)
+              blended from the fleet's, with a scale of its own (score.level.learning); with
+              --gate-learning the steps above it are kept out of the profile
     stuck     the longest run of steps in which a watched target (one whose normal readings
               rarely repeat) repeated its value exactly
     variability  each target's log moving average of its squared step-to-step change against the
@@ -362,14 +363,17 @@ def level_stream(z, profile_steps, window, half_life, floor, quiet=None, dtype=n
                  scale=None, norm_floor=None, while_learning=None):
     """The job's level score (StepMath.updateLevelMean, level, learnProfile) over one device's
     normalised target values z [T, Ft], in the job's order: move the level mean, score against
-    the profile learned so far, then learn this step (always while learning; afterwards only
-    where quiet[t] (all steps when quiet is None) and, when scale is given, where the level is at
-    or below the threshold: level / scale <= 1, as the job gates it). With norm_floor, also the
-    model's inputs under per-device normalisation (StepMath.normaliseByDevice, before this step
-    is learned). Returns the level per step (nan while the profile is learned; with while_learning
-    {"after_steps", "unit"}, the level while learning from after_steps on, against the profile so
-    far in a unit blended from the fleet's: StepMath.levelWhileLearning), the final
-    (level_mean, profile_mean, profile_var) and the inputs (None without norm_floor)."""
+    the profile learned so far, then learn this step (while learning, every step, or with
+    while_learning's "gated" only those whose level while learning is at or below its threshold:
+    level / while_learning["scale"] <= 1; afterwards only where quiet[t] (all steps when quiet is
+    None) and, when scale is given, where the level is at or below the threshold: level / scale
+    <= 1, as the job gates it). The profile is learned once profile_steps steps have been learned
+    into it. With norm_floor, also the model's inputs under per-device normalisation
+    (StepMath.normaliseByDevice, before this step is learned). Returns the level per step (nan
+    while the profile is learned; with while_learning {"after_steps", "unit"}, the level while
+    learning once after_steps steps are learned, against the profile so far in a unit blended
+    from the fleet's: StepMath.levelWhileLearning), the final (level_mean, profile_mean,
+    profile_var) and the inputs (None without norm_floor)."""
     z = z.astype(dtype)
     T, F = z.shape
     one = dtype(1)
@@ -383,29 +387,36 @@ def level_stream(z, profile_steps, window, half_life, floor, quiet=None, dtype=n
     out = np.full(T, np.nan)
     inputs = None if norm_floor is None else np.empty((T, F), dtype)
     fleet_var = None if while_learning is None else np.square(np.asarray(while_learning["unit"], dtype))
+    gated = while_learning is not None and bool(while_learning.get("gated"))
+    n = 0  # steps learned into the profile
     for t in range(T):
         x = z[t]
         m = x.copy() if t == 0 else (m + alpha * (x - m)).astype(dtype)
-        if t >= profile_steps:
+        if n >= profile_steps:
             unit = np.maximum(np.sqrt(var).astype(dtype), floor)
             out[t] = float((np.abs(m - mean) / unit).max())
-        elif while_learning is not None and t >= while_learning["after_steps"]:
-            c = dtype(t) / dtype(profile_steps)
+        elif while_learning is not None and n >= while_learning["after_steps"]:
+            c = dtype(n) / dtype(profile_steps)
             unit = np.maximum(np.sqrt(c * var + (one - c) * fleet_var).astype(dtype), floor)
             out[t] = float((np.abs(m - mean) / unit).max())
         if inputs is not None:
-            c = one if t >= profile_steps else dtype(t) / dtype(profile_steps)
+            c = one if n >= profile_steps else dtype(n) / dtype(profile_steps)
             sd = np.maximum(np.sqrt(c * spread + (one - c)).astype(dtype), dtype(norm_floor))
             inputs[t] = (x - c * mean) / sd
-        learning = t < profile_steps
-        quiet_t = (quiet is None or quiet[t]) and (scale is None or not (out[t] / scale > 1))
-        if learning or (beta > 0 and quiet_t):
-            w = one / dtype(t + 1) if learning else beta
+        learning = n < profile_steps
+        if learning:
+            learns = not (gated and out[t] / dtype(while_learning["scale"]) > 1)
+        else:
+            learns = beta > 0 and (quiet is None or quiet[t]) and (scale is None or not (out[t] / scale > 1))
+        if learns:
+            w = one / dtype(n + 1) if learning else beta
             mean = (mean + w * (x - mean)).astype(dtype)
             dm = (m - mean).astype(dtype)
             var = (var + w * (dm * dm - var)).astype(dtype)
             dv = (x - mean).astype(dtype)
             spread = (spread + w * (dv * dv - spread)).astype(dtype)
+            if learning:
+                n += 1
     return out, (m, mean, var), inputs
 
 
@@ -492,7 +503,8 @@ def model_inputs(z, targets, level):
         return z
     _, _, by_device = level_stream(z[:, targets], level["profile_steps"], level["window_steps"],
                                    level["half_life_steps"], level["floor"], dtype=np.float32,
-                                   scale=level["scale"], norm_floor=NORMALISATION_FLOOR)
+                                   scale=level["scale"], norm_floor=NORMALISATION_FLOOR,
+                                   while_learning=level.get("learning"))
     z[:, targets] = by_device
     return z
 
@@ -671,6 +683,12 @@ def main():
     ap.add_argument("--context", help="comma-separated features the model sees but never scores (commands,"
                     " setpoints, load); 'none' for none (default: the binary or constant ones)")
     ap.add_argument("--no-level", action="store_true", help="no level score")
+    ap.add_argument("--gate-learning", action="store_true",
+                    help="keep out of a device's profile, while it is learned, the steps whose level"
+                         " while learning crosses the threshold (score.level.learning.gated): for"
+                         " fleets whose new devices can be faulty early; a device whose values move"
+                         " to a new normal while it learns stays in an episode until it relearns"
+                         " (vigil.alerts.relearn-after)")
     ap.add_argument("--no-variability", action="store_true", help="no variability score")
     ap.add_argument("--no-stuck", action="store_true", help="no stuck score")
     ap.add_argument("--normalisation", choices=["fleet", "device"], default="fleet",
@@ -758,6 +776,10 @@ def main():
                   f" {level_scale:.3f}, profile {profile_steps} steps")
             learning = calibrate_learning_level(fleet, labels, norm, targets, profile_steps)
             if learning is not None:
+                if a.gate_learning:
+                    # The job keeps out of a profile it learns the steps whose level while learning
+                    # crosses the threshold (calibrated here without: training's devices are normal).
+                    learning["gated"] = True
                 level["learning"] = learning
                 print(f"level while a profile is learned: from step {learning['after_steps']},"
                       f" scale {learning['scale']:.3f}")
@@ -954,6 +976,9 @@ def write_golden(path, step, segs, cal, mean, std, scale, features, hidden, targ
     z = ((x[:200].astype(np.float32) - mean.astype(np.float32)) / std.astype(np.float32))[:, targets]
     z[120:150, 0] += np.float32(3)  # a shift the level sees, so that learning stops for a while
     golden["profile_case"] = profile_case(z)
+    z_learning = z.copy()
+    z_learning[20:35, 0] += np.float32(3)  # and one while the profile is learned, which the gate keeps out
+    golden["profile_case_gated"] = profile_case(z_learning, gated=True)
     golden["variability_case"] = variability_case(z)
 
     raw = x[:120][:, targets].astype(np.float32)
@@ -967,12 +992,15 @@ def write_golden(path, step, segs, cal, mean, std, scale, features, hidden, targ
         f.write("\n")
 
 
-def profile_case(z):
+def profile_case(z, gated=False):
     """The golden vectors of the level and per-device normalisation over target values z [T, Ft]:
-    the level per step (while the profile is learned too, from the fifth step) and the inputs."""
+    the level per step (while the profile is learned too, from the fifth step) and the inputs;
+    gated, with the profile's learning gated by the level while learning (its scale 2)."""
     case = {"profile_steps": 50, "window_steps": 10, "half_life_steps": 40, "floor": LEVEL_FLOOR,
             "scale": 2.0, "normalisation_floor": NORMALISATION_FLOOR,
             "learning": {"after_steps": 5, "unit": [0.5] * z.shape[1]}}
+    if gated:
+        case["learning"].update({"scale": 2.0, "gated": True})
     lv, _, by_device = level_stream(z, case["profile_steps"], case["window_steps"],
                                     case["half_life_steps"], case["floor"], dtype=np.float32,
                                     scale=case["scale"], norm_floor=case["normalisation_floor"],

@@ -82,21 +82,29 @@ public final class ModelCard implements Serializable {
      * average against the profile learned so far, in a unit blended from the fleet's {@code unit}
      * (per target, normalised units) to the device's own as the profile is learned; {@code scale}
      * is the level that counts as the threshold (training's calibration on its devices' learning
-     * steps).
+     * steps). With {@code gated} ({@code gated: true}, which {@code ./vigil train --gate-learning}
+     * writes) a step whose level while learning is above the threshold is not learned into the
+     * profile, so that a fault that starts while a device learns its normal does not become part of
+     * it; the profile is learned once {@code profile_steps} steps are learned into it.
      */
-    public record Learning(int afterSteps, float[] unit, float scale) implements Serializable {
+    public record Learning(int afterSteps, float[] unit, float scale, boolean gated)
+            implements Serializable {
 
         @Override
         public boolean equals(Object o) {
             return o instanceof Learning l
                     && afterSteps == l.afterSteps
                     && java.util.Arrays.equals(unit, l.unit)
-                    && Float.compare(scale, l.scale) == 0;
+                    && Float.compare(scale, l.scale) == 0
+                    && gated == l.gated;
         }
 
         @Override
         public int hashCode() {
-            return 31 * (31 * afterSteps + java.util.Arrays.hashCode(unit)) + Float.hashCode(scale);
+            return 31
+                            * (31 * (31 * afterSteps + java.util.Arrays.hashCode(unit))
+                                    + Float.hashCode(scale))
+                    + Boolean.hashCode(gated);
         }
 
         @Override
@@ -107,6 +115,8 @@ public final class ModelCard implements Serializable {
                     + java.util.Arrays.toString(unit)
                     + ", scale="
                     + scale
+                    + ", gated="
+                    + gated
                     + "]";
         }
     }
@@ -618,7 +628,16 @@ public final class ModelCard implements Serializable {
                             + " found "
                             + l.get("unit"));
         }
-        return new Learning(whole(l, "after_steps"), unit, number(l, "scale"));
+        JsonNode gated = l.get("gated");
+        if (gated != null && !gated.isBoolean()) {
+            throw new ModelException(
+                    "\"score.level.learning.gated\" must be true or false, found " + gated);
+        }
+        return new Learning(
+                whole(l, "after_steps"),
+                unit,
+                number(l, "scale"),
+                gated != null && gated.booleanValue());
     }
 
     /** A feature's drift bins, or null when the card has none; refused when inconsistent. */
@@ -719,7 +738,7 @@ public final class ModelCard implements Serializable {
                     "calibration",
                     "learning");
     private static final Set<String> LEARNING_FIELDS =
-            Set.of("after_steps", "unit", "scale", "calibration");
+            Set.of("after_steps", "unit", "scale", "gated", "calibration");
     private static final Set<String> STUCK_FIELDS = Set.of("scale", "features", "calibration");
 
     /** Refuses a field of {@code node} (an object, in {@code where}) outside {@code known}. */

@@ -72,6 +72,8 @@ final class Scorer implements AutoCloseable {
     // level while a device's profile is learned).
     private final ModelCard.Level level;
     private final ModelCard.Learning learning;
+    // Whether a step whose level while learning crosses the threshold stays out of the profile.
+    private final boolean learningGated;
     private final ModelCard.Stuck stuck;
     private final ModelCard.DeviceNormalisation byDevice;
     private final ModelCard.DeviceDynamics deviceDynamics;
@@ -127,6 +129,7 @@ final class Scorer implements AutoCloseable {
         this.targets = card.targets();
         this.level = card.level();
         this.learning = level == null ? null : level.learning();
+        this.learningGated = learning != null && learning.gated();
         this.stuck = card.stuck();
         this.byDevice = card.normalisation();
         this.deviceDynamics = card.deviceDynamics();
@@ -810,16 +813,18 @@ final class Scorer implements AutoCloseable {
     }
 
     /**
-     * The device's profile learns this step: always while it is being learned, afterwards only when
-     * the level is at or below the threshold, so that a shift that lasts never becomes the device's
-     * normal. Gated on the level alone, not on the combined score: a forecast residual that fires
-     * often must not freeze the profile (measured: SMAP event F1 0.666 with the combined score's
-     * gate, 0.700 with the level's; EVALUATION.md).
+     * The device's profile learns this step: while it is being learned, every step, or with the
+     * card's {@code score.level.learning.gated} those whose level while learning is at or below the
+     * threshold (a fault that starts while a new device learns its normal stays out of it);
+     * afterwards only when the level is at or below the threshold, so that a shift that lasts never
+     * becomes the device's normal. Gated on the level alone, not on the combined score: a forecast
+     * residual that fires often must not freeze the profile (measured: SMAP event F1 0.666 with the
+     * combined score's gate, 0.700 with the level's; EVALUATION.md).
      */
     private void learnProfile(DeviceState s, int row, float levelScore, float threshold) {
         boolean learning = s.profileSteps < level.profileSteps();
         boolean quiet = !(levelScore > threshold);
-        if (learning || (quiet && profileBeta > 0f)) {
+        if (learning ? quiet || !learningGated : quiet && profileBeta > 0f) {
             StepMath.learnProfile(
                     fleetTargets[row],
                     s.levelMean,

@@ -138,7 +138,40 @@ class GoldenVectorsTest {
      */
     @Test
     void shouldReproduceTrainingsLevelScoresAndDeviceInputs() throws Exception {
-        JsonNode c = golden().get("profile_case");
+        Replayed r = replayProfileCase(golden().get("profile_case"));
+
+        assertThat(r.gated()).as("steps the shift kept out of the profile").isGreaterThan(10);
+        assertThat(r.whileLearning()).as("levels while the profile was learned").isEqualTo(45);
+        assertThat(r.gatedWhileLearning()).isZero();
+    }
+
+    /**
+     * The same with the profile's learning gated while it is learned ({@code
+     * score.level.learning.gated}): a second shift, while the profile is learned, is kept out of
+     * it, and the profile is learned once as many steps are learned into it.
+     */
+    @Test
+    void shouldReproduceTrainingsLevelScoresWithLearningGated() throws Exception {
+        Replayed r = replayProfileCase(golden().get("profile_case_gated"));
+
+        assertThat(r.gatedWhileLearning())
+                .as("steps the shift while learning kept out of the profile")
+                .isGreaterThan(10);
+        assertThat(r.whileLearning()).isEqualTo(45 + r.gatedWhileLearning());
+        assertThat(r.gated()).as("steps the later shift kept out of the profile").isGreaterThan(10);
+    }
+
+    /** Counts from replaying a profile case: the steps kept out of the profile, and why. */
+    private record Replayed(int gated, int whileLearning, int gatedWhileLearning) {}
+
+    /**
+     * Replays a profile case of training's golden vectors (its normalised target values, with
+     * shifts, so that the level stops the profile learning for a while) through {@link StepMath}'s
+     * level and normalisation arithmetic, learning gated as the scorer gates it; the level while
+     * the profile is learned too, from the case's {@code learning.after_steps}, and, with its
+     * {@code learning.gated}, gating the learning until the profile is learned.
+     */
+    private static Replayed replayProfileCase(JsonNode c) {
         int profileSteps = c.get("profile_steps").asInt();
         float alpha = 2f / (c.get("window_steps").asInt() + 1);
         float beta = (float) (1 - Math.pow(0.5, 1.0 / c.get("half_life_steps").asInt()));
@@ -147,6 +180,8 @@ class GoldenVectorsTest {
         float normalisationFloor = (float) c.get("normalisation_floor").asDouble();
         int afterSteps = c.get("learning").get("after_steps").asInt();
         float[] fleetUnit = floats(c.get("learning").get("unit"));
+        boolean learningGated = c.get("learning").path("gated").asBoolean(false);
+        float learningScale = (float) c.get("learning").path("scale").asDouble(Double.NaN);
         int targets = c.get("z").get(0).size();
         int[] all = java.util.stream.IntStream.range(0, targets).toArray();
         float[] m = new float[targets];
@@ -158,6 +193,7 @@ class GoldenVectorsTest {
         int learned = 0;
         int gated = 0;
         int whileLearning = 0;
+        int gatedWhileLearning = 0;
         for (int t = 0; t < c.get("z").size(); t++) {
             float[] z = floats(c.get("z").get(t));
             StepMath.updateLevelMean(z, m, alpha, t == 0);
@@ -200,15 +236,16 @@ class GoldenVectorsTest {
                                 expectedInputs[j],
                                 within(TOLERANCE * Math.max(1f, Math.abs(expectedInputs[j]))));
             }
-            if (learned < profileSteps || !(level / scale > 1f)) {
+            if (learned < profileSteps && learningGated && level / learningScale > 1f) {
+                gatedWhileLearning++;
+            } else if (learned < profileSteps || !(level / scale > 1f)) {
                 StepMath.learnProfile(z, m, mean, var, spread, learned, profileSteps, beta);
                 learned = Math.min(learned + 1, profileSteps);
             } else {
                 gated++;
             }
         }
-        assertThat(gated).as("steps the shift kept out of the profile").isGreaterThan(10);
-        assertThat(whileLearning).as("levels while the profile was learned").isEqualTo(45);
+        return new Replayed(gated, whileLearning, gatedWhileLearning);
     }
 
     /** The stuck score: training's runs of exactly repeated raw values, step by step. */

@@ -598,7 +598,31 @@ class ModelCardTest {
 
         float[] quarters = new float[8];
         java.util.Arrays.fill(quarters, 0.25f);
-        assertThat(learning).isEqualTo(new ModelCard.Learning(50, quarters, 5f));
+        assertThat(learning).isEqualTo(new ModelCard.Learning(50, quarters, 5f, false));
+
+        Path gated =
+                modelWith(
+                        c -> {
+                            withLearning(c, 50, 8, 0.25, 5.0);
+                            learningSection(c).put("gated", true);
+                        });
+        assertThat(ModelBundle.load(gated).card().level().learning())
+                .isEqualTo(new ModelCard.Learning(50, quarters, 5f, true));
+
+        Path notABoolean =
+                modelWith(
+                        c -> {
+                            withLearning(c, 50, 8, 0.25, 5.0);
+                            learningSection(c).put("gated", "yes");
+                        });
+        assertThatThrownBy(() -> ModelBundle.load(notABoolean))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining(
+                        "\"score.level.learning.gated\" must be true or false, found \"yes\"");
+    }
+
+    private static ObjectNode learningSection(ObjectNode card) {
+        return (ObjectNode) card.get("score").get("level").get("learning");
     }
 
     @Test

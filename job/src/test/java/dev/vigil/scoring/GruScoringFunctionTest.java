@@ -678,9 +678,55 @@ class GruScoringFunctionTest {
 
     /** As {@link #withLevel}, with a level while the profile is learned from its 20th step. */
     private static ModelBundle withLevelWhileLearning(float scale, float learningScale) {
+        return withLevelWhileLearning(scale, learningScale, false);
+    }
+
+    /** The same, its learning gated by the level while learning or not. */
+    private static ModelBundle withLevelWhileLearning(
+            float scale, float learningScale, boolean gated) {
         float[] unit = new float[Fixtures.model().card().targets().length];
         Arrays.fill(unit, 0.1f);
-        return withLevel(scale, new ModelCard.Learning(20, unit, learningScale));
+        return withLevel(scale, new ModelCard.Learning(20, unit, learningScale, gated));
+    }
+
+    /**
+     * A new device that shifts for good before its profile is learned. Learning every step, its
+     * profile takes in the shift, and once learned it no longer sees it: the episode closes while
+     * the device is still shifted. Gated (the card's {@code score.level.learning.gated}), the
+     * shifted steps stay out of the profile, which is never learned: the level while learning holds
+     * the episode open to the end, and the steps before the shift are the device's normal.
+     */
+    @Test
+    void shouldKeepAShiftThatStartsWhileTheProfileIsLearnedOutOfIt() throws Exception {
+        float scale = steadyLevelScale();
+        float learningScale;
+        try (Run run =
+                new Run(withLevelWhileLearning(scale, 1f), null)
+                        .feed(steady("ambient_c", 0f, 0, 0))) {
+            learningScale =
+                    1.5f
+                            * (float)
+                                    run.steps().subList(20, 100).stream()
+                                            .mapToDouble(st -> st.level)
+                                            .max()
+                                            .orElseThrow();
+        }
+        List<TelemetryEvent> shifted = steady("ambient_c", 1f, 50, 400);
+
+        try (Run learnsAll =
+                        new Run(withLevelWhileLearning(scale, learningScale, false), null)
+                                .feed(shifted);
+                Run gated =
+                        new Run(withLevelWhileLearning(scale, learningScale, true), null)
+                                .feed(shifted)) {
+            assertThat(learnsAll.events()).extracting(e -> e.type).contains("OPEN", "CLOSE");
+            assertThat(learnsAll.steps().subList(300, 400)).allMatch(st -> st.level <= 1f);
+
+            assertThat(gated.events()).extracting(e -> e.type).containsExactly("OPEN");
+            assertThat(gated.events().get(0).episodeStart)
+                    .isBetween(shifted.get(50).ts, shifted.get(60).ts);
+            assertThat(gated.steps().subList(60, 400)).allMatch(st -> st.level > 1f);
+        }
     }
 
     /**
