@@ -179,6 +179,8 @@ def read_fleet(path, features):
             continue
         rows.setdefault(dev, []).append((seq if isinstance(seq, int) else None, ts, x))
     del records
+    if not rows:
+        sys.exit(f"no record in {path} has every feature ({', '.join(features)}) as a finite number")
     fleet = {}
     for dev, rs in rows.items():
         rs.sort(key=lambda r: (r[1], r[0] if r[0] is not None else 0))
@@ -304,18 +306,24 @@ def windows(segs, length, count, rng):
 
 
 def training_window(fit_runs, requested):
-    """The steps per training window: --window when given; else WINDOW, or, when half of the runs'
-    training parts or more are not longer than that (a fleet of short histories: new devices,
-    metrics sampled every few minutes), the median part's length less one, so that at least half
-    of them are trained on; never below MIN_WINDOW."""
+    """The steps per training window: --window when given; else WINDOW, or, when the runs whose
+    training parts are longer than that hold less than half of the training steps (a fleet of
+    short histories: new devices, metrics sampled every few minutes), the length less one of the
+    shortest part among the longest ones that hold half of the steps, so that at least half of the
+    steps are trained on; never below MIN_WINDOW."""
     if requested is not None:
         return requested
-    median = int(np.median([len(r) for r in fit_runs]))
+    lengths = sorted((len(r) for r in fit_runs), reverse=True)
+    half, held, median = sum(lengths) / 2, 0, 0
+    for n in lengths:
+        held, median = held + n, n
+        if held >= half:
+            break
     if median > WINDOW:
         return WINDOW
     window = max(MIN_WINDOW, median - 1)
-    print(f"training window: {window} steps (half of the runs' training parts are not longer than"
-          f" {WINDOW}; --window sets it)")
+    print(f"training window: {window} steps (the runs longer than {WINDOW} steps hold less than half"
+          " of the training steps; --window sets it)")
     return window
 
 
@@ -711,8 +719,8 @@ def main():
                          " job's vigil.scoring.gap, 10 min by default, resets a device's memory at"
                          " the same: keep the two equal, and above the devices' reporting interval)")
     ap.add_argument("--window", type=int, default=None,
-                    help=f"steps per training window ({WINDOW}; for a fleet whose normal runs are"
-                         " mostly shorter, the median run's training part)")
+                    help=f"steps per training window ({WINDOW}; shorter for a fleet whose runs"
+                         f" longer than {WINDOW} steps hold less than half of its training steps)")
     ap.add_argument("--windows-per-epoch", type=int, default=1024)
     ap.add_argument("--threshold-quantile", type=float, default=THRESHOLD_QUANTILE,
                     help="quantile of held-out normal step scores used as the threshold")
@@ -723,6 +731,8 @@ def main():
         return
     if not a.out:
         ap.error("--out is required")
+    if a.no_level and a.gate_learning:
+        ap.error("--gate-learning gates the level's profile: it needs the level (drop --no-level)")
     if a.window is not None and a.window < MIN_WINDOW:
         ap.error(f"--window must be at least {MIN_WINDOW} (the warm-up of {WARMUP_STEPS} steps and"
                  " 10 forecasts for the loss)")
@@ -775,6 +785,9 @@ def main():
             print(f"level scale (q{LEVEL_DEVICE_QUANTILE} over {level_devices} devices' maxima):"
                   f" {level_scale:.3f}, profile {profile_steps} steps")
             learning = calibrate_learning_level(fleet, labels, norm, targets, profile_steps)
+            if learning is None and a.gate_learning:
+                print("--gate-learning has nothing to gate: no device is long enough for the level"
+                      " while learning")
             if learning is not None:
                 if a.gate_learning:
                     # The job keeps out of a profile it learns the steps whose level while learning

@@ -690,6 +690,26 @@ class GruScoringFunctionTest {
     }
 
     /**
+     * 1.5 times the largest level while learning (raw) the steady device reaches: it has one from
+     * its 20th step until its profile is learned at its 100th.
+     */
+    private static float steadyLearningScale(float scale) throws Exception {
+        try (Run run =
+                new Run(withLevelWhileLearning(scale, 1f), null)
+                        .feed(steady("ambient_c", 0f, 0, 0))) {
+            List<ScoredStep> steps = run.steps();
+            assertThat(steps.subList(0, 20)).allMatch(st -> Float.isNaN(st.level));
+            assertThat(steps.subList(20, 100)).allMatch(st -> st.level >= 0f);
+            return 1.5f
+                    * (float)
+                            steps.subList(20, 100).stream()
+                                    .mapToDouble(st -> st.level)
+                                    .max()
+                                    .orElseThrow();
+        }
+    }
+
+    /**
      * A new device that shifts for good before its profile is learned. Learning every step, its
      * profile takes in the shift, and once learned it no longer sees it: the episode closes while
      * the device is still shifted. Gated (the card's {@code score.level.learning.gated}), the
@@ -699,18 +719,7 @@ class GruScoringFunctionTest {
     @Test
     void shouldKeepAShiftThatStartsWhileTheProfileIsLearnedOutOfIt() throws Exception {
         float scale = steadyLevelScale();
-        float learningScale;
-        try (Run run =
-                new Run(withLevelWhileLearning(scale, 1f), null)
-                        .feed(steady("ambient_c", 0f, 0, 0))) {
-            learningScale =
-                    1.5f
-                            * (float)
-                                    run.steps().subList(20, 100).stream()
-                                            .mapToDouble(st -> st.level)
-                                            .max()
-                                            .orElseThrow();
-        }
+        float learningScale = steadyLearningScale(scale);
         List<TelemetryEvent> shifted = steady("ambient_c", 1f, 50, 400);
 
         try (Run learnsAll =
@@ -726,7 +735,15 @@ class GruScoringFunctionTest {
             assertThat(gated.events().get(0).episodeStart)
                     .isBetween(shifted.get(50).ts, shifted.get(60).ts);
             assertThat(gated.steps().subList(60, 400)).allMatch(st -> st.level > 1f);
+            // the profile holds the steps before the shift was seen, and counts only those
+            assertThat(profileSteps(learnsAll, "steady-1")).isEqualTo(100);
+            assertThat(profileSteps(gated, "steady-1")).isBetween(50, 60);
         }
+    }
+
+    /** The device's {@code profileSteps} as the state backend holds it. */
+    private static int profileSteps(Run run, String deviceId) throws Exception {
+        return stateOf(run, deviceId).value().profileSteps;
     }
 
     /**
@@ -737,21 +754,7 @@ class GruScoringFunctionTest {
     @Test
     void shouldSeeAShiftWhileTheProfileIsLearned() throws Exception {
         float scale = steadyLevelScale();
-        float learningScale;
-        try (Run run =
-                new Run(withLevelWhileLearning(scale, 1f), null)
-                        .feed(steady("ambient_c", 0f, 0, 0))) {
-            List<ScoredStep> steps = run.steps();
-            assertThat(steps.subList(0, 20)).allMatch(st -> Float.isNaN(st.level));
-            assertThat(steps.subList(20, 100)).allMatch(st -> st.level >= 0f);
-            learningScale =
-                    1.5f
-                            * (float)
-                                    steps.subList(20, 100).stream()
-                                            .mapToDouble(st -> st.level)
-                                            .max()
-                                            .orElseThrow();
-        }
+        float learningScale = steadyLearningScale(scale);
         List<TelemetryEvent> shifted = steady("ambient_c", 1f, 50, 90);
 
         try (Run before = new Run(withLevel(scale), null).feed(shifted);
@@ -1272,16 +1275,20 @@ class GruScoringFunctionTest {
     /** Changes the stored state of the device of {@link #normal}, as a restore could bring it. */
     private static void editState(Run run, java.util.function.Consumer<DeviceState> edit)
             throws Exception {
-        KeyedStateBackend<String> backend = run.harness.getOperator().getKeyedStateBackend();
-        backend.setCurrentKey(normal.get(0).deviceId);
-        ValueState<DeviceState> state =
-                backend.getPartitionedState(
-                        VoidNamespace.INSTANCE,
-                        VoidNamespaceSerializer.INSTANCE,
-                        DeviceStateSchema.descriptor(TTL));
+        ValueState<DeviceState> state = stateOf(run, normal.get(0).deviceId);
         DeviceState s = state.value();
         edit.accept(s);
         state.update(s);
+    }
+
+    /** The stored state of a device, its key made the backend's current one. */
+    private static ValueState<DeviceState> stateOf(Run run, String deviceId) throws Exception {
+        KeyedStateBackend<String> backend = run.harness.getOperator().getKeyedStateBackend();
+        backend.setCurrentKey(deviceId);
+        return backend.getPartitionedState(
+                VoidNamespace.INSTANCE,
+                VoidNamespaceSerializer.INSTANCE,
+                DeviceStateSchema.descriptor(TTL));
     }
 
     /**
