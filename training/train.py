@@ -206,15 +206,13 @@ def without_counters(features, fleet):
     cycle number). A counter's value leaves its training range and never comes back, so every
     score would take it as anomalous; the model and the scores leave it out (its rate, computed
     upstream, is the feature to watch). --features keeps any feature named."""
-    counters = []
-    for i, name in enumerate(features):
-        steps = rising = falling = 0
-        for ts, x in fleet.values():
-            d = np.diff(x[:, i])
-            steps, rising, falling = steps + len(d), rising + int((d > 0).sum()), falling + int((d < 0).sum())
-        if steps and max(rising, falling) >= COUNTER_RISING * steps and \
-                min(rising, falling) <= COUNTER_FALLING * steps:
-            counters.append(i)
+    steps, rising, falling = 0, np.zeros(len(features)), np.zeros(len(features))
+    for ts, x in fleet.values():
+        d = np.diff(x, axis=0)
+        steps, rising, falling = steps + len(d), rising + (d > 0).sum(axis=0), falling + (d < 0).sum(axis=0)
+    counters = [i for i in range(len(features)) if steps
+                and max(rising[i], falling[i]) >= COUNTER_RISING * steps
+                and min(rising[i], falling[i]) <= COUNTER_FALLING * steps]
     if not counters:
         return features, fleet
     if len(counters) == len(features):
@@ -396,6 +394,7 @@ def level_stream(z, profile_steps, window, half_life, floor, quiet=None, dtype=n
     inputs = None if norm_floor is None else np.empty((T, F), dtype)
     fleet_var = None if while_learning is None else np.square(np.asarray(while_learning["unit"], dtype))
     gated = while_learning is not None and bool(while_learning.get("gated"))
+    learning_scale = dtype(while_learning["scale"]) if gated else None
     n = 0  # steps learned into the profile
     for t in range(T):
         x = z[t]
@@ -413,7 +412,7 @@ def level_stream(z, profile_steps, window, half_life, floor, quiet=None, dtype=n
             inputs[t] = (x - c * mean) / sd
         learning = n < profile_steps
         if learning:
-            learns = not (gated and out[t] / dtype(while_learning["scale"]) > 1)
+            learns = not (gated and out[t] / learning_scale > 1)
         else:
             learns = beta > 0 and (quiet is None or quiet[t]) and (scale is None or not (out[t] / scale > 1))
         if learns:
