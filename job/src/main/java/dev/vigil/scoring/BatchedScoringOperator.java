@@ -332,15 +332,6 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
                 slot.row[model] = -1;
                 if (scorer.accept(slot.state[model], events[i], timestamps[i], out(model, slot))) {
                     slot.write = true;
-                    if (model == models.servedBy(slot.canary)) {
-                        silence.stepped(
-                                slot.state[model],
-                                slot.deviceId,
-                                timestamps[i],
-                                timers,
-                                this,
-                                models.servingVersion(slot.canary));
-                    }
                     scorer.load(slot.state[model], events[i], rows);
                     slotOf[rows] = slot;
                     eventOf[rows] = i;
@@ -354,7 +345,19 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
             for (int row = 0; row < rows; row++) {
                 Slot slot = slotOf[row];
                 int i = eventOf[row];
-                scorer.finish(slot.state[model], events[i], row, timestamps[i], out(model, slot));
+                boolean scored =
+                        scorer.finish(
+                                slot.state[model], events[i], row, timestamps[i], out(model, slot));
+                // A MODEL_ERROR step is not the device seen.
+                if (scored && model == models.servedBy(slot.canary)) {
+                    silence.stepped(
+                            slot.state[model],
+                            slot.deviceId,
+                            timestamps[i],
+                            timers,
+                            this,
+                            models.servingVersion(slot.canary));
+                }
             }
         }
     }

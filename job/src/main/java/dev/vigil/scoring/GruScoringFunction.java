@@ -176,20 +176,20 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
             Models.adoptSilence(stored, s, steppedStates[1 - m]);
             boolean handedOver = models.handOver(m, s, e.deviceId, canary, ts, emitter);
             accepted[m] = scorer.accept(s, e, ts, emitter);
-            if (accepted[m] && m == served) {
-                Long seen = ctx.timestamp();
-                silence.stepped(
-                        s,
-                        e.deviceId,
-                        seen == null ? Scorer.NO_TIMESTAMP : seen,
-                        timers,
-                        this,
-                        models.servingVersion(canary));
-            }
             if (accepted[m]) {
                 scorer.load(s, e, 0);
                 scorer.infer(1);
-                scorer.finish(s, e, 0, ts, emitter);
+                boolean scored = scorer.finish(s, e, 0, ts, emitter);
+                if (scored && m == served) { // a MODEL_ERROR step is not the device seen
+                    Long seen = ctx.timestamp();
+                    silence.stepped(
+                            s,
+                            e.deviceId,
+                            seen == null ? Scorer.NO_TIMESTAMP : seen,
+                            timers,
+                            this,
+                            models.servingVersion(canary));
+                }
             }
             // A late record alone does not refresh the time-to-live, unless the state was replaced
             // (a reset, which must not be redone and reported again at the next read).

@@ -550,8 +550,10 @@ final class Scorer implements AutoCloseable {
      * Takes row {@code row}'s new memory and forecast, then warm-up, episodes and outputs. A row
      * ONNX Runtime failed on is a dead letter {@code MODEL_ERROR} instead, and its device's memory
      * is reset (an open episode closed): the step is not scored and the order guard does not move.
+     * Returns whether the step was scored (false for such a row): the silence watch counts a device
+     * as seen only by its scored steps.
      */
-    void finish(DeviceState s, TelemetryEvent e, int row, long timestamp, Emitter out) {
+    boolean finish(DeviceState s, TelemetryEvent e, int row, long timestamp, Emitter out) {
         stepScores[row] = Float.NaN;
         if (failures[row] != null) {
             String failure = failures[row];
@@ -566,7 +568,7 @@ final class Scorer implements AutoCloseable {
                             settings.inputFormat().write(e, card.names()),
                             System.currentTimeMillis()),
                     timestamp);
-            return;
+            return false;
         }
         model.hNext().get(row * hidden, s.hidden);
         model.y().get(row * features, s.forecast);
@@ -681,6 +683,7 @@ final class Scorer implements AutoCloseable {
         }
         keepFinite(s, e.deviceId, timestamp, out);
         latencyMs.update(inferredAt - e.ts);
+        return true;
     }
 
     /**

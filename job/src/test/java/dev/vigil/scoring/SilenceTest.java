@@ -3,12 +3,15 @@ package dev.vigil.scoring;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.vigil.model.ModelBundle;
+import dev.vigil.model.ModelCard;
 import dev.vigil.pipeline.VigilPipeline;
 import dev.vigil.serde.AnomalyEvent;
 import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
 import dev.vigil.testing.Fixtures;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -59,8 +62,18 @@ class SilenceTest {
     private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
             harness(boolean batched, ScoringSettings settings, ModelBundle shadow)
                     throws Exception {
+        return harness(batched, settings, Fixtures.model(), shadow);
+    }
+
+    /** An operator serving {@code model} with {@code settings}, batched or not. */
+    private static KeyedOneInputStreamOperatorTestHarness<String, TelemetryEvent, AnomalyEvent>
+            harness(
+                    boolean batched,
+                    ScoringSettings settings,
+                    ModelBundle model,
+                    ModelBundle shadow)
+                    throws Exception {
         settings = settings.toBuilder().batch(batched ? 64 : 0, 0).build();
-        ModelBundle model = Fixtures.model();
         OneInputStreamOperator<TelemetryEvent, AnomalyEvent> operator =
                 batched
                         ? new BatchedScoringOperator(model, shadow, settings)
@@ -201,6 +214,52 @@ class SilenceTest {
                                 + " a:"
                                 + (T0 + 9 * MINUTE)
                                 + ":silence:CLOSE");
+    }
+
+    /**
+     * A device whose steps ONNX Runtime fails on (each one a dead letter {@code MODEL_ERROR}) has
+     * no step scored: a period after its last scored step it is reported silent, as a device that
+     * sends only dead letters is, and the silence closes at its next scored step. (The test model
+     * fails on a row whose first input is normalised to 4 or more.)
+     */
+    @ParameterizedTest(name = "batched {0}")
+    @ValueSource(booleans = {false, true})
+    void shouldReportADeviceWhoseStepsOnnxRuntimeFailsOn(boolean batched) throws Exception {
+        ModelCard card = Fixtures.model().card();
+        ModelBundle poison =
+                new ModelBundle(
+                        card,
+                        Files.readAllBytes(Path.of("src/test/resources/poison-model/model.onnx")));
+        ScoringSettings settings = Fixtures.scoringDefaults().silenceAfterMs(AFTER).build();
+        try (var h = harness(batched, settings, poison, null)) {
+            h.open();
+            for (int m = 0; m < 45; m++) {
+                for (String d : new String[] {"a", "b"}) {
+                    StreamRecord<TelemetryEvent> r = step(d, m);
+                    if (d.equals("a") && m >= 10 && m < 40) {
+                        r.getValue().values[0] = card.mean()[0] + 10 * card.std()[0];
+                    }
+                    h.processElement(r);
+                }
+                h.processWatermark(new Watermark(T0 + m * MINUTE - 30_000));
+            }
+            List<String> reasons = new ArrayList<>();
+            h.getSideOutput(Outputs.DEAD_LETTERS)
+                    .forEach(r -> reasons.add(r.getValue().reason.name()));
+            assertThat(reasons).hasSize(30).containsOnly("MODEL_ERROR");
+            assertThat(describe(silences(h)))
+                    .containsExactly(
+                            "a OPEN "
+                                    + (T0 + 19 * MINUTE)
+                                    + " a:"
+                                    + (T0 + 9 * MINUTE)
+                                    + ":silence:OPEN",
+                            "a CLOSE "
+                                    + (T0 + 40 * MINUTE)
+                                    + " a:"
+                                    + (T0 + 9 * MINUTE)
+                                    + ":silence:CLOSE");
+        }
     }
 
     private static List<String> describe(List<AnomalyEvent> events) {
