@@ -10,6 +10,12 @@ do not, each as DIR/<name>/{train,test}.jsonl and labels.csv for training/evalua
     newpumps  10 pumps to train on; 20 other pumps, new in the test, each faulty from its 400th
               to 560th step for 600 steps, while it still learns its normal
 
+    servers   24 servers of workloads 0.3 to 3 times apart, 12 correlated metrics with a daily
+              cycle, two of them near-constant on each server (its swap, its thread count), five
+              days to train on, two to test with four faults (a CPU spike, a network that stops
+              while the CPU works, a memory leak, a disk counter frozen) and, unlabelled, a
+              server whose swap moves up by a hair for good
+
 usage: training/shape-fleets.py DIR
 """
 import json
@@ -126,11 +132,49 @@ def newpumps(rng):
     return train, test, labels
 
 
+def servers(rng):
+    day, train_steps, steps = 1440, 5 * 1440, 7 * 1440
+    train, test, labels = [], [], []
+    faults = {"srv-03": ("spike", 7500), "srv-08": ("netstop", 8000), "srv-13": ("leak", 8800),
+              "srv-18": ("frozen", 9400)}
+    for k in range(24):
+        device, w = f"srv-{k:02d}", 0.3 * 10 ** rng.uniform(0, 1)
+        swap, threads, mem, phase = rng.uniform(0, 2000), float(rng.randint(80, 400)), 40.0, rng.uniform(0, 6.3)
+        kind, at = faults.get(device, (None, -1))
+        for t in range(steps):
+            cycle = 0.5 + 0.4 * math.sin(2 * math.pi * t / day + phase)
+            cpu = w * 30 * cycle + rng.gauss(0, 1.5 * w)
+            mem += rng.gauss(0, 0.05) + 0.02 * (40 - mem)
+            v = {"cpu": cpu, "load": cpu / 25 + rng.gauss(0, 0.05 * w), "net_in": w * 200 * cycle + rng.gauss(0, 8 * w),
+                 "net_out": w * 150 * cycle + rng.gauss(0, 6 * w), "disk_read": w * 50 * cycle * rng.uniform(0.5, 1.5),
+                 "disk_write": w * 30 * cycle + rng.gauss(0, 2 * w), "mem": mem, "ctx_switch": w * 1e4 * cycle + rng.gauss(0, 300 * w),
+                 "latency_ms": 5 + 20 * cycle ** 3 + rng.gauss(0, 0.5), "errors": float(rng.random() < 0.01),
+                 "swap": swap, "threads": threads}
+            if rng.random() < 0.001:
+                threads += rng.choice((-1.0, 1.0))
+            if k == 21 and t >= 7200 + 600:
+                v["swap"] = swap + 0.1  # a hair more swap, for good: normal
+            if kind == "spike" and at <= t < at + 10:
+                v["cpu"] += 40 * w
+                v["load"] += 1.6 * w
+            elif kind == "netstop" and at <= t < at + 60:
+                v["net_in"], v["net_out"] = rng.gauss(0, 1), rng.gauss(0, 1)
+            elif kind == "leak" and at <= t < at + 360:
+                v["mem"] += 30 * (t - at) / 360
+            elif kind == "frozen" and at <= t < at + 120:
+                v["disk_write"] = 12.5
+            (train if t < train_steps else test).append({"device_id": device, "ts": T0 + t * 60_000, "values": v})
+        if kind:
+            length = {"spike": 10, "netstop": 60, "leak": 360, "frozen": 120}[kind]
+            labels.append((device, T0 + at * 60_000, T0 + (at + length - 1) * 60_000))
+    return train, test, labels
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: training/shape-fleets.py DIR")
     for name, make in (("single", single), ("short", short), ("messy", messy), ("counter", counter),
-                       ("newpumps", newpumps)):
+                       ("newpumps", newpumps), ("servers", servers)):
         train, test, labels = make(random.Random(name))
         write(sys.argv[1], name, train, test, labels, "contextual" if name == "newpumps" else "point")
 

@@ -8,7 +8,10 @@ Scoring, calibrated here on training data only, is the job's (README "Scoring"),
 target features (a feature is "context" when it is binary or constant in the training data, or
 named by --context: the model sees it, the scores do not; a counter, a feature that only rises
 or only falls from step to step, is left out unless --features names it):
-    dynamics  r_i = (x_i - y_prev_i) / residual_scale_i,  mean over targets of r_i^2
+    dynamics  r_i = (x_i - y_prev_i) / residual_scale_i,  mean over targets of r_i^2; a target
+              forecast no better than its device's own mean would be (its residual_scale at
+              least its spread within a device: a level each device holds) has a residual_scale
+              of at least --residual-floor (0.5) times the targets' median
     level     each target's moving average over the level window against the device's own
               profile (learned over its first profile_steps steps, then adapting on quiet steps
               only), in the device's own unit of deviation: the largest over targets; while the
@@ -63,6 +66,12 @@ WINDOW = 160               # steps per training window (--window), shorter for s
 MIN_WINDOW = WARMUP_STEPS + 11  # a window's loss counts the forecasts after the warm-up: 10 or more
 THRESHOLD_QUANTILE = 0.99  # of held-out normal step scores: the dynamics score's unit
 REPORTED_QUANTILES = [0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999]
+# A target whose forecast misses are at least its spread within a device (a level each device holds,
+# with rare steps: the model forecasts it no better than the device's own mean) has a residual scale
+# of at least this times the targets' median (--residual-floor): its misses are the model's, not the
+# device's, and divided by a small scale they would outweigh the other targets' (EVALUATION.md,
+# "Fleets of other shapes").
+RESIDUAL_FLOOR = 0.5
 # The level score (README "Scoring"; measurements in EVALUATION.md).
 PROFILE_STEPS = 1000       # steps a device's profile is learned over (fewer for short histories)
 DYNAMICS_HALF_LIFE = 20000  # steps: how slowly a device's learned level of forecast residual adapts
@@ -709,6 +718,11 @@ def main():
                     " sensitive; not lower with --normalisation device), or the fleet's for every"
                     " device; a device faulty through most of the steps it learns over is held to"
                     " its fault, within those bounds; EVALUATION.md")
+    ap.add_argument("--residual-floor", type=float, default=RESIDUAL_FLOOR,
+                    help="a target whose forecast misses are at least its spread within a device (a"
+                         " level each device holds) has a residual scale of at least this times the"
+                         f" targets' median ({RESIDUAL_FLOOR}; 0 for none), so that the model's small"
+                         " misses on it do not outweigh the other targets'")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--max-minutes", type=float, default=10)
@@ -735,6 +749,8 @@ def main():
     if a.window is not None and a.window < MIN_WINDOW:
         ap.error(f"--window must be at least {MIN_WINDOW} (the warm-up of {WARMUP_STEPS} steps and"
                  " 10 forecasts for the loss)")
+    if not 0 <= a.residual_floor <= 1:
+        ap.error("--residual-floor is a share of the targets' median residual scale: 0 (none) to 1")
 
     started = time.time()
     random.seed(a.seed)
@@ -862,6 +878,17 @@ def main():
     cal_res = np.concatenate([r for r in cal_res if len(r)])
     scale = np.sqrt((cal_res ** 2).mean(axis=0))
     scale[scale < 1e-6] = 1e-6
+    # Each feature's spread within a device: the root mean square over devices of its standard
+    # deviation in the model's inputs.
+    spread = np.sqrt(np.mean([xn.astype(np.float64).std(axis=0) ** 2
+                              for xn in inputs.values() if len(xn) > 1], axis=0))
+    floor = a.residual_floor * float(np.median(scale[targets]))
+    floored = [i for i in targets if scale[i] >= spread[i] and scale[i] < floor]
+    if floored:
+        print(f"residual scale floored at {floor:.4g} ({a.residual_floor} times the targets' median),"
+              " for targets forecast no better than their device's mean: "
+              + ", ".join(f"{features[i]} {scale[i]:.4g} (spread {spread[i]:.4g})" for i in floored))
+        scale[floored] = floor
     scores = ((cal_res[:, targets] / scale[targets]) ** 2).mean(axis=1)
     quantiles = {str(q): float(np.quantile(scores, q))
                  for q in sorted(set(REPORTED_QUANTILES + [a.threshold_quantile]))}
