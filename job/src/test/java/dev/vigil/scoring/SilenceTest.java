@@ -202,18 +202,15 @@ class SilenceTest {
                     .extracting(r -> ((StreamRecord<?>) r).getTimestamp())
                     .containsExactly(T0 + 19 * MINUTE, T0 + 40 * MINUTE);
         }
-        assertThat(live)
-                .containsExactly(
-                        "a OPEN "
-                                + (T0 + 19 * MINUTE)
-                                + " a:"
-                                + (T0 + 9 * MINUTE)
-                                + ":silence:OPEN",
-                        "a CLOSE "
-                                + (T0 + 40 * MINUTE)
-                                + " a:"
-                                + (T0 + 9 * MINUTE)
-                                + ":silence:CLOSE");
+        assertThat(live).isEqualTo(aSilentFromMinute9To40());
+    }
+
+    /** Device a's silence from its step at minute 9 to its next at minute 40, described. */
+    private static List<String> aSilentFromMinute9To40() {
+        String id = "a:" + (T0 + 9 * MINUTE) + ":silence:";
+        return List.of(
+                "a OPEN " + (T0 + 19 * MINUTE) + " " + id + "OPEN",
+                "a CLOSE " + (T0 + 40 * MINUTE) + " " + id + "CLOSE");
     }
 
     /**
@@ -247,18 +244,7 @@ class SilenceTest {
             h.getSideOutput(Outputs.DEAD_LETTERS)
                     .forEach(r -> reasons.add(r.getValue().reason.name()));
             assertThat(reasons).hasSize(30).containsOnly("MODEL_ERROR");
-            assertThat(describe(silences(h)))
-                    .containsExactly(
-                            "a OPEN "
-                                    + (T0 + 19 * MINUTE)
-                                    + " a:"
-                                    + (T0 + 9 * MINUTE)
-                                    + ":silence:OPEN",
-                            "a CLOSE "
-                                    + (T0 + 40 * MINUTE)
-                                    + " a:"
-                                    + (T0 + 9 * MINUTE)
-                                    + ":silence:CLOSE");
+            assertThat(describe(silences(h))).isEqualTo(aSilentFromMinute9To40());
         }
     }
 
