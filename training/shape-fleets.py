@@ -13,7 +13,7 @@ do not, each as DIR/<name>/{train,test}.jsonl and labels.csv for training/evalua
     servers   24 servers of workloads 0.3 to 3 times apart, 12 correlated metrics with a daily
               cycle, two of them near-constant on each server (its swap, its thread count), five
               days to train on, two to test with four faults (a CPU spike, a network that stops
-              while the CPU works, a memory leak, a disk counter frozen) and, unlabelled, a
+              while the CPU works, a memory leak, a disk write rate frozen) and, unlabelled, a
               server whose swap moves up by a hair for good
 
 usage: training/shape-fleets.py DIR

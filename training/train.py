@@ -43,6 +43,7 @@ Usage: train.py --train FILE.jsonl --out DIR [--labels labels.csv] [--hidden 64]
                 [--max-minutes 10] [--seed 7] [--features a,b,c] [--context a,b | none]
                 [--gap-minutes 10] [--threshold-quantile 0.99] [--no-level] [--no-stuck]
                 [--no-variability] [--normalisation fleet | device] [--dynamics-scale fleet | device]
+                [--residual-floor 0.5]
 Writes DIR/model.onnx, DIR/model.json (the card) and DIR/golden.json (vectors a Java test checks).
 """
 import argparse

@@ -345,11 +345,8 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
             for (int row = 0; row < rows; row++) {
                 Slot slot = slotOf[row];
                 int i = eventOf[row];
-                boolean scored =
-                        scorer.finish(
-                                slot.state[model], events[i], row, timestamps[i], out(model, slot));
                 // A MODEL_ERROR step is not the device seen.
-                if (scored && model == models.servedBy(slot.canary)) {
+                if (model == models.servedBy(slot.canary) && !scorer.failed(row)) {
                     silence.stepped(
                             slot.state[model],
                             slot.deviceId,
@@ -358,6 +355,7 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
                             this,
                             models.servingVersion(slot.canary));
                 }
+                scorer.finish(slot.state[model], events[i], row, timestamps[i], out(model, slot));
             }
         }
     }

@@ -179,8 +179,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
             if (accepted[m]) {
                 scorer.load(s, e, 0);
                 scorer.infer(1);
-                boolean scored = scorer.finish(s, e, 0, ts, emitter);
-                if (scored && m == served) { // a MODEL_ERROR step is not the device seen
+                if (m == served && !scorer.failed(0)) { // a MODEL_ERROR step is not the device seen
                     Long seen = ctx.timestamp();
                     silence.stepped(
                             s,
@@ -190,6 +189,7 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
                             this,
                             models.servingVersion(canary));
                 }
+                scorer.finish(s, e, 0, ts, emitter);
             }
             // A late record alone does not refresh the time-to-live, unless the state was replaced
             // (a reset, which must not be redone and reported again at the next read).

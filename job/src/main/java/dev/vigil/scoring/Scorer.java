@@ -531,6 +531,15 @@ final class Scorer implements AutoCloseable {
         inferredAt = System.currentTimeMillis();
     }
 
+    /**
+     * Whether the last {@link #infer} could not step row {@code row}: {@link #finish} then makes it
+     * a dead letter {@code MODEL_ERROR}, and the step is not scored (the silence watch does not
+     * count it as the device seen).
+     */
+    boolean failed(int row) {
+        return failures[row] != null;
+    }
+
     private void retryRowByRow(int rows, IllegalStateException batchFailed) {
         if (!loggedModelError) {
             loggedModelError = true; // the dead letters carry each row's error
@@ -550,10 +559,8 @@ final class Scorer implements AutoCloseable {
      * Takes row {@code row}'s new memory and forecast, then warm-up, episodes and outputs. A row
      * ONNX Runtime failed on is a dead letter {@code MODEL_ERROR} instead, and its device's memory
      * is reset (an open episode closed): the step is not scored and the order guard does not move.
-     * Returns whether the step was scored (false for such a row): the silence watch counts a device
-     * as seen only by its scored steps.
      */
-    boolean finish(DeviceState s, TelemetryEvent e, int row, long timestamp, Emitter out) {
+    void finish(DeviceState s, TelemetryEvent e, int row, long timestamp, Emitter out) {
         stepScores[row] = Float.NaN;
         if (failures[row] != null) {
             String failure = failures[row];
@@ -568,7 +575,7 @@ final class Scorer implements AutoCloseable {
                             settings.inputFormat().write(e, card.names()),
                             System.currentTimeMillis()),
                     timestamp);
-            return false;
+            return;
         }
         model.hNext().get(row * hidden, s.hidden);
         model.y().get(row * features, s.forecast);
@@ -683,7 +690,6 @@ final class Scorer implements AutoCloseable {
         }
         keepFinite(s, e.deviceId, timestamp, out);
         latencyMs.update(inferredAt - e.ts);
-        return true;
     }
 
     /**

@@ -28,8 +28,10 @@ import org.apache.flink.streaming.api.operators.InternalTimerService;
  * fires before the device's silence is due registers the next one at that time. So a device that
  * steps every minute under a 10-minute period costs one timer firing per 10 minutes, not a timer
  * per step. Both operators call it with the state of the model that serves the device ({@link
- * Models#servedBy}), right after that model takes the step, and the other model's state gets a copy
- * of the same fields, so that a promoted state or a rolled-back canary keeps watching.
+ * Models#servedBy}), once ONNX Runtime has stepped that model's row and before its scores go out (a
+ * step ONNX Runtime fails on, a dead letter {@code MODEL_ERROR}, is not the device seen), and the
+ * other model's state gets a copy of the same fields, so that a promoted state or a rolled-back
+ * canary keeps watching.
  *
  * <p>A device reported silent keeps one timer too, at the time it was last seen plus {@code
  * vigil.state.ttl}: if it is still silent then, the job forgets it ({@link Fired#FORGET}): its open
