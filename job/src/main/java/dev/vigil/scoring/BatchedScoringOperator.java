@@ -365,8 +365,8 @@ public class BatchedScoringOperator extends AbstractStreamOperator<AnomalyEvent>
         int servingRow = slot.row[Models.SERVING];
         int shadowRow = slot.row[Models.SHADOW];
         int servedBy = slot.canary ? shadowRow : servingRow;
-        if (servedBy >= 0) {
-            models.scored(slot.canary);
+        if (servedBy >= 0 && !models.scorer(models.servedBy(slot.canary)).failed(servedBy)) {
+            models.scored(slot.canary); // a MODEL_ERROR step is not a step scored
         }
         if (servingRow >= 0 && shadowRow >= 0) {
             models.compare(

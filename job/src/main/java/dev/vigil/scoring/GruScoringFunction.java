@@ -197,8 +197,8 @@ public class GruScoringFunction extends KeyedProcessFunction<String, TelemetryEv
             steppedStates[m] = s;
         }
         if (models.count() == 2) {
-            if (accepted[canary ? Models.SHADOW : Models.SERVING]) {
-                models.scored(canary);
+            if (accepted[served] && !models.scorer(served).failed(0)) {
+                models.scored(canary); // a MODEL_ERROR step is not a step scored
             }
             if (accepted[Models.SERVING] && accepted[Models.SHADOW]) {
                 models.compare(

@@ -106,8 +106,9 @@ final class Scorer implements AutoCloseable {
     private final float[] stepScores;
     private final int[] top;
     // Per row: why ONNX Runtime failed on it alone (null: it did not), set by a failed batch's
-    // retry.
+    // retry and kept until the next infer(); anyFailed: whether any row holds one.
     private final String[] failures;
+    private boolean anyFailed;
     private boolean loggedModelChange;
     private boolean loggedModelError;
     private boolean loggedInvalidState;
@@ -520,6 +521,10 @@ final class Scorer implements AutoCloseable {
      * job.
      */
     void infer(int rows) {
+        if (anyFailed) { // the last call's failures, read until now by finish and failed
+            java.util.Arrays.fill(failures, null);
+            anyFailed = false;
+        }
         long t0 = System.nanoTime();
         try {
             model.run(rows);
@@ -532,9 +537,9 @@ final class Scorer implements AutoCloseable {
     }
 
     /**
-     * Whether the last {@link #infer} could not step row {@code row}: {@link #finish} then makes it
-     * a dead letter {@code MODEL_ERROR}, and the step is not scored (the silence watch does not
-     * count it as the device seen).
+     * Whether the last {@link #infer} could not step row {@code row} (until the next call): {@link
+     * #finish} makes it a dead letter {@code MODEL_ERROR}, and the step is not scored (the silence
+     * watch does not count it as the device seen, nor a canary's comparison as a step scored).
      */
     boolean failed(int row) {
         return failures[row] != null;
@@ -551,6 +556,7 @@ final class Scorer implements AutoCloseable {
             } catch (IllegalStateException rowFailed) {
                 String why = rowFailed.getMessage();
                 failures[row] = why.length() > 1000 ? why.substring(0, 1000) + "..." : why;
+                anyFailed = true;
             }
         }
     }
@@ -564,7 +570,6 @@ final class Scorer implements AutoCloseable {
         stepScores[row] = Float.NaN;
         if (failures[row] != null) {
             String failure = failures[row];
-            failures[row] = null;
             closeOnReset(s, e.deviceId, timestamp, out);
             s.resetMemory();
             metrics.modelError();

@@ -586,21 +586,8 @@ class BatchedScoringOperatorTest {
      */
     @Test
     void shouldContainARowOnnxRuntimeFailsOn() throws Exception {
-        ModelCard card = Fixtures.model().card();
-        ModelBundle poison =
-                new ModelBundle(
-                        card,
-                        Files.readAllBytes(Path.of("src/test/resources/poison-model/model.onnx")));
-        List<TelemetryEvent> in = new ArrayList<>();
-        for (int i = 0; i < 60; i++) {
-            for (String device : List.of("pump-a", "pump-b", "pump-c")) {
-                float[] v = card.mean().clone();
-                if (device.equals("pump-b") && i == 30) {
-                    v[0] += 10 * card.std()[0]; // normalised 10: the row the model fails on
-                }
-                in.add(new TelemetryEvent(device, 1_764_000_000_000L + i * 60_000L, i, v));
-            }
-        }
+        ModelBundle poison = poison(Fixtures.model().card().version());
+        List<TelemetryEvent> in = poisonedOnce();
         for (boolean batched : new boolean[] {false, true}) {
             try (var h = batched ? batched(poison, 64, 0) : perRecord(poison)) {
                 h.open();
@@ -620,6 +607,54 @@ class BatchedScoringOperatorTest {
                 List<DeadLetter> letters = new ArrayList<>();
                 h.getSideOutput(Outputs.DEAD_LETTERS).forEach(r -> letters.add(r.getValue()));
                 assertThat(letters.get(0).detail).contains("ONNX Runtime failed on a row");
+            }
+        }
+    }
+
+    /**
+     * A model that fails on a row whose first input is normalised to 4 or more (the committed
+     * poison model), with the test card under {@code version}.
+     */
+    private static ModelBundle poison(String version) throws Exception {
+        ModelCard card = Fixtures.model().card();
+        return new ModelBundle(
+                card.withVersion(version),
+                Files.readAllBytes(Path.of("src/test/resources/poison-model/model.onnx")));
+    }
+
+    /** 60 steps of three pumps, pump-b's 31st the row the poison model fails on. */
+    private static List<TelemetryEvent> poisonedOnce() {
+        ModelCard card = Fixtures.model().card();
+        List<TelemetryEvent> in = new ArrayList<>();
+        for (int i = 0; i < 60; i++) {
+            for (String device : List.of("pump-a", "pump-b", "pump-c")) {
+                float[] v = card.mean().clone();
+                if (device.equals("pump-b") && i == 30) {
+                    v[0] += 10 * card.std()[0]; // normalised 10: the row the model fails on
+                }
+                in.add(new TelemetryEvent(device, 1_764_000_000_000L + i * 60_000L, i, v));
+            }
+        }
+        return in;
+    }
+
+    /**
+     * A canary served by a model that fails on one of its rows: that step (a dead letter
+     * MODEL_ERROR) is not counted as a step scored for the canary's arm, whose alert rate is its
+     * episodes over its steps scored.
+     */
+    @Test
+    void shouldNotCountAStepTheCanarysModelFailsOnAsScored() throws Exception {
+        ModelBundle poison = poison(Fixtures.model().card().version() + "-poison");
+        for (boolean batched : new boolean[] {false, true}) {
+            try (var h = withShadow(batched, poison, 1.0)) {
+                h.open();
+                feed(h, poisonedOnce());
+                if (batched) {
+                    h.endInput();
+                }
+                assertThat(accumulated(h, "scored_canary")).isEqualTo(179L);
+                assertThat(accumulated(h, "scored_control")).isEqualTo(0L);
             }
         }
     }
