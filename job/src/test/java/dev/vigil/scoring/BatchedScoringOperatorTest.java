@@ -586,7 +586,7 @@ class BatchedScoringOperatorTest {
      */
     @Test
     void shouldContainARowOnnxRuntimeFailsOn() throws Exception {
-        ModelBundle poison = poison(Fixtures.model().card().version());
+        ModelBundle poison = Fixtures.poisonModel(Fixtures.model().card().version());
         List<TelemetryEvent> in = poisonedOnce();
         for (boolean batched : new boolean[] {false, true}) {
             try (var h = batched ? batched(poison, 64, 0) : perRecord(poison)) {
@@ -609,17 +609,6 @@ class BatchedScoringOperatorTest {
                 assertThat(letters.get(0).detail).contains("ONNX Runtime failed on a row");
             }
         }
-    }
-
-    /**
-     * A model that fails on a row whose first input is normalised to 4 or more (the committed
-     * poison model), with the test card under {@code version}.
-     */
-    private static ModelBundle poison(String version) throws Exception {
-        ModelCard card = Fixtures.model().card();
-        return new ModelBundle(
-                card.withVersion(version),
-                Files.readAllBytes(Path.of("src/test/resources/poison-model/model.onnx")));
     }
 
     /** 60 steps of three pumps, pump-b's 31st the row the poison model fails on. */
@@ -645,7 +634,7 @@ class BatchedScoringOperatorTest {
      */
     @Test
     void shouldNotCountAStepTheCanarysModelFailsOnAsScored() throws Exception {
-        ModelBundle poison = poison(Fixtures.model().card().version() + "-poison");
+        ModelBundle poison = Fixtures.poisonModel(Fixtures.model().card().version() + "-poison");
         for (boolean batched : new boolean[] {false, true}) {
             try (var h = withShadow(batched, poison, 1.0)) {
                 h.open();

@@ -10,8 +10,6 @@ import dev.vigil.serde.TelemetryEvent;
 import dev.vigil.state.DeviceState;
 import dev.vigil.state.DeviceStateSchema;
 import dev.vigil.testing.Fixtures;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -223,10 +221,7 @@ class SilenceTest {
     @ValueSource(booleans = {false, true})
     void shouldReportADeviceWhoseStepsOnnxRuntimeFailsOn(boolean batched) throws Exception {
         ModelCard card = Fixtures.model().card();
-        ModelBundle poison =
-                new ModelBundle(
-                        card,
-                        Files.readAllBytes(Path.of("src/test/resources/poison-model/model.onnx")));
+        ModelBundle poison = Fixtures.poisonModel(card.version());
         ScoringSettings settings = Fixtures.scoringDefaults().silenceAfterMs(AFTER).build();
         try (var h = harness(batched, settings, poison, null)) {
             h.open();

@@ -8,6 +8,7 @@ import dev.vigil.config.VigilOptions;
 import dev.vigil.model.ModelBundle;
 import dev.vigil.scoring.ScoringSettings;
 import dev.vigil.serde.AnomalyEvent;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -82,6 +83,16 @@ public final class Fixtures {
             model = ModelBundle.load(modelDir());
         }
         return model;
+    }
+
+    /**
+     * A model that fails on a row whose first input is normalised to 4 or more (the committed 1.5
+     * KB poison model), with the committed model's card under {@code version}.
+     */
+    public static ModelBundle poisonModel(String version) throws IOException {
+        return new ModelBundle(
+                model().card().withVersion(version),
+                Files.readAllBytes(Path.of("src/test/resources/poison-model/model.onnx")));
     }
 
     /** A mini cluster of one TaskManager with {@code slots} slots (the largest parallelism). */
