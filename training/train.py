@@ -23,8 +23,12 @@ or only falls from step to step, is left out unless --features names it):
     variability  each target's log moving average of its squared step-to-step change against the
               device's own mean and spread of it (learned over the level's profile steps, then
               adapting target by target on quiet steps): the largest distance over targets
+    correlation  the distance of the step's targets, as the model sees them, from the normal
+              subspace: the fewest principal directions of the training steps that hold 90 % of
+              their variance (none when that takes every direction: targets that move each on its
+              own); no state, nothing learned from a device
     combined  max(dynamics / dynamics_scale, level / level_scale, stuck / stuck_scale,
-              variability / variability_scale), threshold 1
+              variability / variability_scale, correlation / correlation_scale), threshold 1
 With --normalisation device, the model sees each target normalised by the device's own profile
 (its mean and spread, blended in from the fleet's over the profile's learning steps), not by the
 fleet's: training streams every device through its profile exactly as the job does.
@@ -42,7 +46,8 @@ device is scored on the fleet's scale.
 Usage: train.py --train FILE.jsonl --out DIR [--labels labels.csv] [--hidden 64] [--epochs 40]
                 [--max-minutes 10] [--seed 7] [--features a,b,c] [--context a,b | none]
                 [--gap-minutes 10] [--threshold-quantile 0.99] [--no-level] [--no-stuck]
-                [--no-variability] [--normalisation fleet | device] [--dynamics-scale fleet | device]
+                [--no-variability] [--no-correlation] [--normalisation fleet | device]
+                [--dynamics-scale fleet | device]
                 [--residual-floor 0.5]
 Writes DIR/model.onnx, DIR/model.json (the card) and DIR/golden.json (vectors a Java test checks).
 """
@@ -112,6 +117,15 @@ DYNAMICS_LEARNING_BLOCKS = 3
 VARIABILITY_WINDOW = 50
 VARIABILITY_FLOOR = 0.1    # fleet standard deviations: a change this small counts as none
 VARIABILITY_MIN_VAR = 0.01  # the learned spread of the log is at least 0.1 (a constant target's)
+# The correlation score: the distance of a step's targets (as the model sees them) from the normal
+# subspace, the fewest principal directions of training's steps that hold this share of their
+# variance (at most one fewer than the targets). Probed on the synthetic and shape fleets
+# (EVALUATION.md, "Against the fleet's normal relation"): 0.8 to 0.95 gave the same there.
+CORRELATION_VARIANCE = 0.9
+# Its scale: the largest distance over training's devices' normal histories, not the level's
+# quantile: it never adapts to a device, so a training device above its scale would page for as
+# long as it ran (servers: 2 more false episodes at the 0.95 quantile, none at the largest).
+CORRELATION_DEVICE_QUANTILE = 1.0
 NORMALISATION_FLOOR = 0.1  # per-device normalisation: a device's spread is at least this (fleet
                            # standard deviations): it magnifies a quiet device's readings 10x at most
 STUCK_MAX_REPEATS = 0.01   # a target is watched for stuck readings when fewer of its normal steps
@@ -641,6 +655,48 @@ def calibrate_learning_level(fleet, labels, norm, targets, profile_steps):
     return learning
 
 
+def correlation_basis(inputs, targets, labels, fleet):
+    """The correlation score's normal subspace: over every device's model inputs [T, F] (fleet's or
+    device's units, as the model sees them) at its steps outside labelled spans, the principal
+    directions of the targets' values (about 0, the normalised mean), the fewest that hold
+    CORRELATION_VARIANCE of their mean square. Returns the rows (orthonormal, [k, Ft]) and the share
+    they hold, or (None, share of all but one direction) when that takes every direction: fewer
+    than two targets, or targets that move each on its own, with no relation to watch."""
+    if len(targets) < 2:
+        return None, 0.0
+    steps = np.concatenate([x[outside_labels(fleet[dev][0], labels.get(dev, []))][:, targets]
+                            for dev, x in inputs.items()]).astype(np.float64)
+    w, v = np.linalg.eigh(steps.T @ steps / max(1, len(steps)))
+    w, v = w[::-1], v[:, ::-1]
+    share = np.cumsum(w) / max(float(w.sum()), 1e-12)
+    k = int(np.searchsorted(share, CORRELATION_VARIANCE)) + 1
+    if k >= len(targets):
+        return None, float(share[-2])
+    return v[:, :k].T.copy(), float(share[k - 1])
+
+
+def correlation_stream(z, basis):
+    """The job's correlation distance (StepMath.correlation, in double) over target values z
+    [T, Ft] against the rows of basis [k, Ft]: the root of the sum of squares of what the subspace
+    leaves of each step, and each target's square of it (StepMath.correlationParts)."""
+    z, basis = z.astype(np.float64), basis.astype(np.float64)
+    r = z - (z @ basis.T) @ basis
+    parts = r * r
+    return np.sqrt(parts.sum(axis=1)), parts
+
+
+def calibrate_correlation(inputs, targets, labels, fleet, basis):
+    """The correlation score's scale: each device's largest distance over its training history
+    outside labelled spans, the CORRELATION_DEVICE_QUANTILE quantile of those over devices (the
+    largest), so that every device would have stayed quiet through its own history."""
+    maxima = []
+    for dev, x in inputs.items():
+        ok = outside_labels(fleet[dev][0], labels.get(dev, []))
+        if ok.any():
+            maxima.append(float(correlation_stream(x[ok][:, targets], basis)[0].max()))
+    return max(float(np.quantile(maxima, CORRELATION_DEVICE_QUANTILE)), 1e-6), len(maxima)
+
+
 def residuals(step_model, x):
     """Serve one normalised run like the job does, from h = 0: residuals of steps after warm-up."""
     with torch.no_grad():
@@ -708,6 +764,7 @@ def main():
                          " (vigil.alerts.relearn-after)")
     ap.add_argument("--no-variability", action="store_true", help="no variability score")
     ap.add_argument("--no-stuck", action="store_true", help="no stuck score")
+    ap.add_argument("--no-correlation", action="store_true", help="no correlation score")
     ap.add_argument("--normalisation", choices=["fleet", "device"], default="fleet",
                     help="what the model's target inputs are normalised by: the fleet's mean and"
                     " std, or each device's own profile (for fleets whose devices differ in level"
@@ -830,6 +887,26 @@ def main():
     if by_device:
         print(f"per-device normalisation: streamed {len(inputs)} devices through their profiles"
               f" in {time.time() - started_inputs:.0f} s")
+    correlation = None
+    if not a.no_correlation:
+        basis, held = correlation_basis(inputs, targets, labels, fleet)
+        if basis is None:
+            print("no correlation score: " + ("it needs two targets or more" if len(targets) < 2 else
+                  f"the targets move each on its own ({len(targets) - 1} of {len(targets)} directions"
+                  f" hold {held:.3f} of their variance, under {CORRELATION_VARIANCE})"))
+        else:
+            corr_scale, corr_devices = calibrate_correlation(inputs, targets, labels, fleet, basis)
+            correlation = {"basis": [[float(v) for v in row] for row in basis], "variance": held,
+                           "scale": corr_scale,
+                           "calibration": f"quantile {CORRELATION_DEVICE_QUANTILE} over {corr_devices}"
+                                          " devices of each one's largest distance in its training"
+                                          " history;"
+                                          f" basis: the {len(basis)} principal directions of the"
+                                          " targets' normal steps that hold at least"
+                                          f" {CORRELATION_VARIANCE} of their variance"}
+            print(f"correlation: {len(basis)} of {len(targets)} directions hold {held:.3f} of the"
+                  f" targets' variance; scale (q{CORRELATION_DEVICE_QUANTILE} over {corr_devices} devices'"
+                  f" maxima) {corr_scale:.3f}")
     seg_inputs = [inputs[dev][lo:lo + len(x)] for dev, ts, x, lo in segs]
     fit_end = [int(len(xn) * 0.70) for xn in seg_inputs]
     val_end = [int(len(xn) * 0.85) for xn in seg_inputs]
@@ -955,6 +1032,7 @@ def main():
             **({"level": level} if level else {}),
             **({"stuck": stuck} if stuck else {}),
             **({"variability": variability} if variability else {}),
+            **({"correlation": correlation} if correlation else {}),
         },
         "threshold": 1.0,
         "threshold_quantile": a.threshold_quantile,
@@ -1020,6 +1098,8 @@ def write_golden(path, step, segs, cal, mean, std, scale, features, hidden, targ
     z_learning[20:35, 0] += np.float32(3)  # and one while the profile is learned, which the gate keeps out
     golden["profile_case_gated"] = profile_case(z_learning, gated=True)
     golden["variability_case"] = variability_case(z)
+    if z.shape[1] >= 2:
+        golden["correlation_case"] = correlation_case(z)
 
     raw = x[:120][:, targets].astype(np.float32)
     raw[30:46, 0] = raw[29, 0]               # a frozen reading
@@ -1060,6 +1140,22 @@ def variability_case(z):
                            case["floor"], dtype=np.float32, scale=case["scale"])
     case["z"] = [[float(x) for x in row] for row in z]
     case["variability"] = [None if np.isnan(x) else float(x) for x in v]
+    return case
+
+
+def correlation_case(z):
+    """The golden vectors of the correlation score over target values z [T, Ft] (Ft >= 2): a basis
+    of the principal directions of its first 100 steps (as correlation_basis takes them), then the
+    score and each target's part per step."""
+    w, v = np.linalg.eigh(z[:100].astype(np.float64).T @ z[:100].astype(np.float64) / 100)
+    w, v = w[::-1], v[:, ::-1]
+    k = min(int(np.searchsorted(np.cumsum(w) / w.sum(), CORRELATION_VARIANCE)) + 1, z.shape[1] - 1)
+    # (capped, unlike correlation_basis: the case checks the arithmetic, whatever the data holds)
+    case = {"basis": [[float(x) for x in row] for row in v[:, :k].T.astype(np.float32)], "scale": 0.5}
+    distance, parts = correlation_stream(z.astype(np.float32), np.asarray(case["basis"], np.float32))
+    case["z"] = [[float(x) for x in row] for row in z]
+    case["correlation"] = [float(x) for x in distance / np.float32(case["scale"])]
+    case["parts"] = [[float(x) for x in row] for row in parts]
     return case
 
 

@@ -63,14 +63,20 @@ public class AnomalyEvent {
 
     public AnomalyEvent() {}
 
-    /** Bits of {@link #reason(int)}: the forecast residual, the level score, the stuck score. */
+    /**
+     * Bits of {@link #reason(int)}: the forecast residual, the level, stuck, variability and
+     * correlation scores.
+     */
     public static final int REASON_DYNAMICS = 1;
 
     public static final int REASON_LEVEL = 2;
     public static final int REASON_STUCK = 4;
     public static final int REASON_VARIABILITY = 8;
+    public static final int REASON_CORRELATION = 16;
 
-    private static final String[] REASON_NAMES = {"dynamics", "level", "stuck", "variability"};
+    private static final String[] REASON_NAMES = {
+        "dynamics", "level", "stuck", "variability", "correlation"
+    };
 
     /**
      * The reason of a silence episode: OPEN when a device has had no step scored for the silence

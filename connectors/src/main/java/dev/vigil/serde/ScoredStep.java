@@ -13,6 +13,7 @@ public class ScoredStep {
     public float level = Float.NaN;
     public float stuck = Float.NaN;
     public float variability = Float.NaN;
+    public float correlation = Float.NaN;
 
     public ScoredStep() {}
 
@@ -40,5 +41,18 @@ public class ScoredStep {
             float variability) {
         this(deviceId, ts, score, dynamics, level, stuck);
         this.variability = variability;
+    }
+
+    public ScoredStep(
+            String deviceId,
+            long ts,
+            float score,
+            float dynamics,
+            float level,
+            float stuck,
+            float variability,
+            float correlation) {
+        this(deviceId, ts, score, dynamics, level, stuck, variability);
+        this.correlation = correlation;
     }
 }

@@ -227,6 +227,9 @@ public final class WireFormat {
                     if (!Float.isNaN(s.variability)) {
                         g.writeNumberField("variability", s.variability);
                     }
+                    if (!Float.isNaN(s.correlation)) {
+                        g.writeNumberField("correlation", s.correlation);
+                    }
                 });
     }
 
@@ -245,6 +248,7 @@ public final class WireFormat {
                     case "level" -> s.level = p.getFloatValue();
                     case "stuck" -> s.stuck = p.getFloatValue();
                     case "variability" -> s.variability = p.getFloatValue();
+                    case "correlation" -> s.correlation = p.getFloatValue();
                     default -> p.skipChildren();
                 }
             }

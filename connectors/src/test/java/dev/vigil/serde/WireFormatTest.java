@@ -80,6 +80,11 @@ class WireFormatTest {
                 .isEqualTo("dynamics+level");
         assertThat(AnomalyEvent.reason(AnomalyEvent.REASON_LEVEL | AnomalyEvent.REASON_STUCK))
                 .isEqualTo("level+stuck");
+        assertThat(
+                        AnomalyEvent.reason(
+                                AnomalyEvent.REASON_VARIABILITY | AnomalyEvent.REASON_CORRELATION))
+                .isEqualTo("variability+correlation");
+        assertThat(AnomalyEvent.reason(AnomalyEvent.REASON_CORRELATION)).isEqualTo("correlation");
         assertThat(AnomalyEvent.reason(0)).isEqualTo("dynamics");
     }
 
@@ -206,7 +211,7 @@ class WireFormatTest {
 
     @Test
     void shouldRoundTripAStepScoreWithItsComponents() throws Exception {
-        ScoredStep s = new ScoredStep("pump-1", 42L, 1.25f, 1.25f, 0.5f, 0.25f, 0.125f);
+        ScoredStep s = new ScoredStep("pump-1", 42L, 1.25f, 1.25f, 0.5f, 0.25f, 0.125f, 0.75f);
 
         assertThat(WireFormat.parseScore(WireFormat.score(s)))
                 .usingRecursiveComparison()
@@ -215,7 +220,8 @@ class WireFormatTest {
                 .containsEntry("dynamics", "1.25")
                 .containsEntry("level", "0.5")
                 .containsEntry("stuck", "0.25")
-                .containsEntry("variability", "0.125");
+                .containsEntry("variability", "0.125")
+                .containsEntry("correlation", "0.75");
     }
 
     @Test
@@ -229,6 +235,7 @@ class WireFormatTest {
         assertThat(back.dynamics).isNaN();
         assertThat(back.level).isNaN();
         assertThat(back.variability).isNaN();
+        assertThat(back.correlation).isNaN();
     }
 
     private static Map<String, String> flat(byte[] json) throws Exception {

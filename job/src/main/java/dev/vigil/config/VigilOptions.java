@@ -59,7 +59,7 @@ public final class VigilOptions {
                     .defaultValue("")
                     .withDescription(
                             "Every step's score and its components ({device_id, ts, score, dynamics, level,"
-                                    + " stuck, variability}); empty"
+                                    + " stuck, variability, correlation}); empty"
                                     + " to write none.");
 
     public static final ConfigOption<String> DELIVERY_ANOMALIES =

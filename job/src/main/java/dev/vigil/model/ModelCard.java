@@ -135,6 +135,37 @@ public final class ModelCard implements Serializable {
             implements Serializable {}
 
     /**
+     * The correlation score ("this device's targets are not related as the fleet's normal data
+     * relates them", README "Scoring"): the distance of the step's target inputs, as the model sees
+     * them, from the normal subspace training found: the span of the {@code components} rows of
+     * {@code basis} (row-major, one value per target each, orthonormal). The distance is the root
+     * of the sum of squares of what the subspace leaves of the step; {@code scale} is the distance
+     * that counts as the threshold (training's calibration). It keeps no state: a new device is
+     * measured against the fleet's normal from its first step, and nothing it does becomes normal.
+     */
+    public record Correlation(float[] basis, int components, float scale) implements Serializable {
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Correlation c
+                    && components == c.components
+                    && java.util.Arrays.equals(basis, c.basis)
+                    && Float.compare(scale, c.scale) == 0;
+        }
+
+        @Override
+        public int hashCode() {
+            return 31 * (31 * java.util.Arrays.hashCode(basis) + components)
+                    + Float.hashCode(scale);
+        }
+
+        @Override
+        public String toString() {
+            return "Correlation[components=" + components + ", scale=" + scale + "]";
+        }
+    }
+
+    /**
      * The stuck score ("this reading has stopped moving"): the longest run of consecutive steps in
      * which one of {@code features} (targets whose normal readings rarely repeat) repeated its
      * value exactly; {@code scale} is the run that counts as the threshold (training: the longest
@@ -206,6 +237,7 @@ public final class ModelCard implements Serializable {
     private final Level level;
     private final Stuck stuck;
     private final Variability variability;
+    private final Correlation correlation;
     private final DeviceNormalisation normalisation;
     private final float dynamicsQuantile99;
     private final DeviceDynamics deviceDynamics;
@@ -316,7 +348,43 @@ public final class ModelCard implements Serializable {
             DeviceDynamics deviceDynamics,
             long stepIntervalMs,
             Variability variability) {
+        this(
+                version,
+                hiddenSize,
+                features,
+                threshold,
+                warmupSteps,
+                dynamicsScale,
+                level,
+                stuck,
+                normalisation,
+                dynamicsQuantile99,
+                deviceDynamics,
+                stepIntervalMs,
+                variability,
+                null);
+    }
+
+    /**
+     * @param correlation the correlation score's parameters, or null for none
+     */
+    public ModelCard(
+            String version,
+            int hiddenSize,
+            List<Feature> features,
+            float threshold,
+            int warmupSteps,
+            float dynamicsScale,
+            Level level,
+            Stuck stuck,
+            DeviceNormalisation normalisation,
+            float dynamicsQuantile99,
+            DeviceDynamics deviceDynamics,
+            long stepIntervalMs,
+            Variability variability,
+            Correlation correlation) {
         this.variability = variability;
+        this.correlation = correlation;
         this.dynamicsQuantile99 = dynamicsQuantile99;
         this.deviceDynamics = deviceDynamics;
         this.stepIntervalMs = stepIntervalMs;
@@ -371,6 +439,25 @@ public final class ModelCard implements Serializable {
         return with(newVersion, level, normalisation, deviceDynamics, newVariability);
     }
 
+    /** This card with another correlation score (null: none). */
+    public ModelCard withCorrelation(String newVersion, Correlation newCorrelation) {
+        return new ModelCard(
+                newVersion,
+                hiddenSize,
+                features,
+                threshold,
+                warmupSteps,
+                dynamicsScale,
+                level,
+                stuck,
+                normalisation,
+                dynamicsQuantile99,
+                deviceDynamics,
+                stepIntervalMs,
+                variability,
+                newCorrelation);
+    }
+
     /** This card with another normalisation (null: the fleet's). */
     public ModelCard withNormalisation(String newVersion, DeviceNormalisation newNormalisation) {
         return with(newVersion, level, newNormalisation, deviceDynamics, variability);
@@ -400,7 +487,8 @@ public final class ModelCard implements Serializable {
                 dynamicsQuantile99,
                 newDeviceDynamics,
                 stepIntervalMs,
-                newVariability);
+                newVariability,
+                correlation);
     }
 
     /** Reads and validates {@code dir/model.json}. */
@@ -445,6 +533,7 @@ public final class ModelCard implements Serializable {
             Level level = null;
             Stuck stuck = null;
             Variability variability = null;
+            Correlation correlation = null;
             if (score != null && !score.isNull()) {
                 knownFields(score, "\"score\"", SCORE_FIELDS);
                 JsonNode combine = score.get("combine");
@@ -512,6 +601,7 @@ public final class ModelCard implements Serializable {
                                     number(v, "floor"),
                                     number(v, "scale"));
                 }
+                correlation = correlation(score.get("correlation"));
             }
             return new ModelCard(
                     required(root, "version").asText(),
@@ -526,7 +616,8 @@ public final class ModelCard implements Serializable {
                     quantile99(root),
                     deviceDynamics,
                     stepInterval(root),
-                    variability);
+                    variability,
+                    correlation);
         } catch (ModelException e) {
             throw new ModelException("model card " + file + ": " + e.getMessage(), e);
         }
@@ -640,6 +731,34 @@ public final class ModelCard implements Serializable {
                 gated != null && gated.booleanValue());
     }
 
+    /**
+     * {@code score.correlation}, or null when the card has none: its {@code basis} (a list of rows,
+     * one value per target each) flattened row by row; the sizes are checked by validate.
+     */
+    private static Correlation correlation(JsonNode c) {
+        if (c == null || c.isNull()) {
+            return null;
+        }
+        knownFields(c, "\"score.correlation\"", CORRELATION_FIELDS);
+        JsonNode rows = required(c, "basis");
+        String shape =
+                "\"score.correlation.basis\" must be a non-empty list of rows of numbers, one per"
+                        + " target each";
+        if (!rows.isArray() || rows.isEmpty()) {
+            throw new ModelException(shape + ", found " + rows);
+        }
+        int width = rows.get(0).size();
+        float[] basis = new float[rows.size() * width];
+        for (int k = 0; k < rows.size(); k++) {
+            float[] row = floats(rows.get(k));
+            if (row == null || row.length != width) {
+                throw new ModelException(shape + ", found " + rows.get(k));
+            }
+            System.arraycopy(row, 0, basis, k * width, width);
+        }
+        return new Correlation(basis, rows.size(), number(c, "scale"));
+    }
+
     /** A feature's drift bins, or null when the card has none; refused when inconsistent. */
     private static Bins bins(JsonNode feature) {
         JsonNode b = feature.get("bins");
@@ -708,7 +827,9 @@ public final class ModelCard implements Serializable {
             Set.of("name", "mean", "std", "residual_scale", "role", "bins");
     private static final Set<String> BINS_FIELDS = Set.of("edges", "shares");
     private static final Set<String> SCORE_FIELDS =
-            Set.of("combine", "dynamics", "level", "stuck", "variability");
+            Set.of("combine", "dynamics", "level", "stuck", "variability", "correlation");
+    private static final Set<String> CORRELATION_FIELDS =
+            Set.of("basis", "scale", "variance", "calibration");
     private static final Set<String> VARIABILITY_FIELDS =
             Set.of(
                     "profile_steps",
@@ -949,6 +1070,9 @@ public final class ModelCard implements Serializable {
             finitePositive("score.level.floor", level.floor());
             finitePositive("score.level.scale", level.scale());
         }
+        if (correlation != null) {
+            validateCorrelation();
+        }
         if (normalisation != null) {
             if (level == null) {
                 throw new ModelException(
@@ -984,6 +1108,47 @@ public final class ModelCard implements Serializable {
                 }
             }
         }
+    }
+
+    /**
+     * The basis must span fewer dimensions than the targets (else nothing is left to measure) and
+     * be orthonormal, as the score's arithmetic takes it to be.
+     */
+    private void validateCorrelation() {
+        int n = targets.length;
+        int k = correlation.components();
+        float[] b = correlation.basis();
+        if (b.length != k * n || k >= n) {
+            throw new ModelException(
+                    "\"score.correlation.basis\" needs fewer rows than this card has targets ("
+                            + n
+                            + "), each of "
+                            + n
+                            + " values, found "
+                            + k
+                            + " rows of "
+                            + (k == 0 ? 0 : b.length / k));
+        }
+        for (int i = 0; i < k; i++) {
+            for (int j = i; j < k; j++) {
+                double dot = 0;
+                for (int t = 0; t < n; t++) {
+                    dot += (double) b[i * n + t] * b[j * n + t];
+                }
+                if (!(Math.abs(dot - (i == j ? 1 : 0)) <= 1e-3)) {
+                    throw new ModelException(
+                            "\"score.correlation.basis\" rows must be orthonormal (unit length,"
+                                    + " at right angles): rows "
+                                    + i
+                                    + " and "
+                                    + j
+                                    + " have a dot product of "
+                                    + dot
+                                    + "; train again with ./vigil train");
+                }
+            }
+        }
+        finitePositive("score.correlation.scale", correlation.scale());
     }
 
     public String version() {
@@ -1049,6 +1214,11 @@ public final class ModelCard implements Serializable {
     /** The variability score's parameters, or null when the card has none. */
     public Variability variability() {
         return variability;
+    }
+
+    /** The correlation score's parameters, or null when the card has none. */
+    public Correlation correlation() {
+        return correlation;
     }
 
     /** The level score's parameters, or null when the card has none. */

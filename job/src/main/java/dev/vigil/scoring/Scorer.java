@@ -78,6 +78,7 @@ final class Scorer implements AutoCloseable {
     private final ModelCard.DeviceNormalisation byDevice;
     private final ModelCard.DeviceDynamics deviceDynamics;
     private final ModelCard.Variability variability;
+    private final ModelCard.Correlation correlation;
     private final float variabilityAlpha;
     private final float variabilityBeta;
     private final float variabilityFloorSquared;
@@ -102,6 +103,13 @@ final class Scorer implements AutoCloseable {
     private final float[][] variabilityShares;
     private final float[][] variabilityLogs;
     private final float[][] variabilityDistances;
+    // Per row: the correlation score in threshold units (NaN without one) and its parts (computed
+    // by finish for a step that uses them); the targets as the model sees them under per-device
+    // normalisation and the step's coordinates in the normal subspace, scratch of one row's use.
+    private final float[] correlations;
+    private final float[][] correlationShares;
+    private final float[] deviceInputs;
+    private final float[] projection;
     // Per row: the step's score after warm-up (NaN: none), for comparing two models.
     private final float[] stepScores;
     private final int[] top;
@@ -135,6 +143,7 @@ final class Scorer implements AutoCloseable {
         this.byDevice = card.normalisation();
         this.deviceDynamics = card.deviceDynamics();
         this.variability = card.variability();
+        this.correlation = card.correlation();
         this.variabilityAlpha = variability == null ? 0f : 2f / (variability.windowSteps() + 1);
         this.variabilityBeta =
                 variability == null ? 0f : StepMath.halfLifeRate(variability.halfLifeSteps());
@@ -156,6 +165,10 @@ final class Scorer implements AutoCloseable {
         this.variabilityShares = new float[maxBatch][features];
         this.variabilityLogs = new float[maxBatch][targets.length];
         this.variabilityDistances = new float[maxBatch][targets.length];
+        this.correlations = new float[maxBatch];
+        this.correlationShares = new float[maxBatch][features];
+        this.deviceInputs = new float[targets.length];
+        this.projection = new float[correlation == null ? 0 : correlation.components()];
         this.stepScores = new float[maxBatch];
         this.top = new int[features];
         this.failures = new String[maxBatch];
@@ -421,7 +434,7 @@ final class Scorer implements AutoCloseable {
         }
         levels[row] = Float.NaN;
         float[] z = fleetTargets[row];
-        if (level != null || variability != null) {
+        if (level != null || variability != null || correlation != null) {
             StepMath.gatherTargets(model.x(), offset, targets, z);
         }
         variabilities[row] = Float.NaN;
@@ -490,6 +503,16 @@ final class Scorer implements AutoCloseable {
                 }
             }
         }
+        // Against the fleet's normal subspace, on the targets as the model sees them (under
+        // per-device normalisation, the device's units): no state, a value from the first step.
+        correlations[row] =
+                correlation == null
+                        ? Float.NaN
+                        : StepMath.correlation(
+                                        correlationInputs(row),
+                                        correlation.basis(),
+                                        correlation.components())
+                                / correlation.scale();
         boolean hasForecast = s.steps > 0; // a forecast exists only after the first step
         scored[row] = hasForecast;
         scores[row] =
@@ -512,6 +535,19 @@ final class Scorer implements AutoCloseable {
                                 s.unchangedRuns,
                                 runShares[row]);
         model.h().put(row * hidden, s.hidden);
+    }
+
+    /**
+     * Row {@code row}'s targets as the model sees them: the fleet-normalised values load gathered,
+     * or under per-device normalisation the device's, read again from the model's input (which
+     * holds the row until the next load of it).
+     */
+    private float[] correlationInputs(int row) {
+        if (byDevice == null) {
+            return fleetTargets[row];
+        }
+        StepMath.gatherTargets(model.x(), row * features, targets, deviceInputs);
+        return deviceInputs;
     }
 
     /**
@@ -632,6 +668,20 @@ final class Scorer implements AutoCloseable {
                 stepShares = variabilityShares[row];
             }
         }
+        float correlationScore = correlations[row];
+        if (correlationScore > score || Float.isNaN(score)) {
+            score = correlationScore;
+            if (correlationScore > threshold) {
+                stepShares = correlationShares[row];
+                StepMath.correlationParts(
+                        correlationInputs(row),
+                        correlation.basis(),
+                        correlation.components(),
+                        projection,
+                        targets,
+                        stepShares);
+            }
+        }
         // load() left each component's parts; only a step in an episode or above the threshold
         // uses the shares (the episode adds them up, an event names its top features), so only
         // such a step divides its own. The stuck watch's are shares already.
@@ -647,7 +697,8 @@ final class Scorer implements AutoCloseable {
                             dynamics,
                             level == null ? Float.NaN : levelScore,
                             stuckScore,
-                            variabilityScore),
+                            variabilityScore,
+                            correlationScore),
                     timestamp);
         }
         boolean relearn = false;
@@ -661,6 +712,9 @@ final class Scorer implements AutoCloseable {
                                 | (stuckScore > threshold ? AnomalyEvent.REASON_STUCK : 0)
                                 | (variabilityScore > threshold
                                         ? AnomalyEvent.REASON_VARIABILITY
+                                        : 0)
+                                | (correlationScore > threshold
+                                        ? AnomalyEvent.REASON_CORRELATION
                                         : 0);
             }
             if (type != null) {

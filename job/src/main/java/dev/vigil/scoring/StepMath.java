@@ -169,6 +169,63 @@ public final class StepMath {
     }
 
     /**
+     * The correlation score's distance: how far the targets' inputs {@code z} (one per target, as
+     * the model sees them) lie from the normal subspace spanned by the {@code components}
+     * orthonormal rows of {@code basis} (row-major, one value per target each): the root of |z|²
+     * less the squares of its coordinates along the rows, what the subspace leaves of it. In
+     * double, so that the difference keeps its precision down to a step inside the subspace; the
+     * per-target parts are {@link #correlationParts}'s, for the steps whose explanation uses them.
+     */
+    public static float correlation(float[] z, float[] basis, int components) {
+        int n = z.length;
+        double norm = 0;
+        for (int j = 0; j < n; j++) {
+            norm += (double) z[j] * z[j];
+        }
+        double kept = 0;
+        for (int k = 0; k < components; k++) {
+            double p = 0;
+            int row = k * n;
+            for (int j = 0; j < n; j++) {
+                p += (double) basis[row + j] * z[j];
+            }
+            kept += p * p;
+        }
+        return (float) Math.sqrt(Math.max(0.0, norm - kept));
+    }
+
+    /**
+     * Each target's part of {@link #correlation}: {@code parts[targets[j]]} receives the square of
+     * what the subspace leaves of target j, {@code z[j]} less its projection on the rows ({@code
+     * projection} receives the coordinates); context features' parts are left as they are. The
+     * parts sum to the distance's square; {@link #toShares} makes them shares.
+     */
+    public static void correlationParts(
+            float[] z,
+            float[] basis,
+            int components,
+            float[] projection,
+            int[] targets,
+            float[] parts) {
+        int n = z.length;
+        for (int k = 0; k < components; k++) {
+            double p = 0;
+            int row = k * n;
+            for (int j = 0; j < n; j++) {
+                p += (double) basis[row + j] * z[j];
+            }
+            projection[k] = (float) p;
+        }
+        for (int j = 0; j < n; j++) {
+            float r = z[j];
+            for (int k = 0; k < components; k++) {
+                r -= projection[k] * basis[k * n + j];
+            }
+            parts[targets[j]] = r * r;
+        }
+    }
+
+    /**
      * Turns the targets' parts into shares of their sum, added in the targets' order (left as they
      * are when the sum is 0, or not a number).
      */

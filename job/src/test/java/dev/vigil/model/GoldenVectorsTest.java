@@ -131,6 +131,47 @@ class GoldenVectorsTest {
     }
 
     /**
+     * {@code train.py}'s {@code correlation_stream} over the same target values (with the shift of
+     * the profile case, which leaves the normal subspace): the distance and each target's part per
+     * step through {@link StepMath#correlation} and {@link StepMath#correlationParts}.
+     */
+    @Test
+    void shouldReproduceTrainingsCorrelationScores() throws Exception {
+        JsonNode c = golden().get("correlation_case");
+        int targets = c.get("z").get(0).size();
+        int[] all = java.util.stream.IntStream.range(0, targets).toArray();
+        JsonNode rows = c.get("basis");
+        float[] basis = new float[rows.size() * targets];
+        for (int k = 0; k < rows.size(); k++) {
+            System.arraycopy(floats(rows.get(k)), 0, basis, k * targets, targets);
+        }
+        float scale = (float) c.get("scale").asDouble();
+        float[] projection = new float[rows.size()];
+        float[] parts = new float[targets];
+        float largest = 0f;
+        for (int t = 0; t < c.get("z").size(); t++) {
+            float[] z = floats(c.get("z").get(t));
+            float v = StepMath.correlation(z, basis, rows.size()) / scale;
+            StepMath.correlationParts(z, basis, rows.size(), projection, all, parts);
+            float expected = (float) c.get("correlation").get(t).asDouble();
+            assertThat(v)
+                    .as("correlation at step %d", t)
+                    .isCloseTo(expected, within(TOLERANCE * Math.max(1f, expected)));
+            float[] expectedParts = floats(c.get("parts").get(t));
+            for (int j = 0; j < targets; j++) {
+                assertThat(parts[j])
+                        .as("part of target %d at step %d", j, t)
+                        .isCloseTo(
+                                expectedParts[j],
+                                within(TOLERANCE * Math.max(1f, expectedParts[j])));
+            }
+            largest = Math.max(largest, v);
+        }
+        assertThat(c.get("z").size()).isGreaterThan(100);
+        assertThat(largest).as("the shift leaves the subspace").isGreaterThan(2f);
+    }
+
+    /**
      * The level score and per-device normalisation: training's stream of normalised target values
      * (with a shift, so that the level stops the profile learning for a while) replayed through
      * {@link StepMath}'s level and normalisation arithmetic, learning gated as the scorer gates it;

@@ -413,6 +413,87 @@ class ModelCardTest {
                 .hasMessageContaining("missing \"scale\"");
     }
 
+    /**
+     * A correlation section over the test card's 8 targets: the subspace of the first two and of
+     * the sum of the last two (rows orthonormal).
+     */
+    private static ObjectNode withCorrelation(ObjectNode card) {
+        withScoreSection(card);
+        ObjectNode c = ((ObjectNode) card.get("score")).putObject("correlation");
+        float h = (float) Math.sqrt(0.5);
+        var rows = c.putArray("basis");
+        rows.addArray().add(1).add(0).add(0).add(0).add(0).add(0).add(0).add(0);
+        rows.addArray().add(0).add(0).add(0).add(0).add(0).add(0).add(h).add(h);
+        return c.put("scale", 2.5)
+                .put("variance", 0.93)
+                .put("calibration", "quantile 0.95 over 24 devices");
+    }
+
+    @Test
+    void shouldReadTheCorrelationScore() throws IOException {
+        ModelCard card = ModelBundle.load(modelWith(ModelCardTest::withCorrelation)).card();
+
+        float h = (float) Math.sqrt(0.5);
+        assertThat(card.correlation())
+                .isEqualTo(
+                        new ModelCard.Correlation(
+                                new float[] {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, h, h},
+                                2,
+                                2.5f));
+        assertThat(
+                        ModelBundle.load(modelWith(ModelCardTest::withScoreSection))
+                                .card()
+                                .correlation())
+                .isNull();
+    }
+
+    @Test
+    void shouldRefuseACorrelationScoreItCannotCompute() throws IOException {
+        Path skewed =
+                modelWith(
+                        c -> {
+                            var row =
+                                    (com.fasterxml.jackson.databind.node.ArrayNode)
+                                            withCorrelation(c).get("basis").get(1);
+                            row.set(0, 0.5); // no longer at right angles to the first row
+                        });
+        assertThatThrownBy(() -> ModelBundle.load(skewed))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("\"score.correlation.basis\" rows must be orthonormal")
+                .hasMessageContaining("rows 0 and 1");
+        Path narrow =
+                modelWith(
+                        c ->
+                                ((com.fasterxml.jackson.databind.node.ArrayNode)
+                                                withCorrelation(c).get("basis").get(0))
+                                        .remove(7));
+        assertThatThrownBy(() -> ModelBundle.load(narrow))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("one per target each");
+        Path full =
+                modelWith(
+                        c -> {
+                            var rows = withCorrelation(c).putArray("basis");
+                            for (int i = 0; i < 8; i++) {
+                                var row = rows.addArray();
+                                for (int j = 0; j < 8; j++) {
+                                    row.add(i == j ? 1 : 0);
+                                }
+                            }
+                        });
+        assertThatThrownBy(() -> ModelBundle.load(full))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("needs fewer rows than this card has targets (8)");
+        Path scale = modelWith(c -> withCorrelation(c).put("scale", 0));
+        assertThatThrownBy(() -> ModelBundle.load(scale))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("\"score.correlation.scale\" must be finite and positive");
+        Path misspelt = modelWith(c -> withCorrelation(c).put("scael", 1));
+        assertThatThrownBy(() -> ModelBundle.load(misspelt))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("scael");
+    }
+
     @Test
     void shouldReadTheStuckScoreAndTheFeaturesItWatches() throws IOException {
         Path model =

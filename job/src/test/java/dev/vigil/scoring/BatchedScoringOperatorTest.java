@@ -198,6 +198,11 @@ class BatchedScoringOperatorTest {
                             theirs.get(i).variability,
                             device,
                             theirs.get(i).ts);
+                    assertClose(
+                            mine.get(i).correlation,
+                            theirs.get(i).correlation,
+                            device,
+                            theirs.get(i).ts);
                     steps++;
                 }
             }
@@ -316,6 +321,35 @@ class BatchedScoringOperatorTest {
                 .anyMatch(r -> r.contains("variability"));
         assertThat(emitted.scores().values().stream().flatMap(List::stream))
                 .anyMatch(st -> st.variability > 0f);
+    }
+
+    /**
+     * A correlation score (the load-driven targets moving together, and the ambient temperature
+     * apart), with a scale low enough that it fires, under the fleet's normalisation and under the
+     * device's (where it measures the inputs in the device's units).
+     */
+    @Test
+    void shouldEmitWhatThePerRecordOperatorEmitsWithACorrelationScore() throws Exception {
+        for (ModelBundle levelled : List.of(withLevel(), withLevelByDevice())) {
+            ModelCard c = levelled.card();
+            float[] basis = new float[2 * c.targets().length];
+            for (int j = 0; j < 5; j++) {
+                basis[j] = (float) (1 / Math.sqrt(5));
+            }
+            basis[c.targets().length + c.targets().length - 1] = 1f;
+            Emitted emitted =
+                    bothOperators(
+                            new ModelBundle(
+                                    c.withCorrelation(
+                                            c.version() + "-correlation",
+                                            new ModelCard.Correlation(basis, 2, 1.5f)),
+                                    Fixtures.model().onnx()));
+            assertThat(emitted.anomalies().values().stream().flatMap(List::stream))
+                    .extracting(a -> a.reason)
+                    .anyMatch(r -> r.contains("correlation"));
+            assertThat(emitted.scores().values().stream().flatMap(List::stream))
+                    .allMatch(st -> st.correlation >= 0f);
+        }
     }
 
     /**

@@ -590,6 +590,63 @@ class GruScoringFunctionTest {
     }
 
     /**
+     * The committed model with a correlation score alone, whose normal subspace is the targets
+     * moving together (one row, each target 1/sqrt(8)) and whose {@code scale} counts as the
+     * threshold; the forecast residual out of reach.
+     */
+    private static ModelBundle withCorrelation(float scale) {
+        ModelCard c = residualOutOfReach("-correlation", null);
+        float[] together = new float[c.targets().length];
+        java.util.Arrays.fill(together, (float) (1 / Math.sqrt(together.length)));
+        return new ModelBundle(
+                c.withCorrelation(c.version(), new ModelCard.Correlation(together, 1, scale)),
+                Fixtures.model().onnx());
+    }
+
+    /**
+     * The correlation score measures each step against the fleet's normal relation of the targets,
+     * with no state: a device whose pressure sits a fleet std above where the other targets put it
+     * from its first step is in an episode from its first step past warm-up, for as long as that
+     * lasts (the level, learned from the device, would take it as its normal), named for the
+     * pressure; the same move for 60 steps of a steady device opens and closes with it.
+     */
+    @Test
+    void shouldSeeAReadingOutOfLineWithTheOthersFromTheFirstStep() throws Exception {
+        float scale;
+        try (Run run = new Run(withCorrelation(1f), null).feed(steady("ambient_c", 0f, 0, 0))) {
+            List<ScoredStep> steps = run.steps();
+            assertThat(steps).hasSize(400).allMatch(st -> st.correlation >= 0f);
+            scale =
+                    1.5f
+                            * (float)
+                                    steps.stream()
+                                            .mapToDouble(st -> st.correlation)
+                                            .max()
+                                            .orElseThrow();
+            assertThat(run.events()).isEmpty();
+        }
+        int warmup = Fixtures.model().card().warmupSteps();
+        List<TelemetryEvent> outOfLine = steady("pressure_bar", 1f, 0, 400);
+        try (Run run = new Run(withCorrelation(scale), null).feed(outOfLine)) {
+            List<AnomalyEvent> events = run.events();
+            assertThat(events).extracting(e -> e.type).containsExactly("OPEN");
+            assertThat(events.get(0).episodeStart).isEqualTo(outOfLine.get(warmup).ts);
+            assertThat(events.get(0).reason).isEqualTo("correlation");
+            assertThat(events.get(0).topFeatureNames[0]).isEqualTo("pressure_bar");
+            assertThat(run.steps()).allMatch(st -> st.correlation > 1f);
+        }
+        List<TelemetryEvent> moved = steady("pressure_bar", 1f, 200, 260);
+        try (Run run = new Run(withCorrelation(scale), null).feed(moved)) {
+            List<AnomalyEvent> events = run.events();
+            assertThat(events).extracting(e -> e.type).containsExactly("OPEN", "CLOSE");
+            assertThat(events.get(0).episodeStart).isEqualTo(moved.get(200).ts);
+            assertThat(events).allMatch(e -> e.reason.equals("correlation"));
+            assertThat(events).allMatch(e -> e.topFeatureNames[0].equals("pressure_bar"));
+            assertThat(events.get(1).ts).isEqualTo(moved.get(269).ts);
+        }
+    }
+
+    /**
      * {@code vigil.alerts.relearn-after} with the variability score: a reading that goes on
      * jittering for 30 minutes closes its episode with {@code relearned}, and the device learns the
      * jitter as its normal (100 steps, nothing meanwhile, since the score has no value while it

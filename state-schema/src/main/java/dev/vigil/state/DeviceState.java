@@ -57,9 +57,9 @@ public class DeviceState {
 
     /**
      * Which score components crossed the threshold in the open episode (or the run building one),
-     * as {@code AnomalyEvent} reason bits: 1 dynamics, 2 level, 4 stuck (format 2; a run or episode
-     * restored from format 1 reads as 1, dynamics); and {@link #EPISODE_SHARED}, {@link
-     * #EPISODE_SHADOWED}.
+     * as {@code AnomalyEvent} reason bits: 1 dynamics, 2 level, 4 stuck, 8 variability, 16
+     * correlation (format 2; a run or episode restored from format 1 reads as 1, dynamics); and
+     * {@link #EPISODE_SHARED}, {@link #EPISODE_SHADOWED}.
      */
     public int episodeReasons;
 
