@@ -65,6 +65,7 @@ public class ScoreComponentsBenchmark {
     private float[] variabilityLogs;
     private float[] variabilityDistances;
     private float[] variabilityShares;
+    private float[] basis;
 
     @Setup(Level.Trial)
     public void setUp() {
@@ -103,6 +104,14 @@ public class ScoreComponentsBenchmark {
         variabilityShares = new float[features];
         java.util.Arrays.fill(variabilityMean, -4f);
         java.util.Arrays.fill(variabilityVar, 0.25f);
+        // 4 directions (bench/model's card has 4 of 16): rows of a Hadamard matrix, orthonormal
+        basis = new float[4 * features];
+        for (int k = 0; k < 4; k++) {
+            for (int j = 0; j < features; j++) {
+                basis[k * features + j] =
+                        (Integer.bitCount(k & j) % 2 == 0 ? 1f : -1f) / (float) Math.sqrt(features);
+            }
+        }
         shares = new float[features];
         levelShares = new float[features];
         raw = new float[features];
@@ -220,6 +229,17 @@ public class ScoreComponentsBenchmark {
         x.get(offset, raw);
         drift.observe(raw, forecast[step & 15]);
         return drift.windows();
+    }
+
+    /**
+     * The correlation score on top of the forecast residual and the level (a card with {@code
+     * score.correlation}, 0.9.0): the targets' distance from a normal subspace of 4 directions (a
+     * step out of an episode: its parts are not computed).
+     */
+    @Benchmark
+    public float dynamicsLevelAndCorrelation() {
+        float score = dynamicsAndLevel(offset());
+        return Math.max(score, StepMath.correlation(z, basis, 4) / 2f);
     }
 
     @Benchmark

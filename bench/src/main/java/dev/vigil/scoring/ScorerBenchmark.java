@@ -264,13 +264,14 @@ public class ScorerBenchmark {
         switch (name) {
             case "all" -> {}
             case "residual" -> {
-                score.remove(List.of("level", "stuck", "variability"));
+                score.remove(List.of("level", "stuck", "variability", "correlation"));
                 stripDeviceScale(score);
                 stripBins(card);
             }
             case "no-level" -> score.remove("level");
             case "no-stuck" -> score.remove("stuck");
             case "no-variability" -> score.remove("variability");
+            case "no-correlation" -> score.remove("correlation");
             case "no-device-scale" -> stripDeviceScale(score);
             case "no-bins" -> stripBins(card);
             default -> throw new IllegalArgumentException("no card " + name);

@@ -20,6 +20,7 @@ class ScorerBenchmarkTest {
                 "no-level",
                 "no-stuck",
                 "no-variability",
+                "no-correlation",
                 "no-device-scale",
                 "no-bins"
             })
@@ -37,6 +38,8 @@ class ScorerBenchmarkTest {
             assertThat(c.stuck() != null).isEqualTo(all || !card.matches("residual|no-stuck"));
             assertThat(c.variability() != null)
                     .isEqualTo(all || !card.matches("residual|no-variability"));
+            assertThat(c.correlation() != null)
+                    .isEqualTo(all || !card.matches("residual|no-correlation"));
             assertThat(c.deviceDynamics() != null)
                     .isEqualTo(all || !card.matches("residual|no-device-scale"));
             boolean bins = all || !card.matches("residual|no-bins");
