@@ -664,15 +664,21 @@ def correlation_basis(inputs, targets, labels, fleet):
     than two targets, or targets that move each on its own, with no relation to watch."""
     if len(targets) < 2:
         return None, 0.0
-    steps = np.concatenate([x[outside_labels(fleet[dev][0], labels.get(dev, []))][:, targets]
-                            for dev, x in inputs.items()]).astype(np.float64)
+    rows, share, k = principal_rows(np.concatenate(
+        [x[outside_labels(fleet[dev][0], labels.get(dev, []))][:, targets] for dev, x in inputs.items()]))
+    if k >= len(targets):
+        return None, float(share[-2])
+    return rows[:k], float(share[k - 1])
+
+
+def principal_rows(steps):
+    """The principal directions of steps [T, Ft] about 0 (rows [Ft, Ft], by the share of the
+    mean square each holds), the cumulative shares, and how many hold CORRELATION_VARIANCE."""
+    steps = steps.astype(np.float64)
     w, v = np.linalg.eigh(steps.T @ steps / max(1, len(steps)))
     w, v = w[::-1], v[:, ::-1]
     share = np.cumsum(w) / max(float(w.sum()), 1e-12)
-    k = int(np.searchsorted(share, CORRELATION_VARIANCE)) + 1
-    if k >= len(targets):
-        return None, float(share[-2])
-    return v[:, :k].T.copy(), float(share[k - 1])
+    return v.T.copy(), share, int(np.searchsorted(share, CORRELATION_VARIANCE)) + 1
 
 
 def correlation_stream(z, basis):
@@ -1147,11 +1153,9 @@ def correlation_case(z):
     """The golden vectors of the correlation score over target values z [T, Ft] (Ft >= 2): a basis
     of the principal directions of its first 100 steps (as correlation_basis takes them), then the
     score and each target's part per step."""
-    w, v = np.linalg.eigh(z[:100].astype(np.float64).T @ z[:100].astype(np.float64) / 100)
-    w, v = w[::-1], v[:, ::-1]
-    k = min(int(np.searchsorted(np.cumsum(w) / w.sum(), CORRELATION_VARIANCE)) + 1, z.shape[1] - 1)
-    # (capped, unlike correlation_basis: the case checks the arithmetic, whatever the data holds)
-    case = {"basis": [[float(x) for x in row] for row in v[:, :k].T.astype(np.float32)], "scale": 0.5}
+    rows, _, k = principal_rows(z[:100])
+    k = min(k, z.shape[1] - 1)  # capped, not refused: the case checks the arithmetic
+    case = {"basis": [[float(x) for x in row] for row in rows[:k].astype(np.float32)], "scale": 0.5}
     distance, parts = correlation_stream(z.astype(np.float32), np.asarray(case["basis"], np.float32))
     case["z"] = [[float(x) for x in row] for row in z]
     case["correlation"] = [float(x) for x in distance / np.float32(case["scale"])]

@@ -441,21 +441,7 @@ public final class ModelCard implements Serializable {
 
     /** This card with another correlation score (null: none). */
     public ModelCard withCorrelation(String newVersion, Correlation newCorrelation) {
-        return new ModelCard(
-                newVersion,
-                hiddenSize,
-                features,
-                threshold,
-                warmupSteps,
-                dynamicsScale,
-                level,
-                stuck,
-                normalisation,
-                dynamicsQuantile99,
-                deviceDynamics,
-                stepIntervalMs,
-                variability,
-                newCorrelation);
+        return with(newVersion, level, normalisation, deviceDynamics, variability, newCorrelation);
     }
 
     /** This card with another normalisation (null: the fleet's). */
@@ -474,6 +460,16 @@ public final class ModelCard implements Serializable {
             DeviceNormalisation newNorm,
             DeviceDynamics newDeviceDynamics,
             Variability newVariability) {
+        return with(newVersion, newLevel, newNorm, newDeviceDynamics, newVariability, correlation);
+    }
+
+    private ModelCard with(
+            String newVersion,
+            Level newLevel,
+            DeviceNormalisation newNorm,
+            DeviceDynamics newDeviceDynamics,
+            Variability newVariability,
+            Correlation newCorrelation) {
         return new ModelCard(
                 newVersion,
                 hiddenSize,
@@ -488,7 +484,7 @@ public final class ModelCard implements Serializable {
                 newDeviceDynamics,
                 stepIntervalMs,
                 newVariability,
-                correlation);
+                newCorrelation);
     }
 
     /** Reads and validates {@code dir/model.json}. */
@@ -1135,7 +1131,7 @@ public final class ModelCard implements Serializable {
                 for (int t = 0; t < n; t++) {
                     dot += (double) b[i * n + t] * b[j * n + t];
                 }
-                if (!(Math.abs(dot - (i == j ? 1 : 0)) <= 1e-3)) {
+                if (!(Math.abs(dot - (i == j ? 1 : 0)) <= 1e-5)) {
                     throw new ModelException(
                             "\"score.correlation.basis\" rows must be orthonormal (unit length,"
                                     + " at right angles): rows "

@@ -172,23 +172,19 @@ public final class StepMath {
      * The correlation score's distance: how far the targets' inputs {@code z} (one per target, as
      * the model sees them) lie from the normal subspace spanned by the {@code components}
      * orthonormal rows of {@code basis} (row-major, one value per target each): the root of |z|²
-     * less the squares of its coordinates along the rows, what the subspace leaves of it. In
-     * double, so that the difference keeps its precision down to a step inside the subspace; the
-     * per-target parts are {@link #correlationParts}'s, for the steps whose explanation uses them.
+     * less the squares of its coordinates along the rows, what the subspace leaves of it (in
+     * double; the card's rows are orthonormal within 1e-5, so that this is the residual's length
+     * that {@code train.py} computes, within as much of |z|²). The per-target parts are {@link
+     * #correlationParts}'s, for the steps whose explanation uses them.
      */
     public static float correlation(float[] z, float[] basis, int components) {
-        int n = z.length;
         double norm = 0;
-        for (int j = 0; j < n; j++) {
-            norm += (double) z[j] * z[j];
+        for (float v : z) {
+            norm += (double) v * v;
         }
         double kept = 0;
         for (int k = 0; k < components; k++) {
-            double p = 0;
-            int row = k * n;
-            for (int j = 0; j < n; j++) {
-                p += (double) basis[row + j] * z[j];
-            }
+            double p = coordinate(z, basis, k);
             kept += p * p;
         }
         return (float) Math.sqrt(Math.max(0.0, norm - kept));
@@ -209,12 +205,7 @@ public final class StepMath {
             float[] parts) {
         int n = z.length;
         for (int k = 0; k < components; k++) {
-            double p = 0;
-            int row = k * n;
-            for (int j = 0; j < n; j++) {
-                p += (double) basis[row + j] * z[j];
-            }
-            projection[k] = (float) p;
+            projection[k] = (float) coordinate(z, basis, k);
         }
         for (int j = 0; j < n; j++) {
             float r = z[j];
@@ -223,6 +214,17 @@ public final class StepMath {
             }
             parts[targets[j]] = r * r;
         }
+    }
+
+    /** The coordinate of {@code z} along row {@code k} of {@code basis}, in double. */
+    private static double coordinate(float[] z, float[] basis, int k) {
+        int n = z.length;
+        int row = k * n;
+        double p = 0;
+        for (int j = 0; j < n; j++) {
+            p += (double) basis[row + j] * z[j];
+        }
+        return p;
     }
 
     /**

@@ -426,7 +426,7 @@ class ModelCardTest {
         rows.addArray().add(0).add(0).add(0).add(0).add(0).add(0).add(h).add(h);
         return c.put("scale", 2.5)
                 .put("variance", 0.93)
-                .put("calibration", "quantile 0.95 over 24 devices");
+                .put("calibration", "quantile 1.0 over 24 devices");
     }
 
     @Test
@@ -470,6 +470,16 @@ class ModelCardTest {
         assertThatThrownBy(() -> ModelBundle.load(narrow))
                 .isInstanceOf(ModelException.class)
                 .hasMessageContaining("one per target each");
+        Path short7 =
+                modelWith(
+                        c -> {
+                            for (var row : withCorrelation(c).get("basis")) {
+                                ((com.fasterxml.jackson.databind.node.ArrayNode) row).remove(0);
+                            }
+                        });
+        assertThatThrownBy(() -> ModelBundle.load(short7))
+                .isInstanceOf(ModelException.class)
+                .hasMessageContaining("each of 8 values, found 2 rows of 7");
         Path full =
                 modelWith(
                         c -> {

@@ -218,9 +218,19 @@ class BatchedScoringOperatorTest {
             }
         }
 
-        /** An event as the comparison sees it: its id, its step and whether it re-learned. */
+        /**
+         * An event as the comparison sees it: its id, its step, whether it re-learned, its reason
+         * and the features it names.
+         */
         private static String identity(AnomalyEvent a) {
-            return a.eventId + "@" + a.ts + (a.relearned ? " relearned" : "");
+            return a.eventId
+                    + "@"
+                    + a.ts
+                    + (a.relearned ? " relearned" : "")
+                    + " "
+                    + a.reason
+                    + " "
+                    + java.util.Arrays.toString(a.topFeatureNames);
         }
     }
 
