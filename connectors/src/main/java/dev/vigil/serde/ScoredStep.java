@@ -24,26 +24,6 @@ public class ScoredStep {
     }
 
     public ScoredStep(
-            String deviceId, long ts, float score, float dynamics, float level, float stuck) {
-        this(deviceId, ts, score);
-        this.dynamics = dynamics;
-        this.level = level;
-        this.stuck = stuck;
-    }
-
-    public ScoredStep(
-            String deviceId,
-            long ts,
-            float score,
-            float dynamics,
-            float level,
-            float stuck,
-            float variability) {
-        this(deviceId, ts, score, dynamics, level, stuck);
-        this.variability = variability;
-    }
-
-    public ScoredStep(
             String deviceId,
             long ts,
             float score,
@@ -52,7 +32,11 @@ public class ScoredStep {
             float stuck,
             float variability,
             float correlation) {
-        this(deviceId, ts, score, dynamics, level, stuck, variability);
+        this(deviceId, ts, score);
+        this.dynamics = dynamics;
+        this.level = level;
+        this.stuck = stuck;
+        this.variability = variability;
         this.correlation = correlation;
     }
 }

@@ -328,44 +328,12 @@ public final class ModelCard implements Serializable {
                 dynamicsQuantile99,
                 deviceDynamics,
                 stepIntervalMs,
+                null,
                 null);
     }
 
     /**
      * @param variability the variability score's parameters, or null for none
-     */
-    public ModelCard(
-            String version,
-            int hiddenSize,
-            List<Feature> features,
-            float threshold,
-            int warmupSteps,
-            float dynamicsScale,
-            Level level,
-            Stuck stuck,
-            DeviceNormalisation normalisation,
-            float dynamicsQuantile99,
-            DeviceDynamics deviceDynamics,
-            long stepIntervalMs,
-            Variability variability) {
-        this(
-                version,
-                hiddenSize,
-                features,
-                threshold,
-                warmupSteps,
-                dynamicsScale,
-                level,
-                stuck,
-                normalisation,
-                dynamicsQuantile99,
-                deviceDynamics,
-                stepIntervalMs,
-                variability,
-                null);
-    }
-
-    /**
      * @param correlation the correlation score's parameters, or null for none
      */
     public ModelCard(
