@@ -742,7 +742,7 @@ final class Scorer implements AutoCloseable {
         if (relearn) {
             relearn(s, e, score, threshold, stepShares, timestamp, out);
         } else if (level != null) {
-            learnProfile(s, row, levelScore, threshold);
+            learnProfile(s, row, levelScore, correlations[row], threshold);
         }
         if (variability != null && !relearn) {
             learnVariability(s, row, threshold);
@@ -887,11 +887,17 @@ final class Scorer implements AutoCloseable {
      * afterwards only when the level is at or below the threshold, so that a shift that lasts never
      * becomes the device's normal. Gated on the level alone, not on the combined score: a forecast
      * residual that fires often must not freeze the profile (measured: SMAP event F1 0.666 with the
-     * combined score's gate, 0.700 with the level's; EVALUATION.md).
+     * combined score's gate, 0.700 with the level's; EVALUATION.md). Nor, while it is learned or
+     * after, a step the correlation score puts above the threshold: that measure owes nothing to
+     * the device, so a fault it sees in a new device's first steps stays out of its normal.
      */
-    private void learnProfile(DeviceState s, int row, float levelScore, float threshold) {
+    private void learnProfile(
+            DeviceState s, int row, float levelScore, float correlationScore, float threshold) {
         boolean learning = s.profileSteps < level.profileSteps();
         boolean quiet = !(levelScore > threshold);
+        if (correlationScore > threshold) {
+            return;
+        }
         if (learning ? quiet || !learningGated : quiet && profileBeta > 0f) {
             StepMath.learnProfile(
                     fleetTargets[row],

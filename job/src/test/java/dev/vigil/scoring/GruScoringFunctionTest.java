@@ -595,12 +595,29 @@ class GruScoringFunctionTest {
      * threshold; the forecast residual out of reach.
      */
     private static ModelBundle withCorrelation(float scale) {
-        ModelCard c = residualOutOfReach("-correlation", null);
-        float[] together = new float[c.targets().length];
+        return withCorrelation(residualOutOfReach("-correlation", null), scale);
+    }
+
+    /** {@code card} with that correlation score added. */
+    private static ModelBundle withCorrelation(ModelCard card, float scale) {
+        float[] together = new float[card.targets().length];
         java.util.Arrays.fill(together, (float) (1 / Math.sqrt(together.length)));
         return new ModelBundle(
-                c.withCorrelation(c.version(), new ModelCard.Correlation(together, 1, scale)),
+                card.withCorrelation(
+                        card.version() + "-correlation",
+                        new ModelCard.Correlation(together, 1, scale)),
                 Fixtures.model().onnx());
+    }
+
+    /** 1.5 times the largest correlation distance (raw) of the steady device. */
+    private static float steadyCorrelationScale() throws Exception {
+        try (Run run = new Run(withCorrelation(1f), null).feed(steady("ambient_c", 0f, 0, 0))) {
+            List<ScoredStep> steps = run.steps();
+            assertThat(steps).hasSize(400).allMatch(st -> st.correlation >= 0f);
+            assertThat(run.events()).isEmpty();
+            return 1.5f
+                    * (float) steps.stream().mapToDouble(st -> st.correlation).max().orElseThrow();
+        }
     }
 
     /**
@@ -612,19 +629,7 @@ class GruScoringFunctionTest {
      */
     @Test
     void shouldSeeAReadingOutOfLineWithTheOthersFromTheFirstStep() throws Exception {
-        float scale;
-        try (Run run = new Run(withCorrelation(1f), null).feed(steady("ambient_c", 0f, 0, 0))) {
-            List<ScoredStep> steps = run.steps();
-            assertThat(steps).hasSize(400).allMatch(st -> st.correlation >= 0f);
-            scale =
-                    1.5f
-                            * (float)
-                                    steps.stream()
-                                            .mapToDouble(st -> st.correlation)
-                                            .max()
-                                            .orElseThrow();
-            assertThat(run.events()).isEmpty();
-        }
+        float scale = steadyCorrelationScale();
         int warmup = Fixtures.model().card().warmupSteps();
         List<TelemetryEvent> outOfLine = steady("pressure_bar", 1f, 0, 400);
         try (Run run = new Run(withCorrelation(scale), null).feed(outOfLine)) {
@@ -643,6 +648,36 @@ class GruScoringFunctionTest {
             assertThat(events).allMatch(e -> e.reason.equals("correlation"));
             assertThat(events).allMatch(e -> e.topFeatureNames[0].equals("pressure_bar"));
             assertThat(events.get(1).ts).isEqualTo(moved.get(269).ts);
+        }
+    }
+
+    /**
+     * What the correlation score sees stays out of the level's profile: a pump whose pressure sits
+     * a fleet std off the others' line for its first 150 steps. With the level alone, its profile
+     * (100 steps) learns the offset, and the pressure's return to normal opens an episode of the
+     * level that never closes. With the correlation score too, none of those steps is learned: one
+     * episode, the correlation's, while the offset lasts, and the profile learned from the normal
+     * steps after it keeps the level quiet.
+     */
+    @Test
+    void shouldKeepWhatTheCorrelationScoreSeesOutOfTheLevelProfile() throws Exception {
+        ModelBundle levelled = withLevel(steadyLevelScale());
+        List<TelemetryEvent> offset = steady("pressure_bar", 1f, 0, 150);
+        try (Run run = new Run(levelled, null).feed(offset)) {
+            assertThat(run.events()).extracting(e -> e.type).containsExactly("OPEN");
+            assertThat(run.events().get(0).reason).isEqualTo("level");
+            assertThat(run.events().get(0).episodeStart).isGreaterThan(offset.get(149).ts);
+        }
+        try (Run run =
+                new Run(withCorrelation(levelled.card(), steadyCorrelationScale()), null)
+                        .feed(offset)) {
+            List<AnomalyEvent> events = run.events();
+            assertThat(events).extracting(e -> e.type).containsExactly("OPEN", "CLOSE");
+            assertThat(events).allMatch(e -> e.reason.equals("correlation"));
+            assertThat(events.get(1).ts).isEqualTo(offset.get(159).ts);
+            List<ScoredStep> steps = run.steps();
+            assertThat(steps.subList(0, 250)).allMatch(st -> Float.isNaN(st.level));
+            assertThat(steps.subList(250, 400)).allMatch(st -> st.level <= 1f);
         }
     }
 
