@@ -119,7 +119,7 @@ VARIABILITY_FLOOR = 0.1    # fleet standard deviations: a change this small coun
 VARIABILITY_MIN_VAR = 0.01  # the learned spread of the log is at least 0.1 (a constant target's)
 # The correlation score: the distance of a step's targets (as the model sees them) from the normal
 # subspace, the fewest principal directions of training's steps that hold this share of their
-# variance (at most one fewer than the targets). Probed on the synthetic and shape fleets
+# variance (no score when that takes every direction). Probed on the synthetic and shape fleets
 # (EVALUATION.md, "Against the fleet's normal relation"): 0.8 to 0.95 gave the same there.
 CORRELATION_VARIANCE = 0.9
 # Its scale: the largest distance over training's devices' normal histories, not the level's
@@ -655,18 +655,18 @@ def calibrate_learning_level(fleet, labels, norm, targets, profile_steps):
     return learning
 
 
-def correlation_basis(inputs, targets, labels, fleet):
-    """The correlation score's normal subspace: over every device's model inputs [T, F] (fleet's or
-    device's units, as the model sees them) at its steps outside labelled spans, the principal
-    directions of the targets' values (about 0, the normalised mean), the fewest that hold
+def correlation_basis(normal):
+    """The correlation score's normal subspace: over every device's targets as the model sees them
+    (fleet's or device's units) at its steps outside labelled spans (normal: device -> [T, Ft]),
+    the principal directions (about 0, the normalised mean), the fewest that hold
     CORRELATION_VARIANCE of their mean square. Returns the rows (orthonormal, [k, Ft]) and the share
     they hold, or (None, share of all but one direction) when that takes every direction: fewer
     than two targets, or targets that move each on its own, with no relation to watch."""
-    if len(targets) < 2:
+    width = next(iter(normal.values())).shape[1]
+    if width < 2:
         return None, 0.0
-    rows, share, k = principal_rows(np.concatenate(
-        [x[outside_labels(fleet[dev][0], labels.get(dev, []))][:, targets] for dev, x in inputs.items()]))
-    if k >= len(targets):
+    rows, share, k = principal_rows(np.concatenate(list(normal.values())))
+    if k >= width:
         return None, float(share[-2])
     return rows[:k], float(share[k - 1])
 
@@ -691,15 +691,12 @@ def correlation_stream(z, basis):
     return np.sqrt(parts.sum(axis=1)), parts
 
 
-def calibrate_correlation(inputs, targets, labels, fleet, basis):
+def calibrate_correlation(normal, basis):
     """The correlation score's scale: each device's largest distance over its training history
-    outside labelled spans, the CORRELATION_DEVICE_QUANTILE quantile of those over devices (the
-    largest), so that every device would have stayed quiet through its own history."""
-    maxima = []
-    for dev, x in inputs.items():
-        ok = outside_labels(fleet[dev][0], labels.get(dev, []))
-        if ok.any():
-            maxima.append(float(correlation_stream(x[ok][:, targets], basis)[0].max()))
+    outside labelled spans (normal, as correlation_basis takes it), the CORRELATION_DEVICE_QUANTILE
+    quantile of those over devices (the largest), so that every device would have stayed quiet
+    through its own history."""
+    maxima = [float(correlation_stream(z, basis)[0].max()) for z in normal.values() if len(z)]
     return max(float(np.quantile(maxima, CORRELATION_DEVICE_QUANTILE)), 1e-6), len(maxima)
 
 
@@ -895,13 +892,15 @@ def main():
               f" in {time.time() - started_inputs:.0f} s")
     correlation = None
     if not a.no_correlation:
-        basis, held = correlation_basis(inputs, targets, labels, fleet)
+        normal = {dev: x[outside_labels(fleet[dev][0], labels.get(dev, []))][:, targets]
+                  for dev, x in inputs.items()}
+        basis, held = correlation_basis(normal)
         if basis is None:
             print("no correlation score: " + ("it needs two targets or more" if len(targets) < 2 else
                   f"the targets move each on its own ({len(targets) - 1} of {len(targets)} directions"
                   f" hold {held:.3f} of their variance, under {CORRELATION_VARIANCE})"))
         else:
-            corr_scale, corr_devices = calibrate_correlation(inputs, targets, labels, fleet, basis)
+            corr_scale, corr_devices = calibrate_correlation(normal, basis)
             correlation = {"basis": [[float(v) for v in row] for row in basis], "variance": held,
                            "scale": corr_scale,
                            "calibration": f"quantile {CORRELATION_DEVICE_QUANTILE} over {corr_devices}"

@@ -893,11 +893,11 @@ final class Scorer implements AutoCloseable {
      */
     private void learnProfile(
             DeviceState s, int row, float levelScore, float correlationScore, float threshold) {
-        boolean learning = s.profileSteps < level.profileSteps();
-        boolean quiet = !(levelScore > threshold);
         if (correlationScore > threshold) {
             return;
         }
+        boolean learning = s.profileSteps < level.profileSteps();
+        boolean quiet = !(levelScore > threshold);
         if (learning ? quiet || !learningGated : quiet && profileBeta > 0f) {
             StepMath.learnProfile(
                     fleetTargets[row],
