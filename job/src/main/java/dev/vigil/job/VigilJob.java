@@ -182,6 +182,11 @@ public final class VigilJob {
                 JOB_NAME,
                 bundle.card().version(),
                 config);
+        LOG.info("Model {} {}", bundle.card().version(), bundle.card().describeScoring());
+        if (shadow != null) {
+            LOG.info(
+                    "Shadow model {} {}", shadow.card().version(), shadow.card().describeScoring());
+        }
         config.transactionalIdPrefixWarning().ifPresent(LOG::warn);
         config.replacedCheckpointingWarning().ifPresent(LOG::warn);
         config.silenceBeyondGapWarning().ifPresent(LOG::warn);

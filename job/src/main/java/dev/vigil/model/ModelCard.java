@@ -1227,4 +1227,72 @@ public final class ModelCard implements Serializable {
     public int[] targets() {
         return targets;
     }
+
+    /**
+     * What this card watches, in one line for the job's and the demo's start: the targets (by name,
+     * up to {@value #DESCRIBED_TARGETS}) and how many features are context, each score component
+     * the card has, the ones it leaves out (a component left out never fires, so a reader should
+     * not have to infer it from silence), the model's normalisation and the threshold.
+     */
+    public String describeScoring() {
+        StringBuilder b = new StringBuilder("scores ");
+        for (int i = 0; i < targets.length && i < DESCRIBED_TARGETS; i++) {
+            b.append(i == 0 ? "" : ", ").append(features.get(targets[i]).name());
+        }
+        if (targets.length > DESCRIBED_TARGETS) {
+            b.append(" and ").append(targets.length - DESCRIBED_TARGETS).append(" more");
+        }
+        b.append(" (")
+                .append(targets.length)
+                .append(" of ")
+                .append(features.size())
+                .append(" features");
+        int context = features.size() - targets.length;
+        if (context > 0) {
+            b.append("; ").append(context).append(" context, seen by the model, never scored");
+        }
+        b.append(") by dynamics (the forecast residual, ")
+                .append(deviceDynamics == null ? "the fleet's scale" : "scaled per device")
+                .append(")");
+        List<String> without = new ArrayList<>();
+        if (level == null) {
+            without.add("level");
+        } else {
+            b.append(", level (profile of ")
+                    .append(level.profileSteps())
+                    .append(" steps")
+                    .append(level.learning() == null ? ", no score while it is learned" : "")
+                    .append(level.learning() != null && level.learning().gated() ? ", gated" : "")
+                    .append(")");
+        }
+        if (stuck == null) {
+            without.add("stuck");
+        } else {
+            b.append(", stuck (").append(stuckTargets.length).append(" watched)");
+        }
+        if (variability == null) {
+            without.add("variability");
+        } else {
+            b.append(", variability");
+        }
+        if (correlation == null) {
+            without.add("correlation");
+        } else {
+            b.append(", correlation (")
+                    .append(correlation.components())
+                    .append(" of ")
+                    .append(targets.length)
+                    .append(" directions)");
+        }
+        if (!without.isEmpty()) {
+            b.append("; not in this card: ").append(String.join(", ", without));
+        }
+        b.append("; inputs normalised by ")
+                .append(normalisation == null ? "the fleet" : "each device");
+        b.append("; threshold ").append(String.format(java.util.Locale.ROOT, "%.3f", threshold));
+        return b.toString();
+    }
+
+    /** The targets {@link #describeScoring} names; more are counted. */
+    static final int DESCRIBED_TARGETS = 8;
 }

@@ -448,6 +448,65 @@ class ModelCardTest {
     }
 
     @Test
+    void shouldSayWhatItScoresAndWhatItLeavesOut() throws IOException {
+        // The committed card: every feature a target, the level and the stuck watch, no more.
+        assertThat(Fixtures.model().card().describeScoring())
+                .startsWith("scores load_pct, rpm, current_a, flow_lpm, pressure_bar,")
+                .contains("(8 of 8 features)")
+                .contains("dynamics (the forecast residual, the fleet's scale)")
+                .contains(", level (profile of ")
+                .contains(", stuck (")
+                .contains("; not in this card: variability, correlation;")
+                .contains("inputs normalised by the fleet")
+                .doesNotContain("context");
+
+        ModelCard card =
+                ModelBundle.load(
+                                modelWith(
+                                        c -> {
+                                            ObjectNode variability = withVariability(c);
+                                            withCorrelation(c); // a new score section: put back
+                                            ((ObjectNode) c.get("score"))
+                                                    .set("variability", variability);
+                                            deviceScale(c);
+                                        }))
+                        .card();
+        assertThat(card.describeScoring())
+                .contains("(8 of 8 features)")
+                .contains("dynamics (the forecast residual, scaled per device)")
+                .contains(", level (profile of 1000 steps, no score while it is learned)")
+                .contains(", variability, correlation (2 of 8 directions)")
+                .contains("; not in this card: stuck;")
+                .endsWith("; threshold 1.000");
+
+        ModelCard withContext =
+                ModelBundle.load(
+                                modelWith(
+                                        c -> {
+                                            withScoreSection(c);
+                                            feature(c, 7).put("role", "context");
+                                        }))
+                        .card();
+        assertThat(withContext.describeScoring())
+                .startsWith("scores load_pct, rpm, current_a, flow_lpm, pressure_bar,")
+                .contains("(7 of 8 features; 1 context, seen by the model, never scored)")
+                .doesNotContain("ambient_c");
+    }
+
+    @Test
+    void shouldCountTheTargetsItDoesNotName() {
+        List<ModelCard.Feature> many = new java.util.ArrayList<>();
+        for (int i = 0; i < ModelCard.DESCRIBED_TARGETS + 3; i++) {
+            many.add(new ModelCard.Feature("f" + i, 0f, 1f, 1f));
+        }
+        ModelCard card = new ModelCard("v", 64, many, 1f, 20);
+
+        assertThat(card.describeScoring())
+                .startsWith("scores f0, f1, f2, f3, f4, f5, f6, f7 and 3 more (11 of 11 features)")
+                .contains("; not in this card: level, stuck, variability, correlation;");
+    }
+
+    @Test
     void shouldRefuseACorrelationScoreItCannotCompute() throws IOException {
         Path skewed =
                 modelWith(

@@ -94,6 +94,7 @@ final class DemoCommand {
                 bundle.card().featureCount(),
                 bundle.card().hiddenSize(),
                 bundle.card().threshold());
+        out.println(bundle.card().describeScoring());
         Path work = Files.createTempDirectory("vigil-demo-");
         try (EmbeddedKafkaBroker kafka = EmbeddedKafkaBroker.start()) {
             out.println("kafka broker up at " + kafka.bootstrapServers());
