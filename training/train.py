@@ -7,7 +7,9 @@ The step model is the contract of DESIGN.md ("Model contract"):
 Scoring, calibrated here on training data only, is the job's (README "Scoring"), over the
 target features (a feature is "context" when it is binary or constant in the training data, or
 named by --context: the model sees it, the scores do not; a counter, a feature that only rises
-or only falls from step to step, is left out unless --features names it):
+or only falls from step to step, and a target that wanders, whose second half of history lies
+mostly outside its first half's range on the median device (a random walk), are left out unless
+--features names them):
     dynamics  r_i = (x_i - y_prev_i) / residual_scale_i,  mean over targets of r_i^2; a target
               forecast no better than its device's own mean would be (its residual_scale at
               least its spread within a device: a level each device holds) has a residual_scale
@@ -247,6 +249,47 @@ def without_counters(features, fleet):
           " (--features keeps them)")
     keep = [i for i in range(len(features)) if i not in counters]
     return [features[i] for i in keep], {dev: (ts, x[:, keep]) for dev, (ts, x) in fleet.items()}
+
+
+WANDER_SHARE = 0.5            # a target wanders when, on the median device, at least this share
+WANDER_RANGE = (0.005, 0.995)  # of the second half of its history lies outside this central range
+WANDER_MIN_STEPS = 400        # of the first half (devices with at least this much history)
+
+
+def without_wanderers(features, fleet, roles):
+    """The features, fleet and roles without the targets that wander: features with no stationary
+    normal in the training data (a random walk, a position, a level that drifts and never comes
+    back), whose second half of history lies mostly outside the first half's range on the median
+    device. The level score measures a device against its own normal, which such a feature does not
+    have: once it leaves its training range it holds an episode open, and as the model's input it
+    is out of range too. Binary and constant features are context, never tested here, and the
+    last target is never left out (a fleet of one watched feature keeps it, with a warning).
+    --features keeps any feature named."""
+    targets = [i for i, r in enumerate(roles) if r == "target"]
+    shares = {i: [] for i in targets}
+    for ts, x in fleet.values():
+        if len(x) < WANDER_MIN_STEPS:
+            continue
+        half = len(x) // 2
+        for i in targets:
+            lo, hi = np.quantile(x[:half, i], WANDER_RANGE)
+            rest = x[half:, i]
+            shares[i].append(float(((rest < lo) | (rest > hi)).mean()))
+    wander = [i for i in targets if shares[i] and float(np.median(shares[i])) >= WANDER_SHARE]
+    if not wander:
+        return features, fleet, roles
+    described = ", ".join(f"{features[i]} ({np.median(shares[i]):.0%})" for i in wander)
+    if len(wander) == len(targets):
+        print(f"warning: every target wanders (the share of the second half of its history outside"
+              f" the first half's central 99 %, on the median device): {described}; kept, so the"
+              " level score will page once one leaves its training range")
+        return features, fleet, roles
+    print(f"left out as wandering (no stationary normal: the share of the second half of its history"
+          f" outside the first half's central 99 %, on the median device): {described}"
+          " (--features keeps them)")
+    keep = [i for i in range(len(features)) if i not in wander]
+    return ([features[i] for i in keep], {dev: (ts, x[:, keep]) for dev, (ts, x) in fleet.items()},
+            [roles[i] for i in keep])
 
 
 def read_labels(path):
@@ -825,10 +868,12 @@ def main():
         sys.exit(f"duplicate feature names: {features}")
     if not a.features:
         features, fleet = without_counters(features, fleet)
+    roles = feature_roles(features, fleet, a.context)
+    if not a.features:
+        features, fleet, roles = without_wanderers(features, fleet, roles)
     labels = read_labels(a.labels) if a.labels else {}
     segs = segments(fleet, labels, a.gap_minutes * 60_000)
     F = len(features)
-    roles = feature_roles(features, fleet, a.context)
     targets = [i for i, r in enumerate(roles) if r == "target"]
     print(f"features ({F}): {', '.join(features)}")
     print(f"targets ({len(targets)}): {', '.join(features[i] for i in targets)}")
