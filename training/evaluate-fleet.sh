@@ -34,6 +34,17 @@ while true; do
 done
 usage="usage: training/evaluate-fleet.sh [--cold | --separate] [--set KEY=VALUE]... DATASET_DIR OUT_DIR [train options]"
 if $cold && $separate; then echo "--cold replays the test split alone: --separate has nothing to separate" >&2; exit 2; fi
+# The day between the splits must be a gap to the job (vigil.scoring.gap, 10 min) and not an
+# expiry (vigil.state.ttl, 30 d): with either changed, say so rather than replay something else.
+if $separate; then
+  for option in ${job_options[@]+"${job_options[@]}"}; do
+    case "$option" in
+      vigil.scoring.gap=*|vigil.state.ttl=*)
+        echo "--separate leaves a day between the splits, for the job's default vigil.scoring.gap and vigil.state.ttl: not with --set $option" >&2
+        exit 2 ;;
+    esac
+  done
+fi
 data="${1:?$usage}"
 out="${2:?$usage}"
 shift 2
@@ -62,6 +73,9 @@ for i, path in enumerate(paths):
             d = device_re.search(line)
             history = devices.setdefault(d.group(1) if d else b"", [])
             t = ts_re.search(line)
+            if shift and t and line[t.end(1):t.end(1) + 1] in (b".", b"e", b"E"):
+                d = d.group(1).decode() if d else "?"
+                sys.exit(f"--separate needs whole epoch milliseconds in ts; device {d} has: {line[:120]!r}")
             if shift and t:
                 line = line[:t.start(1)] + str(int(t.group(1)) - shift).encode() + line[t.end(1):]
                 t = ts_re.search(line)

@@ -262,8 +262,8 @@ def without_wanderers(features, fleet, roles):
     back), whose second half of history lies mostly outside the first half's range on the median
     device. The level score measures a device against its own normal, which such a feature does not
     have: once it leaves its training range it holds an episode open, and as the model's input it
-    is out of range too. Binary and constant features are context, never tested here, and the
-    last target is never left out (a fleet of one watched feature keeps it, with a warning).
+    is out of range too. Binary and constant features are context, never tested here; when every
+    target wanders, none is left out (a fleet of one watched feature keeps it), with a warning.
     --features keeps any feature named."""
     targets = [i for i, r in enumerate(roles) if r == "target"]
     shares = {i: [] for i in targets}

@@ -1261,8 +1261,14 @@ public final class ModelCard implements Serializable {
             b.append(", level (profile of ")
                     .append(level.profileSteps())
                     .append(" steps")
-                    .append(level.learning() == null ? ", no score while it is learned" : "")
-                    .append(level.learning() != null && level.learning().gated() ? ", gated" : "")
+                    .append(
+                            level.learning() == null
+                                    ? ", no score while it is learned"
+                                    : ", scored while it is learned")
+                    .append(
+                            level.learning() != null && level.learning().gated()
+                                    ? ", skipping the steps above the threshold while it is learned"
+                                    : "")
                     .append(")");
         }
         if (stuck == null) {
@@ -1278,7 +1284,7 @@ public final class ModelCard implements Serializable {
         if (correlation == null) {
             without.add("correlation");
         } else {
-            b.append(", correlation (")
+            b.append(", correlation (off a normal subspace of ")
                     .append(correlation.components())
                     .append(" of ")
                     .append(targets.length)
@@ -1287,8 +1293,10 @@ public final class ModelCard implements Serializable {
         if (!without.isEmpty()) {
             b.append("; not in this card: ").append(String.join(", ", without));
         }
-        b.append("; inputs normalised by ")
-                .append(normalisation == null ? "the fleet" : "each device");
+        b.append(
+                normalisation == null
+                        ? "; inputs normalised by the fleet"
+                        : "; targets normalised by each device, context by the fleet");
         b.append("; threshold ").append(String.format(java.util.Locale.ROOT, "%.3f", threshold));
         return b.toString();
     }

@@ -454,8 +454,8 @@ class ModelCardTest {
                 .startsWith("scores load_pct, rpm, current_a, flow_lpm, pressure_bar,")
                 .contains("(8 of 8 features)")
                 .contains("dynamics (the forecast residual, the fleet's scale)")
-                .contains(", level (profile of ")
-                .contains(", stuck (")
+                .contains(", level (profile of 1000 steps, no score while it is learned)")
+                .contains(", stuck (8 watched)")
                 .contains("; not in this card: variability, correlation;")
                 .contains("inputs normalised by the fleet")
                 .doesNotContain("context");
@@ -475,7 +475,7 @@ class ModelCardTest {
                 .contains("(8 of 8 features)")
                 .contains("dynamics (the forecast residual, scaled per device)")
                 .contains(", level (profile of 1000 steps, no score while it is learned)")
-                .contains(", variability, correlation (2 of 8 directions)")
+                .contains(", variability, correlation (off a normal subspace of 2 of 8 directions)")
                 .contains("; not in this card: stuck;")
                 .endsWith("; threshold 1.000");
 
@@ -491,6 +491,22 @@ class ModelCardTest {
                 .startsWith("scores load_pct, rpm, current_a, flow_lpm, pressure_bar,")
                 .contains("(7 of 8 features; 1 context, seen by the model, never scored)")
                 .doesNotContain("ambient_c");
+
+        ModelCard learningByDevice =
+                ModelBundle.load(
+                                modelWith(
+                                        c -> {
+                                            withLearning(c, 50, 8, 0.25, 5.0);
+                                            learningSection(c).put("gated", true);
+                                            c.put("normalisation", "device")
+                                                    .put("normalisation_floor", 0.1);
+                                        }))
+                        .card();
+        assertThat(learningByDevice.describeScoring())
+                .contains(
+                        ", level (profile of 1000 steps, scored while it is learned, skipping"
+                                + " the steps above the threshold while it is learned)")
+                .contains("; targets normalised by each device, context by the fleet;");
     }
 
     @Test

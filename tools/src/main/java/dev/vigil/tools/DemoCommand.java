@@ -228,6 +228,7 @@ final class DemoCommand {
             conf.put(VigilOptions.MODEL_SHADOW_DIR.key(), options.shadowModel().toString());
             conf.put(VigilOptions.TOPIC_SHADOW_ANOMALIES.key(), SHADOW_ANOMALIES);
             out.println("shadow model " + options.shadowVersion());
+            out.println(ModelCard.load(options.shadowModel()).describeScoring());
         }
         // The user's job options last: they may change any of the above.
         options.settings().forEach((k, v) -> out.println("option " + k + " = " + v));
