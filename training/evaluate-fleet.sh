@@ -17,8 +17,8 @@
 # moves each device's train records a day earlier, so that the job sees a gap before the test part
 # (vigil.scoring.gap resets the device's memory; its profiles and levels stay) instead of a jump
 # between two consecutive steps. The test records, the labels and the counting are unchanged;
-# each device is reported silent over the gap (silences are not episodes). Each --set is a job option for the replay
-# (./vigil demo --set), for example --set vigil.alerts.relearn-after=24h.
+# each device is reported silent over the gap (silences are not episodes). Each --set is a job
+# option for the replay (./vigil demo --set), for example --set vigil.alerts.relearn-after=24h.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cold=false
@@ -40,7 +40,8 @@ if $separate; then
   for option in ${job_options[@]+"${job_options[@]}"}; do
     case "$option" in
       vigil.scoring.gap=*|vigil.state.ttl=*)
-        echo "--separate leaves a day between the splits, for the job's default vigil.scoring.gap and vigil.state.ttl: not with --set $option" >&2
+        echo "--separate leaves a day between the splits, for the job's default" \
+          "vigil.scoring.gap and vigil.state.ttl: not with --set $option" >&2
         exit 2 ;;
     esac
   done
