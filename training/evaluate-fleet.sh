@@ -74,18 +74,15 @@ for i, path in enumerate(paths):
             d = device_re.search(line)
             history = devices.setdefault(d.group(1) if d else b"", [])
             t = ts_re.search(line)
-            if shift and t and line[t.end(1):t.end(1) + 1] in (b".", b"e", b"E"):
-                d = d.group(1).decode() if d else "?"
-                sys.exit(f"--separate needs whole epoch milliseconds in ts; device {d} has: {line[:120]!r}")
+            # Only whole epoch milliseconds can be moved here: an ISO or fractional ts is refused
+            # rather than replay a history whose seam is not where --separate says. (A record with
+            # no ts, or a null one, is malformed: the job dead-letters it wherever it is.)
+            if shift and (line[t.end(1):t.end(1) + 1] in (b".", b"e", b"E") if t else iso_re.search(line)):
+                sys.exit(f"--separate needs ts in whole epoch milliseconds; device"
+                         f" {d.group(1).decode() if d else '?'} has: {line[:120]!r}")
             if shift and t:
                 line = line[:t.start(1)] + str(int(t.group(1)) - shift).encode() + line[t.end(1):]
                 t = ts_re.search(line)
-            elif shift and iso_re.search(line):
-                # An ISO ts cannot be moved here: refuse rather than replay a history whose seam
-                # is not where --separate says. (A record with no ts, or a null one, is malformed:
-                # the job dead-letters it wherever it is.)
-                d = d.group(1).decode() if d else "?"
-                sys.exit(f"--separate needs numeric ts (epoch milliseconds); device {d} has: {line[:120]!r}")
             # A line with no numeric ts (a malformed record) goes where its device's last one was.
             ts = int(t.group(1)) if t else (history[-1][0] if history else 0)
             history.append((ts, len(history), line))

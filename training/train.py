@@ -248,6 +248,11 @@ def without_counters(features, fleet):
     print(f"left out as counters (they only rise, or only fall, from step to step): {', '.join(names)}"
           " (--features keeps them)")
     keep = [i for i in range(len(features)) if i not in counters]
+    return keep_columns(features, fleet, keep)
+
+
+def keep_columns(features, fleet, keep):
+    """The features and fleet with only the columns keep (indexes, in order)."""
     return [features[i] for i in keep], {dev: (ts, x[:, keep]) for dev, (ts, x) in fleet.items()}
 
 
@@ -271,10 +276,11 @@ def without_wanderers(features, fleet, roles):
         if len(x) < WANDER_MIN_STEPS:
             continue
         half = len(x) // 2
-        for i in targets:
-            lo, hi = np.quantile(x[:half, i], WANDER_RANGE)
-            rest = x[half:, i]
-            shares[i].append(float(((rest < lo) | (rest > hi)).mean()))
+        lo, hi = np.quantile(x[:half, targets], WANDER_RANGE, axis=0)
+        rest = x[half:, targets]
+        outside = ((rest < lo) | (rest > hi)).mean(axis=0)
+        for j, i in enumerate(targets):
+            shares[i].append(float(outside[j]))
     wander = [i for i in targets if shares[i] and float(np.median(shares[i])) >= WANDER_SHARE]
     if not wander:
         return features, fleet, roles
@@ -288,8 +294,7 @@ def without_wanderers(features, fleet, roles):
           f" outside the first half's central 99 %, on the median device): {described}"
           " (--features keeps them)")
     keep = [i for i in range(len(features)) if i not in wander]
-    return ([features[i] for i in keep], {dev: (ts, x[:, keep]) for dev, (ts, x) in fleet.items()},
-            [roles[i] for i in keep])
+    return (*keep_columns(features, fleet, keep), [roles[i] for i in keep])
 
 
 def read_labels(path):

@@ -74,7 +74,7 @@ final class DemoCommand {
             Path report,
             InputFormat inputFormat,
             Path shadowModel,
-            String shadowVersion,
+            ModelCard shadowCard,
             Map<String, String> settings) {}
 
     /** What the job left in Kafka, read back with read_committed. */
@@ -199,7 +199,7 @@ final class DemoCommand {
                 inputFormat,
                 shadowModel,
                 // Read once, here: a card that does not load stops the demo before the broker.
-                shadowModel == null ? null : ModelCard.load(shadowModel).version(),
+                shadowModel == null ? null : ModelCard.load(shadowModel),
                 args.settings());
     }
 
@@ -227,8 +227,8 @@ final class DemoCommand {
         if (options.shadowModel() != null) {
             conf.put(VigilOptions.MODEL_SHADOW_DIR.key(), options.shadowModel().toString());
             conf.put(VigilOptions.TOPIC_SHADOW_ANOMALIES.key(), SHADOW_ANOMALIES);
-            out.println("shadow model " + options.shadowVersion());
-            out.println(ModelCard.load(options.shadowModel()).describeScoring());
+            out.println("shadow model " + options.shadowCard().version());
+            out.println(options.shadowCard().describeScoring());
         }
         // The user's job options last: they may change any of the above.
         options.settings().forEach((k, v) -> out.println("option " + k + " = " + v));
@@ -286,7 +286,7 @@ final class DemoCommand {
         long shadowClosed = LocalRun.counted(result, "shadow_" + Metrics.EPISODES_CLOSED);
         Object correlation = result.getAccumulatorResult("shadow_" + Metrics.SCORE_CORRELATION);
         Map<String, Object> shadow = new LinkedHashMap<>();
-        shadow.put("model_version", options.shadowVersion());
+        shadow.put("model_version", options.shadowCard().version());
         shadow.put("anomaly_events", output.shadowEvents().size());
         shadow.put("episodes_both", shared);
         shadow.put("episodes_serving_only", closed - shared);
